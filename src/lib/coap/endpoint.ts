@@ -1,0 +1,405 @@
+import dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { isIPv6 } from 'node:net';
+import { randomFillSync } from 'node:crypto';
+import {
+  DEFAULT_TRANSMISSION,
+  EMPTY_CODE,
+  MessageType,
+  OptionNumber,
+  ResponseCode,
+  TransmissionParameters,
+  codeClass,
+  formatCode,
+} from './codes';
+import { CoapClosedError, CoapRequestError, CoapResetError, CoapTimeoutError } from './errors';
+import { CoapMessage, CoapOption, CoapFormatError, decode, encode, peekConfirmableMessageId } from './message';
+import { findOption, stringOptions, uintOptionOf, unrecognizedCriticalOption, uriPath } from './options';
+import { Exchange, PENDING, Peer, PeerState, peerKey } from './peer';
+import { assembleBlock1 } from './block1-assembly';
+
+export interface IncomingRequest {
+  peer: Peer;
+  message: CoapMessage;
+  method: number;
+  /** "/rd/abc" */
+  path: string;
+  /** Uri-Query options, in order. */
+  queries: string[];
+  /** The whole body, reassembled when it came in Block1 blocks. */
+  payload: Buffer;
+  contentFormat?: number;
+}
+
+export interface OutgoingResponse {
+  code: number;
+  options?: CoapOption[];
+  payload?: Buffer;
+}
+
+export type RequestHandler = (request: IncomingRequest) => OutgoingResponse | Promise<OutgoingResponse>;
+
+export interface OutgoingRequest {
+  code: number;
+  options?: CoapOption[];
+  payload?: Buffer;
+}
+
+export interface RequestOptions {
+  /** Confirmable (retransmitted until acknowledged) unless false. */
+  confirmable?: boolean;
+  /** Gives up after this long even if the peer acknowledged but has not answered yet. */
+  timeoutMs?: number;
+}
+
+export interface EndpointOptions {
+  address: string;
+  port: number;
+  transmission?: Partial<TransmissionParameters>;
+  /** Message ids remembered per peer before the oldest generation is dropped early. */
+  dedupCapacityPerPeer?: number;
+  /** Largest request body accepted through Block1. */
+  maxRequestBodyBytes?: number;
+}
+
+/** Emitted as 'malformed' for every datagram that is dropped or rejected. */
+export interface MalformedDatagram {
+  peer: Peer;
+  reason: string;
+}
+
+const DEFAULT_DEDUP_CAPACITY = 64;
+const DEFAULT_MAX_BODY = 64 * 1024;
+
+/**
+ * One CoAP endpoint on one UDP socket, acting as server (incoming requests,
+ * deduplicated per peer, Block1 reassembled) and as client (confirmable
+ * requests with retransmission, responses matched per peer by token).
+ */
+export class CoapEndpoint extends EventEmitter {
+  private socket?: dgram.Socket;
+  private readonly peers = new Map<string, PeerState>();
+  private readonly transmission: TransmissionParameters;
+  private readonly dedupCapacity: number;
+  private readonly maxBodyBytes: number;
+  private sweepTimer?: NodeJS.Timeout;
+  private readonly tokenPool = Buffer.allocUnsafe(4096);
+  private tokenPoolOffset = this.tokenPool.length;
+  private closed = false;
+
+  constructor(
+    private readonly options: EndpointOptions,
+    private readonly handler: RequestHandler,
+  ) {
+    super();
+    this.transmission = { ...DEFAULT_TRANSMISSION, ...options.transmission };
+    this.dedupCapacity = options.dedupCapacityPerPeer ?? DEFAULT_DEDUP_CAPACITY;
+    this.maxBodyBytes = options.maxRequestBodyBytes ?? DEFAULT_MAX_BODY;
+  }
+
+  /** Binds the socket; rejects with the bind error (EADDRINUSE, EADDRNOTAVAIL...) instead of throwing later. */
+  listen(): Promise<Peer> {
+    const socket = dgram.createSocket({ type: isIPv6(this.options.address) ? 'udp6' : 'udp4' });
+    this.socket = socket;
+    return new Promise((resolve, reject) => {
+      const onBindError = (error: Error) => {
+        socket.close();
+        this.socket = undefined;
+        reject(error);
+      };
+      socket.once('error', onBindError);
+      socket.bind(this.options.port, this.options.address, () => {
+        socket.off('error', onBindError);
+        socket.on('error', (error) => this.emit('socketError', error));
+        socket.on('message', (datagram, rinfo) => this.receive(datagram, rinfo.address, rinfo.port));
+        this.sweepTimer = setInterval(() => this.sweep(), this.transmission.exchangeLifetimeMs).unref();
+        const bound = socket.address();
+        resolve({ address: bound.address, port: bound.port });
+      });
+    });
+  }
+
+  get address(): Peer | undefined {
+    if (!this.socket) return undefined;
+    const bound = this.socket.address();
+    return { address: bound.address, port: bound.port };
+  }
+
+  get peerCount(): number {
+    return this.peers.size;
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    clearInterval(this.sweepTimer);
+    for (const peer of this.peers.values()) {
+      for (const exchange of [...peer.exchangesByToken.values()]) this.finish(exchange, new CoapClosedError());
+    }
+    this.peers.clear();
+    const socket = this.socket;
+    this.socket = undefined;
+    if (!socket) return Promise.resolve();
+    return new Promise((resolve) => socket.close(() => resolve()));
+  }
+
+  /** Sends a request and resolves with the peer's response, whatever its code. */
+  request(peer: Peer, request: OutgoingRequest, options: RequestOptions = {}): Promise<CoapMessage> {
+    if (this.closed || !this.socket) return Promise.reject(new CoapClosedError());
+    const state = this.peerState(peer.address, peer.port);
+    const confirmable = options.confirmable !== false;
+    const token = this.newToken();
+    const messageId = state.allocateMessageId();
+    const datagram = encode({
+      type: confirmable ? MessageType.Confirmable : MessageType.NonConfirmable,
+      code: request.code,
+      messageId,
+      token,
+      options: request.options ?? [],
+      payload: request.payload ?? Buffer.alloc(0),
+    });
+    return new Promise((resolve, reject) => {
+      const exchange: Exchange = {
+        peer: state,
+        messageId,
+        tokenKey: token.toString('hex'),
+        datagram,
+        confirmable,
+        acknowledged: !confirmable,
+        transmissions: 0,
+        resolve,
+        reject,
+      };
+      state.exchangesByMessageId.set(messageId, exchange);
+      state.exchangesByToken.set(exchange.tokenKey, exchange);
+      const timeoutMs = options.timeoutMs ?? this.maxTransmitWaitMs();
+      exchange.deadlineTimer = setTimeout(
+        () => this.finish(exchange, new CoapTimeoutError(`no response from ${state.key} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      this.transmit(exchange, this.initialAckTimeoutMs());
+    });
+  }
+
+  private transmit(exchange: Exchange, ackTimeoutMs: number): void {
+    exchange.transmissions++;
+    this.send(exchange.datagram, exchange.peer);
+    if (!exchange.confirmable) return;
+    exchange.retransmitTimer = setTimeout(() => {
+      if (exchange.acknowledged) return;
+      if (exchange.transmissions > this.transmission.maxRetransmit) {
+        this.finish(
+          exchange,
+          new CoapTimeoutError(`no acknowledgement from ${exchange.peer.key} after ${exchange.transmissions} transmissions`),
+        );
+        return;
+      }
+      this.transmit(exchange, ackTimeoutMs * 2);
+    }, ackTimeoutMs);
+  }
+
+  private finish(exchange: Exchange, outcome: CoapMessage | Error): void {
+    clearTimeout(exchange.retransmitTimer);
+    clearTimeout(exchange.deadlineTimer);
+    const peer = exchange.peer;
+    if (peer.exchangesByMessageId.get(exchange.messageId) === exchange) peer.exchangesByMessageId.delete(exchange.messageId);
+    if (peer.exchangesByToken.get(exchange.tokenKey) !== exchange) return;
+    peer.exchangesByToken.delete(exchange.tokenKey);
+    if (outcome instanceof Error) exchange.reject(outcome);
+    else exchange.resolve(outcome);
+  }
+
+  private receive(datagram: Buffer, address: string, port: number): void {
+    let message: CoapMessage;
+    try {
+      message = decode(datagram);
+    } catch (error) {
+      this.rejectMalformed(datagram, address, port, (error as CoapFormatError).message);
+      return;
+    }
+    const peer = this.peerState(address, port);
+    if (message.code === EMPTY_CODE) this.receiveEmpty(peer, message);
+    else if (codeClass(message.code) === 0) this.receiveRequest(peer, message);
+    else this.receiveResponse(peer, message);
+  }
+
+  private rejectMalformed(datagram: Buffer, address: string, port: number, reason: string): void {
+    const messageId = peekConfirmableMessageId(datagram);
+    if (messageId !== undefined) this.sendEmpty(MessageType.Reset, messageId, { address, port });
+    this.emit('malformed', { peer: { address, port }, reason } satisfies MalformedDatagram);
+  }
+
+  private receiveEmpty(peer: PeerState, message: CoapMessage): void {
+    if (message.type === MessageType.Confirmable) {
+      this.sendEmpty(MessageType.Reset, message.messageId, peer); // CoAP ping
+      return;
+    }
+    const exchange = peer.exchangesByMessageId.get(message.messageId);
+    if (!exchange) return;
+    if (message.type === MessageType.Acknowledgement) {
+      exchange.acknowledged = true;
+      clearTimeout(exchange.retransmitTimer);
+      peer.exchangesByMessageId.delete(message.messageId);
+    } else if (message.type === MessageType.Reset) {
+      this.finish(exchange, new CoapResetError(`${peer.key} rejected the request with a Reset`));
+    }
+  }
+
+  private receiveResponse(peer: PeerState, message: CoapMessage): void {
+    if (message.type === MessageType.Acknowledgement) {
+      const exchange = peer.exchangesByMessageId.get(message.messageId);
+      if (exchange && exchange.tokenKey === message.token.toString('hex')) this.finish(exchange, message);
+      return;
+    }
+    if (message.type === MessageType.Reset) return;
+    const previous = peer.seen(message.messageId);
+    if (previous !== undefined) {
+      if (previous) this.send(previous, peer);
+      return;
+    }
+    const exchange = peer.exchangesByToken.get(message.token.toString('hex'));
+    if (!exchange) {
+      this.sendEmpty(MessageType.Reset, message.messageId, peer);
+      return;
+    }
+    const ack = message.type === MessageType.Confirmable ? this.sendEmpty(MessageType.Acknowledgement, message.messageId, peer) : undefined;
+    peer.remember(message.messageId, ack ?? Buffer.alloc(0));
+    this.finish(exchange, message);
+  }
+
+  private receiveRequest(peer: PeerState, message: CoapMessage): void {
+    if (message.type === MessageType.Acknowledgement || message.type === MessageType.Reset) {
+      const reason = `request code in a ${message.type === MessageType.Reset ? 'Reset' : 'Acknowledgement'}`;
+      this.emit('malformed', { peer: { address: peer.address, port: peer.port }, reason } satisfies MalformedDatagram);
+      return;
+    }
+    const previous = peer.seen(message.messageId);
+    if (previous !== undefined) {
+      if (previous) this.send(previous, peer);
+      return;
+    }
+    peer.remember(message.messageId, PENDING);
+    const answer = (response: OutgoingResponse) => this.respond(peer, message, response);
+
+    const critical = unrecognizedCriticalOption(message.options);
+    if (critical !== undefined) {
+      answer(this.errorResponse(new CoapRequestError(ResponseCode.BadOption, `unrecognized critical option ${critical}`), peer));
+      return;
+    }
+    const assembly = assembleBlock1(peer, message, this.maxBodyBytes);
+    if (assembly.response) {
+      answer(assembly.response);
+      return;
+    }
+    const contentFormat = findOption(message.options, OptionNumber.ContentFormat);
+    const request: IncomingRequest = {
+      peer: { address: peer.address, port: peer.port },
+      message,
+      method: message.code,
+      path: uriPath(message.options),
+      queries: stringOptions(message.options, OptionNumber.UriQuery),
+      payload: assembly.payload,
+      contentFormat: contentFormat === undefined ? undefined : contentFormat.value.reduce((acc, byte) => acc * 256 + byte, 0),
+    };
+    const withBlock1 = (response: OutgoingResponse): OutgoingResponse =>
+      assembly.block1Option === undefined
+        ? response
+        : { ...response, options: [...(response.options ?? []), uintOptionOf(OptionNumber.Block1, assembly.block1Option)] };
+    try {
+      const result = this.handler(request);
+      if (result instanceof Promise) {
+        result.then(
+          (response) => answer(withBlock1(response)),
+          (error) => answer(this.errorResponse(error, peer)),
+        );
+      } else answer(withBlock1(result));
+    } catch (error) {
+      answer(this.errorResponse(error, peer));
+    }
+  }
+
+  private errorResponse(error: unknown, peer: Peer): OutgoingResponse {
+    if (error instanceof CoapRequestError) {
+      this.emit('malformed', { peer: { address: peer.address, port: peer.port }, reason: `${error}` } satisfies MalformedDatagram);
+      return diagnostic(error.responseCode, error.message);
+    }
+    this.emit('handlerError', error);
+    return diagnostic(ResponseCode.InternalServerError, 'internal server error');
+  }
+
+  private respond(peer: PeerState, request: CoapMessage, response: OutgoingResponse): void {
+    if (this.closed) return;
+    const confirmable = request.type === MessageType.Confirmable;
+    const datagram = encode({
+      type: confirmable ? MessageType.Acknowledgement : MessageType.NonConfirmable,
+      code: response.code,
+      messageId: confirmable ? request.messageId : peer.allocateMessageId(),
+      token: request.token,
+      options: response.options ?? [],
+      payload: response.payload ?? Buffer.alloc(0),
+    });
+    peer.remember(request.messageId, datagram);
+    this.send(datagram, peer);
+  }
+
+  private sendEmpty(type: MessageType, messageId: number, peer: Peer): Buffer {
+    const datagram = Buffer.from([0x40 | (type << 4), EMPTY_CODE, messageId >> 8, messageId & 0xff]);
+    this.send(datagram, peer);
+    return datagram;
+  }
+
+  private send(datagram: Buffer, peer: Peer): void {
+    this.socket?.send(datagram, peer.port, peer.address, (error) => {
+      if (error) this.emit('socketError', error);
+    });
+  }
+
+  private peerState(address: string, port: number): PeerState {
+    const key = peerKey(address, port);
+    let state = this.peers.get(key);
+    if (!state) {
+      state = new PeerState(address, port, this.dedupCapacity);
+      this.peers.set(key, state);
+    }
+    return state;
+  }
+
+  /** Ages every peer's dedup memory once per exchange lifetime and forgets idle peers. */
+  private sweep(): void {
+    for (const [key, peer] of this.peers) {
+      peer.rotate();
+      if (peer.isIdle()) this.peers.delete(key);
+    }
+  }
+
+  private newToken(): Buffer {
+    if (this.tokenPoolOffset + 8 > this.tokenPool.length) {
+      randomFillSync(this.tokenPool);
+      this.tokenPoolOffset = 0;
+    }
+    const token = Buffer.from(this.tokenPool.subarray(this.tokenPoolOffset, this.tokenPoolOffset + 8));
+    this.tokenPoolOffset += 8;
+    return token;
+  }
+
+  private initialAckTimeoutMs(): number {
+    const { ackTimeoutMs, ackRandomFactor } = this.transmission;
+    return ackTimeoutMs * (1 + Math.random() * (ackRandomFactor - 1));
+  }
+
+  /** MAX_TRANSMIT_WAIT of RFC 7252 section 4.8.2. */
+  private maxTransmitWaitMs(): number {
+    const { ackTimeoutMs, ackRandomFactor, maxRetransmit } = this.transmission;
+    return ackTimeoutMs * (2 ** (maxRetransmit + 1) - 1) * ackRandomFactor;
+  }
+}
+
+/** A response whose payload is a human-readable reason (RFC 7252 section 5.5.2). */
+export function diagnostic(responseCode: number, reason: string): OutgoingResponse {
+  return { code: responseCode, payload: Buffer.from(reason, 'utf8') };
+}
+
+export function describeResponse(message: CoapMessage): string {
+  const reason = message.payload.length > 0 && codeClass(message.code) >= 4 ? ` ${message.payload.toString('utf8')}` : '';
+  return `${formatCode(message.code)}${reason}`;
+}

@@ -1,0 +1,43 @@
+import { formatCode } from './codes';
+
+/** The peer did not answer within the retransmission schedule or the request's time limit. */
+export class CoapTimeoutError extends Error {
+  readonly code = 'ETIMEDOUT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'CoapTimeoutError';
+  }
+}
+
+/** The peer rejected our message with a Reset. */
+export class CoapResetError extends Error {
+  readonly code = 'ECONNRESET';
+  constructor(message: string) {
+    super(message);
+    this.name = 'CoapResetError';
+  }
+}
+
+/** The endpoint was closed while the request was outstanding. */
+export class CoapClosedError extends Error {
+  readonly code = 'ECLOSED';
+  constructor() {
+    super('CoAP endpoint closed');
+    this.name = 'CoapClosedError';
+  }
+}
+
+/** A request that gets this thrown out of a handler is answered with its code and reason. */
+export class CoapRequestError extends Error {
+  constructor(
+    readonly responseCode: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CoapRequestError';
+  }
+
+  override toString(): string {
+    return `${formatCode(this.responseCode)} ${this.message}`;
+  }
+}

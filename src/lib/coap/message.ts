@@ -1,0 +1,145 @@
+import { EMPTY_CODE, MessageType, codeClass } from './codes';
+
+export interface CoapOption {
+  number: number;
+  value: Buffer;
+}
+
+export interface CoapMessage {
+  type: MessageType;
+  code: number;
+  messageId: number;
+  token: Buffer;
+  /** Sorted by option number; repeated options keep their order. */
+  options: CoapOption[];
+  payload: Buffer;
+}
+
+/** A datagram that is not a well-formed CoAP message (RFC 7252 section 3). */
+export class CoapFormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CoapFormatError';
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+const PAYLOAD_MARKER = 0xff;
+const MAX_TOKEN_LENGTH = 8;
+
+export function decode(datagram: Buffer): CoapMessage {
+  if (datagram.length < 4) throw new CoapFormatError(`datagram of ${datagram.length} bytes is shorter than a CoAP header`);
+  const first = datagram[0];
+  if (first >> 6 !== 1) throw new CoapFormatError(`unsupported CoAP version ${first >> 6}`);
+  const type = ((first >> 4) & 0x3) as MessageType;
+  const tokenLength = first & 0x0f;
+  if (tokenLength > MAX_TOKEN_LENGTH) throw new CoapFormatError(`reserved token length ${tokenLength}`);
+  const messageCode = datagram[1];
+  const cls = codeClass(messageCode);
+  if (cls === 1 || cls === 6 || cls === 7) throw new CoapFormatError(`reserved code class ${cls}`);
+  const messageId = datagram.readUInt16BE(2);
+
+  if (messageCode === EMPTY_CODE) {
+    if (datagram.length !== 4 || tokenLength !== 0) throw new CoapFormatError('an empty message must be exactly 4 bytes');
+    return { type, code: messageCode, messageId, token: EMPTY, options: [], payload: EMPTY };
+  }
+  if (4 + tokenLength > datagram.length) throw new CoapFormatError('token runs past the end of the datagram');
+  const token = datagram.subarray(4, 4 + tokenLength);
+
+  const options: CoapOption[] = [];
+  let index = 4 + tokenLength;
+  let number = 0;
+  while (index < datagram.length) {
+    const header = datagram[index++];
+    if (header === PAYLOAD_MARKER) {
+      if (index === datagram.length) throw new CoapFormatError('payload marker followed by an empty payload');
+      return { type, code: messageCode, messageId, token, options, payload: datagram.subarray(index) };
+    }
+    let delta = header >> 4;
+    let length = header & 0x0f;
+    [delta, index] = readExtended(datagram, delta, index, 'delta');
+    [length, index] = readExtended(datagram, length, index, 'length');
+    if (index + length > datagram.length) throw new CoapFormatError('option value runs past the end of the datagram');
+    number += delta;
+    options.push({ number, value: datagram.subarray(index, index + length) });
+    index += length;
+  }
+  return { type, code: messageCode, messageId, token, options, payload: EMPTY };
+}
+
+function readExtended(datagram: Buffer, nibble: number, index: number, what: string): [number, number] {
+  if (nibble < 13) return [nibble, index];
+  if (nibble === 15) throw new CoapFormatError(`reserved option ${what} 15`);
+  if (nibble === 13) {
+    if (index + 1 > datagram.length) throw new CoapFormatError(`truncated option ${what}`);
+    return [datagram[index] + 13, index + 1];
+  }
+  if (index + 2 > datagram.length) throw new CoapFormatError(`truncated option ${what}`);
+  return [datagram.readUInt16BE(index) + 269, index + 2];
+}
+
+export function encode(message: CoapMessage): Buffer {
+  const { token, payload } = message;
+  if (token.length > MAX_TOKEN_LENGTH) throw new RangeError(`token of ${token.length} bytes is longer than 8`);
+  const options = isSorted(message.options) ? message.options : [...message.options].sort((a, b) => a.number - b.number);
+
+  let size = 4 + token.length + (payload.length > 0 ? 1 + payload.length : 0);
+  let previous = 0;
+  for (const option of options) {
+    size += 1 + extendedSize(option.number - previous) + extendedSize(option.value.length) + option.value.length;
+    previous = option.number;
+  }
+
+  const out = Buffer.allocUnsafe(size);
+  out[0] = 0x40 | (message.type << 4) | token.length;
+  out[1] = message.code;
+  out.writeUInt16BE(message.messageId, 2);
+  let index = 4 + token.copy(out, 4);
+  previous = 0;
+  for (const option of options) {
+    const delta = option.number - previous;
+    const length = option.value.length;
+    const headerIndex = index++;
+    index = writeExtended(out, delta, index);
+    index = writeExtended(out, length, index);
+    out[headerIndex] = (nibble(delta) << 4) | nibble(length);
+    index += option.value.copy(out, index);
+    previous = option.number;
+  }
+  if (payload.length > 0) {
+    out[index++] = PAYLOAD_MARKER;
+    payload.copy(out, index);
+  }
+  return out;
+}
+
+function isSorted(options: CoapOption[]): boolean {
+  for (let i = 1; i < options.length; i++) if (options[i].number < options[i - 1].number) return false;
+  return true;
+}
+
+function extendedSize(value: number): number {
+  return value < 13 ? 0 : value < 269 ? 1 : 2;
+}
+
+function nibble(value: number): number {
+  return value < 13 ? value : value < 269 ? 13 : 14;
+}
+
+function writeExtended(out: Buffer, value: number, index: number): number {
+  if (value < 13) return index;
+  if (value < 269) {
+    out[index] = value - 13;
+    return index + 1;
+  }
+  if (value > 65804) throw new RangeError(`option delta or length ${value} is too large`);
+  out.writeUInt16BE(value - 269, index);
+  return index + 2;
+}
+
+/** Reads the message id of a datagram too broken to decode, so a confirmable one can still be rejected with a Reset. */
+export function peekConfirmableMessageId(datagram: Buffer): number | undefined {
+  if (datagram.length < 4 || datagram[0] >> 6 !== 1) return undefined;
+  if (((datagram[0] >> 4) & 0x3) !== MessageType.Confirmable) return undefined;
+  return datagram.readUInt16BE(2);
+}

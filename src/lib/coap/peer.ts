@@ -1,0 +1,96 @@
+import { randomInt } from 'node:crypto';
+import type { CoapMessage } from './message';
+
+export interface Peer {
+  address: string;
+  port: number;
+}
+
+export function peerKey(address: string, port: number): string {
+  return `${address}:${port}`;
+}
+
+/** Marks a message id as seen while its handler has not answered yet. */
+export const PENDING = null;
+
+/** A request we sent and whose response we are waiting for. */
+export interface Exchange {
+  peer: PeerState;
+  messageId: number;
+  tokenKey: string;
+  datagram: Buffer;
+  confirmable: boolean;
+  acknowledged: boolean;
+  transmissions: number;
+  retransmitTimer?: NodeJS.Timeout;
+  deadlineTimer?: NodeJS.Timeout;
+  resolve(response: CoapMessage): void;
+  reject(error: Error): void;
+}
+
+/** A Block1 transfer being reassembled (RFC 7959 section 2.5). */
+export interface BlockTransfer {
+  key: string;
+  parts: Buffer[];
+  received: number;
+  nextNum: number;
+  szx: number;
+}
+
+/**
+ * What the endpoint keeps per remote address and port: message ids for
+ * deduplication, its own message id counter, and the exchanges in flight.
+ * Matching by peer first is what keeps one device's ids and tokens from
+ * ever completing another device's exchange.
+ */
+export class PeerState {
+  readonly key: string;
+  private nextMessageId = randomInt(0x10000);
+  /** Received message id -> the datagram sent in answer (PENDING while the handler runs). */
+  private recent = new Map<number, Buffer | null>();
+  private older = new Map<number, Buffer | null>();
+  readonly exchangesByMessageId = new Map<number, Exchange>();
+  readonly exchangesByToken = new Map<string, Exchange>();
+  blockTransfer?: BlockTransfer;
+
+  constructor(
+    readonly address: string,
+    readonly port: number,
+    private readonly dedupCapacity: number,
+  ) {
+    this.key = peerKey(address, port);
+  }
+
+  allocateMessageId(): number {
+    const id = this.nextMessageId;
+    this.nextMessageId = (id + 1) & 0xffff;
+    return id;
+  }
+
+  /** undefined: never seen; PENDING: seen, no answer yet; Buffer: the answer to repeat. */
+  seen(messageId: number): Buffer | null | undefined {
+    const answer = this.recent.get(messageId);
+    return answer !== undefined ? answer : this.older.get(messageId);
+  }
+
+  remember(messageId: number, answer: Buffer | null): void {
+    if (this.recent.size >= this.dedupCapacity && !this.recent.has(messageId)) this.rotate();
+    this.recent.set(messageId, answer);
+  }
+
+  /** Ages the dedup generations; entries survive one to two rotations. */
+  rotate(): void {
+    this.older = this.recent;
+    this.recent = new Map();
+  }
+
+  isIdle(): boolean {
+    return (
+      this.recent.size === 0 &&
+      this.older.size === 0 &&
+      this.exchangesByMessageId.size === 0 &&
+      this.exchangesByToken.size === 0 &&
+      this.blockTransfer === undefined
+    );
+  }
+}

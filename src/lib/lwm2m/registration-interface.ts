@@ -1,0 +1,96 @@
+import { Method, OptionNumber, ResponseCode } from '../coap/codes';
+import { CoapRequestError } from '../coap/errors';
+import type { IncomingRequest, OutgoingResponse } from '../coap/endpoint';
+import { pathOptions } from '../coap/options';
+import { Registration } from './registration';
+import { parseRegisterRequest, parseUpdateRequest, UpdateRequest } from './registration-request';
+import type { RegistrationStore } from './registration-store';
+
+export interface RegistrationListener {
+  registered(registration: Registration, replaced: Registration | undefined): void;
+  updated(registration: Registration, changes: string[]): void;
+  deregistered(registration: Registration): void;
+}
+
+/**
+ * The LwM2M Registration interface (Transport spec section 6.2 / Core 5.3):
+ * Register POST /rd, Update POST /rd/{id}, De-register DELETE /rd/{id}.
+ */
+export class RegistrationInterface {
+  constructor(
+    private readonly store: RegistrationStore,
+    private readonly listener: RegistrationListener,
+  ) {}
+
+  /** Answers requests under /rd; returns undefined for other paths. */
+  handle(request: IncomingRequest): OutgoingResponse | undefined {
+    const segments = request.path.split('/').filter((segment) => segment.length > 0);
+    if (segments[0] !== 'rd') return undefined;
+    if (segments.length === 1) {
+      if (request.method !== Method.POST) throw new CoapRequestError(ResponseCode.MethodNotAllowed, 'only POST is allowed on /rd');
+      return this.register(request);
+    }
+    if (segments.length !== 2) throw new CoapRequestError(ResponseCode.NotFound, `no resource ${request.path}`);
+    if (request.method === Method.POST) return this.update(segments[1], request);
+    if (request.method === Method.DELETE) return this.deregister(segments[1]);
+    throw new CoapRequestError(ResponseCode.MethodNotAllowed, 'only POST (update) and DELETE (de-register) are allowed');
+  }
+
+  private register(request: IncomingRequest): OutgoingResponse {
+    const { endpoint, ...description } = parseRegisterRequest(request.queries, request.payload, request.contentFormat);
+    const now = Date.now();
+    const registration: Registration = {
+      id: this.store.newId(),
+      endpoint,
+      ...description,
+      address: request.peer.address,
+      port: request.peer.port,
+      transport: 'udp',
+      registeredAt: now,
+      lastUpdate: now,
+    };
+    const replaced = this.store.add(registration);
+    this.listener.registered(registration, replaced);
+    return { code: ResponseCode.Created, options: pathOptions(OptionNumber.LocationPath, `/rd/${registration.id}`) };
+  }
+
+  private update(id: string, request: IncomingRequest): OutgoingResponse {
+    const registration = this.requireRegistration(id);
+    const update = parseUpdateRequest(request.queries, request.payload, request.contentFormat);
+    const changes = applyUpdate(registration, update, request.peer.address, request.peer.port);
+    registration.lastUpdate = Date.now();
+    this.store.touch(registration);
+    this.listener.updated(registration, changes);
+    return { code: ResponseCode.Changed };
+  }
+
+  private deregister(id: string): OutgoingResponse {
+    const registration = this.requireRegistration(id);
+    this.store.remove(registration);
+    this.listener.deregistered(registration);
+    return { code: ResponseCode.Deleted };
+  }
+
+  private requireRegistration(id: string): Registration {
+    const registration = this.store.getById(id);
+    if (!registration) throw new CoapRequestError(ResponseCode.NotFound, `no registration ${id}`);
+    return registration;
+  }
+}
+
+/** Applies what changed and names the fields, so flows can tell a lifetime change from a new address. */
+function applyUpdate(registration: Registration, update: UpdateRequest, address: string, port: number): string[] {
+  const changes: string[] = [];
+  const target = registration as unknown as Record<string, unknown>;
+  for (const [field, value] of Object.entries(update)) {
+    if (value === undefined || JSON.stringify(target[field]) === JSON.stringify(value)) continue;
+    target[field] = value;
+    changes.push(field);
+  }
+  if (registration.address !== address || registration.port !== port) {
+    registration.address = address;
+    registration.port = port;
+    changes.push('address');
+  }
+  return changes;
+}

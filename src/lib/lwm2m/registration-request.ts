@@ -1,0 +1,196 @@
+import { ContentFormat, ResponseCode } from '../coap/codes';
+import { CoapRequestError } from '../coap/errors';
+import { Link, LinkFormatError, parseLinkFormat } from './link-format';
+import type { ClientDescription, ObjectInfo } from './registration';
+
+export const SUPPORTED_LWM2M_VERSIONS = ['1.0', '1.1', '1.2'];
+export const DEFAULT_LIFETIME = 86400;
+const MAX_LIFETIME = 0xffffffff;
+const MAX_ENDPOINT_LENGTH = 255;
+const BINDING_LETTERS = /^[UMHTSNQ]+$/;
+const MAX_OBJECT_ID = 65535;
+const MAX_INSTANCE_ID = 65534;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function badRequest(reason: string): CoapRequestError {
+  return new CoapRequestError(ResponseCode.BadRequest, reason);
+}
+
+/** Splits Uri-Query options into parameters; a flag such as "Q" has the value true. */
+export function parseQueries(queries: string[]): Map<string, string | true> {
+  const parameters = new Map<string, string | true>();
+  for (const query of queries) {
+    const equals = query.indexOf('=');
+    const name = equals < 0 ? query : query.slice(0, equals);
+    if (name.length === 0) throw badRequest(`invalid query parameter "${query}"`);
+    if (parameters.has(name)) throw badRequest(`query parameter "${name}" given twice`);
+    parameters.set(name, equals < 0 ? true : query.slice(equals + 1));
+  }
+  return parameters;
+}
+
+function stringParameter(parameters: Map<string, string | true>, name: string, label: string): string | undefined {
+  const value = parameters.get(name);
+  if (value === true) throw badRequest(`${label} (${name}) needs a value`);
+  return value;
+}
+
+export interface RegisterRequest extends ClientDescription {
+  endpoint: string;
+}
+
+/** Reads a Register request (POST /rd?ep=...): throws CoapRequestError with the code and reason to answer. */
+export function parseRegisterRequest(queries: string[], payload: Buffer, contentFormat: number | undefined): RegisterRequest {
+  const parameters = parseQueries(queries);
+  const endpoint = stringParameter(parameters, 'ep', 'endpoint client name');
+  if (endpoint === undefined || endpoint.length === 0) throw badRequest('missing endpoint client name (ep)');
+  if (endpoint.length > MAX_ENDPOINT_LENGTH) throw badRequest(`endpoint client name longer than ${MAX_ENDPOINT_LENGTH} characters`);
+  if (/[\u0000-\u001f\u007f]/.test(endpoint)) throw badRequest('endpoint client name contains control characters');
+
+  const lwm2mVersion = parseVersion(stringParameter(parameters, 'lwm2m', 'LwM2M version'));
+  const binding = parseBinding(stringParameter(parameters, 'b', 'binding mode') ?? 'U');
+  const lifetimeText = stringParameter(parameters, 'lt', 'lifetime');
+  const links = parseObjectLinks(payload, contentFormat);
+  return {
+    endpoint,
+    lifetime: lifetimeText === undefined ? DEFAULT_LIFETIME : parseLifetime(lifetimeText),
+    lwm2mVersion,
+    binding,
+    queueMode: parameters.get('Q') === true || binding.includes('Q'),
+    smsNumber: stringParameter(parameters, 'sms', 'MSISDN'),
+    ...describeObjects(links),
+  };
+}
+
+export type UpdateRequest = Partial<Pick<ClientDescription, 'lifetime' | 'binding' | 'smsNumber' | 'queueMode'>> &
+  Partial<Pick<ClientDescription, 'rootPath' | 'objects' | 'contentFormats' | 'links'>>;
+
+/** Reads an Update request (POST /rd/{id}?lt=...): only what the client sent. */
+export function parseUpdateRequest(queries: string[], payload: Buffer, contentFormat: number | undefined): UpdateRequest {
+  const parameters = parseQueries(queries);
+  const update: UpdateRequest = {};
+  const lifetime = stringParameter(parameters, 'lt', 'lifetime');
+  if (lifetime !== undefined) update.lifetime = parseLifetime(lifetime);
+  const binding = stringParameter(parameters, 'b', 'binding mode');
+  if (binding !== undefined) {
+    update.binding = parseBinding(binding);
+    update.queueMode = update.binding.includes('Q') || parameters.get('Q') === true;
+  } else if (parameters.get('Q') === true) update.queueMode = true;
+  const sms = stringParameter(parameters, 'sms', 'MSISDN');
+  if (sms !== undefined) update.smsNumber = sms;
+  if (payload.length > 0) Object.assign(update, describeObjects(parseObjectLinks(payload, contentFormat)));
+  return update;
+}
+
+function parseVersion(text: string | undefined): string {
+  if (text === undefined) return '1.0';
+  if (!/^\d+\.\d+$/.test(text)) throw badRequest(`invalid LwM2M version "${text}"`);
+  if (!SUPPORTED_LWM2M_VERSIONS.includes(text)) {
+    throw new CoapRequestError(
+      ResponseCode.PreconditionFailed,
+      `LwM2M version ${text} is not supported (supported: ${SUPPORTED_LWM2M_VERSIONS.join(', ')})`,
+    );
+  }
+  return text;
+}
+
+function parseLifetime(text: string): number {
+  if (!/^\d{1,10}$/.test(text)) throw badRequest(`invalid lifetime (lt) "${text}": a whole number of seconds is required`);
+  const lifetime = Number(text);
+  if (lifetime < 1 || lifetime > MAX_LIFETIME) throw badRequest(`lifetime (lt) ${lifetime} is out of range 1..${MAX_LIFETIME}`);
+  return lifetime;
+}
+
+function parseBinding(text: string): string {
+  if (!BINDING_LETTERS.test(text) || new Set(text).size !== text.length) {
+    throw badRequest(`invalid binding mode (b) "${text}"`);
+  }
+  return text;
+}
+
+function parseObjectLinks(payload: Buffer, contentFormat: number | undefined): Link[] {
+  if (contentFormat !== undefined && contentFormat !== ContentFormat.LinkFormat) {
+    throw new CoapRequestError(
+      ResponseCode.UnsupportedContentFormat,
+      `registration payload must be application/link-format (40), not ${contentFormat}`,
+    );
+  }
+  let text: string;
+  try {
+    text = utf8.decode(payload);
+  } catch {
+    throw badRequest('registration payload is not valid UTF-8');
+  }
+  try {
+    return parseLinkFormat(text);
+  } catch (error) {
+    if (error instanceof LinkFormatError) throw badRequest(`invalid link format: ${error.message}`);
+    throw error;
+  }
+}
+
+function isRootLink(link: Link): boolean {
+  const rt = link.attributes.rt;
+  return typeof rt === 'string' && rt.split(' ').includes('oma.lwm2m');
+}
+
+/** Turns the object links into the root path, content formats and object list. */
+export function describeObjects(links: Link[]): Pick<ClientDescription, 'rootPath' | 'objects' | 'contentFormats' | 'links'> {
+  const rootLink = links.find(isRootLink) ?? links.find((link) => link.path === '/');
+  const rootPath = rootLink ? normalizeRoot(rootLink.path) : '/';
+  const prefix = rootPath === '/' ? '' : rootPath;
+  const objects = new Map<number, ObjectInfo>();
+
+  for (const link of links) {
+    if (link === rootLink) continue;
+    if (!link.path.startsWith(prefix + '/')) throw badRequest(`link <${link.path}> is outside the root path ${rootPath}`);
+    const segments = link.path.slice(prefix.length + 1).split('/');
+    if (segments.length > 2) throw badRequest(`link <${link.path}> names a resource; only objects and instances are allowed`);
+    const objectId = parseId(segments[0], MAX_OBJECT_ID, link.path);
+    let object = objects.get(objectId);
+    if (!object) {
+      object = { id: objectId, instances: [] };
+      objects.set(objectId, object);
+    }
+    const version = link.attributes.ver;
+    if (typeof version === 'string') {
+      if (!/^\d+\.\d+$/.test(version)) throw badRequest(`invalid object version "${version}" on <${link.path}>`);
+      object.version = version;
+    }
+    if (segments.length === 2) {
+      const instanceId = parseId(segments[1], MAX_INSTANCE_ID, link.path);
+      if (!object.instances.includes(instanceId)) object.instances.push(instanceId);
+    }
+  }
+  for (const object of objects.values()) object.instances.sort((a, b) => a - b);
+  return {
+    rootPath,
+    objects: [...objects.values()].sort((a, b) => a.id - b.id),
+    contentFormats: rootLink ? parseContentFormats(rootLink) : [],
+    links,
+  };
+}
+
+function normalizeRoot(path: string): string {
+  const trimmed = path.replace(/\/+$/, '');
+  if (trimmed === '') return '/';
+  if (!trimmed.startsWith('/')) throw badRequest(`root path <${path}> must be absolute`);
+  return trimmed;
+}
+
+function parseId(text: string, max: number, path: string): number {
+  if (!/^\d{1,5}$/.test(text) || Number(text) > max) throw badRequest(`invalid object link <${path}>`);
+  return Number(text);
+}
+
+function parseContentFormats(rootLink: Link): number[] {
+  const ct = rootLink.attributes.ct;
+  if (ct === undefined) return [];
+  if (ct === true) throw badRequest('content format (ct) attribute needs a value');
+  const formats = ct.split(' ').filter((part) => part.length > 0);
+  if (formats.some((format) => !/^\d{1,5}$/.test(format) || Number(format) > 65535)) {
+    throw badRequest(`invalid content format list ct="${ct}"`);
+  }
+  return formats.map(Number);
+}

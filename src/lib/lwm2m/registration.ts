@@ -1,0 +1,81 @@
+import type { Link } from './link-format';
+
+/** An object the client announced, with the instances it has. */
+export interface ObjectInfo {
+  id: number;
+  /** Object version from the "ver" attribute; absent means the version the client's LwM2M version implies. */
+  version?: string;
+  instances: number[];
+}
+
+/** What a Register or Update tells the server about a client. */
+export interface ClientDescription {
+  lifetime: number;
+  lwm2mVersion: string;
+  binding: string;
+  queueMode: boolean;
+  smsNumber?: string;
+  /** Alternate path of the LwM2M objects ("/" unless the client announced rt="oma.lwm2m"). */
+  rootPath: string;
+  objects: ObjectInfo[];
+  /** Content formats the client supports, from the "ct" attribute of its root link. */
+  contentFormats: number[];
+  links: Link[];
+}
+
+export interface Registration extends ClientDescription {
+  id: string;
+  endpoint: string;
+  address: string;
+  port: number;
+  transport: 'udp';
+  registeredAt: number;
+  lastUpdate: number;
+}
+
+export function expiresAt(registration: Registration): number {
+  return registration.lastUpdate + registration.lifetime * 1000;
+}
+
+/** A plain JSON view, as carried in msg.payload. */
+export interface RegistrationJson {
+  endpoint: string;
+  registrationId: string;
+  location: string;
+  lwm2mVersion: string;
+  binding: string;
+  queueMode: boolean;
+  lifetime: number;
+  smsNumber?: string;
+  address: string;
+  port: number;
+  transport: string;
+  rootPath: string;
+  objects: ObjectInfo[];
+  contentFormats: number[];
+  registeredAt: string;
+  lastSeen: string;
+  expiresAt: string;
+}
+
+export function registrationToJson(registration: Registration): RegistrationJson {
+  return {
+    endpoint: registration.endpoint,
+    registrationId: registration.id,
+    location: `/rd/${registration.id}`,
+    lwm2mVersion: registration.lwm2mVersion,
+    binding: registration.binding,
+    queueMode: registration.queueMode,
+    lifetime: registration.lifetime,
+    ...(registration.smsNumber !== undefined ? { smsNumber: registration.smsNumber } : {}),
+    address: registration.address,
+    port: registration.port,
+    transport: registration.transport,
+    rootPath: registration.rootPath,
+    objects: registration.objects.map((object) => ({ ...object, instances: [...object.instances] })),
+    contentFormats: [...registration.contentFormats],
+    registeredAt: new Date(registration.registeredAt).toISOString(),
+    lastSeen: new Date(registration.lastUpdate).toISOString(),
+    expiresAt: new Date(expiresAt(registration)).toISOString(),
+  };
+}

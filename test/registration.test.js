@@ -1,0 +1,367 @@
+'use strict';
+const assert = require('node:assert/strict');
+const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
+const { SimulatedDevice, ServerRejectedError } = require('../dist/sim/simulated-device');
+const { encode, decode } = require('../dist/lib/coap/message');
+const { Method, OptionNumber, ResponseCode, formatCode } = require('../dist/lib/coap/codes');
+const { freePort, RawPeer, once } = require('./support/udp');
+
+const FAST = { ackTimeoutMs: 100, maxRetransmit: 2 };
+
+describe('LwM2M registration interface', () => {
+  let server;
+  let port;
+  const devices = [];
+
+  async function device(endpoint, options = {}) {
+    const d = new SimulatedDevice({ endpoint, server: { address: '127.0.0.1', port }, transmission: FAST, ...options });
+    await d.start();
+    devices.push(d);
+    return d;
+  }
+
+  beforeEach(async () => {
+    port = await freePort();
+    server = new Lwm2mServer({ address: '127.0.0.1', port });
+    await server.start();
+  });
+
+  afterEach(async () => {
+    await Promise.all(devices.splice(0).map((d) => d.stop()));
+    await server.stop();
+  });
+
+  it('registers a client with its objects, version, binding and content formats', async () => {
+    const d = await device('sensor-1', { lifetime: 300, lwm2mVersion: '1.1', binding: 'U', queueMode: true });
+    const registered = once(server, 'registered');
+    const location = await d.register({ sms: '+4912345' });
+    const [registration, replaced] = await registered;
+    assert.match(location, /^\/rd\/[A-Za-z0-9_-]+$/);
+    assert.equal(replaced, undefined);
+    assert.equal(registration.endpoint, 'sensor-1');
+    assert.equal(registration.lifetime, 300);
+    assert.equal(registration.lwm2mVersion, '1.1');
+    assert.equal(registration.binding, 'U');
+    assert.equal(registration.queueMode, true);
+    assert.equal(registration.smsNumber, '+4912345');
+    assert.equal(registration.address, '127.0.0.1');
+    assert.equal(registration.port, d.localAddress.port);
+    assert.deepEqual(registration.contentFormats, [0]);
+    assert.deepEqual(registration.objects, [
+      { id: 1, instances: [0] },
+      { id: 3, instances: [0] },
+      { id: 3303, instances: [0] },
+    ]);
+    assert.equal(`/rd/${registration.id}`, location);
+    assert.equal(server.registrations.getByEndpoint('sensor-1'), registration);
+  });
+
+  it('understands an alternate root path and object versions', async () => {
+    const d = await device('alt-root');
+    const registered = once(server, 'registered');
+    const response = await d.send(Method.POST, '/rd', {
+      query: { ep: 'alt-root', lwm2m: '1.1' },
+      payload: Buffer.from('</lwm2m>;rt="oma.lwm2m";ct=11543,</lwm2m/1/0>,</lwm2m/3>;ver=1.1,</lwm2m/3/0>,</lwm2m/3442>'),
+      contentFormat: 40,
+    });
+    assert.equal(formatCode(response.code), '2.01');
+    const [registration] = await registered;
+    assert.equal(registration.rootPath, '/lwm2m');
+    assert.deepEqual(registration.contentFormats, [11543]);
+    assert.deepEqual(registration.objects, [
+      { id: 1, instances: [0] },
+      { id: 3, version: '1.1', instances: [0] },
+      { id: 3442, instances: [] },
+    ]);
+    assert.equal(registration.lifetime, 86400, 'default lifetime');
+    assert.equal(registration.binding, 'U', 'default binding');
+  });
+
+  it('updates lifetime, binding and objects, with and without payload', async () => {
+    const d = await device('updater', { lifetime: 60 });
+    await d.register();
+    const updated = once(server, 'updated');
+    await d.update();
+    let [registration, changes] = await updated;
+    assert.deepEqual(changes, []);
+    const firstSeen = registration.lastUpdate;
+
+    const updatedAgain = once(server, 'updated');
+    d.objects.set(3304, new Map([[0, new Map([[5700, 40]])]]));
+    await d.update({ lt: 120, b: 'UQ' }, true);
+    [registration, changes] = await updatedAgain;
+    assert.deepEqual(changes.sort(), ['binding', 'lifetime', 'links', 'objects', 'queueMode']);
+    assert.equal(registration.lifetime, 120);
+    assert.equal(registration.queueMode, true);
+    assert.ok(registration.objects.some((o) => o.id === 3304));
+    assert.ok(registration.lastUpdate >= firstSeen);
+  });
+
+  it('follows a client whose address changes (NAT rebinding)', async () => {
+    const first = await device('roamer');
+    const location = await first.register();
+    const second = await device('roamer-new-socket');
+    const updated = once(server, 'updated');
+    const response = await second.send(Method.POST, location, {});
+    assert.equal(formatCode(response.code), '2.04');
+    const [registration, changes] = await updated;
+    assert.deepEqual(changes, ['address']);
+    assert.equal(registration.port, second.localAddress.port);
+  });
+
+  it('de-registers', async () => {
+    const d = await device('leaver');
+    const location = await d.register();
+    const deregistered = once(server, 'deregistered');
+    await d.deregister();
+    const [registration] = await deregistered;
+    assert.equal(registration.endpoint, 'leaver');
+    assert.equal(server.registrations.size, 0);
+    const again = await d.send(Method.DELETE, location, {});
+    assert.equal(formatCode(again.code), '4.04');
+  });
+
+  it('expires a registration whose lifetime runs out', async () => {
+    const d = await device('short-lived', { lifetime: 1 });
+    await d.register();
+    const started = Date.now();
+    const [registration] = await once(server, 'expired', 3000);
+    assert.equal(registration.endpoint, 'short-lived');
+    assert.ok(Date.now() - started >= 900, 'not before the lifetime');
+    assert.equal(server.registrations.size, 0);
+    await assert.rejects(d.update(), (error) => error instanceof ServerRejectedError && error.responseCode === '4.04');
+  });
+
+  it('an update restarts the lifetime', async () => {
+    const d = await device('kept-alive', { lifetime: 1 });
+    await d.register();
+    let expired = false;
+    server.on('expired', () => (expired = true));
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      await d.update();
+    }
+    assert.equal(expired, false);
+    assert.equal(server.registrations.size, 1);
+  });
+
+  it('a re-registration of a known endpoint replaces the old one', async () => {
+    const d = await device('phoenix');
+    const oldLocation = await d.register();
+    const registered = once(server, 'registered');
+    const newLocation = await d.register();
+    const [registration, replaced] = await registered;
+    assert.notEqual(newLocation, oldLocation);
+    assert.equal(replaced.id, oldLocation.split('/')[2]);
+    assert.equal(server.registrations.size, 1);
+    assert.equal(server.registrations.getById(replaced.id), undefined);
+    assert.equal(server.registrations.getById(registration.id), registration);
+    const stale = await d.send(Method.POST, oldLocation, {});
+    assert.equal(formatCode(stale.code), '4.04');
+  });
+
+  describe('malformed registrations', () => {
+    const cases = [
+      ['missing ep', { lt: 60 }, '</1/0>', '4.00', /missing endpoint client name/],
+      ['empty ep', { ep: '' }, '</1/0>', '4.00', /missing endpoint client name/],
+      ['ep as a flag', { ep: true }, '</1/0>', '4.00', /needs a value/],
+      ['non-numeric lifetime', { ep: 'x', lt: 'abc' }, '</1/0>', '4.00', /invalid lifetime/],
+      ['negative lifetime', { ep: 'x', lt: '-5' }, '</1/0>', '4.00', /invalid lifetime/],
+      ['zero lifetime', { ep: 'x', lt: 0 }, '</1/0>', '4.00', /out of range/],
+      ['fractional lifetime', { ep: 'x', lt: '1.5' }, '</1/0>', '4.00', /invalid lifetime/],
+      ['bad binding', { ep: 'x', b: 'XYZ' }, '</1/0>', '4.00', /invalid binding/],
+      ['unsupported version', { ep: 'x', lwm2m: '2.0' }, '</1/0>', '4.12', /not supported/],
+      ['malformed version', { ep: 'x', lwm2m: 'one' }, '</1/0>', '4.00', /invalid LwM2M version/],
+      ['unterminated link', { ep: 'x' }, '</1/0', '4.00', /invalid link format/],
+      ['link without brackets', { ep: 'x' }, '1/0', '4.00', /invalid link format/],
+      ['non-numeric object id', { ep: 'x' }, '</abc/0>', '4.00', /invalid object link/],
+      ['resource-level link', { ep: 'x' }, '</3/0/1>', '4.00', /names a resource/],
+      ['object id out of range', { ep: 'x' }, '</70000/0>', '4.00', /invalid object link/],
+      ['link outside the root path', { ep: 'x' }, '</lwm2m>;rt="oma.lwm2m",</3/0>', '4.00', /outside the root path/],
+      ['duplicate parameter', { ep: 'x' }, '</1/0>', '4.00', /given twice/, ['ep=y']],
+    ];
+    for (const [name, query, payload, code, reason, extraQueries] of cases) {
+      it(`answers ${code} for ${name}`, async () => {
+        const d = await device('probe');
+        let registered = false;
+        server.on('registered', () => (registered = true));
+        const rejected = once(server, 'malformed');
+        const extra = extraQueries ? Object.fromEntries(extraQueries.map((q) => [q, true])) : {};
+        const response = await d.send(Method.POST, '/rd', { query: { ...query, ...extra }, payload: Buffer.from(payload), contentFormat: 40 });
+        assert.equal(formatCode(response.code), code);
+        assert.match(response.payload.toString(), reason);
+        const [detail] = await rejected;
+        assert.match(detail.reason, reason);
+        assert.equal(registered, false);
+        assert.equal(server.registrations.size, 0);
+      });
+    }
+
+    it('answers 4.15 for a payload that is not link format', async () => {
+      const d = await device('probe');
+      const response = await d.send(Method.POST, '/rd', { query: { ep: 'x' }, payload: Buffer.from('{}'), contentFormat: 50 });
+      assert.equal(formatCode(response.code), '4.15');
+    });
+
+    it('answers 4.00 for a payload that is not UTF-8', async () => {
+      const d = await device('probe');
+      const response = await d.send(Method.POST, '/rd', { query: { ep: 'x' }, payload: Buffer.from([0xff, 0xfe, 0x3c]) });
+      assert.equal(formatCode(response.code), '4.00');
+      assert.match(response.payload.toString(), /UTF-8/);
+    });
+
+    it('answers 4.05 for GET /rd and 4.04 for unknown paths', async () => {
+      const d = await device('probe');
+      assert.equal(formatCode((await d.send(Method.GET, '/rd', {})).code), '4.05');
+      assert.equal(formatCode((await d.send(Method.PUT, '/rd/abc', {})).code), '4.05');
+      assert.equal(formatCode((await d.send(Method.POST, '/nothing', {})).code), '4.04');
+      assert.equal(formatCode((await d.send(Method.POST, '/rd/a/b', {})).code), '4.04');
+    });
+
+    it('answers 4.00 for an update with a bad lifetime and keeps the registration', async () => {
+      const d = await device('keeper');
+      const location = await d.register();
+      const response = await d.send(Method.POST, location, { query: { lt: 'x' } });
+      assert.equal(formatCode(response.code), '4.00');
+      assert.equal(server.registrations.getByEndpoint('keeper').lifetime, 60);
+    });
+  });
+
+  describe('garbage and protocol errors', () => {
+    let raw;
+    beforeEach(async () => (raw = await RawPeer.open()));
+    afterEach(() => raw.close());
+
+    it('rejects an unparsable confirmable datagram with a Reset of its message id', async () => {
+      const reply = await raw.exchange(Buffer.from([0x40, 0x02, 0x12, 0x34, 0xff]), port);
+      assert.ok(reply, 'a reply');
+      const message = decode(reply);
+      assert.equal(message.type, 3);
+      assert.equal(message.messageId, 0x1234);
+    });
+
+    it('drops garbage that has no confirmable header, silently', async () => {
+      for (const bytes of [[0xde, 0xad, 0xbe, 0xef, 1, 2, 3], [0x01], [], [0x50, 0x02, 0, 1, 0xff]]) {
+        assert.equal(await raw.exchange(Buffer.from(bytes), port, '127.0.0.1', 150), undefined);
+      }
+    });
+
+    it('answers a CoAP ping with a Reset', async () => {
+      const reply = decode(await raw.exchange(Buffer.from([0x40, 0x00, 0xab, 0xcd]), port));
+      assert.equal(reply.type, 3);
+      assert.equal(reply.messageId, 0xabcd);
+    });
+
+    it('answers 4.02 for an unrecognized critical option', async () => {
+      const request = encode({
+        type: 0, code: Method.POST, messageId: 7, token: Buffer.from([9]),
+        options: [{ number: OptionNumber.UriPath, value: Buffer.from('rd') }, { number: 2049 + 0, value: Buffer.from('x') }],
+        payload: Buffer.alloc(0),
+      });
+      const reply = decode(await raw.exchange(request, port));
+      assert.equal(formatCode(reply.code), '4.02');
+      assert.deepEqual(reply.token, Buffer.from([9]));
+    });
+
+    it('answers a duplicated request once and repeats the same answer', async () => {
+      const request = encode({
+        type: 0, code: Method.POST, messageId: 99, token: Buffer.from([1, 2]),
+        options: [{ number: OptionNumber.UriPath, value: Buffer.from('rd') }, { number: OptionNumber.UriQuery, value: Buffer.from('ep=dup') }],
+        payload: Buffer.from('</3/0>'),
+      });
+      let registrations = 0;
+      server.on('registered', () => registrations++);
+      const first = await raw.exchange(request, port);
+      const second = await raw.exchange(request, port);
+      assert.deepEqual(second, first);
+      assert.equal(registrations, 1);
+      assert.equal(formatCode(decode(first).code), '2.01');
+    });
+
+    it('answers a non-confirmable request with a non-confirmable response', async () => {
+      const request = encode({
+        type: 1, code: Method.POST, messageId: 5, token: Buffer.from([3]),
+        options: [{ number: OptionNumber.UriPath, value: Buffer.from('rd') }, { number: OptionNumber.UriQuery, value: Buffer.from('ep=non') }],
+        payload: Buffer.from('</3/0>'),
+      });
+      const reply = decode(await raw.exchange(request, port));
+      assert.equal(reply.type, 1);
+      assert.equal(formatCode(reply.code), '2.01');
+      assert.deepEqual(reply.token, Buffer.from([3]));
+    });
+
+    it('keeps serving other devices through a burst of garbage', async () => {
+      const d = await device('steady');
+      await d.register();
+      for (let i = 0; i < 2000; i++) {
+        const bytes = Buffer.alloc(1 + (i % 40));
+        for (let j = 0; j < bytes.length; j++) bytes[j] = (i * 31 + j * 17) & 0xff;
+        raw.send(bytes, port);
+      }
+      await d.update();
+      const other = await device('newcomer');
+      await other.register();
+      assert.equal(server.registrations.size, 2);
+    });
+
+    it('reassembles a registration sent in Block1 blocks', async () => {
+      const d = await device('big');
+      for (let i = 0; i < 120; i++) d.objects.set(10000 + i, new Map([[0, new Map()]]));
+      const payload = Buffer.from(d.objectLinks());
+      assert.ok(payload.length > 1024);
+      const registered = once(server, 'registered');
+      let num = 0;
+      let response;
+      for (let offset = 0; offset < payload.length; offset += 256, num++) {
+        const chunk = payload.subarray(offset, offset + 256);
+        const more = offset + 256 < payload.length;
+        const block1 = num * 16 + (more ? 8 : 0) + 4;
+        const datagram = encode({
+          type: 0, code: Method.POST, messageId: 1000 + num, token: Buffer.from([num]),
+          options: [
+            { number: OptionNumber.UriPath, value: Buffer.from('rd') },
+            { number: OptionNumber.UriQuery, value: Buffer.from('ep=big') },
+            { number: OptionNumber.Block1, value: block1 < 256 ? Buffer.from([block1]) : Buffer.from([block1 >> 8, block1 & 0xff]) },
+          ],
+          payload: chunk,
+        });
+        response = decode(await raw.exchange(datagram, port));
+        assert.equal(formatCode(response.code), more ? '2.31' : '2.01');
+      }
+      const [registration] = await registered;
+      assert.equal(registration.objects.length, 123);
+    });
+
+    it('answers 4.08 for a Block1 block that continues nothing', async () => {
+      const datagram = encode({
+        type: 0, code: Method.POST, messageId: 77, token: Buffer.from([7]),
+        options: [{ number: OptionNumber.UriPath, value: Buffer.from('rd') }, { number: OptionNumber.Block1, value: Buffer.from([0x3c]) }],
+        payload: Buffer.alloc(256, 0x41),
+      });
+      assert.equal(formatCode(decode(await raw.exchange(datagram, port)).code), '4.08');
+    });
+  });
+
+  it('works over IPv6', async function () {
+    const port6 = await freePort('::1');
+    const server6 = new Lwm2mServer({ address: '::1', port: port6 });
+    try {
+      await server6.start();
+      const d = new SimulatedDevice({ endpoint: 'v6', server: { address: '::1', port: port6 }, transmission: FAST });
+      await d.start();
+      devices.push(d);
+      const registered = once(server6, 'registered');
+      await d.register();
+      const [registration] = await registered;
+      assert.equal(registration.address, '::1');
+    } finally {
+      await server6.stop();
+    }
+  });
+
+  it('reports a bind error instead of throwing', async () => {
+    const clash = new Lwm2mServer({ address: '127.0.0.1', port });
+    await assert.rejects(clash.start(), /EADDRINUSE/);
+    await clash.stop();
+  });
+});
