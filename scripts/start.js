@@ -1,0 +1,43 @@
+'use strict';
+// Starts Node-RED on 127.0.0.1 with a userDir inside the repository, this pack
+// linked into it, and the example flow deployed on first start.
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const userDir = path.join(root, '.node-red');
+const pkg = require(path.join(root, 'package.json'));
+
+const link = path.join(userDir, 'node_modules', ...pkg.name.split('/'));
+fs.mkdirSync(path.dirname(link), { recursive: true });
+if (!fs.existsSync(link)) fs.symlinkSync(root, link, 'dir');
+
+const settingsFile = path.join(userDir, 'settings.js');
+if (!fs.existsSync(settingsFile)) {
+  fs.writeFileSync(
+    settingsFile,
+    `module.exports = {
+  uiHost: '127.0.0.1',
+  uiPort: Number(process.env.PORT) || 1880,
+  flowFile: 'flows.json',
+  logging: { console: { level: 'info' } },
+};
+`,
+  );
+}
+
+const flowFile = path.join(userDir, 'flows.json');
+if (!fs.existsSync(flowFile)) {
+  // Examples are import snippets; a flow file needs the tab they sit on.
+  const example = JSON.parse(fs.readFileSync(path.join(root, 'examples', 'log-registrations.json'), 'utf8'));
+  const tabId = example.find((node) => node.z).z;
+  fs.writeFileSync(flowFile, JSON.stringify([{ id: tabId, type: 'tab', label: 'LwM2M' }, ...example], null, 2));
+}
+
+const redJs = require.resolve('node-red/red.js');
+const child = spawn(process.execPath, [redJs, '--userDir', userDir, '--settings', settingsFile, ...process.argv.slice(2)], {
+  stdio: 'inherit',
+});
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+child.on('exit', (code) => process.exit(code ?? 0));

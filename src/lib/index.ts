@@ -1,0 +1,10 @@
+export * from './coap/codes';
+export * from './coap/errors';
+export { CoapEndpoint, IncomingRequest, OutgoingResponse, OutgoingRequest, RequestOptions, diagnostic, describeResponse } from './coap/endpoint';
+export { CoapMessage, CoapOption, CoapFormatError, decode, encode } from './coap/message';
+export { Peer } from './coap/peer';
+export * from './lwm2m/link-format';
+export * from './lwm2m/registration';
+export { RegistrationStore } from './lwm2m/registration-store';
+export { SUPPORTED_LWM2M_VERSIONS } from './lwm2m/registration-request';
+export { Lwm2mServer, Lwm2mServerOptions, Lwm2mServerEvents } from './lwm2m/server';

@@ -1,0 +1,66 @@
+import type { Node, NodeAPI, NodeDef, NodeMessage } from 'node-red';
+import { Registration, registrationToJson } from '../lib/lwm2m/registration';
+import type { MalformedDatagram } from '../lib/coap/endpoint';
+import type { ServerConfigNode } from './server-host';
+
+interface EventsNodeDef extends NodeDef {
+  server: string;
+  registered?: boolean;
+  updated?: boolean;
+  deregistered?: boolean;
+  expired?: boolean;
+  rejected?: boolean;
+}
+
+type EventName = 'registered' | 'updated' | 'deregistered' | 'expired';
+
+export = function register(RED: NodeAPI): void {
+  function Lwm2mEventsNode(this: Node, def: EventsNodeDef) {
+    RED.nodes.createNode(this, def);
+    const configNode = RED.nodes.getNode(def.server) as ServerConfigNode | null;
+    if (!configNode?.host) {
+      this.status({ fill: 'red', shape: 'ring', text: RED._('lwm2m-events.status.noServer') });
+      this.error(RED._('lwm2m-events.errors.noServer'));
+      return;
+    }
+    const { host } = configNode;
+    const server = host.server;
+    const emit = (event: EventName, registration: Registration, extra: Record<string, unknown> = {}) => {
+      const msg: NodeMessage & Record<string, unknown> = {
+        topic: event,
+        event,
+        endpoint: registration.endpoint,
+        payload: registrationToJson(registration),
+        ...extra,
+      };
+      this.send(msg);
+    };
+    const listeners = {
+      registered: (registration: Registration, replaced: Registration | undefined) =>
+        emit('registered', registration, replaced ? { replaced: registrationToJson(replaced) } : {}),
+      updated: (registration: Registration, changes: string[]) => emit('updated', registration, { changes }),
+      deregistered: (registration: Registration) => emit('deregistered', registration),
+      expired: (registration: Registration) => emit('expired', registration),
+      malformed: (detail: MalformedDatagram) =>
+        this.send({ topic: 'rejected', event: 'rejected', payload: { ...detail.peer, reason: detail.reason } } as NodeMessage),
+    };
+    // Events default to on, so flows saved before an option existed keep their behaviour.
+    if (def.registered !== false) server.on('registered', listeners.registered);
+    if (def.updated !== false) server.on('updated', listeners.updated);
+    if (def.deregistered !== false) server.on('deregistered', listeners.deregistered);
+    if (def.expired !== false) server.on('expired', listeners.expired);
+    if (def.rejected === true) server.on('malformed', listeners.malformed);
+    host.register(this);
+
+    this.on('close', (_removed: boolean, done: () => void) => {
+      server.off('registered', listeners.registered);
+      server.off('updated', listeners.updated);
+      server.off('deregistered', listeners.deregistered);
+      server.off('expired', listeners.expired);
+      server.off('malformed', listeners.malformed);
+      host.deregister(this);
+      done();
+    });
+  }
+  RED.nodes.registerType('lwm2m-events', Lwm2mEventsNode);
+};

@@ -1,0 +1,22 @@
+import type { NodeAPI, NodeDef } from 'node-red';
+import { ServerConfigNode, ServerHost } from './server-host';
+
+interface ServerNodeDef extends NodeDef {
+  bindAddress: string;
+  port: string | number;
+}
+
+export = function register(RED: NodeAPI): void {
+  function Lwm2mServerNode(this: ServerConfigNode, def: ServerNodeDef) {
+    RED.nodes.createNode(this, def);
+    const port = Number(def.port);
+    this.host = new ServerHost(this, RED, {
+      address: (def.bindAddress || '0.0.0.0').trim(),
+      port: Number.isInteger(port) && port >= 0 && port <= 65535 ? port : 5683,
+    });
+    this.on('close', (_removed: boolean, done: () => void) => {
+      this.host.close().then(done, done);
+    });
+  }
+  RED.nodes.registerType('lwm2m-server', Lwm2mServerNode);
+};

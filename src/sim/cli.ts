@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+/** Registers simulated LwM2M devices to a server until interrupted: `lwm2m-sim-device --endpoint my-sensor`. */
+import { parseArgs } from 'node:util';
+import { SimulatedDevice } from './simulated-device';
+
+const USAGE = `usage: lwm2m-sim-device [--server coap://127.0.0.1:5683] [--endpoint sim-device] [--count 1]
+                        [--lifetime 60] [--lwm2m 1.1] [--binding U] [--queue]`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      server: { type: 'string', default: 'coap://127.0.0.1:5683' },
+      endpoint: { type: 'string', default: 'sim-device' },
+      count: { type: 'string', default: '1' },
+      lifetime: { type: 'string', default: '60' },
+      lwm2m: { type: 'string', default: '1.1' },
+      binding: { type: 'string', default: 'U' },
+      queue: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const url = new URL(values.server!);
+  if (url.protocol !== 'coap:') throw new Error(`only coap:// servers are supported, not ${url.protocol}`);
+  const server = { address: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 5683) };
+  const count = Number(values.count);
+  const devices: SimulatedDevice[] = [];
+  for (let i = 0; i < count; i++) {
+    const endpoint = count === 1 ? values.endpoint! : `${values.endpoint}-${i}`;
+    const device = new SimulatedDevice({
+      endpoint,
+      server,
+      lifetime: Number(values.lifetime),
+      lwm2mVersion: values.lwm2m,
+      binding: values.binding,
+      queueMode: values.queue,
+      autoUpdate: true,
+    });
+    await device.start();
+    devices.push(device);
+    const location = await device.register();
+    console.log(`${endpoint} registered at ${values.server}${location}`);
+  }
+  const stop = async () => {
+    await Promise.all(
+      devices.map(async (device) => {
+        await device.deregister().catch((error: Error) => console.error(`${device.options.endpoint}: ${error.message}`));
+        await device.stop();
+      }),
+    );
+    console.log('de-registered');
+    process.exit(0);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  setInterval(() => undefined, 1 << 30);
+}
+
+main().catch((error: Error) => {
+  console.error(error.message);
+  console.error(USAGE);
+  process.exit(1);
+});

@@ -1,0 +1,76 @@
+'use strict';
+const assert = require('node:assert/strict');
+const { execFile } = require('node:child_process');
+const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
+const { freePort, once } = require('./support/udp');
+const { requireTool } = require('./support/tools');
+
+function run(command, args) {
+  return new Promise((resolve) => {
+    execFile(command, args, { timeout: 15000 }, (error, stdout, stderr) => resolve({ error, stdout, stderr, output: stdout + stderr }));
+  });
+}
+
+describe('interop: libcoap coap-client as an LwM2M device', () => {
+  let coapClient;
+  let server;
+  let port;
+
+  before(function () {
+    coapClient = requireTool(this, 'coap-client-notls', 'libcoap3-bin');
+  });
+
+  beforeEach(async () => {
+    port = await freePort();
+    server = new Lwm2mServer({ address: '127.0.0.1', port });
+    await server.start();
+  });
+
+  afterEach(() => server.stop());
+
+  it('registers and gets the location in Location-Path', async () => {
+    const registered = once(server, 'registered', 10000);
+    const { output } = await run(coapClient, [
+      '-v', '6', '-m', 'post', '-t', '40', '-e', '</>;rt="oma.lwm2m";ct=11542,</1/0>,</3/0>,</3303/0>',
+      `coap://127.0.0.1:${port}/rd?ep=libcoap-device&lt=120&lwm2m=1.1&b=U`,
+    ]);
+    const [registration] = await registered;
+    assert.equal(registration.endpoint, 'libcoap-device');
+    assert.equal(registration.lifetime, 120);
+    assert.deepEqual(registration.contentFormats, [11542]);
+    assert.deepEqual(registration.objects.map((o) => o.id), [1, 3, 3303]);
+    assert.match(output, /c:2\.01/);
+    assert.match(output, new RegExp(`Location-Path:rd, Location-Path:${registration.id}`));
+  });
+
+  it('updates and de-registers through the location', async () => {
+    const registered = once(server, 'registered', 10000);
+    await run(coapClient, ['-m', 'post', '-e', '</3/0>', `coap://127.0.0.1:${port}/rd?ep=short&lt=60`]);
+    const [registration] = await registered;
+    const updated = once(server, 'updated', 10000);
+    await run(coapClient, ['-m', 'post', `coap://127.0.0.1:${port}/rd/${registration.id}?lt=90`]);
+    const [, changes] = await updated;
+    assert.deepEqual(changes.filter((c) => c !== 'address'), ['lifetime']);
+    const deregistered = once(server, 'deregistered', 10000);
+    await run(coapClient, ['-m', 'delete', `coap://127.0.0.1:${port}/rd/${registration.id}`]);
+    await deregistered;
+    assert.equal(server.registrations.size, 0);
+  });
+
+  it('shows the reason of a rejected registration', async () => {
+    let result = await run(coapClient, ['-m', 'post', '-e', '</3/0>', `coap://127.0.0.1:${port}/rd?lt=60`]);
+    assert.match(result.output, /4\.00 missing endpoint client name \(ep\)/);
+    result = await run(coapClient, ['-m', 'post', '-e', '</3/0>', `coap://127.0.0.1:${port}/rd?ep=old&lwm2m=0.9`]);
+    assert.match(result.output, /4\.12 LwM2M version 0\.9 is not supported/);
+    assert.equal(server.registrations.size, 0);
+  });
+
+  it('sends a large registration in Block1 blocks', async () => {
+    const links = ['</>;rt="oma.lwm2m"'];
+    for (let i = 0; i < 150; i++) links.push(`</${20000 + i}/0>`);
+    const registered = once(server, 'registered', 10000);
+    await run(coapClient, ['-b', '64', '-m', 'post', '-t', '40', '-e', links.join(','), `coap://127.0.0.1:${port}/rd?ep=blocky`]);
+    const [registration] = await registered;
+    assert.equal(registration.objects.length, 150);
+  });
+});
