@@ -6,7 +6,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
-const userDir = path.join(root, '.node-red');
+const userDir = process.env.NODE_RED_USER_DIR || path.join(root, '.node-red');
 const pkg = require(path.join(root, 'package.json'));
 
 const link = path.join(userDir, 'node_modules', ...pkg.name.split('/'));
