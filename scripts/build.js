@@ -9,6 +9,11 @@ const dist = path.join(root, 'dist');
 fs.rmSync(dist, { recursive: true, force: true });
 execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', root], { stdio: 'inherit' });
 
+// The object model's data and its license notice.
+for (const file of ['oma-registry.json', 'OMA-REGISTRY-LICENSE']) {
+  fs.copyFileSync(path.join(root, 'src', 'lib', 'model', file), path.join(dist, 'lib', 'model', file));
+}
+
 const sourceNodes = path.join(root, 'src', 'nodes');
 const targetNodes = path.join(dist, 'nodes');
 for (const entry of fs.readdirSync(sourceNodes, { withFileTypes: true })) {

@@ -1,0 +1,207 @@
+import { ContentFormat } from '../coap/codes';
+import type { ObjectModel } from '../model/object-model';
+import { Lwm2mPath, PathError } from '../model/path';
+import { CborError, CborValue, decodeCbor, encodeCbor } from './cbor';
+import type { ContentCodec } from './codec';
+import { valueToCbor } from './text-codecs';
+import { joinName, numericValue, requireUnder, sortRecords, typedRecord } from './typing';
+import { ContentError, ContentRecord, ResourceValue } from './values';
+
+/** One SenML record (RFC 8428) with the LwM2M "vlo" object link value. */
+interface SenmlRecord {
+  bn?: string;
+  bt?: number;
+  n?: string;
+  t?: number;
+  v?: number;
+  vs?: string;
+  vb?: boolean;
+  vd?: Buffer;
+  vlo?: string;
+}
+
+const VALUE_FIELDS = ['v', 'vs', 'vb', 'vd', 'vlo'] as const;
+/** SenML CBOR labels (RFC 8428 section 6); "vlo" stays a text key. */
+const CBOR_LABELS: Record<number, keyof SenmlRecord> = { [-2]: 'bn', [-3]: 'bt', 0: 'n', 2: 'v', 3: 'vs', 4: 'vb', 6: 't', 8: 'vd' };
+const LABEL_OF: Partial<Record<keyof SenmlRecord, number | string>> = { bn: -2, bt: -3, n: 0, v: 2, vs: 3, vb: 4, t: 6, vd: 8, vlo: 'vlo' };
+/** Times below 2^28 are relative to now (RFC 8428 section 4.5.3). */
+const RELATIVE_TIME_LIMIT = 2 ** 28;
+
+function fieldCheck(record: Record<string, unknown>, index: number): SenmlRecord {
+  const out: SenmlRecord = {};
+  const where = `SenML record ${index}`;
+  for (const [key, value] of Object.entries(record)) {
+    switch (key) {
+      case 'bn':
+      case 'n':
+      case 'vs':
+      case 'vlo':
+        if (typeof value !== 'string') throw new ContentError(`${where}: "${key}" must be a string`);
+        out[key] = value;
+        break;
+      case 'bt':
+      case 't':
+      case 'v':
+        if (typeof value !== 'number' || !Number.isFinite(value)) throw new ContentError(`${where}: "${key}" must be a number`);
+        out[key] = value;
+        break;
+      case 'vb':
+        if (typeof value !== 'boolean') throw new ContentError(`${where}: "vb" must be a boolean`);
+        out.vb = value;
+        break;
+      case 'vd':
+        if (!Buffer.isBuffer(value)) throw new ContentError(`${where}: "vd" must be data`);
+        out.vd = value;
+        break;
+      default:
+      // Unknown fields ending in "_" must be understood (RFC 8428 section 4.4); others are ignored.
+        if (key.endsWith('_')) throw new ContentError(`${where}: unsupported mandatory field "${key}"`);
+    }
+  }
+  if (VALUE_FIELDS.filter((field) => out[field] !== undefined).length > 1) throw new ContentError(`${where} has more than one value`);
+  return out;
+}
+
+interface ResolvedRecord {
+  path: Lwm2mPath;
+  value?: ResourceValue;
+  timestamp?: number;
+}
+
+/** Applies base name and base time; records keep their order. */
+function resolve(records: SenmlRecord[]): ResolvedRecord[] {
+  let baseName = '';
+  let baseTime = 0;
+  const now = Date.now() / 1000;
+  return records.map((record, index) => {
+    if (record.bn !== undefined) baseName = record.bn;
+    if (record.bt !== undefined) baseTime = record.bt;
+    const name = joinName(baseName, record.n);
+    let path: Lwm2mPath;
+    try {
+      path = Lwm2mPath.parse(name);
+    } catch (error) {
+      throw new ContentError(`SenML record ${index}: name "${name}" is not an LwM2M path (${(error as PathError).message})`);
+    }
+    const resolved: ResolvedRecord = { path };
+    const value = record.v ?? record.vs ?? record.vb ?? record.vd ?? record.vlo;
+    if (value !== undefined) resolved.value = value;
+    if (record.t !== undefined || record.bt !== undefined) {
+      const time = baseTime + (record.t ?? 0);
+      resolved.timestamp = time < RELATIVE_TIME_LIMIT ? now + time : time;
+    }
+    return resolved;
+  });
+}
+
+function toRecords(resolved: ResolvedRecord[], target: Lwm2mPath, model: ObjectModel, format: string): ContentRecord[] {
+  const records = resolved.map((record, index) => {
+    if (record.value === undefined) throw new ContentError(`${format} record ${index} (${record.path}) has no value`);
+    if (record.path.length < 3) throw new ContentError(`${format} record ${index} names ${record.path}, not a resource`);
+    return typedRecord(model, record.path, record.value, record.timestamp, format);
+  });
+  requireUnder(records, target, format);
+  return records;
+}
+
+function fromRecords(records: ContentRecord[], target: Lwm2mPath): SenmlRecord[] {
+  const sorted = sortRecords(records);
+  const below = !target.isRoot() && sorted.every((record) => record.path.length > target.length);
+  const base = below ? `${target}/` : '';
+  return sorted.map((record, index) => {
+    const out: SenmlRecord = {};
+    const name = record.path.toString();
+    if (index === 0 && base) out.bn = base;
+    out.n = base ? name.slice(base.length) : name;
+    if (record.timestamp !== undefined) out.t = record.timestamp;
+    const value = record.value;
+    if (record.type === 'objlnk') out.vlo = value as string;
+    else if (Buffer.isBuffer(value)) out.vd = value;
+    else if (typeof value === 'boolean') out.vb = value;
+    else if (typeof value === 'string') out.vs = value;
+    else out.v = numericValue(record);
+    return out;
+  });
+}
+
+function parseJsonRecords(payload: Buffer, format: string): SenmlRecord[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+  } catch (error) {
+    throw new ContentError(`${format} payload is not JSON: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(parsed)) throw new ContentError(`${format} payload must be an array of records`);
+  return parsed.map((record, index) => {
+    if (!record || typeof record !== 'object' || Array.isArray(record)) throw new ContentError(`SenML record ${index} is not an object`);
+    const { vd, ...rest } = record as Record<string, unknown>;
+    if (vd !== undefined) {
+      if (typeof vd !== 'string' || !/^[A-Za-z0-9_-]*={0,2}$/.test(vd)) throw new ContentError(`SenML record ${index}: "vd" must be base64url`);
+      return fieldCheck({ ...rest, vd: Buffer.from(vd, 'base64url') }, index);
+    }
+    return fieldCheck(rest, index);
+  });
+}
+
+function serializeJson(records: SenmlRecord[]): Buffer {
+  return Buffer.from(JSON.stringify(records.map((record) => (record.vd ? { ...record, vd: record.vd.toString('base64url') } : record))), 'utf8');
+}
+
+function parseCborRecords(payload: Buffer, format: string): SenmlRecord[] {
+  let parsed: CborValue;
+  try {
+    parsed = decodeCbor(payload);
+  } catch (error) {
+    throw new ContentError(`${format} payload: ${(error as CborError).message}`);
+  }
+  if (!Array.isArray(parsed)) throw new ContentError(`${format} payload must be an array of records`);
+  return parsed.map((item, index) => {
+    if (!(item instanceof Map)) throw new ContentError(`SenML record ${index} is not a map`);
+    const record: Record<string, unknown> = {};
+    for (const [key, value] of item) {
+      const name = typeof key === 'number' ? CBOR_LABELS[key] : key === 'vlo' ? 'vlo' : undefined;
+      if (name === undefined) continue;
+      record[name] = typeof value === 'bigint' ? Number(value) : value;
+    }
+    return fieldCheck(record, index);
+  });
+}
+
+function serializeCbor(records: SenmlRecord[], source: ContentRecord[]): Buffer {
+  const sorted = sortRecords(source);
+  return encodeCbor(
+    records.map((record, index) => {
+      const map = new Map<CborValue, CborValue>();
+      for (const [key, value] of Object.entries(record) as [keyof SenmlRecord, SenmlRecord[keyof SenmlRecord]][]) {
+        const label = LABEL_OF[key]!;
+        map.set(label, key === 'v' ? valueToCbor(sorted[index]) : (value as CborValue));
+      }
+      return map;
+    }),
+  );
+}
+
+export const senmlJsonCodec: ContentCodec = {
+  format: ContentFormat.SenmlJson,
+  name: 'application/senml+json',
+  decode: (payload, target, model) => toRecords(resolve(parseJsonRecords(payload, 'SenML JSON')), target, model, 'SenML JSON'),
+  encode: (records, target) => serializeJson(fromRecords(records, target)),
+};
+
+export const senmlCborCodec: ContentCodec = {
+  format: ContentFormat.SenmlCbor,
+  name: 'application/senml+cbor',
+  decode: (payload, target, model) => toRecords(resolve(parseCborRecords(payload, 'SenML CBOR')), target, model, 'SenML CBOR'),
+  encode: (records, target) => serializeCbor(fromRecords(records, target), records),
+};
+
+/** The paths of a Read-Composite or Observe-Composite request: SenML records with names only. */
+export function encodeSenmlPaths(paths: Lwm2mPath[], format: number): Buffer {
+  const records = paths.map((path) => ({ n: path.toString() }));
+  return format === ContentFormat.SenmlCbor ? encodeCbor(records.map((r) => new Map<CborValue, CborValue>([[0, r.n]]))) : serializeJson(records);
+}
+
+export function decodeSenmlPaths(payload: Buffer, format: number): Lwm2mPath[] {
+  const records = format === ContentFormat.SenmlCbor ? parseCborRecords(payload, 'SenML CBOR') : parseJsonRecords(payload, 'SenML JSON');
+  return resolve(records).map((record) => record.path);
+}

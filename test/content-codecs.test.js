@@ -1,0 +1,355 @@
+'use strict';
+const assert = require('node:assert/strict');
+const fc = require('fast-check');
+const lwm2mCodec = require('lwm2m-codec');
+const cbor = require('cbor');
+const { decodeContent, encodeContent } = require('../dist/lib/content/formats');
+const { recordsToPayload, payloadToRecords, namedRecords } = require('../dist/lib/content/payload');
+const { ContentError } = require('../dist/lib/content/values');
+const { ObjectModel } = require('../dist/lib/model/object-model');
+const { Lwm2mPath } = require('../dist/lib/model/path');
+const { encodeSenmlPaths, decodeSenmlPaths } = require('../dist/lib/content/senml');
+const { decodeCbor, encodeCbor } = require('../dist/lib/content/cbor');
+
+const model = ObjectModel.builtIn();
+const P = (text) => Lwm2mPath.parse(text);
+const F = { text: 0, opaque: 42, cbor: 60, senmlJson: 110, senmlCbor: 112, tlv: 11542, json: 11543, lwm2mCbor: 11544 };
+const plain = (records) => records.map((r) => ({ path: r.path.toString(), type: r.type, value: r.value }));
+
+// LwM2M 1.0 TS, TLV example: Device object instance 0 read as /3/0.
+const SPEC_DEVICE_TLV = Buffer.from(
+  'c800144f70656e204d6f62696c6520416c6c69616e6365' + // 0 Manufacturer "Open Mobile Alliance"
+    'c801164c696768747765696768742d4d324d2d436c69656e74' + // 1 Model "Lightweight-M2M-Client"
+    'c80209333435303030313233' + // 2 Serial "345000123"
+    'c303312e30' + // 3 Firmware "1.0"
+    '8606' + '410001' + '410105' + // 6 Available power sources {0: 1, 1: 5}
+    '88070842000ed842011388' + // 7 Power source voltage {0: 3800, 1: 5000}
+    '8708' + '41007d' + '42010384' + // 8 Power source current {0: 125, 1: 900}
+    'c10964' + // 9 Battery level 100
+    'c10a0f' + // 10 Memory free 15
+    '830b' + '410000' + // 11 Error code {0: 0}
+    'c40d5182428f' + // 13 Current time 1367491215
+    'c60e2b30323a3030' + // 14 UTC offset "+02:00"
+    'c11055', // 16 Binding "U"
+  'hex',
+);
+
+describe('content formats', () => {
+  describe('TLV', () => {
+    it('decodes the Device object example of the LwM2M specification', () => {
+      const records = decodeContent(SPEC_DEVICE_TLV, F.tlv, P('/3/0'), model);
+      const payload = recordsToPayload(records, P('/3/0'));
+      assert.equal(payload[0], 'Open Mobile Alliance');
+      assert.equal(payload[1], 'Lightweight-M2M-Client');
+      assert.equal(payload[3], '1.0');
+      assert.deepEqual(payload[6], { 0: 1, 1: 5 });
+      assert.deepEqual(payload[7], { 0: 3800, 1: 5000 });
+      assert.deepEqual(payload[8], { 0: 125, 1: 900 });
+      assert.equal(payload[9], 100);
+      assert.deepEqual(payload[11], { 0: 0 });
+      assert.deepEqual(payload[13], new Date(1367491215 * 1000));
+      assert.equal(payload[14], '+02:00');
+      assert.equal(payload[16], 'U');
+      const named = namedRecords(records, model);
+      assert.deepEqual(named[0], { path: '/3/0/0', name: 'Manufacturer', type: 'string', value: 'Open Mobile Alliance' });
+      assert.equal(namedRecords(decodeContent(Buffer.from('300'), 0, P('/1/0/1'), model), model)[0].units, 's');
+      // And encodes it back to the same bytes.
+      assert.deepEqual(encodeContent(records, F.tlv, P('/3/0'), model), SPEC_DEVICE_TLV);
+    });
+
+    it('decodes what lwm2m-codec encodes (instance wrapper, floats, object level)', () => {
+      let records = decodeContent(lwm2mCodec.encode('tlv', '/3303/0', { 5700: 31.5, 5701: 'Cel' }), F.tlv, P('/3303/0'), model);
+      assert.deepEqual(plain(records), [
+        { path: '/3303/0/5700', type: 'float', value: 31.5 },
+        { path: '/3303/0/5701', type: 'string', value: 'Cel' },
+      ]);
+      records = decodeContent(lwm2mCodec.encode('tlv', '/3303', { 0: { 5700: 1 }, 1: { 5700: 2.5 } }), F.tlv, P('/3303'), model);
+      assert.deepEqual(recordsToPayload(records, P('/3303')), { 0: { 5700: 1 }, 1: { 5700: 2.5 } });
+      records = decodeContent(lwm2mCodec.encode('tlv', '/3/0', { 9: 77, 13: 1367491215 }), F.tlv, P('/3/0'), model);
+      assert.deepEqual(recordsToPayload(records, P('/3/0')), { 9: 77, 13: new Date(1367491215000) });
+    });
+
+    it('encodes what lwm2m-codec decodes', () => {
+      const records = payloadToRecords({ 5700: 21.25, 5701: 'Cel' }, P('/3303/0'), model);
+      const bytes = encodeContent(records, F.tlv, P('/3303/0'), model);
+      assert.deepEqual(lwm2mCodec.decode('tlv', '/3303/0', bytes), { sensorValue: 21.25, units: 'Cel' });
+    });
+
+    it('hands over bytes for resources the model does not know', () => {
+      const records = decodeContent(Buffer.from('c10105', 'hex'), F.tlv, P('/40000/0'), model);
+      assert.deepEqual(plain(records), [{ path: '/40000/0/1', type: 'opaque', value: Buffer.from([5]) }]);
+    });
+
+    for (const [name, hex, target] of [
+      ['a truncated header', 'c8', '/3/0'],
+      ['a value past the end', 'c8001441', '/3/0'],
+      ['an integer of 3 bytes', 'c3090102 03'.replace(' ', ''), '/3/0'],
+      ['a boolean of value 2', 'e116da02', '/3311/0'],
+      ['a resource where instances are expected', 'c10964', '/3'],
+      ['invalid UTF-8 in a string', 'c200c328', '/3/0'],
+    ]) {
+      it(`rejects ${name}`, () => {
+        assert.throws(() => decodeContent(Buffer.from(hex, 'hex'), F.tlv, P(target), model), ContentError);
+      });
+    }
+  });
+
+  describe('LwM2M JSON', () => {
+    it('decodes the specification style with a trailing slash and lwm2m-codec style without', () => {
+      const spec = Buffer.from('{"bn":"/3/0/","e":[{"n":"0","sv":"Open Mobile Alliance"},{"n":"6/0","v":1},{"n":"6/1","v":5},{"n":"13","v":1367491215}]}');
+      const records = decodeContent(spec, F.json, P('/3/0'), model);
+      assert.deepEqual(recordsToPayload(records, P('/3/0')), { 0: 'Open Mobile Alliance', 6: { 0: 1, 1: 5 }, 13: new Date(1367491215000) });
+      const other = decodeContent(lwm2mCodec.encode('json', '/3303/0', { 5700: 31.5, 5701: 'Cel' }), F.json, P('/3303/0'), model);
+      assert.deepEqual(recordsToPayload(other, P('/3303/0')), { 5700: 31.5, 5701: 'Cel' });
+    });
+
+    it('encodes what lwm2m-codec decodes', () => {
+      const bytes = encodeContent(payloadToRecords({ 5700: 20, 5701: 'Cel' }, P('/3303/0'), model), F.json, P('/3303/0'), model);
+      assert.deepEqual(lwm2mCodec.decode('json', '/3303/0', bytes), { sensorValue: 20, units: 'Cel' });
+    });
+
+    for (const bad of ['{', '[]', '{"e":{}}', '{"e":[{"n":"0","v":1,"sv":"x"}]}', '{"bn":"/3/0/","e":[{"n":"x","v":1}]}', '{"bn":"/3/0/","e":[{"n":"9","sv":"full"}]}']) {
+      it(`rejects ${bad}`, () => assert.throws(() => decodeContent(Buffer.from(bad), F.json, P('/3/0'), model), ContentError));
+    }
+  });
+
+  describe('SenML JSON and SenML CBOR', () => {
+    const senml = [
+      { bn: '/3/0/', n: '0', vs: 'Open Mobile Alliance' },
+      { n: '9', v: 95 },
+      { n: '6/0', v: 1 },
+      { n: '16', vs: 'U' },
+    ];
+
+    it('decodes SenML JSON from the specification', () => {
+      const records = decodeContent(Buffer.from(JSON.stringify(senml)), F.senmlJson, P('/3/0'), model);
+      assert.deepEqual(recordsToPayload(records, P('/3/0')), { 0: 'Open Mobile Alliance', 9: 95, 6: { 0: 1 }, 16: 'U' });
+    });
+
+    it('decodes SenML CBOR encoded by the cbor package (labels -2, 0, 2, 3, 4, 8, "vlo")', () => {
+      const items = [
+        new Map([[-2, '/3/0/'], [0, '0'], [3, 'Open Mobile Alliance']]),
+        new Map([[0, '9'], [2, 95]]),
+        new Map([[-2, '/1/0/'], [0, '6'], [4, true]]),
+        new Map([[-2, '/3/0/'], [0, '17'], [3, 'sensor']]),
+        new Map([[-2, '/2/0/'], [0, '0'], [2, 3]]),
+        new Map([[-2, '/3311/0/'], [0, '5750'], [3, 'lamp']]),
+      ];
+      const records = decodeContent(cbor.encode(items), F.senmlCbor, Lwm2mPath.ROOT, model);
+      assert.deepEqual(plain(records), [
+        { path: '/3/0/0', type: 'string', value: 'Open Mobile Alliance' },
+        { path: '/3/0/9', type: 'integer', value: 95 },
+        { path: '/1/0/6', type: 'boolean', value: true },
+        { path: '/3/0/17', type: 'string', value: 'sensor' },
+        { path: '/2/0/0', type: 'integer', value: 3 },
+        { path: '/3311/0/5750', type: 'string', value: 'lamp' },
+      ]);
+    });
+
+    it('encodes SenML CBOR that the cbor package reads, with opaque as bytes and links as vlo', () => {
+      const records = [
+        { path: P('/3/0/0'), type: 'string', value: 'Acme' },
+        { path: P('/3303/0/5700'), type: 'float', value: 21 },
+        { path: P('/5/0/0'), type: 'opaque', value: Buffer.from([1, 2, 3]) },
+        { path: P('/16/0/0/0'), type: 'objlnk', value: '3:0' },
+      ];
+      const decoded = cbor.decodeFirstSync(encodeContent(records, F.senmlCbor, Lwm2mPath.ROOT, model));
+      assert.deepEqual(decoded.map((m) => Object.fromEntries(m)), [
+        { 0: '/3/0/0', 3: 'Acme' },
+        { 0: '/5/0/0', 8: Buffer.from([1, 2, 3]) },
+        { 0: '/16/0/0/0', vlo: '3:0' },
+        { 0: '/3303/0/5700', 2: 21 },
+      ]);
+    });
+
+    it('reads opaque values from SenML JSON as base64url', () => {
+      const records = decodeContent(Buffer.from('[{"n":"/5/0/0","vd":"AQID_w"}]'), F.senmlJson, Lwm2mPath.ROOT, model);
+      assert.deepEqual(records[0].value, Buffer.from([1, 2, 3, 255]));
+    });
+
+    it('resolves relative times against now and keeps absolute ones', () => {
+      const records = decodeContent(Buffer.from('[{"bn":"/3303/0/5700","bt":1700000000,"v":20},{"t":-10,"bt":-10,"v":21}]'), F.senmlJson, P('/3303/0/5700'), model);
+      assert.equal(records[0].timestamp, 1700000000);
+      assert.ok(Math.abs(records[1].timestamp - (Date.now() / 1000 - 20)) < 5);
+    });
+
+    it('carries Read-Composite paths', () => {
+      for (const format of [F.senmlJson, F.senmlCbor]) {
+        const paths = [P('/3/0/0'), P('/3303/0/5700'), P('/1')];
+        assert.deepEqual(decodeSenmlPaths(encodeSenmlPaths(paths, format), format).map(String), ['/3/0/0', '/3303/0/5700', '/1']);
+      }
+    });
+
+    for (const bad of ['{}', '[1]', '[{"n":"/3/0/9"}]', '[{"n":"/3/0/9","v":"x"}]', '[{"n":"/3/0/9","v":1,"vs":"1"}]', '[{"n":"/3/0","v":1}]', '[{"n":"/a","v":1}]', '[{"n":"/3/0/9","v":1,"x_":1}]', '[{"n":"/3/0/0","v":5}]']) {
+      it(`rejects SenML JSON ${bad}`, () => assert.throws(() => decodeContent(Buffer.from(bad), F.senmlJson, Lwm2mPath.ROOT, model), ContentError));
+    }
+  });
+
+  describe('LwM2M CBOR and CBOR', () => {
+    it('decodes nested maps and array keys', () => {
+      const encoded = cbor.encode(new Map([[3, new Map([[0, new Map([[0, 'Acme'], [6, new Map([[0, 1], [1, 5]])]])]])], [[3303, 0], new Map([[5700, 21.5]])]]));
+      const records = decodeContent(encoded, F.lwm2mCbor, Lwm2mPath.ROOT, model);
+      assert.deepEqual(plain(records), [
+        { path: '/3/0/0', type: 'string', value: 'Acme' },
+        { path: '/3/0/6/0', type: 'integer', value: 1 },
+        { path: '/3/0/6/1', type: 'integer', value: 5 },
+        { path: '/3303/0/5700', type: 'float', value: 21.5 },
+      ]);
+    });
+
+    it('encodes what the cbor package reads', () => {
+      const records = payloadToRecords({ 0: 'Acme', 6: [1, 5] }, P('/3/0'), model);
+      const decoded = cbor.decodeFirstSync(encodeContent(records, F.lwm2mCbor, P('/3/0'), model));
+      assert.deepEqual(decoded, new Map([[[3, 0], new Map([[0, 'Acme'], [6, new Map([[0, 1], [1, 5]])]])]]));
+    });
+
+    it('reads a single CBOR value, tagged time included', () => {
+      const tagged = cbor.encode(new cbor.Tagged(1, 1700000000));
+      assert.deepEqual(decodeContent(tagged, F.cbor, P('/3/0/13'), model)[0].value, new Date(1700000000000));
+      assert.equal(decodeContent(cbor.encode(3.25), F.cbor, P('/3303/0/5700'), model)[0].value, 3.25);
+      assert.throws(() => decodeContent(cbor.encode('hot'), F.cbor, P('/3303/0/5700'), model), ContentError);
+    });
+
+    it('keeps integral floats floats on the wire', () => {
+      const bytes = encodeContent([{ path: P('/3303/0/5700'), type: 'float', value: 21 }], F.cbor, P('/3303/0/5700'), model);
+      assert.equal(bytes[0], 0xfa);
+    });
+
+    it('round-trips CBOR items with the cbor package both ways', () => {
+      const item = fc.letrec((tie) => ({
+        value: fc.oneof({ depthSize: 'small' }, fc.integer(), fc.double({ noNaN: true }), fc.string(), fc.boolean(), fc.uint8Array().map((b) => Buffer.from(b)), fc.array(tie('value'), { maxLength: 4 })),
+      })).value;
+      fc.assert(
+        fc.property(item, (value) => {
+          assert.deepEqual(decodeCbor(cbor.encode(value)), value);
+          assert.deepEqual(cbor.decodeFirstSync(encodeCbor(value)), value);
+        }),
+      );
+    });
+
+    for (const [name, hex] of [['truncated', 'a1'], ['indefinite length', '9f'], ['trailing bytes', 'a0a0'], ['a non-map', '01'], ['a text key', 'a16161 01'.replace(' ', '')], ['too deep', 'a1'.repeat(40) + '01']]) {
+      it(`rejects ${name} LwM2M CBOR`, () => assert.throws(() => decodeContent(Buffer.from(hex, 'hex'), F.lwm2mCbor, Lwm2mPath.ROOT, model), ContentError));
+    }
+  });
+
+  describe('text/plain and opaque', () => {
+    it('types text by the model', () => {
+      assert.equal(decodeContent(Buffer.from('95'), F.text, P('/3/0/9'), model)[0].value, 95);
+      assert.equal(decodeContent(Buffer.from('21.5'), F.text, P('/3303/0/5700'), model)[0].value, 21.5);
+      assert.equal(decodeContent(Buffer.from('1'), F.text, P('/1/0/6'), model)[0].value, true);
+      assert.deepEqual(decodeContent(Buffer.from('1700000000'), F.text, P('/3/0/13'), model)[0].value, new Date(1700000000000));
+      assert.deepEqual(decodeContent(Buffer.from('AQI='), F.text, P('/5/0/0'), model)[0].value, Buffer.from([1, 2]));
+      assert.equal(decodeContent(Buffer.from('hello'), undefined, P('/3/0/0'), model)[0].value, 'hello');
+    });
+
+    for (const [text, path] of [['abc', '/3/0/9'], ['2', '/1/0/6'], ['1.5', '/3/0/9'], ['x', '/3303/0/5700'], ['**', '/5/0/0']]) {
+      it(`rejects text ${JSON.stringify(text)} for ${path}`, () => assert.throws(() => decodeContent(Buffer.from(text), F.text, P(path), model), ContentError));
+    }
+
+    it('refuses text for more than one value', () => {
+      assert.throws(() => decodeContent(Buffer.from('x'), F.text, P('/3/0'), model), ContentError);
+    });
+  });
+
+  describe('every format round-trips what it can carry', () => {
+    // Values of every type, at real registry resources of that type.
+    const leaves = {
+      string: ['/3/0/0', fc.string({ maxLength: 30 })],
+      integer: ['/3/0/9', fc.integer({ min: -2147483648, max: 2147483647 })],
+      float: ['/3303/0/5700', fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e300, max: 1e300 }).filter((v) => !Object.is(v, -0))],
+      boolean: ['/1/0/6', fc.boolean()],
+      time: ['/3/0/13', fc.integer({ min: 0, max: 4102444800 }).map((s) => new Date(s * 1000))],
+      opaque: ['/5/0/0', fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b))],
+    };
+    const multi = ['/3/0/6', fc.array(fc.integer({ min: 0, max: 7 }), { minLength: 1, maxLength: 5 })];
+
+    for (const [name, format] of Object.entries(F).filter(([n]) => !['text', 'opaque', 'cbor'].includes(n))) {
+      it(`${name} (${format}) for instances and multiple resources`, () => {
+        fc.assert(
+          fc.property(fc.record(Object.fromEntries(Object.entries(leaves).map(([type, [, arb]]) => [type, arb]))), multi[1], (values, instances) => {
+            const records = [
+              ...Object.entries(values).map(([type, value]) => ({ path: P(leaves[type][0]), type, value })),
+              ...instances.map((value, i) => ({ path: P(`${multi[0]}/${i}`), type: 'integer', value })),
+            ];
+            // TLV and LwM2M JSON carry one object instance at a time.
+            const groups = ['tlv', 'json'].includes(name) ? groupByInstance(records) : [[Lwm2mPath.ROOT, records]];
+            for (const [target, group] of groups) {
+              const decoded = decodeContent(encodeContent(group, format, target, model), format, target, model);
+              assert.deepEqual(plain(sortByPath(decoded)), plain(sortByPath(group)));
+            }
+          }),
+          { numRuns: 150 },
+        );
+      });
+    }
+
+    for (const [name, format] of [['text', F.text], ['cbor', F.cbor]]) {
+      it(`${name} (${format}) for single values of every type`, () => {
+        for (const [type, [path, arb]] of Object.entries(leaves)) {
+          fc.assert(
+            fc.property(arb, (value) => {
+              const records = [{ path: P(path), type, value }];
+              assert.deepEqual(plain(decodeContent(encodeContent(records, format, P(path), model), format, P(path), model)), plain(records));
+            }),
+            { numRuns: 50 },
+          );
+        }
+      });
+    }
+  });
+
+  it('never throws anything but ContentError on random bytes', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...Object.values(F)), fc.constantFrom('/3/0', '/3', '/3/0/6', '/3/0/0', '/'), fc.uint8Array({ maxLength: 64 }), (format, target, bytes) => {
+        try {
+          decodeContent(Buffer.from(bytes), format, P(target), model);
+        } catch (error) {
+          assert.ok(error instanceof ContentError, `${error.name}: ${error.message}`);
+        }
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  describe('msg.payload to records', () => {
+    it('accepts resource names and ids, and arrays for multiple resources', () => {
+      const records = payloadToRecords({ Lifetime: 300, 'notification storing when disabled or offline': true, 7: 'UQ' }, P('/1/0'), model);
+      assert.deepEqual(plain(records), [
+        { path: '/1/0/1', type: 'integer', value: 300 },
+        { path: '/1/0/6', type: 'boolean', value: true },
+        { path: '/1/0/7', type: 'string', value: 'UQ' },
+      ]);
+      assert.deepEqual(plain(payloadToRecords([1, 5], P('/3/0/6'), model)).map((r) => r.path), ['/3/0/6/0', '/3/0/6/1']);
+    });
+
+    for (const [payload, path, reason] of [
+      ['soon', '/1/0/1', /integer/],
+      [{ Lifetime: 'x' }, '/1/0', /integer/],
+      [{ Nonsense: 1 }, '/1/0', /no resource named "Nonsense"/],
+      [5, '/3/0/6', /multiple instances/],
+      [{ a: 1 }, '/3/0/6', /not a number/],
+      [null, '/1/0/1', /empty/],
+      [3, '/1/0', /object of resources/],
+      [1, '/3/0/4', /executable/],
+      [{ deep: { er: 1 } }, '/40000/0/1', /not a number/],
+    ]) {
+      it(`rejects ${JSON.stringify(payload)} for ${path}`, () => {
+        assert.throws(() => payloadToRecords(payload, P(path), model), (error) => error instanceof ContentError && reason.test(error.message));
+      });
+    }
+  });
+});
+
+function groupByInstance(records) {
+  const groups = new Map();
+  for (const record of records) {
+    const key = `/${record.path.objectId}/${record.path.instanceId}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(record);
+  }
+  return [...groups].map(([key, group]) => [P(key), group]);
+}
+
+function sortByPath(records) {
+  return [...records].sort((a, b) => (a.path.toString() < b.path.toString() ? -1 : 1));
+}
