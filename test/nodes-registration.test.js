@@ -53,7 +53,7 @@ describe('Node-RED: lwm2m-server and lwm2m-events', () => {
     assert.equal(msg.payload.lwm2mVersion, '1.1');
     assert.equal(msg.payload.binding, 'U');
     assert.equal(msg.payload.address, '127.0.0.1');
-    assert.deepEqual(msg.payload.objects.map((o) => o.id), [1, 3, 3303]);
+    assert.deepEqual(msg.payload.objects.map((o) => o.id), [1, 3, 3303, 3308]);
     assert.equal(msg.payload.location, d.registrationLocation);
     assert.ok(!Number.isNaN(Date.parse(msg.payload.expiresAt)));
     assert.doesNotThrow(() => JSON.stringify(msg));

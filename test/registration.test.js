@@ -46,11 +46,12 @@ describe('LwM2M registration interface', () => {
     assert.equal(registration.smsNumber, '+4912345');
     assert.equal(registration.address, '127.0.0.1');
     assert.equal(registration.port, d.localAddress.port);
-    assert.deepEqual(registration.contentFormats, [0]);
+    assert.deepEqual(registration.contentFormats, [0, 42, 60, 110, 112, 11542, 11543, 11544]);
     assert.deepEqual(registration.objects, [
       { id: 1, instances: [0] },
       { id: 3, instances: [0] },
       { id: 3303, instances: [0] },
+      { id: 3308, instances: [0] },
     ]);
     assert.equal(`/rd/${registration.id}`, location);
     assert.equal(server.registrations.getByEndpoint('sensor-1'), registration);
@@ -329,7 +330,7 @@ describe('LwM2M registration interface', () => {
         assert.equal(formatCode(response.code), more ? '2.31' : '2.01');
       }
       const [registration] = await registered;
-      assert.equal(registration.objects.length, 123);
+      assert.equal(registration.objects.length, 124);
     });
 
     it('answers 4.08 for a Block1 block that continues nothing', async () => {

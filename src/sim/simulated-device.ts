@@ -1,10 +1,16 @@
 import { ContentFormat, Method, OptionNumber, ResponseCode, TransmissionParameters, formatCode } from '../lib/coap/codes';
+import { blockSize, decodeBlock, encodeBlock } from '../lib/coap/block';
 import { CoapEndpoint, IncomingRequest, OutgoingResponse, describeResponse, diagnostic } from '../lib/coap/endpoint';
 import type { CoapMessage } from '../lib/coap/message';
-import { pathOptions, queryOptions, stringOptions, uintOptionOf } from '../lib/coap/options';
+import { decodeUint, findOption, pathOptions, queryOptions, stringOptions, uintOption, uintOptionOf } from '../lib/coap/options';
 import type { Peer } from '../lib/coap/peer';
+import { decodeContent, encodeContent, isSupportedFormat } from '../lib/content/formats';
+import { decodeSenmlPaths } from '../lib/content/senml';
+import { ContentError, ContentRecord, ResourceValue, inferType } from '../lib/content/values';
 import { Link, formatLinkFormat } from '../lib/lwm2m/link-format';
-import { ObjectTree, Resource, defaultObjectTree, formatText, parseText } from './object-tree';
+import { ObjectModel } from '../lib/model/object-model';
+import { Lwm2mPath, PathError } from '../lib/model/path';
+import { ObjectTree, Resource, defaultObjectTree } from './object-tree';
 
 export interface SimulatedDeviceOptions {
   endpoint: string;
@@ -16,6 +22,12 @@ export interface SimulatedDeviceOptions {
   /** Alternate root path announced with rt="oma.lwm2m", e.g. "/lwm2m". */
   rootPath?: string;
   objects?: ObjectTree;
+  /** Content formats announced in ct and accepted (default: all LwM2M formats). */
+  contentFormats?: number[];
+  /** Format for multi-value answers when the server asks for none (default TLV). */
+  preferredFormat?: number;
+  /** Largest answer sent in one datagram before Block2 is used (default 1024 bytes). */
+  maxBlockBytes?: number;
   /** Local address to bind (default: loopback of the server's family). */
   address?: string;
   transmission?: Partial<TransmissionParameters>;
@@ -35,14 +47,40 @@ export class ServerRejectedError extends Error {
   }
 }
 
+const ALL_FORMATS = [
+  ContentFormat.TextPlain,
+  ContentFormat.OctetStream,
+  ContentFormat.Cbor,
+  ContentFormat.SenmlJson,
+  ContentFormat.SenmlCbor,
+  ContentFormat.Tlv,
+  ContentFormat.Lwm2mJson,
+  ContentFormat.Lwm2mCbor,
+];
+
+/** A request was answered with an error code and reason. */
+class Refusal extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /**
  * A simulated LwM2M client on a real UDP socket: registers, updates and
- * de-registers, and answers the server's requests from its object tree.
+ * de-registers, and answers Read, Write, Execute, Create, Delete, Discover,
+ * Write-Attributes and the composite operations from its object tree in
+ * every LwM2M content format, with Block2 for large answers.
  */
 export class SimulatedDevice {
   readonly objects: ObjectTree;
   /** Requests the server sent to this device, newest last. */
   readonly received: IncomingRequest[] = [];
+  /** Attributes written per path, as Discover reports them. */
+  readonly attributes = new Map<string, Record<string, string>>();
+  readonly model = ObjectModel.builtIn();
   private readonly endpoint: CoapEndpoint;
   private location?: string;
   private updateTimer?: NodeJS.Timeout;
@@ -70,11 +108,15 @@ export class SimulatedDevice {
     await this.endpoint.close();
   }
 
+  private get formats(): number[] {
+    return this.options.contentFormats ?? ALL_FORMATS;
+  }
+
   /** The link-format payload of Register: root link with content formats, then every object instance. */
   objectLinks(): string {
     const root = this.options.rootPath ?? '/';
     const prefix = root === '/' ? '' : root;
-    const links: Link[] = [{ path: root, attributes: { rt: 'oma.lwm2m', ct: String(ContentFormat.TextPlain) } }];
+    const links: Link[] = [{ path: root, attributes: { rt: 'oma.lwm2m', ct: this.formats.join(' ') } }];
     for (const [objectId, instances] of this.objects) {
       if (objectId === 0) continue; // the Security object is never announced
       if (instances.size === 0) links.push({ path: `${prefix}/${objectId}`, attributes: {} });
@@ -126,6 +168,19 @@ export class SimulatedDevice {
     return this.endpoint.request(this.options.server, { code: method, options, payload: request.payload });
   }
 
+  /** Sets a resource value as the device's own sensors would. */
+  setResource(path: string, value: ResourceValue): void {
+    const target = Lwm2mPath.parse(path);
+    const resources = this.objects.get(target.objectId!)?.get(target.instanceId!);
+    if (!resources || target.resourceId === undefined) throw new Error(`no instance for ${path}`);
+    resources.set(target.resourceId, value);
+  }
+
+  getResource(path: string): Resource | undefined {
+    const target = Lwm2mPath.parse(path);
+    return this.objects.get(target.objectId!)?.get(target.instanceId!)?.get(target.resourceId!);
+  }
+
   private requireLocation(): string {
     if (!this.location) throw new Error(`${this.options.endpoint} is not registered`);
     return this.location;
@@ -142,50 +197,207 @@ export class SimulatedDevice {
 
   private answer(request: IncomingRequest): OutgoingResponse {
     this.received.push(request);
-    const segments = request.path.split('/').filter((segment) => segment.length > 0);
-    const ids = segments.map(Number);
-    if (ids.some((id) => !Number.isInteger(id) || id < 0 || id > 65535) || ids.length === 0 || ids.length > 3) {
-      return diagnostic(ResponseCode.NotFound, `no object at ${request.path}`);
-    }
-    const [objectId, instanceId, resourceId] = ids;
-    const instances = this.objects.get(objectId);
-    const resources = instanceId === undefined ? undefined : instances?.get(instanceId);
-    if (!instances || (instanceId !== undefined && !resources)) return diagnostic(ResponseCode.NotFound, `no object at ${request.path}`);
-    if (resourceId !== undefined && !resources?.has(resourceId)) return diagnostic(ResponseCode.NotFound, `no resource at ${request.path}`);
-
-    switch (request.method) {
-      case Method.GET:
-        if (resourceId === undefined || !resources) return diagnostic(ResponseCode.NotAcceptable, 'only single resources are readable as text');
-        return this.read(resources.get(resourceId)!);
-      case Method.PUT:
-        if (resourceId === undefined || !resources) return diagnostic(ResponseCode.MethodNotAllowed, 'only single resources are writable as text');
-        try {
-          resources.set(resourceId, parseText(request.payload.toString('utf8'), resources.get(resourceId)));
-        } catch (error) {
-          return diagnostic(ResponseCode.BadRequest, (error as Error).message);
-        }
-        return { code: ResponseCode.Changed };
-      case Method.POST: {
-        const target = resourceId === undefined ? undefined : resources?.get(resourceId);
-        if (typeof target !== 'function') return diagnostic(ResponseCode.MethodNotAllowed, `${request.path} is not executable`);
-        target(request.payload.toString('utf8'));
-        return { code: ResponseCode.Changed };
-      }
-      case Method.DELETE:
-        if (instanceId === undefined || resourceId !== undefined) return diagnostic(ResponseCode.MethodNotAllowed, 'only instances can be deleted');
-        instances.delete(instanceId);
-        return { code: ResponseCode.Deleted };
-      default:
-        return diagnostic(ResponseCode.MethodNotAllowed, 'method not supported');
+    try {
+      return this.withBlock2(request, this.route(request));
+    } catch (error) {
+      if (error instanceof Refusal) return diagnostic(error.code, error.message);
+      if (error instanceof ContentError || error instanceof PathError) return diagnostic(ResponseCode.BadRequest, error.message);
+      throw error;
     }
   }
 
-  private read(value: Resource): OutgoingResponse {
-    if (typeof value === 'function') return diagnostic(ResponseCode.MethodNotAllowed, 'resource is executable, not readable');
+  private route(request: IncomingRequest): OutgoingResponse {
+    const target = this.targetOf(request.path);
+    const accept = uintOption(request.message.options, OptionNumber.Accept);
+    switch (request.method) {
+      case Method.GET:
+        if (accept === ContentFormat.LinkFormat) return this.discover(target, request.queries);
+        return this.content(this.collect(target), target, accept);
+      case Method.FETCH: {
+        const paths = decodeSenmlPaths(request.payload, request.contentFormat ?? ContentFormat.SenmlJson);
+        return this.content(paths.flatMap((path) => this.collect(path)), Lwm2mPath.ROOT, accept ?? request.contentFormat);
+      }
+      case Method.PUT:
+        if (request.queries.length > 0 && request.payload.length === 0) return this.writeAttributes(target, request.queries);
+        this.write(this.decode(request, target), target, true);
+        return { code: ResponseCode.Changed };
+      case Method.IPATCH:
+        this.write(this.decode(request, Lwm2mPath.ROOT), Lwm2mPath.ROOT, false);
+        return { code: ResponseCode.Changed };
+      case Method.POST:
+        if (target.isResource()) return this.execute(target, request.payload.toString('utf8'));
+        if (target.isInstance()) {
+          this.write(this.decode(request, target), target, false);
+          return { code: ResponseCode.Changed };
+        }
+        if (target.isObject()) return this.create(this.decode(request, target), target);
+        throw new Refusal(ResponseCode.MethodNotAllowed, `POST is not allowed on ${target}`);
+      case Method.DELETE:
+        if (!target.isInstance()) throw new Refusal(ResponseCode.MethodNotAllowed, 'only object instances can be deleted');
+        this.instances(target).delete(target.instanceId!);
+        return { code: ResponseCode.Deleted };
+      default:
+        throw new Refusal(ResponseCode.MethodNotAllowed, 'method not supported');
+    }
+  }
+
+  /** The LwM2M path of a request, below the device's alternate root path. */
+  private targetOf(uriPath: string): Lwm2mPath {
+    const root = this.options.rootPath && this.options.rootPath !== '/' ? this.options.rootPath : '';
+    if (root && !uriPath.startsWith(root + '/') && uriPath !== root) throw new Refusal(ResponseCode.NotFound, `no resource ${uriPath}`);
+    try {
+      return Lwm2mPath.parse(uriPath.slice(root.length) || '/');
+    } catch (error) {
+      throw new Refusal(ResponseCode.NotFound, (error as PathError).message);
+    }
+  }
+
+  private instances(target: Lwm2mPath): Map<number, Map<number, Resource>> {
+    const instances = this.objects.get(target.objectId!);
+    if (!instances) throw new Refusal(ResponseCode.NotFound, `no object ${target.objectId}`);
+    if (target.instanceId !== undefined && !instances.has(target.instanceId)) throw new Refusal(ResponseCode.NotFound, `no instance ${target}`);
+    return instances;
+  }
+
+  /** Every readable value at or below a path, as records. */
+  private collect(target: Lwm2mPath): ContentRecord[] {
+    if (target.isRoot()) throw new Refusal(ResponseCode.MethodNotAllowed, 'the root cannot be read');
+    const records: ContentRecord[] = [];
+    const instances = this.instances(target);
+    for (const [instanceId, resources] of instances) {
+      if (target.instanceId !== undefined && instanceId !== target.instanceId) continue;
+      for (const [resourceId, resource] of resources) {
+        if (target.resourceId !== undefined && resourceId !== target.resourceId) continue;
+        if (typeof resource === 'function') {
+          if (target.resourceId !== undefined) throw new Refusal(ResponseCode.MethodNotAllowed, `${target} is executable`);
+          continue;
+        }
+        const path = Lwm2mPath.of(target.objectId!, instanceId, resourceId);
+        if (resource instanceof Map) {
+          for (const [resourceInstanceId, value] of resource) {
+            if (target.resourceInstanceId !== undefined && resourceInstanceId !== target.resourceInstanceId) continue;
+            records.push(this.record(path.child(resourceInstanceId), value));
+          }
+        } else records.push(this.record(path, resource));
+      }
+    }
+    if (records.length === 0 && target.length >= 3) throw new Refusal(ResponseCode.NotFound, `no resource ${target}`);
+    return records;
+  }
+
+  private record(path: Lwm2mPath, value: ResourceValue): ContentRecord {
+    return { path, value, type: this.model.typeOf(path) ?? inferType(value) };
+  }
+
+  private content(records: ContentRecord[], target: Lwm2mPath, accept: number | undefined): OutgoingResponse {
+    const single = records.length === 1 && records[0].path.equals(target);
+    const format = accept ?? (single ? (records[0].type === 'opaque' ? ContentFormat.OctetStream : ContentFormat.TextPlain) : this.options.preferredFormat ?? ContentFormat.Tlv);
+    if (!this.formats.includes(format) || !isSupportedFormat(format)) throw new Refusal(ResponseCode.NotAcceptable, `content format ${format} is not supported`);
+    let payload: Buffer;
+    try {
+      payload = encodeContent(records, format, target, this.model);
+    } catch (error) {
+      throw new Refusal(ResponseCode.NotAcceptable, (error as Error).message);
+    }
+    return { code: ResponseCode.Content, options: [uintOptionOf(OptionNumber.ContentFormat, format)], payload };
+  }
+
+  private decode(request: IncomingRequest, target: Lwm2mPath): ContentRecord[] {
+    const format = request.contentFormat ?? ContentFormat.TextPlain;
+    if (!this.formats.includes(format)) throw new Refusal(ResponseCode.UnsupportedContentFormat, `content format ${format} is not supported`);
+    return decodeContent(request.payload, format, target, this.model);
+  }
+
+  private write(records: ContentRecord[], target: Lwm2mPath, replace: boolean): void {
+    if (!target.isRoot()) this.instances(target);
+    if (replace && target.isResource()) {
+      const resources = this.instances(target).get(target.instanceId!)!;
+      if (resources.get(target.resourceId!) instanceof Map) resources.set(target.resourceId!, new Map());
+    }
+    for (const record of records) {
+      const resources = this.instances(record.path).get(record.path.instanceId!)!;
+      const current = resources.get(record.path.resourceId!);
+      if (typeof current === 'function') throw new Refusal(ResponseCode.MethodNotAllowed, `${record.path} is executable`);
+      if (record.path.isResourceInstance()) {
+        const instances = current instanceof Map ? current : new Map<number, ResourceValue>();
+        instances.set(record.path.resourceInstanceId!, record.value);
+        resources.set(record.path.resourceId!, instances);
+      } else resources.set(record.path.resourceId!, record.value);
+    }
+  }
+
+  private execute(target: Lwm2mPath, args: string): OutgoingResponse {
+    const resource = this.instances(target).get(target.instanceId!)!.get(target.resourceId!);
+    if (resource === undefined) throw new Refusal(ResponseCode.NotFound, `no resource ${target}`);
+    if (typeof resource !== 'function') throw new Refusal(ResponseCode.MethodNotAllowed, `${target} is not executable`);
+    resource(args);
+    return { code: ResponseCode.Changed };
+  }
+
+  private create(records: ContentRecord[], target: Lwm2mPath): OutgoingResponse {
+    const instances = this.instances(target);
+    const instanceId = records[0]?.path.instanceId ?? 0;
+    if (instances.has(instanceId)) throw new Refusal(ResponseCode.BadRequest, `instance ${target}/${instanceId} already exists`);
+    instances.set(instanceId, new Map());
+    this.write(records, target, false);
+    return { code: ResponseCode.Created, options: pathOptions(OptionNumber.LocationPath, `${target}/${instanceId}`) };
+  }
+
+  private discover(target: Lwm2mPath, queries: string[]): OutgoingResponse {
+    const links: Link[] = [];
+    const add = (path: Lwm2mPath) => links.push({ path: path.toString(), attributes: { ...(this.attributes.get(path.toString()) ?? {}) } });
+    const depthQuery = queries.find((q) => q.startsWith('depth='));
+    const maxLength = depthQuery ? target.length + Number(depthQuery.slice(6)) : Math.max(3, target.length + 1);
+    add(target);
+    const instances = this.instances(target);
+    for (const [instanceId, resources] of instances) {
+      if (target.instanceId !== undefined && instanceId !== target.instanceId) continue;
+      const instancePath = Lwm2mPath.of(target.objectId!, instanceId);
+      if (!target.isInstance() && !target.isResource() && maxLength >= 2) add(instancePath);
+      for (const [resourceId, resource] of resources) {
+        if (target.resourceId !== undefined && resourceId !== target.resourceId) continue;
+        const resourcePath = instancePath.child(resourceId);
+        if (!target.isResource() && maxLength >= 3) {
+          links.push({ path: resourcePath.toString(), attributes: { ...(resource instanceof Map ? { dim: String(resource.size) } : {}), ...(this.attributes.get(resourcePath.toString()) ?? {}) } });
+        }
+        if (resource instanceof Map && maxLength >= 4) for (const id of resource.keys()) add(resourcePath.child(id));
+      }
+    }
     return {
       code: ResponseCode.Content,
-      options: [uintOptionOf(OptionNumber.ContentFormat, ContentFormat.TextPlain)],
-      payload: Buffer.from(formatText(value), 'utf8'),
+      options: [uintOptionOf(OptionNumber.ContentFormat, ContentFormat.LinkFormat)],
+      payload: Buffer.from(formatLinkFormat(links), 'utf8'),
+    };
+  }
+
+  private writeAttributes(target: Lwm2mPath, queries: string[]): OutgoingResponse {
+    this.instances(target);
+    const current = { ...(this.attributes.get(target.toString()) ?? {}) };
+    for (const query of queries) {
+      const [name, value] = query.split('=');
+      if (!['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'].includes(name)) throw new Refusal(ResponseCode.BadRequest, `unknown attribute ${name}`);
+      if (value === undefined) delete current[name];
+      else current[name] = value;
+    }
+    this.attributes.set(target.toString(), current);
+    return { code: ResponseCode.Changed };
+  }
+
+  /** Serves large answers in blocks of maxBlockBytes (RFC 7959 section 2.4). */
+  private withBlock2(request: IncomingRequest, response: OutgoingResponse): OutgoingResponse {
+    const payload = response.payload ?? Buffer.alloc(0);
+    const option = findOption(request.message.options, OptionNumber.Block2);
+    const requested = option ? decodeBlock(decodeUint(option.value)) : undefined;
+    const maxBytes = this.options.maxBlockBytes ?? 1024;
+    if (!requested && payload.length <= maxBytes) return response;
+    const szx = Math.min(requested?.szx ?? 6, Math.log2(maxBytes) - 4);
+    const size = blockSize(szx);
+    const num = requested?.num ?? 0;
+    const more = (num + 1) * size < payload.length;
+    return {
+      ...response,
+      options: [...(response.options ?? []), uintOptionOf(OptionNumber.Block2, encodeBlock({ num, more, szx })), uintOptionOf(OptionNumber.Size2, payload.length)],
+      payload: payload.subarray(num * size, (num + 1) * size),
     };
   }
 }

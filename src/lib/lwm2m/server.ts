@@ -2,7 +2,10 @@ import { EventEmitter } from 'node:events';
 import { ResponseCode, TransmissionParameters } from '../coap/codes';
 import { CoapEndpoint, IncomingRequest, MalformedDatagram, OutgoingResponse, diagnostic } from '../coap/endpoint';
 import type { Peer } from '../coap/peer';
+import { ObjectModel } from '../model/object-model';
+import { DeviceClient, DeviceClientOptions, SendOptions } from './device-client';
 import { Registration } from './registration';
+import type { DeviceRequest, ResponseBase } from './requests/device-request';
 import { RegistrationInterface } from './registration-interface';
 import { RegistrationStore } from './registration-store';
 
@@ -10,6 +13,9 @@ export interface Lwm2mServerOptions {
   address: string;
   port: number;
   transmission?: Partial<TransmissionParameters>;
+  /** Object definitions used to type values; the OMA registry by default. */
+  model?: ObjectModel;
+  client?: DeviceClientOptions;
 }
 
 /** Events of an Lwm2mServer, with their arguments. */
@@ -31,7 +37,10 @@ export interface Lwm2mServerEvents {
 export class Lwm2mServer extends EventEmitter {
   readonly endpoint: CoapEndpoint;
   readonly registrations: RegistrationStore;
+  /** Replaceable at run time, for custom object definitions loaded after start. */
+  model: ObjectModel;
   private readonly registrationInterface: RegistrationInterface;
+  private readonly client: DeviceClient;
 
   constructor(options: Lwm2mServerOptions) {
     super();
@@ -41,7 +50,9 @@ export class Lwm2mServer extends EventEmitter {
       updated: (registration, changes) => this.emit('updated', registration, changes),
       deregistered: (registration) => this.emit('deregistered', registration),
     });
+    this.model = options.model ?? ObjectModel.builtIn();
     this.endpoint = new CoapEndpoint(options, (request) => this.handle(request));
+    this.client = new DeviceClient(this.endpoint, this.registrations, () => this.model, options.client);
     this.endpoint.on('malformed', (detail: MalformedDatagram) => this.emit('malformed', detail));
     this.endpoint.on('socketError', (error: Error) => this.emit('warning', error));
     this.endpoint.on('handlerError', (error: Error) => this.emit('warning', error));
@@ -62,6 +73,11 @@ export class Lwm2mServer extends EventEmitter {
   /** Binds the socket; rejects with the bind error. */
   start(): Promise<Peer> {
     return this.endpoint.listen();
+  }
+
+  /** Sends an operation to a registered device; rejects with DeviceRequestError. */
+  send<R>(endpoint: string, request: DeviceRequest<R>, options?: SendOptions): Promise<R & ResponseBase> {
+    return this.client.send(endpoint, request, options);
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,142 @@
+import { OptionNumber, codeClass, formatCode } from '../coap/codes';
+import { BlockTransferError, requestBlockwise } from '../coap/block-transfer';
+import type { CoapEndpoint } from '../coap/endpoint';
+import { CoapClosedError, CoapResetError, CoapTimeoutError } from '../coap/errors';
+import type { CoapMessage, CoapOption } from '../coap/message';
+import { uintOptionOf } from '../coap/options';
+import { ContentError } from '../content/values';
+import type { ObjectModel } from '../model/object-model';
+import { DeviceQueue, QueueFullError } from './device-queue';
+import type { Registration } from './registration';
+import type { RegistrationStore } from './registration-store';
+import type { CoapRequestSpec, DeviceRequest, RequestContext, ResponseBase } from './requests/device-request';
+import { contentFormatOf } from './requests/response-content';
+
+/** Why a request to a device failed. */
+export type FailureKind =
+  | 'unknown-endpoint'
+  | 'invalid-request'
+  | 'device-error'
+  | 'invalid-response'
+  | 'timeout'
+  | 'reset'
+  | 'queue-full'
+  | 'closed';
+
+export class DeviceRequestError extends Error {
+  constructor(
+    message: string,
+    readonly kind: FailureKind,
+    /** The device's CoAP response code, such as "4.04", when it answered. */
+    readonly code?: string,
+  ) {
+    super(message);
+    this.name = 'DeviceRequestError';
+  }
+}
+
+export interface SendOptions {
+  /** Gives up after this long (default 10 s), including retransmissions and block transfers. */
+  timeoutMs?: number;
+}
+
+export interface DeviceClientOptions {
+  /** Block size exponent for large request bodies (default 5: 512 bytes). */
+  block1Szx?: number;
+  maxWaitingPerDevice?: number;
+  defaultTimeoutMs?: number;
+}
+
+const CODE_NAMES: Record<string, string> = {
+  '4.00': 'Bad Request',
+  '4.01': 'Unauthorized',
+  '4.02': 'Bad Option',
+  '4.03': 'Forbidden',
+  '4.04': 'Not Found',
+  '4.05': 'Method Not Allowed',
+  '4.06': 'Not Acceptable',
+  '4.08': 'Request Entity Incomplete',
+  '4.12': 'Precondition Failed',
+  '4.13': 'Request Entity Too Large',
+  '4.15': 'Unsupported Content-Format',
+  '5.00': 'Internal Server Error',
+  '5.01': 'Not Implemented',
+  '5.03': 'Service Unavailable',
+};
+
+/**
+ * Sends LwM2M operations to registered devices from the server's own socket,
+ * to the address each device last registered or updated from, one at a time per device.
+ */
+export class DeviceClient {
+  private readonly queue: DeviceQueue;
+
+  constructor(
+    private readonly endpoint: CoapEndpoint,
+    private readonly registrations: RegistrationStore,
+    private readonly model: () => ObjectModel,
+    private readonly options: DeviceClientOptions = {},
+  ) {
+    this.queue = new DeviceQueue(options.maxWaitingPerDevice);
+  }
+
+  async send<R>(endpointName: string, request: DeviceRequest<R>, options: SendOptions = {}): Promise<R & ResponseBase> {
+    const describe = `${request.operation} ${request.path} on ${endpointName}`;
+    const registration = this.registrations.getByEndpoint(endpointName);
+    if (!registration) throw new DeviceRequestError(`${describe}: device "${endpointName}" is not registered`, 'unknown-endpoint');
+    const context: RequestContext = { registration, model: this.model() };
+    let spec: CoapRequestSpec;
+    try {
+      spec = request.toCoap(context);
+    } catch (error) {
+      if (error instanceof ContentError) throw new DeviceRequestError(`${describe}: ${error.message}`, 'invalid-request');
+      throw error;
+    }
+    let response: CoapMessage;
+    try {
+      // The address is read when the request leaves the queue: an update or re-registration may have moved the device.
+      response = await this.queue.run(endpointName, () => this.exchange(this.registrations.getByEndpoint(endpointName) ?? registration, spec, options));
+    } catch (error) {
+      throw translate(error, describe);
+    }
+    const code = formatCode(response.code);
+    if (codeClass(response.code) !== 2) {
+      const detail = response.payload.length > 0 ? `: ${response.payload.toString('utf8').slice(0, 200)}` : '';
+      throw new DeviceRequestError(`${describe}: device answered ${code} ${CODE_NAMES[code] ?? ''}${detail}`.trim(), 'device-error', code);
+    }
+    if (response.code !== request.successCode) {
+      throw new DeviceRequestError(`${describe}: device answered ${code} where ${formatCode(request.successCode)} was expected`, 'invalid-response', code);
+    }
+    try {
+      return { ...request.fromCoap(response, context), code, contentFormat: contentFormatOf(response), raw: response.payload };
+    } catch (error) {
+      if (error instanceof ContentError) throw new DeviceRequestError(`${describe}: ${error.message}`, 'invalid-response', code);
+      throw error;
+    }
+  }
+
+  private exchange(registration: Registration, spec: CoapRequestSpec, options: SendOptions): Promise<CoapMessage> {
+    const coapOptions: CoapOption[] = [];
+    const root = registration.rootPath === '/' ? [] : registration.rootPath.split('/').filter(Boolean);
+    for (const segment of [...root, ...spec.path.ids.map(String)]) coapOptions.push({ number: OptionNumber.UriPath, value: Buffer.from(segment) });
+    if (spec.contentFormat !== undefined) coapOptions.push(uintOptionOf(OptionNumber.ContentFormat, spec.contentFormat));
+    for (const query of spec.query ?? []) coapOptions.push({ number: OptionNumber.UriQuery, value: Buffer.from(query) });
+    if (spec.accept !== undefined) coapOptions.push(uintOptionOf(OptionNumber.Accept, spec.accept));
+    coapOptions.sort((a, b) => a.number - b.number);
+    return requestBlockwise(
+      this.endpoint,
+      { address: registration.address, port: registration.port },
+      { code: spec.method, options: coapOptions, payload: spec.payload },
+      { timeoutMs: options.timeoutMs ?? this.options.defaultTimeoutMs ?? 10_000, block1Szx: this.options.block1Szx },
+    );
+  }
+}
+
+function translate(error: unknown, describe: string): Error {
+  if (error instanceof CoapTimeoutError) return new DeviceRequestError(`${describe}: ${error.message}`, 'timeout');
+  if (error instanceof CoapResetError) return new DeviceRequestError(`${describe}: ${error.message}`, 'reset');
+  if (error instanceof CoapClosedError) return new DeviceRequestError(`${describe}: the server was stopped`, 'closed');
+  if (error instanceof QueueFullError) return new DeviceRequestError(`${describe}: ${error.message}`, 'queue-full');
+  if (error instanceof BlockTransferError) return new DeviceRequestError(`${describe}: ${error.message}`, 'invalid-response');
+  return error as Error;
+}

@@ -1,0 +1,55 @@
+/** Too many requests are already waiting for one device. */
+export class QueueFullError extends Error {
+  constructor(key: string, limit: number) {
+    super(`${limit} requests are already waiting for ${key}`);
+    this.name = 'QueueFullError';
+  }
+}
+
+interface Lane {
+  running: boolean;
+  waiting: (() => void)[];
+}
+
+/**
+ * Runs the requests for each device one at a time (NSTART = 1, RFC 7252
+ * section 4.7): constrained devices handle one exchange at a time, and
+ * queued requests keep their order.
+ */
+export class DeviceQueue {
+  private readonly lanes = new Map<string, Lane>();
+
+  constructor(private readonly maxWaiting = 64) {}
+
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    let lane = this.lanes.get(key);
+    if (!lane) {
+      lane = { running: false, waiting: [] };
+      this.lanes.set(key, lane);
+    }
+    if (lane.waiting.length >= this.maxWaiting) return Promise.reject(new QueueFullError(key, this.maxWaiting));
+    const current = lane;
+    return new Promise<T>((resolve, reject) => {
+      const start = () => {
+        current.running = true;
+        task()
+          .then(resolve, reject)
+          .finally(() => this.next(key, current));
+      };
+      if (current.running) current.waiting.push(start);
+      else start();
+    });
+  }
+
+  pending(key: string): number {
+    const lane = this.lanes.get(key);
+    return lane ? lane.waiting.length + (lane.running ? 1 : 0) : 0;
+  }
+
+  private next(key: string, lane: Lane): void {
+    lane.running = false;
+    const start = lane.waiting.shift();
+    if (start) start();
+    else if (this.lanes.get(key) === lane) this.lanes.delete(key);
+  }
+}
