@@ -1,7 +1,7 @@
 'use strict';
 const assert = require('node:assert/strict');
 const dgram = require('node:dgram');
-const { helper, load, nextMessage, statusMatching } = require('./support/flow');
+const { helper, load, nextMessage, received, statusMatching } = require('./support/flow');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { freePort, RawPeer } = require('./support/udp');
 const { decode } = require('../dist/lib/coap/message');
@@ -102,17 +102,15 @@ describe('Node-RED: lwm2m-server and lwm2m-events', () => {
   it('sends only the events chosen, and rejected requests when asked', async () => {
     await load(flow(port, { registered: false, updated: true, deregistered: false, expired: false, rejected: true }));
     const out = helper.getNode('out');
-    const received = [];
-    out.on('input', (msg) => received.push(msg));
     const d = await device('picky');
     await d.register();
     await d.update();
     await d.send(1 + 1, '/rd', { query: { lt: 60 } }); // POST /rd without ep
     await d.deregister();
     await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.deepEqual(received.map((m) => m.topic), ['updated', 'rejected']);
-    assert.match(received[1].payload.reason, /^4\.00 missing endpoint client name/);
-    assert.equal(received[1].payload.address, '127.0.0.1');
+    assert.deepEqual(received(out).map((m) => m.topic), ['updated', 'rejected']);
+    assert.match(received(out)[1].payload.reason, /^4\.00 missing endpoint client name/);
+    assert.equal(received(out)[1].payload.address, '127.0.0.1');
   });
 
   it('shows listening and the device count on the user nodes', async () => {
@@ -190,15 +188,14 @@ describe('Node-RED: lwm2m-server and lwm2m-events', () => {
     ]);
     const out1 = helper.getNode('out1');
     const out2 = helper.getNode('out2');
-    const seen2 = [];
-    out2.on('input', (msg) => seen2.push(msg.endpoint));
     const m1 = nextMessage(out1);
     await (await device('one', {}, port)).register();
     assert.equal((await m1).endpoint, 'one');
     const m2 = nextMessage(out2);
     await (await device('two', {}, port2)).register();
     assert.equal((await m2).endpoint, 'two');
-    assert.deepEqual(seen2, ['two']);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(received(out2), [], 'server 2 saw only its own device');
     assert.equal(helper.getNode('srv1').host.server.registrations.size, 1);
     assert.equal(helper.getNode('srv2').host.server.registrations.size, 1);
   });

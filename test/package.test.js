@@ -28,7 +28,12 @@ describe('package', () => {
       const messages = JSON.parse(fs.readFileSync(path.join(dir, 'locales', 'en-US', `${name}.json`), 'utf8'));
       assert.ok(messages[name], `messages under "${name}"`);
       const help = fs.readFileSync(path.join(dir, 'locales', 'en-US', `${name}.html`), 'utf8');
-      assert.match(help, new RegExp(`data-help-name="${name}"`));
+      const types = [...html.matchAll(/RED\.nodes\.registerType\('([\w-]+)'/g)].map((m) => m[1]);
+      assert.ok(types.length > 0);
+      for (const type of types) {
+        assert.match(help, new RegExp(`data-help-name="${type}"`), `help for ${type}`);
+        assert.match(html, new RegExp(`data-template-name="${type}"`), `editor template for ${type}`);
+      }
       for (const key of html.matchAll(/data-i18n="(?:\[[a-z]+\])?([\w.-]+)"/g)) {
         const value = key[1].split('.').reduce((object, part) => object && object[part], messages);
         assert.ok(typeof value === 'string', `${name}.html uses ${key[1]} which ${name}.json lacks`);
@@ -46,7 +51,9 @@ describe('package', () => {
     }
     for (const [name] of nodeFiles) {
       const html = fs.readFileSync(path.join(root, 'dist', 'nodes', `${name}.html`), 'utf8');
-      if (!/category: 'config'/.test(html)) assert.ok(used.has(name), `an example uses ${name}`);
+      for (const [, type, body] of html.matchAll(/RED\.nodes\.registerType\('([\w-]+)', \{([\s\S]*?)\n  \}\);/g)) {
+        if (!/category: 'config'/.test(body)) assert.ok(used.has(type), `an example uses ${type}`);
+      }
     }
   });
 

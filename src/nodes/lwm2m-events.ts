@@ -50,7 +50,7 @@ export = function register(RED: NodeAPI): void {
     if (def.deregistered !== false) server.on('deregistered', listeners.deregistered);
     if (def.expired !== false) server.on('expired', listeners.expired);
     if (def.rejected === true) server.on('malformed', listeners.malformed);
-    host.register(this);
+    host.register(this, { followStatus: true });
 
     this.on('close', (_removed: boolean, done: () => void) => {
       server.off('registered', listeners.registered);

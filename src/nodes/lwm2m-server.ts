@@ -1,19 +1,27 @@
+import path from 'node:path';
 import type { NodeAPI, NodeDef } from 'node-red';
 import { ServerConfigNode, ServerHost } from './server-host';
 
 interface ServerNodeDef extends NodeDef {
   bindAddress: string;
   port: string | number;
+  modelFolder?: string;
 }
 
 export = function register(RED: NodeAPI): void {
   function Lwm2mServerNode(this: ServerConfigNode, def: ServerNodeDef) {
     RED.nodes.createNode(this, def);
     const port = Number(def.port);
-    this.host = new ServerHost(this, RED, {
-      address: (def.bindAddress || '0.0.0.0').trim(),
-      port: Number.isInteger(port) && port >= 0 && port <= 65535 ? port : 5683,
-    });
+    const modelFolder = def.modelFolder?.trim();
+    this.host = new ServerHost(
+      this,
+      RED,
+      {
+        address: (def.bindAddress || '0.0.0.0').trim(),
+        port: Number.isInteger(port) && port >= 0 && port <= 65535 ? port : 5683,
+      },
+      modelFolder ? path.resolve(RED.settings.userDir ?? process.cwd(), modelFolder) : undefined,
+    );
     this.on('close', (_removed: boolean, done: () => void) => {
       this.host.close().then(done, done);
     });

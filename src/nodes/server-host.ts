@@ -1,5 +1,6 @@
 import type { Node, NodeAPI, NodeStatus } from 'node-red';
 import { Lwm2mServer, Lwm2mServerOptions } from '../lib/lwm2m/server';
+import { ObjectModel } from '../lib/model/object-model';
 import type { Peer } from '../lib/coap/peer';
 
 /** The lwm2m-server config node as other nodes see it. */
@@ -25,6 +26,8 @@ const STATUS_THROTTLE_MS = 500;
 export class ServerHost {
   readonly server: Lwm2mServer;
   private readonly users = new Map<string, ServerUser>();
+  /** Users whose status is the server's, device count included; the others keep their own between phase changes. */
+  private readonly statusFollowers = new Set<string>();
   private phase: Phase = { name: 'starting' };
   private statusTimer?: NodeJS.Timeout;
 
@@ -32,8 +35,16 @@ export class ServerHost {
     node: Node,
     private readonly RED: NodeAPI,
     options: Lwm2mServerOptions,
+    /** Folder of custom DDF XML files added to the OMA registry objects. */
+    modelFolder?: string,
   ) {
-    this.server = new Lwm2mServer(options);
+    let model: ObjectModel | undefined;
+    if (modelFolder) {
+      const loaded = ObjectModel.fromFolder(modelFolder);
+      model = loaded.model;
+      for (const problem of loaded.problems) node.warn(RED._('lwm2m-server.errors.model', { problem }));
+    }
+    this.server = new Lwm2mServer({ ...options, model });
     const countChanged = () => this.scheduleStatus();
     this.server.on('registered', countChanged);
     this.server.on('deregistered', countChanged);
@@ -54,13 +65,15 @@ export class ServerHost {
     );
   }
 
-  register(user: ServerUser): void {
+  register(user: ServerUser, options: { followStatus?: boolean } = {}): void {
     this.users.set(user.id, user);
+    if (options.followStatus) this.statusFollowers.add(user.id);
     user.status(this.status());
   }
 
   deregister(user: ServerUser): void {
     this.users.delete(user.id);
+    this.statusFollowers.delete(user.id);
   }
 
   async close(): Promise<void> {
@@ -101,12 +114,12 @@ export class ServerHost {
     if (this.statusTimer) return;
     this.statusTimer = setTimeout(() => {
       this.statusTimer = undefined;
-      this.pushStatus();
+      this.pushStatus(true);
     }, STATUS_THROTTLE_MS);
   }
 
-  private pushStatus(): void {
+  private pushStatus(countOnly = false): void {
     const status = this.status();
-    for (const user of this.users.values()) user.status(status);
+    for (const [id, user] of this.users) if (!countOnly || this.statusFollowers.has(id)) user.status(status);
   }
 }

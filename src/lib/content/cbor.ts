@@ -244,7 +244,7 @@ function write(value: CborValue, chunks: Buffer[]): void {
 
 /** Integers as CBOR integers; other numbers in the shortest float that keeps them exact. */
 function writeNumber(value: number, chunks: Buffer[]): void {
-  if (Number.isSafeInteger(value)) {
+  if (Number.isSafeInteger(value) && !Object.is(value, -0)) {
     if (value >= 0) head(0, value, chunks);
     else head(1, -1 - value, chunks);
     return;

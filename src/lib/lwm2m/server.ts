@@ -37,8 +37,7 @@ export interface Lwm2mServerEvents {
 export class Lwm2mServer extends EventEmitter {
   readonly endpoint: CoapEndpoint;
   readonly registrations: RegistrationStore;
-  /** Replaceable at run time, for custom object definitions loaded after start. */
-  model: ObjectModel;
+  readonly model: ObjectModel;
   private readonly registrationInterface: RegistrationInterface;
   private readonly client: DeviceClient;
 

@@ -37,19 +37,19 @@ export class ObjectModel {
     return new ObjectModel(new Map(definitions.map((definition) => [definition.id, definition])));
   }
 
-  /** Adds every *.xml file of a folder. */
-  static async fromFolder(folder: string): Promise<ModelLoadResult> {
+  /** Adds every *.xml file of a folder (read once, at start, so the model is complete before any request). */
+  static fromFolder(folder: string): ModelLoadResult {
     const problems: string[] = [];
     const definitions: ObjectDefinition[] = [];
     let files: string[];
     try {
-      files = (await fs.promises.readdir(folder)).filter((file) => file.toLowerCase().endsWith('.xml')).sort();
+      files = fs.readdirSync(folder).filter((file) => file.toLowerCase().endsWith('.xml')).sort();
     } catch (error) {
       return { model: ObjectModel.builtIn(), problems: [`${folder}: ${(error as Error).message}`] };
     }
     for (const file of files) {
       try {
-        definitions.push(...parseDdf(await fs.promises.readFile(path.join(folder, file), 'utf8')));
+        definitions.push(...parseDdf(fs.readFileSync(path.join(folder, file), 'utf8')));
       } catch (error) {
         problems.push(`${file}: ${(error as Error).message}`);
       }

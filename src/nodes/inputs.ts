@@ -1,0 +1,54 @@
+import { parseContentFormat } from '../lib/content/formats';
+import { Lwm2mPath, PathError } from '../lib/model/path';
+
+/** A msg that cannot become a request: reported with node.error(err, msg). */
+export class InputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InputError';
+  }
+}
+
+export type Msg = Record<string, unknown> & { payload?: unknown; _msgid?: string };
+
+/** The node's setting wins where set; otherwise msg.endpoint. */
+export function resolveEndpoint(setting: string | undefined, msg: Msg): string {
+  const value = setting?.trim() || msg.endpoint;
+  if (typeof value !== 'string' || value.trim() === '') throw new InputError('no device: set the endpoint in the node or in msg.endpoint');
+  return value.trim();
+}
+
+/** The node's setting wins where set; otherwise msg.path, or msg.topic when it looks like a path. */
+export function resolvePath(setting: string | undefined, msg: Msg): Lwm2mPath {
+  const fromMsg = msg.path ?? (typeof msg.topic === 'string' && msg.topic.trim().startsWith('/') ? msg.topic : undefined);
+  const value = setting?.trim() || fromMsg;
+  if (value === undefined || value === '') throw new InputError('no path: set it in the node, in msg.path or in msg.topic (such as /3/0/0)');
+  return parsePath(value);
+}
+
+export function parsePath(value: unknown): Lwm2mPath {
+  if (typeof value !== 'string') throw new InputError(`path must be a string such as /3/0/0, not ${typeof value}`);
+  try {
+    return Lwm2mPath.parse(value);
+  } catch (error) {
+    throw new InputError((error as PathError).message);
+  }
+}
+
+/** A content format from the node ("auto" or empty: none) or msg.contentFormat. */
+export function resolveFormat(setting: string | undefined, msg: Msg): number | undefined {
+  const value = setting && setting !== 'auto' ? setting : msg.contentFormat;
+  if (value === undefined || value === null || value === '' || value === 'auto') return undefined;
+  try {
+    return parseContentFormat(value);
+  } catch (error) {
+    throw new InputError((error as Error).message);
+  }
+}
+
+/** Timeout in seconds from the node, or msg.timeout; in milliseconds. */
+export function resolveTimeoutMs(setting: string | number | undefined, msg: Msg): number {
+  const value = Number(msg.timeout ?? setting ?? 10);
+  if (!Number.isFinite(value) || value <= 0 || value > 3600) throw new InputError(`timeout must be between 0 and 3600 seconds, not ${JSON.stringify(msg.timeout ?? setting)}`);
+  return value * 1000;
+}

@@ -1,0 +1,38 @@
+import type { NodeAPI } from 'node-red';
+import { DiscoverRequest, DiscoverResult } from '../../lib/lwm2m/requests/discover';
+import { Lwm2mPath } from '../../lib/model/path';
+import { InputError, resolvePath } from '../inputs';
+import { OperationNodeDef, registerOperationNode } from '../operation-node';
+
+interface DiscoverNodeDef extends OperationNodeDef {
+  path?: string;
+  depth?: string;
+}
+
+/** lwm2m discover: the links under a path, named from the object model, with their attributes. */
+export function registerDiscover(RED: NodeAPI): void {
+  registerOperationNode<DiscoverNodeDef, DiscoverResult>(RED, 'lwm2m-discover', {
+    request(def, msg) {
+      const depthSetting = def.depth?.trim() ? def.depth : msg.depth;
+      let depth: number | undefined;
+      if (depthSetting !== undefined && depthSetting !== '') {
+        depth = Number(depthSetting);
+        if (!Number.isInteger(depth)) throw new InputError(`depth must be 0..3, not ${JSON.stringify(depthSetting)}`);
+      }
+      return new DiscoverRequest(resolvePath(def.path, msg), depth);
+    },
+    output(response, msg, { request, server }) {
+      msg.path = request.path.toString();
+      msg.payload = response.links.map((link) => {
+        let name: string | undefined;
+        try {
+          const path = Lwm2mPath.parse(link.path);
+          name = path.length >= 3 ? server.model.getResource(path.objectId, path.resourceId)?.name : path.objectId !== undefined ? server.model.getObject(path.objectId)?.name : undefined;
+        } catch {
+          name = undefined;
+        }
+        return { path: link.path, ...(name ? { name } : {}), attributes: { ...link.attributes } };
+      });
+    },
+  });
+}

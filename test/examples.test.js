@@ -1,0 +1,107 @@
+'use strict';
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const helper = require('node-red-node-test-helper');
+const { SimulatedDevice } = require('../dist/sim/simulated-device');
+const { freePort } = require('./support/udp');
+const { load, nextMessage } = require('./support/flow');
+
+const NODES = [
+  require('../dist/nodes/lwm2m-server.js'),
+  require('../dist/nodes/lwm2m-events.js'),
+  require('../dist/nodes/lwm2m-operations.js'),
+  require('@node-red/nodes/core/common/20-inject.js'),
+  require('@node-red/nodes/core/common/90-comment.js'),
+];
+
+const examplesDir = path.join(__dirname, '..', 'examples');
+
+/** Loads an example as Node-RED would import it, on a free port, with debug and function nodes as test probes. */
+async function loadExample(file, port) {
+  const flow = JSON.parse(fs.readFileSync(path.join(examplesDir, file), 'utf8'));
+  const tab = flow.find((n) => n.z).z;
+  const nodes = flow.map((node) => {
+    if (node.type === 'lwm2m-server') return { ...node, port: String(port) };
+    if (node.type === 'debug' || node.type === 'function') return { id: node.id, z: node.z, type: 'helper', name: node.name, wires: [] };
+    return node;
+  });
+  await load([{ id: tab, type: 'tab' }, ...nodes], {}, NODES);
+  return flow;
+}
+
+function probe(flow, name) {
+  const node = flow.find((n) => n.name === name);
+  assert.ok(node, `example has a node named ${name}`);
+  return helper.getNode(node.id);
+}
+
+const next = (node) => nextMessage(node, 5000);
+
+describe('example flows', () => {
+  let port;
+  let device;
+
+  beforeEach(async () => {
+    port = await freePort();
+    device = new SimulatedDevice({ endpoint: 'my-sensor', server: { address: '127.0.0.1', port }, transmission: { ackTimeoutMs: 100 } });
+    await device.start();
+  });
+
+  afterEach(async () => {
+    await device.stop();
+    await helper.unload();
+  });
+
+  const triggered = [
+    ['reboot-device.json', 'reboot my-sensor', 'rebooted', (msg) => assert.equal(msg.code, '2.04')],
+    ['write-server-lifetime.json', 'lifetime 300 s', 'written', (msg) => {
+      assert.equal(msg.code, '2.04');
+      assert.equal(device.getResource('/1/0/1'), 300);
+    }],
+    ['create-instance.json', 'new sensor', 'created', (msg) => {
+      assert.deepEqual(msg.payload, { instanceId: 1, location: '/3303/1' });
+      assert.equal(device.getResource('/3303/1/5700'), 19.5);
+    }],
+    ['delete-instance.json', 'delete /3303/1', 'deleted', (msg) => assert.equal(msg.code, '2.02'), () => device.objects.get(3303).set(1, new Map())],
+    ['discover-device.json', 'discover /3', 'links', (msg) => assert.ok(msg.payload.some((l) => l.path === '/3/0/0' && l.name === 'Manufacturer'))],
+    ['write-attributes.json', 'attributes', 'attributes written', (msg) => {
+      assert.deepEqual(msg.payload, { pmin: 5, pmax: 60, st: 0.5 });
+      assert.deepEqual(device.attributes.get('/3303/0/5700'), { pmin: '5', pmax: '60', st: '0.5' });
+    }],
+  ];
+  for (const [file, injectName, outputName, check, prepare] of triggered) {
+    it(`${file} works against a device`, async () => {
+      const flow = await loadExample(file, port);
+      await device.register();
+      if (prepare) prepare();
+      const output = next(probe(flow, outputName));
+      probe(flow, injectName).receive({});
+      check(await output);
+    });
+  }
+
+  it('write-server-lifetime.json reports a device that is not there to its catch node', async () => {
+    const flow = await loadExample('write-server-lifetime.json', port);
+    const errors = next(probe(flow, 'write errors'));
+    probe(flow, 'lifetime 300 s').receive({});
+    assert.match((await errors).error.message, /"my-sensor" is not registered/);
+  });
+
+  it('read-device-on-register.json reads the Device object of a device that registers', async () => {
+    const flow = await loadExample('read-device-on-register.json', port);
+    const output = next(probe(flow, 'device information'));
+    await device.register();
+    const msg = await output;
+    assert.equal(msg.endpoint, 'my-sensor');
+    assert.equal(msg.payload[0], 'Node-RED LwM2M');
+    assert.ok(msg.resources.some((r) => r.name === 'Firmware Version'));
+  });
+
+  it('log-registrations.json sends every registration event', async () => {
+    const flow = await loadExample('log-registrations.json', port);
+    const output = next(probe(flow, 'registration events'));
+    await device.register();
+    assert.equal((await output).topic, 'registered');
+  });
+});
