@@ -223,6 +223,28 @@ describe('Node-RED: operation nodes', () => {
     });
   });
 
+  it('types custom objects from the server node\'s object definitions folder', async () => {
+    const { buildObjectTree } = require('../dist/sim/object-tree');
+    await load([
+      { id: 'tab', type: 'tab' },
+      { id: 'srv', type: 'lwm2m-server', bindAddress: '127.0.0.1', port, modelFolder: require('node:path').join(__dirname, 'fixtures', 'objects') },
+      { id: 'op', z: 'tab', type: 'lwm2m-write', server: 'srv', endpoint: 'lamp-1', path: '/32769/0', mode: 'update', wires: [['out']] },
+      { id: 'out', z: 'tab', type: 'helper' },
+      { id: 'catcher', z: 'tab', type: 'catch', scope: null, wires: [['caught']] },
+      { id: 'caught', z: 'tab', type: 'helper' },
+    ]);
+    // The broken fixture is reported, once (the test runtime leaves message keys untranslated).
+    assert.equal(helper.getNode('srv').warn.args.filter((a) => a[0] === 'lwm2m-server.errors.model').length, 1);
+    device = new SimulatedDevice({ endpoint: 'lamp-1', server: { address: '127.0.0.1', port }, transmission: FAST, objects: buildObjectTree({ 32769: { 0: { 0: 50, 1: false, 2: 1200 } } }) });
+    await device.start();
+    await device.register();
+    await run({}, { payload: { 'Dim Level': '80', 'lamp on': 1 } });
+    assert.equal(device.getResource('/32769/0/0'), 80);
+    assert.equal(device.getResource('/32769/0/1'), true);
+    const caught = await run({}, { payload: { 'Burn Hours': 5 } }, { expectError: true });
+    assert.match(caught.error.message, /Burn Hours\) is not writable/);
+  });
+
   it('reports a missing server on every operation node', async () => {
     await load([
       { id: 'tab', type: 'tab' },
