@@ -283,6 +283,15 @@ describe('content formats', () => {
       });
     }
 
+    it('opaque (42) for bytes', () => {
+      fc.assert(
+        fc.property(leaves.opaque[1], (value) => {
+          const records = [{ path: P('/5/0/0'), type: 'opaque', value }];
+          assert.deepEqual(plain(decodeContent(encodeContent(records, F.opaque, P('/5/0/0'), model), F.opaque, P('/5/0/0'), model)), plain(records));
+        }),
+      );
+    });
+
     for (const [name, format] of [['text', F.text], ['cbor', F.cbor]]) {
       it(`${name} (${format}) for single values of every type`, () => {
         for (const [type, [path, arb]] of Object.entries(leaves)) {

@@ -88,6 +88,16 @@ describe('LwM2M operations against a simulated device', () => {
     assert.deepEqual(device.getResource('/5/0/0'), Buffer.from([1, 2, 3]));
   });
 
+  it('asks for the best format the device advertised when reading several values', async () => {
+    const response = await server.send('dev', new ReadRequest(P('/3/0')));
+    assert.equal(response.contentFormat, 11544);
+    assert.equal((await server.send('dev', new ReadRequest(P('/3/0/7')))).contentFormat, 11544, 'a multiple resource');
+    assert.equal((await server.send('dev', new ReadRequest(P('/3/0/9')))).contentFormat, 0, 'one value: the device chooses');
+    await device.stop();
+    await start({ lwm2mVersion: '1.0', contentFormats: [0, 42, 11542, 11543] });
+    assert.equal((await server.send('dev', new ReadRequest(P('/3303/0')))).contentFormat, 11542);
+  });
+
   it('picks the best format the device advertised for several values', async () => {
     await server.send('dev', new WriteRequest(P('/1/0'), payloadToRecords({ 1: 90 }, P('/1/0'), model), 'update'));
     assert.equal(device.received.at(-1).contentFormat, 11544);

@@ -1,6 +1,6 @@
 import { Method, ResponseCode } from '../../coap/codes';
 import type { CoapMessage } from '../../coap/message';
-import { decodeContent } from '../../content/formats';
+import { chooseMultiValueFormat, decodeContent } from '../../content/formats';
 import type { ContentRecord } from '../../content/values';
 import type { Lwm2mPath } from '../../model/path';
 import { contentFormatOf } from './response-content';
@@ -21,8 +21,12 @@ export class ReadRequest implements DeviceRequest<ReadResult> {
     readonly format?: number,
   ) {}
 
-  toCoap(): CoapRequestSpec {
-    return { method: Method.GET, path: this.path, accept: this.format };
+  /** Asks for the best multi-value format the device advertised when the answer holds several values. */
+  toCoap(context: RequestContext): CoapRequestSpec {
+    const { registration, model } = context;
+    const severalValues = this.path.length < 3 || (this.path.isResource() && model.getResource(this.path.objectId, this.path.resourceId)?.multiple === true);
+    const accept = this.format ?? (severalValues && registration.contentFormats.length > 0 ? chooseMultiValueFormat(registration.contentFormats, registration.lwm2mVersion) : undefined);
+    return { method: Method.GET, path: this.path, accept };
   }
 
   fromCoap(response: CoapMessage, context: RequestContext): ReadResult {
