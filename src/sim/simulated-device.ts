@@ -33,7 +33,23 @@ export interface SimulatedDeviceOptions {
   transmission?: Partial<TransmissionParameters>;
   /** Sends an Update before the lifetime runs out, as a real client does. */
   autoUpdate?: boolean;
+  /** Notifications as confirmable messages (default non-confirmable). */
+  confirmableNotifications?: boolean;
 }
+
+/** An observation the server holds on this device. */
+interface Observer {
+  token: Buffer;
+  peer: Peer;
+  paths: Lwm2mPath[];
+  /** The request's target: a path, or the root for Observe-Composite. */
+  target: Lwm2mPath;
+  accept?: number;
+  sequence: number;
+}
+
+/** How many non-confirmable notifications are remembered, to match a Reset to its observer. */
+const RECENT_NOTIFICATIONS = 4096;
 
 /** The server answered a device request with an error code. */
 export class ServerRejectedError extends Error {
@@ -84,11 +100,23 @@ export class SimulatedDevice {
   private readonly endpoint: CoapEndpoint;
   private location?: string;
   private updateTimer?: NodeJS.Timeout;
+  private readonly observers = new Map<string, Observer>();
+  private readonly recentNotifications = new Map<number, string>();
 
   constructor(readonly options: SimulatedDeviceOptions) {
     this.objects = options.objects ?? defaultObjectTree(options.endpoint);
     const address = options.address ?? (options.server.address.includes(':') ? '::1' : '127.0.0.1');
     this.endpoint = new CoapEndpoint({ address, port: 0, transmission: options.transmission }, (request) => this.answer(request));
+    // A Reset for a notification cancels its observation (RFC 7641 section 3.6).
+    this.endpoint.on('reset', (_peer: Peer, messageId: number) => {
+      const tokenKey = this.recentNotifications.get(messageId);
+      if (tokenKey) this.observers.delete(tokenKey);
+    });
+  }
+
+  /** Observations the server holds on this device, as "path" lists. */
+  get observations(): string[][] {
+    return [...this.observers.values()].map((observer) => observer.paths.map(String));
   }
 
   get registrationLocation(): string | undefined {
@@ -168,12 +196,41 @@ export class SimulatedDevice {
     return this.endpoint.request(this.options.server, { code: method, options, payload: request.payload });
   }
 
-  /** Sets a resource value as the device's own sensors would. */
-  setResource(path: string, value: ResourceValue): void {
+  /** Sets a resource value as the device's own sensors would, and notifies its observers. */
+  setResource(path: string, value: ResourceValue): Promise<void> {
     const target = Lwm2mPath.parse(path);
     const resources = this.objects.get(target.objectId!)?.get(target.instanceId!);
     if (!resources || target.resourceId === undefined) throw new Error(`no instance for ${path}`);
     resources.set(target.resourceId, value);
+    return this.notify(target);
+  }
+
+  /** Sends a notification to every observer of the path (or of everything), as values change. */
+  async notify(changed?: Lwm2mPath, confirmable = this.options.confirmableNotifications ?? false): Promise<void> {
+    const sends: Promise<unknown>[] = [];
+    for (const [tokenKey, observer] of this.observers) {
+      if (changed && !observer.paths.some((path) => changed.startsWith(path) || path.startsWith(changed))) continue;
+      observer.sequence = (observer.sequence + 1) & 0xffffff;
+      const content = this.content(observer.paths.flatMap((path) => this.collect(path)), observer.target, observer.accept);
+      const sent = this.endpoint
+        .notify(observer.peer, { ...content, options: [...(content.options ?? []), uintOptionOf(OptionNumber.Observe, observer.sequence)], token: observer.token, confirmable })
+        .then(
+          (messageId) => {
+            if (confirmable) return;
+            this.recentNotifications.set(messageId, tokenKey);
+            if (this.recentNotifications.size > RECENT_NOTIFICATIONS) this.recentNotifications.delete(this.recentNotifications.keys().next().value as number);
+          },
+          () => this.observers.delete(tokenKey),
+        );
+      sends.push(sent);
+    }
+    await Promise.all(sends);
+  }
+
+  /** Reports values with the Send operation (POST /dp). */
+  async sendValues(paths: string[], format: number = ContentFormat.SenmlCbor): Promise<CoapMessage> {
+    const records = paths.flatMap((path) => this.collect(Lwm2mPath.parse(path)));
+    return this.send(Method.POST, '/dp', { payload: encodeContent(records, format, Lwm2mPath.ROOT, this.model), contentFormat: format });
   }
 
   getResource(path: string): Resource | undefined {
@@ -209,13 +266,15 @@ export class SimulatedDevice {
   private route(request: IncomingRequest): OutgoingResponse {
     const target = this.targetOf(request.path);
     const accept = uintOption(request.message.options, OptionNumber.Accept);
+    const observe = uintOption(request.message.options, OptionNumber.Observe);
     switch (request.method) {
       case Method.GET:
         if (accept === ContentFormat.LinkFormat) return this.discover(target, request.queries);
-        return this.content(this.collect(target), target, accept);
+        return this.observed(request, observe, [target], target, accept, this.content(this.collect(target), target, accept));
       case Method.FETCH: {
         const paths = decodeSenmlPaths(request.payload, request.contentFormat ?? ContentFormat.SenmlJson);
-        return this.content(paths.flatMap((path) => this.collect(path)), Lwm2mPath.ROOT, accept ?? request.contentFormat);
+        const format = accept ?? request.contentFormat;
+        return this.observed(request, observe, paths, Lwm2mPath.ROOT, format, this.content(paths.flatMap((path) => this.collect(path)), Lwm2mPath.ROOT, format));
       }
       case Method.PUT:
         if (request.queries.length > 0 && request.payload.length === 0) return this.writeAttributes(target, request.queries);
@@ -239,6 +298,15 @@ export class SimulatedDevice {
       default:
         throw new Refusal(ResponseCode.MethodNotAllowed, 'method not supported');
     }
+  }
+
+  /** Registers (Observe 0) or removes (Observe 1) an observer, and marks the answer as a notification. */
+  private observed(request: IncomingRequest, observe: number | undefined, paths: Lwm2mPath[], target: Lwm2mPath, accept: number | undefined, response: OutgoingResponse): OutgoingResponse {
+    const tokenKey = request.message.token.toString('hex');
+    if (observe === 1) this.observers.delete(tokenKey);
+    if (observe !== 0) return response;
+    this.observers.set(tokenKey, { token: Buffer.from(request.message.token), peer: request.peer, paths, target, accept, sequence: 1 });
+    return { ...response, options: [...(response.options ?? []), uintOptionOf(OptionNumber.Observe, 1)] };
   }
 
   /** The LwM2M path of a request, below the device's alternate root path. */

@@ -73,6 +73,9 @@ async function collectBlock2(
   let block = blockOption(first, OptionNumber.Block2);
   if (!block || !block.more) return first;
   const maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE;
+  // The rest of a body is fetched with plain requests: new tokens, no observation.
+  const { onNotification: _observe, token: _token, ...blockOptions } = options;
+  options = blockOptions;
   const parts = [first.payload];
   let received = first.payload.length;
   let response = first;

@@ -15,7 +15,7 @@ import {
 import { CoapClosedError, CoapRequestError, CoapResetError, CoapTimeoutError } from './errors';
 import { CoapMessage, CoapOption, CoapFormatError, decode, encode, peekConfirmableMessageId } from './message';
 import { findOption, stringOptions, uintOptionOf, unrecognizedCriticalOption, uriPath } from './options';
-import { Exchange, PENDING, Peer, PeerState, peerKey } from './peer';
+import { Exchange, NotificationHandler, PENDING, Peer, PeerState, peerKey } from './peer';
 import { assembleBlock1 } from './block1-assembly';
 
 export interface IncomingRequest {
@@ -50,6 +50,14 @@ export interface RequestOptions {
   confirmable?: boolean;
   /** Gives up after this long even if the peer acknowledged but has not answered yet. */
   timeoutMs?: number;
+  /** Reuses a token, as cancelling an observation with GET Observe=1 requires (RFC 7641 section 3.6). */
+  token?: Buffer;
+  /**
+   * Makes the request an observation: when the first response carries the
+   * Observe option, later responses with the same token from the same peer
+   * go to this handler until the observation is forgotten.
+   */
+  onNotification?: NotificationHandler;
 }
 
 export interface EndpointOptions {
@@ -134,7 +142,7 @@ export class CoapEndpoint extends EventEmitter {
     this.closed = true;
     clearInterval(this.sweepTimer);
     for (const peer of this.peers.values()) {
-      for (const exchange of [...peer.exchangesByToken.values()]) this.finish(exchange, new CoapClosedError());
+      for (const exchange of [...peer.exchangesByToken.values(), ...peer.exchangesByMessageId.values()]) this.finish(exchange, new CoapClosedError());
     }
     this.peers.clear();
     const socket = this.socket;
@@ -143,12 +151,27 @@ export class CoapEndpoint extends EventEmitter {
     return new Promise((resolve) => socket.close(() => resolve()));
   }
 
+  /** Stops taking an observation's notifications; the next one is answered with a Reset. */
+  forgetObservation(peer: Peer, token: Buffer): void {
+    this.peers.get(peerKey(peer.address, peer.port))?.observations.delete(token.toString('hex'));
+  }
+
+  /** Follows an observed peer to a new address (NAT rebinding reported by a registration update). */
+  moveObservation(from: Peer, to: Peer, token: Buffer): void {
+    const tokenKey = token.toString('hex');
+    const source = this.peers.get(peerKey(from.address, from.port));
+    const handler = source?.observations.get(tokenKey);
+    if (!source || !handler) return;
+    source.observations.delete(tokenKey);
+    this.peerState(to.address, to.port).observations.set(tokenKey, handler);
+  }
+
   /** Sends a request and resolves with the peer's response, whatever its code. */
   request(peer: Peer, request: OutgoingRequest, options: RequestOptions = {}): Promise<CoapMessage> {
     if (this.closed || !this.socket) return Promise.reject(new CoapClosedError());
     const state = this.peerState(peer.address, peer.port);
     const confirmable = options.confirmable !== false;
-    const token = this.newToken();
+    const token = options.token ?? this.newToken();
     const messageId = state.allocateMessageId();
     const datagram = encode({
       type: confirmable ? MessageType.Confirmable : MessageType.NonConfirmable,
@@ -166,9 +189,12 @@ export class CoapEndpoint extends EventEmitter {
         datagram,
         confirmable,
         acknowledged: !confirmable,
+        finished: false,
+        ackOnly: false,
         transmissions: 0,
         resolve,
         reject,
+        onNotification: options.onNotification,
       };
       state.exchangesByMessageId.set(messageId, exchange);
       state.exchangesByToken.set(exchange.tokenKey, exchange);
@@ -177,6 +203,48 @@ export class CoapEndpoint extends EventEmitter {
         () => this.finish(exchange, new CoapTimeoutError(`no response from ${state.key} within ${timeoutMs} ms`)),
         timeoutMs,
       );
+      this.transmit(exchange, this.initialAckTimeoutMs());
+    });
+  }
+
+  /**
+   * Sends a notification of an observation we serve (RFC 7641): a response
+   * message under the observer's token. A confirmable one resolves when
+   * acknowledged and rejects with CoapResetError when the observer refuses it.
+   * Resolves with the message id, by which a Reset for a non-confirmable one
+   * shows up as a 'reset' event.
+   */
+  notify(peer: Peer, notification: OutgoingResponse & { token: Buffer; confirmable: boolean }): Promise<number> {
+    if (this.closed || !this.socket) return Promise.reject(new CoapClosedError());
+    const state = this.peerState(peer.address, peer.port);
+    const messageId = state.allocateMessageId();
+    const datagram = encode({
+      type: notification.confirmable ? MessageType.Confirmable : MessageType.NonConfirmable,
+      code: notification.code,
+      messageId,
+      token: notification.token,
+      options: notification.options ?? [],
+      payload: notification.payload ?? Buffer.alloc(0),
+    });
+    if (!notification.confirmable) {
+      this.send(datagram, state);
+      return Promise.resolve(messageId);
+    }
+    return new Promise((resolve, reject) => {
+      const exchange: Exchange = {
+        peer: state,
+        messageId,
+        tokenKey: notification.token.toString('hex'),
+        datagram,
+        confirmable: true,
+        acknowledged: false,
+        finished: false,
+        ackOnly: true,
+        transmissions: 0,
+        resolve: () => resolve(messageId),
+        reject,
+      };
+      state.exchangesByMessageId.set(messageId, exchange);
       this.transmit(exchange, this.initialAckTimeoutMs());
     });
   }
@@ -199,14 +267,21 @@ export class CoapEndpoint extends EventEmitter {
   }
 
   private finish(exchange: Exchange, outcome: CoapMessage | Error): void {
+    if (exchange.finished) return;
+    exchange.finished = true;
     clearTimeout(exchange.retransmitTimer);
     clearTimeout(exchange.deadlineTimer);
     const peer = exchange.peer;
     if (peer.exchangesByMessageId.get(exchange.messageId) === exchange) peer.exchangesByMessageId.delete(exchange.messageId);
-    if (peer.exchangesByToken.get(exchange.tokenKey) !== exchange) return;
-    peer.exchangesByToken.delete(exchange.tokenKey);
-    if (outcome instanceof Error) exchange.reject(outcome);
-    else exchange.resolve(outcome);
+    if (peer.exchangesByToken.get(exchange.tokenKey) === exchange) peer.exchangesByToken.delete(exchange.tokenKey);
+    if (outcome instanceof Error) {
+      exchange.reject(outcome);
+      return;
+    }
+    if (exchange.onNotification && codeClass(outcome.code) === 2 && findOption(outcome.options, OptionNumber.Observe)) {
+      peer.observations.set(exchange.tokenKey, exchange.onNotification);
+    }
+    exchange.resolve(outcome);
   }
 
   private receive(datagram: Buffer, address: string, port: number): void {
@@ -235,8 +310,13 @@ export class CoapEndpoint extends EventEmitter {
       return;
     }
     const exchange = peer.exchangesByMessageId.get(message.messageId);
-    if (!exchange) return;
-    if (message.type === MessageType.Acknowledgement) {
+    if (!exchange) {
+      if (message.type === MessageType.Reset) this.emit('reset', { address: peer.address, port: peer.port }, message.messageId);
+      return;
+    }
+    if (message.type === MessageType.Acknowledgement && exchange.ackOnly) {
+      this.finish(exchange, message);
+    } else if (message.type === MessageType.Acknowledgement) {
       exchange.acknowledged = true;
       clearTimeout(exchange.retransmitTimer);
       peer.exchangesByMessageId.delete(message.messageId);
@@ -257,14 +337,18 @@ export class CoapEndpoint extends EventEmitter {
       if (previous) this.send(previous, peer);
       return;
     }
-    const exchange = peer.exchangesByToken.get(message.token.toString('hex'));
-    if (!exchange) {
+    const tokenKey = message.token.toString('hex');
+    const exchange = peer.exchangesByToken.get(tokenKey);
+    const observation = exchange ? undefined : peer.observations.get(tokenKey);
+    if (!exchange && !observation) {
+      // Not ours (or an observation we forgot): a Reset cancels it at the peer (RFC 7641 section 3.6).
       this.sendEmpty(MessageType.Reset, message.messageId, peer);
       return;
     }
     const ack = message.type === MessageType.Confirmable ? this.sendEmpty(MessageType.Acknowledgement, message.messageId, peer) : undefined;
     peer.remember(message.messageId, ack ?? Buffer.alloc(0));
-    this.finish(exchange, message);
+    if (exchange) this.finish(exchange, message);
+    else observation!(message);
   }
 
   private receiveRequest(peer: PeerState, message: CoapMessage): void {

@@ -21,12 +21,20 @@ export interface Exchange {
   datagram: Buffer;
   confirmable: boolean;
   acknowledged: boolean;
+  finished: boolean;
+  /** A notification we send: done when acknowledged, with no response to wait for. */
+  ackOnly: boolean;
   transmissions: number;
   retransmitTimer?: NodeJS.Timeout;
   deadlineTimer?: NodeJS.Timeout;
   resolve(response: CoapMessage): void;
   reject(error: Error): void;
+  /** Set for an Observe request: later responses with this token go here. */
+  onNotification?: NotificationHandler;
 }
+
+/** Receives the notifications of one observation (RFC 7641), matched by peer and token. */
+export type NotificationHandler = (notification: CoapMessage) => void;
 
 /** A Block1 transfer being reassembled (RFC 7959 section 2.5). */
 export interface BlockTransfer {
@@ -51,6 +59,8 @@ export class PeerState {
   private older = new Map<number, Buffer | null>();
   readonly exchangesByMessageId = new Map<number, Exchange>();
   readonly exchangesByToken = new Map<string, Exchange>();
+  /** Tokens of the observations this peer notifies; anything else it sends as a notification gets a Reset. */
+  readonly observations = new Map<string, NotificationHandler>();
   blockTransfer?: BlockTransfer;
 
   constructor(
@@ -90,6 +100,7 @@ export class PeerState {
       this.older.size === 0 &&
       this.exchangesByMessageId.size === 0 &&
       this.exchangesByToken.size === 0 &&
+      this.observations.size === 0 &&
       this.blockTransfer === undefined
     );
   }

@@ -3,10 +3,12 @@ import { BlockTransferError, requestBlockwise } from '../coap/block-transfer';
 import type { CoapEndpoint } from '../coap/endpoint';
 import { CoapClosedError, CoapResetError, CoapTimeoutError } from '../coap/errors';
 import type { CoapMessage, CoapOption } from '../coap/message';
-import { uintOptionOf } from '../coap/options';
+import { uintOption, uintOptionOf } from '../coap/options';
 import { ContentError } from '../content/values';
 import type { ObjectModel } from '../model/object-model';
 import { DeviceQueue, QueueFullError } from './device-queue';
+import { DeviceGoneError, PresenceTracker, SleepTimeoutError } from './presence';
+import type { NotificationHandler } from '../coap/peer';
 import type { Registration } from './registration';
 import type { RegistrationStore } from './registration-store';
 import type { CoapRequestSpec, DeviceRequest, RequestContext, ResponseBase } from './requests/device-request';
@@ -36,8 +38,14 @@ export class DeviceRequestError extends Error {
 }
 
 export interface SendOptions {
-  /** Gives up after this long (default 10 s), including retransmissions and block transfers. */
+  /** Gives up after this long (default 10 s) once sent, including retransmissions and block transfers. */
   timeoutMs?: number;
+  /** For a device in queue mode: how long the request may wait for it to wake up (default 5 min). */
+  ttlMs?: number;
+  /** Reuses a token (cancelling an observation). */
+  token?: Buffer;
+  /** Receives the notifications when the request is an observation that the device accepts. */
+  onNotification?: NotificationHandler;
 }
 
 export interface DeviceClientOptions {
@@ -45,6 +53,8 @@ export interface DeviceClientOptions {
   block1Szx?: number;
   maxWaitingPerDevice?: number;
   defaultTimeoutMs?: number;
+  /** Default time to live of requests to sleeping queue-mode devices. */
+  defaultTtlMs?: number;
 }
 
 const CODE_NAMES: Record<string, string> = {
@@ -75,6 +85,7 @@ export class DeviceClient {
     private readonly endpoint: CoapEndpoint,
     private readonly registrations: RegistrationStore,
     private readonly model: () => ObjectModel,
+    private readonly presence: PresenceTracker,
     private readonly options: DeviceClientOptions = {},
   ) {
     this.queue = new DeviceQueue(options.maxWaitingPerDevice);
@@ -93,9 +104,19 @@ export class DeviceClient {
       throw error;
     }
     let response: CoapMessage;
-    try {
+    const ttlMs = options.ttlMs ?? this.options.defaultTtlMs ?? 300_000;
+    const deadline = Date.now() + ttlMs;
+    const task = async () => {
+      if (registration.queueMode) await this.presence.waitAwake(endpointName, deadline, ttlMs);
       // The address is read when the request leaves the queue: an update or re-registration may have moved the device.
-      response = await this.queue.run(endpointName, () => this.exchange(this.registrations.getByEndpoint(endpointName) ?? registration, spec, options));
+      const current = this.registrations.getByEndpoint(endpointName);
+      if (!current) throw new DeviceGoneError(endpointName);
+      const answer = await this.exchange(current, spec, options);
+      this.presence.seen(current);
+      return answer;
+    };
+    try {
+      response = await this.queue.run(endpointName, task, registration.queueMode ? { at: deadline, error: () => new SleepTimeoutError(endpointName, ttlMs) } : undefined);
     } catch (error) {
       throw translate(error, describe);
     }
@@ -108,7 +129,8 @@ export class DeviceClient {
       throw new DeviceRequestError(`${describe}: device answered ${code} where ${formatCode(request.successCode)} was expected`, 'invalid-response', code);
     }
     try {
-      return { ...request.fromCoap(response, context), code, contentFormat: contentFormatOf(response), raw: response.payload };
+      const observe = uintOption(response.options, OptionNumber.Observe);
+      return { ...request.fromCoap(response, context), code, contentFormat: contentFormatOf(response), raw: response.payload, ...(observe !== undefined ? { observe } : {}) };
     } catch (error) {
       if (error instanceof ContentError) throw new DeviceRequestError(`${describe}: ${error.message}`, 'invalid-response', code);
       throw error;
@@ -122,12 +144,18 @@ export class DeviceClient {
     if (spec.contentFormat !== undefined) coapOptions.push(uintOptionOf(OptionNumber.ContentFormat, spec.contentFormat));
     for (const query of spec.query ?? []) coapOptions.push({ number: OptionNumber.UriQuery, value: Buffer.from(query) });
     if (spec.accept !== undefined) coapOptions.push(uintOptionOf(OptionNumber.Accept, spec.accept));
+    if (spec.observe !== undefined) coapOptions.push(uintOptionOf(OptionNumber.Observe, spec.observe));
     coapOptions.sort((a, b) => a.number - b.number);
     return requestBlockwise(
       this.endpoint,
       { address: registration.address, port: registration.port },
       { code: spec.method, options: coapOptions, payload: spec.payload },
-      { timeoutMs: options.timeoutMs ?? this.options.defaultTimeoutMs ?? 10_000, block1Szx: this.options.block1Szx },
+      {
+        timeoutMs: options.timeoutMs ?? this.options.defaultTimeoutMs ?? 10_000,
+        block1Szx: this.options.block1Szx,
+        token: options.token,
+        onNotification: options.onNotification,
+      },
     );
   }
 }
@@ -138,5 +166,7 @@ function translate(error: unknown, describe: string): Error {
   if (error instanceof CoapClosedError) return new DeviceRequestError(`${describe}: the server was stopped`, 'closed');
   if (error instanceof QueueFullError) return new DeviceRequestError(`${describe}: ${error.message}`, 'queue-full');
   if (error instanceof BlockTransferError) return new DeviceRequestError(`${describe}: ${error.message}`, 'invalid-response');
+  if (error instanceof SleepTimeoutError) return new DeviceRequestError(`${describe}: ${error.message}`, 'timeout');
+  if (error instanceof DeviceGoneError) return new DeviceRequestError(`${describe}: ${error.message}`, 'unknown-endpoint');
   return error as Error;
 }

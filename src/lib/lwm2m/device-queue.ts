@@ -6,9 +6,20 @@ export class QueueFullError extends Error {
   }
 }
 
+interface Waiting {
+  start(): void;
+  expire?: NodeJS.Timeout;
+}
+
 interface Lane {
   running: boolean;
-  waiting: (() => void)[];
+  waiting: Waiting[];
+}
+
+/** A request that gives up waiting in line at a deadline (its time to live). */
+export interface Expiry {
+  at: number;
+  error(): Error;
 }
 
 /**
@@ -21,7 +32,7 @@ export class DeviceQueue {
 
   constructor(private readonly maxWaiting = 64) {}
 
-  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+  run<T>(key: string, task: () => Promise<T>, expiry?: Expiry): Promise<T> {
     let lane = this.lanes.get(key);
     if (!lane) {
       lane = { running: false, waiting: [] };
@@ -36,8 +47,18 @@ export class DeviceQueue {
           .then(resolve, reject)
           .finally(() => this.next(key, current));
       };
-      if (current.running) current.waiting.push(start);
-      else start();
+      if (!current.running) {
+        start();
+        return;
+      }
+      const entry: Waiting = { start };
+      if (expiry) {
+        entry.expire = setTimeout(() => {
+          current.waiting.splice(current.waiting.indexOf(entry), 1);
+          reject(expiry.error());
+        }, Math.max(0, expiry.at - Date.now()));
+      }
+      current.waiting.push(entry);
     });
   }
 
@@ -48,8 +69,10 @@ export class DeviceQueue {
 
   private next(key: string, lane: Lane): void {
     lane.running = false;
-    const start = lane.waiting.shift();
-    if (start) start();
-    else if (this.lanes.get(key) === lane) this.lanes.delete(key);
+    const next = lane.waiting.shift();
+    if (next) {
+      clearTimeout(next.expire);
+      next.start();
+    } else if (this.lanes.get(key) === lane) this.lanes.delete(key);
   }
 }

@@ -1,6 +1,7 @@
 import { Method, OptionNumber, ResponseCode } from '../coap/codes';
 import { CoapRequestError } from '../coap/errors';
 import type { IncomingRequest, OutgoingResponse } from '../coap/endpoint';
+import type { Peer } from '../coap/peer';
 import { pathOptions } from '../coap/options';
 import { Registration } from './registration';
 import { parseRegisterRequest, parseUpdateRequest, UpdateRequest } from './registration-request';
@@ -8,7 +9,8 @@ import type { RegistrationStore } from './registration-store';
 
 export interface RegistrationListener {
   registered(registration: Registration, replaced: Registration | undefined): void;
-  updated(registration: Registration, changes: string[]): void;
+  /** from: the address the device had before, when the Update came from a new one. */
+  updated(registration: Registration, changes: string[], from: Peer | undefined): void;
   deregistered(registration: Registration): void;
 }
 
@@ -57,10 +59,16 @@ export class RegistrationInterface {
   private update(id: string, request: IncomingRequest): OutgoingResponse {
     const registration = this.requireRegistration(id);
     const update = parseUpdateRequest(request.queries, request.payload, request.contentFormat);
-    const changes = applyUpdate(registration, update, request.peer.address, request.peer.port);
+    const changes = applyUpdate(registration, update);
+    let from: Peer | undefined;
+    if (registration.address !== request.peer.address || registration.port !== request.peer.port) {
+      from = { address: registration.address, port: registration.port };
+      this.store.move(registration, request.peer.address, request.peer.port);
+      changes.push('address');
+    }
     registration.lastUpdate = Date.now();
     this.store.touch(registration);
-    this.listener.updated(registration, changes);
+    this.listener.updated(registration, changes, from);
     return { code: ResponseCode.Changed };
   }
 
@@ -78,19 +86,14 @@ export class RegistrationInterface {
   }
 }
 
-/** Applies what changed and names the fields, so flows can tell a lifetime change from a new address. */
-function applyUpdate(registration: Registration, update: UpdateRequest, address: string, port: number): string[] {
+/** Applies what changed and names the fields, so flows can tell a lifetime change from a new object list. */
+function applyUpdate(registration: Registration, update: UpdateRequest): string[] {
   const changes: string[] = [];
   const target = registration as unknown as Record<string, unknown>;
   for (const [field, value] of Object.entries(update)) {
     if (value === undefined || JSON.stringify(target[field]) === JSON.stringify(value)) continue;
     target[field] = value;
     changes.push(field);
-  }
-  if (registration.address !== address || registration.port !== port) {
-    registration.address = address;
-    registration.port = port;
-    changes.push('address');
   }
   return changes;
 }

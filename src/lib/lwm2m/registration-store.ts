@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { peerKey } from '../coap/peer';
 import { Registration, expiresAt } from './registration';
 
 /** setTimeout cannot wait longer than 2^31-1 ms; longer lifetimes re-arm. */
@@ -11,6 +12,8 @@ const MAX_TIMER_MS = 0x7fffffff;
 export class RegistrationStore {
   private readonly byEndpoint = new Map<string, Registration>();
   private readonly byId = new Map<string, Registration>();
+  /** By "address:port", for requests that name no registration (Send). */
+  private readonly byPeer = new Map<string, Registration>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly onExpired: (registration: Registration) => void) {}
@@ -25,6 +28,19 @@ export class RegistrationStore {
 
   getById(id: string): Registration | undefined {
     return this.byId.get(id);
+  }
+
+  getByPeer(address: string, port: number): Registration | undefined {
+    return this.byPeer.get(peerKey(address, port));
+  }
+
+  /** Records a new source address of a registration (an Update from elsewhere). */
+  move(registration: Registration, address: string, port: number): void {
+    const oldKey = peerKey(registration.address, registration.port);
+    if (this.byPeer.get(oldKey) === registration) this.byPeer.delete(oldKey);
+    registration.address = address;
+    registration.port = port;
+    this.byPeer.set(peerKey(address, port), registration);
   }
 
   all(): IterableIterator<Registration> {
@@ -44,6 +60,7 @@ export class RegistrationStore {
     if (previous) this.remove(previous);
     this.byEndpoint.set(registration.endpoint, registration);
     this.byId.set(registration.id, registration);
+    this.byPeer.set(peerKey(registration.address, registration.port), registration);
     this.schedule(registration);
     return previous;
   }
@@ -57,6 +74,8 @@ export class RegistrationStore {
     if (this.byId.get(registration.id) !== registration) return false;
     this.byId.delete(registration.id);
     this.byEndpoint.delete(registration.endpoint);
+    const key = peerKey(registration.address, registration.port);
+    if (this.byPeer.get(key) === registration) this.byPeer.delete(key);
     clearTimeout(this.timers.get(registration.id));
     this.timers.delete(registration.id);
     return true;
@@ -67,6 +86,7 @@ export class RegistrationStore {
     this.timers.clear();
     this.byId.clear();
     this.byEndpoint.clear();
+    this.byPeer.clear();
   }
 
   private schedule(registration: Registration): void {

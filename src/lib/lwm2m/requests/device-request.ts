@@ -17,6 +17,8 @@ export interface CoapRequestSpec {
   contentFormat?: number;
   accept?: number;
   payload?: Buffer;
+  /** Observe option: 0 registers an observation, 1 cancels one (RFC 7641). */
+  observe?: 0 | 1;
 }
 
 /** Fields every response carries. */
@@ -26,6 +28,8 @@ export interface ResponseBase {
   contentFormat?: number;
   /** The payload as the device sent it. */
   raw: Buffer;
+  /** The Observe option of the response: present when the device accepted an observation. */
+  observe?: number;
 }
 
 /** One LwM2M operation: how it becomes a CoAP request and how its response reads. */

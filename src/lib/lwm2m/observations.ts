@@ -1,0 +1,240 @@
+import { randomBytes } from 'node:crypto';
+import { OptionNumber, codeClass, formatCode } from '../coap/codes';
+import type { CoapEndpoint } from '../coap/endpoint';
+import type { CoapMessage } from '../coap/message';
+import { findOption, decodeUint } from '../coap/options';
+import type { Peer } from '../coap/peer';
+import { ContentError, ContentRecord } from '../content/values';
+import type { ObjectModel } from '../model/object-model';
+import type { SendOptions } from './device-client';
+import type { PresenceTracker } from './presence';
+import type { Registration } from './registration';
+import type { RegistrationStore } from './registration-store';
+import type { DeviceRequest, ResponseBase } from './requests/device-request';
+import { CancelObservationRequest, ObserveCompositeRequest, ObserveRequest } from './requests/observe';
+import { contentFormatOf } from './requests/response-content';
+
+export type ObserveKind = ObserveRequest | ObserveCompositeRequest;
+
+/** One notification (or the first response) of an observation. */
+export interface NotificationEvent {
+  observation: Observation;
+  records: ContentRecord[];
+  code: string;
+  contentFormat?: number;
+  raw: Buffer;
+  /** The Observe sequence number, absent in the response that ends an observation. */
+  sequence?: number;
+}
+
+export interface ObservationListener {
+  notify(event: NotificationEvent): void;
+  /** A notification that did not decode, or a re-observation that failed; the observation goes on where it can. */
+  error(error: Error, observation: Observation): void;
+  /** The observation is over: cancelled, refused by the device, or the device is gone. */
+  ended(observation: Observation, reason: string): void;
+}
+
+type Sender = <R>(endpoint: string, request: DeviceRequest<R>, options?: SendOptions) => Promise<R & ResponseBase>;
+
+/** How old a notification may look before it is taken as newer anyway (RFC 7641 section 3.4). */
+const REORDER_WINDOW_MS = 128_000;
+
+export class Observation {
+  readonly id = randomBytes(6).toString('base64url');
+  token: Buffer = randomBytes(8);
+  peer?: Peer;
+  private lastSequence?: number;
+  private lastTime = 0;
+
+  constructor(
+    readonly endpoint: string,
+    readonly request: ObserveKind,
+    readonly listener: ObservationListener,
+  ) {}
+
+  get paths(): string[] {
+    return this.request instanceof ObserveCompositeRequest ? this.request.paths.map(String) : [this.request.path.toString()];
+  }
+
+  /** RFC 7641 section 3.4: is this notification newer than the last one delivered? */
+  isFresh(sequence: number): boolean {
+    const now = Date.now();
+    const last = this.lastSequence;
+    const fresh =
+      last === undefined ||
+      (last < sequence && sequence - last < 2 ** 23) ||
+      (last > sequence && last - sequence > 2 ** 23) ||
+      now > this.lastTime + REORDER_WINDOW_MS;
+    if (fresh) {
+      this.lastSequence = sequence;
+      this.lastTime = now;
+    }
+    return fresh;
+  }
+
+  restart(): void {
+    this.token = randomBytes(8);
+    this.lastSequence = undefined;
+  }
+}
+
+/**
+ * The observations of one server: established with Observe, fed by
+ * notifications matched by device address and token, re-established after a
+ * re-registration when wanted, followed across address changes, and ended
+ * when the device goes away.
+ */
+export class ObservationService {
+  private readonly byEndpoint = new Map<string, Set<Observation>>();
+
+  constructor(
+    private readonly endpoint: CoapEndpoint,
+    private readonly registrations: RegistrationStore,
+    private readonly send: Sender,
+    private readonly model: () => ObjectModel,
+    private readonly presence: PresenceTracker,
+    /** Re-establish observations when their device registers again. */
+    private readonly reobserve: boolean,
+  ) {}
+
+  get size(): number {
+    let count = 0;
+    for (const set of this.byEndpoint.values()) count += set.size;
+    return count;
+  }
+
+  list(endpoint?: string): Observation[] {
+    if (endpoint !== undefined) return [...(this.byEndpoint.get(endpoint) ?? [])];
+    return [...this.byEndpoint.values()].flatMap((set) => [...set]);
+  }
+
+  /**
+   * Starts an observation. Resolves with the first response; the observation
+   * is kept when the device accepted it (Observe option in the response).
+   */
+  async observe(endpoint: string, request: ObserveKind, listener: ObservationListener, options: SendOptions = {}): Promise<{ observation: Observation; first: NotificationEvent; established: boolean }> {
+    const observation = new Observation(endpoint, request, listener);
+    const { first, established } = await this.establish(observation, options);
+    if (established) {
+      let set = this.byEndpoint.get(endpoint);
+      if (!set) {
+        set = new Set();
+        this.byEndpoint.set(endpoint, set);
+      }
+      set.add(observation);
+    }
+    return { observation, first, established };
+  }
+
+  private async establish(observation: Observation, options: SendOptions): Promise<{ first: NotificationEvent; established: boolean }> {
+    const response = await this.send(observation.endpoint, observation.request, {
+      ...options,
+      token: observation.token,
+      onNotification: (message) => this.onNotification(observation, message),
+    });
+    const registration = this.registrations.getByEndpoint(observation.endpoint);
+    if (registration) observation.peer = { address: registration.address, port: registration.port };
+    return {
+      first: { observation, records: response.records, code: response.code, contentFormat: response.contentFormat, raw: response.raw, sequence: response.observe },
+      established: response.observe !== undefined,
+    };
+  }
+
+  /** Ends an observation: actively with GET Observe=1 when the device is there, then its notifications get a Reset. */
+  async cancel(observation: Observation, options: { active?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (!this.remove(observation)) return;
+    this.forgetToken(observation);
+    observation.listener.ended(observation, 'cancelled');
+    if (options.active === false || !this.registrations.getByEndpoint(observation.endpoint)) return;
+    await this.send(observation.endpoint, new CancelObservationRequest(observation.request), { token: observation.token, timeoutMs: options.timeoutMs ?? 5000 }).catch(() => undefined);
+  }
+
+  /** A device registered; an earlier registration of it (replaced) means its observations are void. */
+  onRegistered(registration: Registration, replaced: Registration | undefined): void {
+    if (!replaced) return;
+    for (const observation of this.list(registration.endpoint)) {
+      this.forgetToken(observation);
+      if (!this.reobserve) {
+        this.remove(observation);
+        observation.listener.ended(observation, 're-registered');
+        continue;
+      }
+      observation.restart();
+      this.establish(observation, {}).then(
+        ({ established }) => {
+          if (!established) {
+            this.remove(observation);
+            observation.listener.ended(observation, 'the device no longer accepts the observation');
+          }
+        },
+        (error: Error) => {
+          this.remove(observation);
+          observation.listener.error(error, observation);
+          observation.listener.ended(observation, 're-observation failed');
+        },
+      );
+    }
+  }
+
+  /** The device's address changed in an Update: its notifications now come from there. */
+  onMoved(registration: Registration, from: Peer): void {
+    const to = { address: registration.address, port: registration.port };
+    for (const observation of this.list(registration.endpoint)) {
+      this.endpoint.moveObservation(from, to, observation.token);
+      observation.peer = to;
+    }
+  }
+
+  /** The device de-registered or expired. */
+  onGone(registration: Registration, reason: string): void {
+    for (const observation of this.list(registration.endpoint)) {
+      this.forgetToken(observation);
+      this.remove(observation);
+      observation.listener.ended(observation, reason);
+    }
+  }
+
+  clear(): void {
+    for (const observation of this.list()) this.forgetToken(observation);
+    this.byEndpoint.clear();
+  }
+
+  private onNotification(observation: Observation, message: CoapMessage): void {
+    const registration = this.registrations.getByEndpoint(observation.endpoint);
+    if (registration) this.presence.seen(registration);
+    const code = formatCode(message.code);
+    const observe = findOption(message.options, OptionNumber.Observe);
+    if (codeClass(message.code) !== 2) {
+      this.forgetToken(observation);
+      if (this.remove(observation)) observation.listener.ended(observation, `the device answered ${code}`);
+      return;
+    }
+    const sequence = observe ? decodeUint(observe.value) : undefined;
+    if (sequence !== undefined && !observation.isFresh(sequence)) return;
+    if (!registration) return;
+    try {
+      const { records } = observation.request.fromCoap(message, { registration, model: this.model() });
+      observation.listener.notify({ observation, records, code, contentFormat: contentFormatOf(message), raw: message.payload, sequence });
+    } catch (error) {
+      if (!(error instanceof ContentError)) throw error;
+      observation.listener.error(new ContentError(`notification of ${observation.paths.join(', ')} from ${observation.endpoint}: ${error.message}`), observation);
+    }
+    if (sequence === undefined) {
+      // A response without Observe ends the observation (RFC 7641 section 3.2).
+      this.forgetToken(observation);
+      if (this.remove(observation)) observation.listener.ended(observation, 'the device ended the observation');
+    }
+  }
+
+  private forgetToken(observation: Observation): void {
+    if (observation.peer) this.endpoint.forgetObservation(observation.peer, observation.token);
+  }
+
+  private remove(observation: Observation): boolean {
+    const set = this.byEndpoint.get(observation.endpoint);
+    if (!set?.delete(observation)) return false;
+    if (set.size === 0) this.byEndpoint.delete(observation.endpoint);
+    return true;
+  }
+}

@@ -1,0 +1,42 @@
+import { ContentFormat, Method, ResponseCode } from '../coap/codes';
+import { CoapRequestError } from '../coap/errors';
+import type { IncomingRequest, OutgoingResponse } from '../coap/endpoint';
+import { decodeContent } from '../content/formats';
+import { ContentError, ContentRecord } from '../content/values';
+import type { ObjectModel } from '../model/object-model';
+import { Lwm2mPath } from '../model/path';
+import type { Registration } from './registration';
+import type { RegistrationStore } from './registration-store';
+
+const SEND_FORMATS: number[] = [ContentFormat.SenmlJson, ContentFormat.SenmlCbor, ContentFormat.Lwm2mCbor];
+
+/** The Send operation (LwM2M 1.1 Information Reporting): POST /dp from a registered device. */
+export class SendInterface {
+  constructor(
+    private readonly store: RegistrationStore,
+    private readonly model: () => ObjectModel,
+    private readonly sent: (registration: Registration, records: ContentRecord[], contentFormat: number) => void,
+  ) {}
+
+  /** Answers POST /dp; undefined for other paths. */
+  handle(request: IncomingRequest): OutgoingResponse | undefined {
+    if (request.path !== '/dp') return undefined;
+    if (request.method !== Method.POST) throw new CoapRequestError(ResponseCode.MethodNotAllowed, 'only POST is allowed on /dp');
+    const registration = this.store.getByPeer(request.peer.address, request.peer.port);
+    if (!registration) throw new CoapRequestError(ResponseCode.Forbidden, 'Send is only accepted from a registered device');
+    const format = request.contentFormat;
+    if (format === undefined || !SEND_FORMATS.includes(format)) {
+      throw new CoapRequestError(ResponseCode.UnsupportedContentFormat, 'Send takes SenML JSON (110), SenML CBOR (112) or LwM2M CBOR (11544)');
+    }
+    let records: ContentRecord[];
+    try {
+      records = decodeContent(request.payload, format, Lwm2mPath.ROOT, this.model());
+    } catch (error) {
+      if (error instanceof ContentError) throw new CoapRequestError(ResponseCode.BadRequest, error.message);
+      throw error;
+    }
+    if (records.length === 0) throw new CoapRequestError(ResponseCode.BadRequest, 'Send carries no values');
+    this.sent(registration, records, format);
+    return { code: ResponseCode.Changed };
+  }
+}
