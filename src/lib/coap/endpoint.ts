@@ -68,6 +68,8 @@ export interface EndpointOptions {
   dedupCapacityPerPeer?: number;
   /** Largest request body accepted through Block1. */
   maxRequestBodyBytes?: number;
+  /** Socket receive buffer, so bursts from many devices wait in the kernel instead of being dropped (default 4 MiB; the system may cap it). */
+  receiveBufferBytes?: number;
 }
 
 /** Emitted as 'malformed' for every datagram that is dropped or rejected. */
@@ -78,6 +80,7 @@ export interface MalformedDatagram {
 
 const DEFAULT_DEDUP_CAPACITY = 64;
 const DEFAULT_MAX_BODY = 64 * 1024;
+const DEFAULT_RECEIVE_BUFFER = 4 * 1024 * 1024;
 
 /**
  * One CoAP endpoint on one UDP socket, acting as server (incoming requests,
@@ -118,6 +121,11 @@ export class CoapEndpoint extends EventEmitter {
       socket.once('error', onBindError);
       socket.bind(this.options.port, this.options.address, () => {
         socket.off('error', onBindError);
+        try {
+          socket.setRecvBufferSize(this.options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER);
+        } catch {
+          // Best effort: the system keeps its own size when it refuses.
+        }
         socket.on('error', (error) => this.emit('socketError', error));
         socket.on('message', (datagram, rinfo) => this.receive(datagram, rinfo.address, rinfo.port));
         this.sweepTimer = setInterval(() => this.sweep(), this.transmission.exchangeLifetimeMs).unref();

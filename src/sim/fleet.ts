@@ -1,0 +1,97 @@
+import type { Peer } from '../lib/coap/peer';
+import { Lwm2mPath } from '../lib/model/path';
+import { ObjectTreeInit, buildObjectTree } from './object-tree';
+import { SimulatedDevice } from './simulated-device';
+
+export interface FleetOptions {
+  server: Peer;
+  count: number;
+  /** Endpoint names are `${prefix}${index}`. */
+  prefix: string;
+  /** Temperature instances per device (/3303/0 .. /3303/n-1), whose 5700 values the bursts change. */
+  sensorsPerDevice?: number;
+  lifetime?: number;
+  queueMode?: boolean;
+  ackTimeoutMs?: number;
+}
+
+/** Commands a fleet accepts, in its own process or in this one. */
+export type FleetCommand =
+  | { command: 'start'; options: FleetOptions }
+  | { command: 'register' }
+  | { command: 'update' }
+  | { command: 'burst'; round: number; confirmable: boolean }
+  | { command: 'stop' };
+
+/**
+ * Many simulated devices, each on its own UDP socket: the load side of the
+ * scale tests and the benchmark, meant to run in a process of its own so the
+ * server under test has its core to itself.
+ */
+export class SimulatedFleet {
+  readonly devices: SimulatedDevice[] = [];
+  private options?: FleetOptions;
+
+  async run(message: FleetCommand): Promise<unknown> {
+    switch (message.command) {
+      case 'start':
+        return this.start(message.options);
+      case 'register':
+        await this.inBatches((device) => device.register());
+        return this.devices.length;
+      case 'update':
+        await this.inBatches((device) => device.update());
+        return this.devices.length;
+      case 'burst':
+        return this.burst(message.round, message.confirmable);
+      case 'stop':
+        await Promise.all(this.devices.map((device) => device.stop()));
+        this.devices.length = 0;
+        return 0;
+    }
+  }
+
+  private async start(options: FleetOptions): Promise<number> {
+    this.options = options;
+    const sensors = options.sensorsPerDevice ?? 1;
+    for (let i = 0; i < options.count; i++) {
+      const instances: ObjectTreeInit[number] = {};
+      for (let j = 0; j < sensors; j++) instances[j] = { 5700: 0, 5701: 'Cel' };
+      const device = new SimulatedDevice({
+        endpoint: `${options.prefix}${i}`,
+        server: options.server,
+        lifetime: options.lifetime ?? 300,
+        queueMode: options.queueMode,
+        objects: buildObjectTree({ 3: { 0: { 0: 'Node-RED LwM2M', 9: 100 } }, 3303: instances }),
+        transmission: { ackTimeoutMs: options.ackTimeoutMs ?? 2000 },
+      });
+      await device.start();
+      this.devices.push(device);
+    }
+    return this.devices.length;
+  }
+
+  /**
+   * Every device sets every sensor to deviceIndex·10⁶ + sensor·10³ + round,
+   * so the receiver can tell where each notification came from.
+   */
+  private async burst(round: number, confirmable: boolean): Promise<number> {
+    const sensors = this.options?.sensorsPerDevice ?? 1;
+    let sent = 0;
+    await Promise.all(
+      this.devices.map(async (device, i) => {
+        device.options.confirmableNotifications = confirmable;
+        const resources = device.objects.get(3303)!;
+        for (let j = 0; j < sensors; j++) resources.get(j)!.set(5700, i * 1e6 + j * 1e3 + round);
+        await device.notify(Lwm2mPath.of(3303));
+        sent += device.observations.length;
+      }),
+    );
+    return sent;
+  }
+
+  /** Bounded concurrency: a few hundred exchanges in flight, not the whole fleet at once. */
+  private async inBatches(task: (device: SimulatedDevice) => Promise<unknown>, batch = 256): Promise<void> {
+    for (let i = 0; i < this.devices.length; i += batch) await Promise.all(this.devices.slice(i, i + batch).map(task));
+  }
+}
