@@ -52,3 +52,11 @@ export function resolveTimeoutMs(setting: string | number | undefined, msg: Msg)
   if (!Number.isFinite(value) || value <= 0 || value > 3600) throw new InputError(`timeout must be between 0 and 3600 seconds, not ${JSON.stringify(msg.timeout ?? setting)}`);
   return value * 1000;
 }
+
+/** msg.ttl: seconds a request may wait for a sleeping queue-mode device (the server's setting otherwise). */
+export function resolveTtlMs(msg: Msg): number | undefined {
+  if (msg.ttl === undefined) return undefined;
+  const value = Number(msg.ttl);
+  if (!Number.isFinite(value) || value <= 0) throw new InputError(`msg.ttl must be a positive number of seconds, not ${JSON.stringify(msg.ttl)}`);
+  return value * 1000;
+}

@@ -1,6 +1,9 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage } from 'node-red';
 import { Registration, registrationToJson } from '../lib/lwm2m/registration';
 import type { MalformedDatagram } from '../lib/coap/endpoint';
+import { namedRecords, recordsToPayload } from '../lib/content/payload';
+import type { ContentRecord } from '../lib/content/values';
+import { Lwm2mPath } from '../lib/model/path';
 import type { ServerConfigNode } from './server-host';
 
 interface EventsNodeDef extends NodeDef {
@@ -9,10 +12,13 @@ interface EventsNodeDef extends NodeDef {
   updated?: boolean;
   deregistered?: boolean;
   expired?: boolean;
+  awake?: boolean;
+  sleeping?: boolean;
+  send?: boolean;
   rejected?: boolean;
 }
 
-type EventName = 'registered' | 'updated' | 'deregistered' | 'expired';
+type EventName = 'registered' | 'updated' | 'deregistered' | 'expired' | 'awake' | 'sleeping' | 'send';
 
 export = function register(RED: NodeAPI): void {
   function Lwm2mEventsNode(this: Node, def: EventsNodeDef) {
@@ -41,6 +47,15 @@ export = function register(RED: NodeAPI): void {
       updated: (registration: Registration, changes: string[]) => emit('updated', registration, { changes }),
       deregistered: (registration: Registration) => emit('deregistered', registration),
       expired: (registration: Registration) => emit('expired', registration),
+      awake: (registration: Registration) => emit('awake', registration),
+      sleeping: (registration: Registration) => emit('sleeping', registration),
+      send: (registration: Registration, records: ContentRecord[], contentFormat: number) =>
+        emit('send', registration, {
+          payload: recordsToPayload(records, Lwm2mPath.ROOT),
+          resources: namedRecords(records, server.model),
+          contentFormat,
+          registration: registrationToJson(registration),
+        }),
       malformed: (detail: MalformedDatagram) =>
         this.send({ topic: 'rejected', event: 'rejected', payload: { ...detail.peer, reason: detail.reason } } as NodeMessage),
     };
@@ -49,6 +64,9 @@ export = function register(RED: NodeAPI): void {
     if (def.updated !== false) server.on('updated', listeners.updated);
     if (def.deregistered !== false) server.on('deregistered', listeners.deregistered);
     if (def.expired !== false) server.on('expired', listeners.expired);
+    if (def.awake === true) server.on('awake', listeners.awake);
+    if (def.sleeping === true) server.on('sleeping', listeners.sleeping);
+    if (def.send !== false) server.on('send', listeners.send);
     if (def.rejected === true) server.on('malformed', listeners.malformed);
     host.register(this, { followStatus: true });
 
@@ -57,6 +75,9 @@ export = function register(RED: NodeAPI): void {
       server.off('updated', listeners.updated);
       server.off('deregistered', listeners.deregistered);
       server.off('expired', listeners.expired);
+      server.off('awake', listeners.awake);
+      server.off('sleeping', listeners.sleeping);
+      server.off('send', listeners.send);
       server.off('malformed', listeners.malformed);
       host.deregister(this);
       done();

@@ -3,7 +3,7 @@ import { ContentError } from '../lib/content/values';
 import { DeviceRequestError } from '../lib/lwm2m/device-client';
 import type { DeviceRequest, ResponseBase } from '../lib/lwm2m/requests/device-request';
 import type { Lwm2mServer } from '../lib/lwm2m/server';
-import { InputError, Msg, resolveEndpoint, resolveTimeoutMs } from './inputs';
+import { InputError, Msg, resolveEndpoint, resolveTimeoutMs, resolveTtlMs } from './inputs';
 import type { ServerConfigNode } from './server-host';
 
 export interface OperationNodeDef extends NodeDef {
@@ -53,16 +53,18 @@ export function registerOperationNode<D extends OperationNodeDef, R>(RED: NodeAP
       let request: DeviceRequest<R>;
       let endpoint: string;
       let timeoutMs: number;
+      let ttlMs: number | undefined;
       try {
         endpoint = resolveEndpoint(def.endpoint, msg);
         timeoutMs = resolveTimeoutMs(def.timeout, msg);
+        ttlMs = resolveTtlMs(msg);
         request = operation.request(def, msg, server);
       } catch (error) {
         fail(this, msg, error as Error, done);
         return;
       }
       this.status({ fill: 'blue', shape: 'dot', text: `${request.operation} ${request.path}` });
-      server.send(endpoint, request, { timeoutMs }).then(
+      server.send(endpoint, request, { timeoutMs, ttlMs }).then(
         (response) => {
           if (closed) return done();
           msg.endpoint = endpoint;

@@ -17,6 +17,8 @@ export interface ServerUser {
 type Phase = { name: 'starting' } | { name: 'listening'; bound: Peer } | { name: 'failed'; error: string } | { name: 'closed' };
 
 const STATUS_THROTTLE_MS = 500;
+/** Users' closing work may hold the socket open this long; Node-RED allows 15 s for a close. */
+const CLOSING_WORK_LIMIT_MS = 3000;
 
 /**
  * What a server config node owns: the LwM2M server with its socket and
@@ -29,6 +31,8 @@ export class ServerHost {
   /** Users whose status is the server's, device count included; the others keep their own between phase changes. */
   private readonly statusFollowers = new Set<string>();
   private phase: Phase = { name: 'starting' };
+  /** Work users finish while closing (cancelling observations), which the socket must outlive. */
+  private readonly closingWork = new Set<Promise<unknown>>();
   private statusTimer?: NodeJS.Timeout;
 
   constructor(
@@ -76,9 +80,17 @@ export class ServerHost {
     this.statusFollowers.delete(user.id);
   }
 
+  /** Lets a closing user's last requests go out before the socket closes (bounded, see close). */
+  finishBeforeClose(work: Promise<unknown>): void {
+    const tracked = work.finally(() => this.closingWork.delete(tracked));
+    this.closingWork.add(tracked);
+  }
+
   async close(): Promise<void> {
     clearTimeout(this.statusTimer);
     this.phase = { name: 'closed' };
+    const limit = new Promise((resolve) => setTimeout(resolve, CLOSING_WORK_LIMIT_MS).unref());
+    await Promise.race([Promise.allSettled([...this.closingWork]), limit]);
     await this.server.stop();
   }
 

@@ -4,7 +4,8 @@ import { parseArgs } from 'node:util';
 import { SimulatedDevice } from './simulated-device';
 
 const USAGE = `usage: lwm2m-sim-device [--server coap://127.0.0.1:5683] [--endpoint sim-device] [--count 1]
-                        [--lifetime 60] [--lwm2m 1.1] [--binding U] [--queue]`;
+                        [--lifetime 60] [--lwm2m 1.1] [--binding U] [--queue] [--wander]
+  --wander   change the temperature /3303/0/5700 every 5 s, notifying observers`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -16,6 +17,7 @@ async function main(): Promise<void> {
       lwm2m: { type: 'string', default: '1.1' },
       binding: { type: 'string', default: 'U' },
       queue: { type: 'boolean', default: false },
+      wander: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -43,6 +45,14 @@ async function main(): Promise<void> {
     devices.push(device);
     const location = await device.register();
     console.log(`${endpoint} registered at ${values.server}${location}`);
+  }
+  if (values.wander) {
+    setInterval(() => {
+      for (const device of devices) {
+        const current = Number(device.getResource('/3303/0/5700') ?? 20);
+        device.setResource('/3303/0/5700', Math.round((current + (Math.random() - 0.5)) * 10) / 10).catch(() => undefined);
+      }
+    }, 5000);
   }
   const stop = async () => {
     await Promise.all(

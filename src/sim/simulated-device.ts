@@ -153,7 +153,9 @@ export class SimulatedDevice {
     return formatLinkFormat(links);
   }
 
+  /** Registers; like a client that starts afresh, it drops the observations of an earlier registration. */
   async register(extraQuery: Record<string, string | true> = {}): Promise<string> {
+    this.observers.clear();
     const { endpoint, lifetime = 60, lwm2mVersion = '1.1', binding = 'U', queueMode = false } = this.options;
     const response = await this.send(Method.POST, '/rd', {
       query: { ep: endpoint, lt: lifetime, lwm2m: lwm2mVersion, b: binding, Q: queueMode ? true : undefined, ...extraQuery },

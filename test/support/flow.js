@@ -87,4 +87,4 @@ function statusMatching(node, predicate, timeoutMs = 3000) {
   });
 }
 
-module.exports = { helper, load, nextMessage, firstMessage, received, statusMatching };
+module.exports = { helper, load, nextMessage, firstMessage, received, statusMatching, NODES };

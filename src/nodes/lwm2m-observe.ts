@@ -1,0 +1,180 @@
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+import { namedRecords, recordsToPayload } from '../lib/content/payload';
+import { ContentError } from '../lib/content/values';
+import { DeviceRequestError } from '../lib/lwm2m/device-client';
+import type { NotificationEvent, Observation, ObservationListener, ObserveKind } from '../lib/lwm2m/observations';
+import type { Registration } from '../lib/lwm2m/registration';
+import { ObserveCompositeRequest, ObserveRequest } from '../lib/lwm2m/requests/observe';
+import { ATTRIBUTE_NAMES, WriteAttributesRequest } from '../lib/lwm2m/requests/write-attributes';
+import type { Lwm2mServer } from '../lib/lwm2m/server';
+import type { Lwm2mPath } from '../lib/model/path';
+import { InputError, Msg, parsePath, resolveEndpoint, resolveFormat, resolvePath, resolveTimeoutMs } from './inputs';
+import type { ServerConfigNode } from './server-host';
+
+interface ObserveNodeDef extends NodeDef {
+  server: string;
+  endpoint?: string;
+  path?: string;
+  composite?: boolean;
+  format?: string;
+  /** "msg": observe when a msg arrives; "register": observe every matching device as it registers. */
+  start?: 'msg' | 'register';
+  timeout?: string | number;
+  pmin?: string;
+  pmax?: string;
+  gt?: string;
+  lt?: string;
+  st?: string;
+}
+
+type Send = (msg: Msg) => void;
+type Done = (error?: Error) => void;
+
+const CANCEL_TIMEOUT_MS = 2000;
+
+function pathsKey(request: ObserveKind): string {
+  return request instanceof ObserveCompositeRequest ? request.paths.map(String).join(',') : request.path.toString();
+}
+
+export = function register(RED: NodeAPI): void {
+  function Lwm2mObserveNode(this: Node, def: ObserveNodeDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const configNode = RED.nodes.getNode(def.server) as ServerConfigNode | null;
+    if (!configNode?.host) {
+      this.status({ fill: 'red', shape: 'ring', text: RED._('lwm2m-observe.status.noServer') });
+      this.error(RED._('lwm2m-observe.errors.noServer'));
+      this.on('input', (_msg: Msg, _send: Send, done: Done) => done(new InputError(RED._('lwm2m-observe.errors.noServer'))));
+      return;
+    }
+    const { host } = configNode;
+    const server: Lwm2mServer = host.server;
+    const mine = new Set<Observation>();
+    const attributes = Object.fromEntries(
+      ATTRIBUTE_NAMES.map((name) => [name, def[name as 'pmin']]).filter(([, value]) => typeof value === 'string' && value.trim() !== ''),
+    );
+    host.register(this);
+
+    const showCount = () => node.status({ fill: 'green', shape: 'dot', text: RED._('lwm2m-observe.status.observing', { count: String(mine.size) }) });
+
+    const emit = (event: NotificationEvent, first: boolean, base: Msg = {}, send: Send = (msg) => node.send(msg)) => {
+      const target = event.observation.request.path;
+      send({
+        ...base,
+        topic: event.observation.paths.join(','),
+        endpoint: event.observation.endpoint,
+        path: event.observation.paths.length === 1 ? event.observation.paths[0] : event.observation.paths,
+        payload: recordsToPayload(event.records, target),
+        resources: namedRecords(event.records, server.model),
+        code: event.code,
+        contentFormat: event.contentFormat,
+        observation: event.observation.id,
+        ...(event.sequence !== undefined ? { sequence: event.sequence } : {}),
+        ...(first ? { first: true } : {}),
+      });
+    };
+
+    const listener: ObservationListener = {
+      notify: (event) => emit(event, false),
+      error: (error, observation) => node.error(error, { endpoint: observation.endpoint, path: observation.paths, observation: observation.id, payload: error.message }),
+      ended: (observation, reason) => {
+        if (!mine.delete(observation)) return;
+        node.log(RED._('lwm2m-observe.log.ended', { endpoint: observation.endpoint, paths: observation.paths.join(','), reason }));
+        showCount();
+      },
+    };
+
+    const requestFor = (msg: Msg): ObserveKind => {
+      const format = resolveFormat(def.format, msg);
+      if (!def.composite) return new ObserveRequest(resolvePath(def.path, msg), format);
+      const listed: unknown = def.path?.trim() ? def.path.split(',') : msg.paths;
+      if (!Array.isArray(listed) || listed.length === 0) throw new InputError('Observe-Composite needs paths: in the node (comma-separated) or in msg.paths (an array)');
+      return new ObserveCompositeRequest(listed.map((path: unknown) => parsePath(typeof path === 'string' ? path.trim() : path)), format);
+    };
+
+    /** Writes the node's attributes, then observes; resolves with the first response. */
+    const start = async (endpoint: string, request: ObserveKind, timeoutMs: number) => {
+      if (Object.keys(attributes).length > 0) {
+        const targets: Lwm2mPath[] = request instanceof ObserveCompositeRequest ? request.paths : [request.path];
+        for (const path of targets) await server.send(endpoint, new WriteAttributesRequest(path, attributes), { timeoutMs });
+      }
+      const result = await server.observe(endpoint, request, listener, { timeoutMs });
+      if (result.established) mine.add(result.observation);
+      else node.warn(RED._('lwm2m-observe.errors.notAccepted', { endpoint, paths: result.observation.paths.join(',') }));
+      showCount();
+      return result.first;
+    };
+
+    const isObserved = (endpoint: string, request: ObserveKind) => [...mine].some((o) => o.endpoint === endpoint && o.paths.join(',') === pathsKey(request));
+
+    const cancel = async (endpoint: string | undefined, paths: string | undefined) => {
+      const matching = [...mine].filter((o) => (!endpoint || o.endpoint === endpoint) && (!paths || o.paths.join(',') === paths));
+      await Promise.all(matching.map((o) => server.observations.cancel(o, { timeoutMs: CANCEL_TIMEOUT_MS })));
+      return matching.length;
+    };
+
+    // A msg starts an observation, or with msg.cancel (or msg.action "cancel") ends the device's observations of the path (all, without a path).
+    this.on('input', (msg: Msg, send: Send, done: Done) => {
+      try {
+        const endpoint = resolveEndpoint(def.endpoint, msg);
+        if (msg.cancel === true || msg.action === 'cancel') {
+          const named = Boolean(def.path?.trim()) || msg.path !== undefined || msg.paths !== undefined;
+          cancel(endpoint, named ? pathsKey(requestFor(msg)) : undefined).then((count) => {
+            if (count === 0) node.warn(RED._('lwm2m-observe.errors.nothingToCancel', { endpoint }));
+            showCount();
+            done();
+          }, done);
+          return;
+        }
+        const request = requestFor(msg);
+        start(endpoint, request, resolveTimeoutMs(def.timeout, msg)).then(
+          (first) => {
+            emit(first, true, msg, send);
+            done();
+          },
+          (error: Error) => {
+            if (error instanceof DeviceRequestError && error.code) msg.code = error.code;
+            node.status({ fill: 'red', shape: 'ring', text: error instanceof DeviceRequestError ? (error.code ?? error.kind) : 'error' });
+            done(error instanceof DeviceRequestError || error instanceof ContentError ? error : new Error(`unexpected failure: ${error.message}`));
+          },
+        );
+      } catch (error) {
+        node.status({ fill: 'red', shape: 'ring', text: 'invalid input' });
+        done(error as Error);
+      }
+    });
+
+    // Start on registration: every device (or the configured one) that registers gets observed.
+    const onRegistered = (registration: Registration) => {
+      if (def.endpoint?.trim() && def.endpoint.trim() !== registration.endpoint) return;
+      let request: ObserveKind;
+      try {
+        request = requestFor({});
+      } catch (error) {
+        node.error(error as Error);
+        return;
+      }
+      const objectId = request instanceof ObserveRequest ? request.path.objectId : undefined;
+      if (objectId !== undefined && !registration.objects.some((object) => object.id === objectId)) return;
+      if (isObserved(registration.endpoint, request)) return; // re-observed by the server after a re-registration
+      start(registration.endpoint, request, resolveTimeoutMs(def.timeout, {})).then(
+        (first) => emit(first, true),
+        (error: Error) => node.error(error, { endpoint: registration.endpoint, path: def.path }),
+      );
+    };
+    if (def.start === 'register') {
+      server.on('registered', onRegistered);
+      for (const registration of server.registrations.all()) onRegistered(registration);
+    }
+
+    this.on('close', (_removed: boolean, done: () => void) => {
+      server.off('registered', onRegistered);
+      host.deregister(this);
+      const cancelled = cancel(undefined, undefined);
+      host.finishBeforeClose(cancelled);
+      const limit = new Promise((resolve) => setTimeout(resolve, CANCEL_TIMEOUT_MS + 500).unref());
+      Promise.race([cancelled, limit]).then(() => done(), () => done());
+    });
+  }
+  RED.nodes.registerType('lwm2m-observe', Lwm2mObserveNode);
+};
