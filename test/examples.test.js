@@ -11,6 +11,7 @@ const NODES = [
   require('../dist/nodes/lwm2m-server.js'),
   require('../dist/nodes/lwm2m-events.js'),
   require('../dist/nodes/lwm2m-operations.js'),
+  require('../dist/nodes/lwm2m-observe.js'),
   require('@node-red/nodes/core/common/20-inject.js'),
   require('@node-red/nodes/core/common/90-comment.js'),
 ];
@@ -96,6 +97,17 @@ describe('example flows', () => {
     assert.equal(msg.endpoint, 'my-sensor');
     assert.equal(msg.payload[0], 'Node-RED LwM2M');
     assert.ok(msg.resources.some((r) => r.name === 'Firmware Version'));
+  });
+
+  it('observe-temperature.json observes every device that registers and passes on each notification', async () => {
+    const flow = await loadExample('observe-temperature.json', port);
+    const temperatures = probe(flow, 'temperatures');
+    await device.register();
+    const first = await next(temperatures);
+    assert.deepEqual([first.payload, first.first, first.endpoint], [21.5, true, 'my-sensor']);
+    assert.deepEqual(device.attributes.get('/3303/0/5700'), { pmin: '2', pmax: '30' });
+    await device.setResource('/3303/0/5700', 22.25);
+    assert.equal((await next(temperatures)).payload, 22.25);
   });
 
   it('log-registrations.json sends every registration event', async () => {
