@@ -30,7 +30,7 @@ export function buildObjectTree(init: ObjectTreeInit): ObjectTree {
 /** A Server object, a Device object (3), a temperature sensor (3303) and a set point (3308), as a typical constrained device has them. */
 export function defaultObjectTree(endpoint: string, onReboot: ExecuteHandler = () => undefined): ObjectTree {
   return buildObjectTree({
-    1: { 0: { 0: 1, 1: 60, 2: 1, 3: 60, 6: false, 7: 'U', 8: () => undefined } },
+    1: { 0: { 0: 1, 1: 60, 2: 1, 3: 60, 6: false, 7: 'U', 8: () => undefined, 9: () => undefined } },
     3: {
       0: {
         0: 'Node-RED LwM2M',

@@ -35,6 +35,8 @@ export interface SimulatedDeviceOptions {
   autoUpdate?: boolean;
   /** Notifications as confirmable messages (default non-confirmable). */
   confirmableNotifications?: boolean;
+  /** The bootstrap server to ask for provisioning (bootstrap()). */
+  bootstrapServer?: Peer;
 }
 
 /** An observation the server holds on this device. */
@@ -101,10 +103,14 @@ export class SimulatedDevice {
   private location?: string;
   private updateTimer?: NodeJS.Timeout;
   private readonly observers = new Map<string, Observer>();
+  /** Set while a bootstrap server provisions this device: resolved by Bootstrap-Finish. */
+  private bootstrapping?: { finish(): void };
   private readonly recentNotifications = new Map<number, string>();
 
   constructor(readonly options: SimulatedDeviceOptions) {
     this.objects = options.objects ?? defaultObjectTree(options.endpoint);
+    const server = this.objects.get(1)?.get(0);
+    if (server && typeof server.get(9) === 'function') this.addServerTriggers(server);
     const address = options.address ?? (options.server.address.includes(':') ? '::1' : '127.0.0.1');
     this.endpoint = new CoapEndpoint({ address, port: 0, transmission: options.transmission }, (request) => this.answer(request));
     // A Reset for a notification cancels its observation (RFC 7641 section 3.6).
@@ -187,6 +193,58 @@ export class SimulatedDevice {
     if (response.code !== ResponseCode.Deleted) throw new ServerRejectedError(response);
   }
 
+  /**
+   * Client-initiated bootstrap: Bootstrap-Request to the bootstrap server,
+   * then the server's deletes and writes until Bootstrap-Finish. The LwM2M
+   * server to register with is then read from the Security object.
+   */
+  async bootstrap(timeoutMs = 10_000): Promise<Peer> {
+    const bootstrapServer = this.options.bootstrapServer;
+    if (!bootstrapServer) throw new Error(`${this.options.endpoint} has no bootstrap server`);
+    const finished = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no Bootstrap-Finish within the time limit')), timeoutMs);
+      this.bootstrapping = {
+        finish: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+    });
+    finished.catch(() => undefined);
+    const response = await this.endpoint.request(bootstrapServer, {
+      code: Method.POST,
+      options: [...pathOptions(OptionNumber.UriPath, '/bs'), ...queryOptions({ ep: this.options.endpoint, pct: this.options.preferredFormat })],
+    });
+    if (response.code !== ResponseCode.Changed) {
+      this.bootstrapping = undefined;
+      throw new ServerRejectedError(response);
+    }
+    await finished;
+    this.bootstrapping = undefined;
+    this.options.server = this.provisionedServer();
+    return this.options.server;
+  }
+
+  /** The executable resources of a Server instance: Registration Update Trigger (8) and Bootstrap-Request Trigger (9). */
+  private addServerTriggers(instance: Map<number, Resource>): void {
+    instance.set(8, () => setImmediate(() => this.update().catch(() => undefined)));
+    instance.set(9, () => {
+      if (!this.options.bootstrapServer) return;
+      setImmediate(() => this.bootstrap().then(() => this.register()).catch(() => undefined));
+    });
+  }
+
+  /** The LwM2M server of the first non-bootstrap Security instance. */
+  private provisionedServer(): Peer {
+    for (const resources of this.objects.get(0)?.values() ?? []) {
+      if (resources.get(1) === true) continue;
+      const uri = resources.get(0);
+      const match = typeof uri === 'string' ? /^coaps?:\/\/(\[([^\]]+)\]|[^/:]+)(?::(\d+))?/.exec(uri) : null;
+      if (match) return { address: match[2] ?? match[1], port: Number(match[3] ?? 5683) };
+    }
+    throw new Error('the bootstrap server wrote no LwM2M server account');
+  }
+
   /** Sends any request to the server; for tests of malformed or unusual requests. */
   send(
     method: number,
@@ -266,7 +324,19 @@ export class SimulatedDevice {
   }
 
   private route(request: IncomingRequest): OutgoingResponse {
+    if (request.path === '/bs' && request.method === Method.POST) {
+      if (!this.bootstrapping) throw new Refusal(ResponseCode.MethodNotAllowed, 'not bootstrapping');
+      this.bootstrapping.finish();
+      return { code: ResponseCode.Changed };
+    }
     const target = this.targetOf(request.path);
+    if (this.bootstrapping && request.method === Method.DELETE) return this.bootstrapDelete(target);
+    if (this.bootstrapping && request.method === Method.PUT && target.isInstance() && !this.objects.get(target.objectId!)?.has(target.instanceId!)) {
+      if (!this.objects.has(target.objectId!)) this.objects.set(target.objectId!, new Map());
+      const created = new Map<number, Resource>();
+      if (target.objectId === 1) this.addServerTriggers(created);
+      this.objects.get(target.objectId!)!.set(target.instanceId!, created);
+    }
     const accept = uintOption(request.message.options, OptionNumber.Accept);
     const observe = uintOption(request.message.options, OptionNumber.Observe);
     switch (request.method) {
@@ -300,6 +370,19 @@ export class SimulatedDevice {
       default:
         throw new Refusal(ResponseCode.MethodNotAllowed, 'method not supported');
     }
+  }
+
+  /** Bootstrap-Delete: everything under the path but the bootstrap account and the Device object. */
+  private bootstrapDelete(target: Lwm2mPath): OutgoingResponse {
+    for (const [objectId, instances] of this.objects) {
+      if (objectId === 3 || (target.objectId !== undefined && objectId !== target.objectId)) continue;
+      for (const [instanceId, resources] of instances) {
+        if (target.instanceId !== undefined && instanceId !== target.instanceId) continue;
+        if (objectId === 0 && resources.get(1) === true) continue;
+        instances.delete(instanceId);
+      }
+    }
+    return { code: ResponseCode.Deleted };
   }
 
   /** Registers (Observe 0) or removes (Observe 1) an observer, and marks the answer as a notification. */

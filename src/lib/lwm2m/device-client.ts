@@ -2,8 +2,8 @@ import { OptionNumber, codeClass, formatCode } from '../coap/codes';
 import { BlockTransferError, requestBlockwise } from '../coap/block-transfer';
 import type { CoapEndpoint } from '../coap/endpoint';
 import { CoapClosedError, CoapResetError, CoapTimeoutError } from '../coap/errors';
-import type { CoapMessage, CoapOption } from '../coap/message';
-import { uintOption, uintOptionOf } from '../coap/options';
+import type { CoapMessage } from '../coap/message';
+import { uintOption } from '../coap/options';
 import { ContentError } from '../content/values';
 import type { ObjectModel } from '../model/object-model';
 import { DeviceQueue, QueueFullError } from './device-queue';
@@ -13,6 +13,7 @@ import type { Registration } from './registration';
 import type { RegistrationStore } from './registration-store';
 import type { CoapRequestSpec, DeviceRequest, RequestContext, ResponseBase } from './requests/device-request';
 import { contentFormatOf } from './requests/response-content';
+import { describeErrorCode, toCoapRequest } from './requests/coap-request';
 
 /** Why a request to a device failed. */
 export type FailureKind =
@@ -57,22 +58,6 @@ export interface DeviceClientOptions {
   defaultTtlMs?: number;
 }
 
-const CODE_NAMES: Record<string, string> = {
-  '4.00': 'Bad Request',
-  '4.01': 'Unauthorized',
-  '4.02': 'Bad Option',
-  '4.03': 'Forbidden',
-  '4.04': 'Not Found',
-  '4.05': 'Method Not Allowed',
-  '4.06': 'Not Acceptable',
-  '4.08': 'Request Entity Incomplete',
-  '4.12': 'Precondition Failed',
-  '4.13': 'Request Entity Too Large',
-  '4.15': 'Unsupported Content-Format',
-  '5.00': 'Internal Server Error',
-  '5.01': 'Not Implemented',
-  '5.03': 'Service Unavailable',
-};
 
 /**
  * Sends LwM2M operations to registered devices from the server's own socket,
@@ -122,8 +107,7 @@ export class DeviceClient {
     }
     const code = formatCode(response.code);
     if (codeClass(response.code) !== 2) {
-      const detail = response.payload.length > 0 ? `: ${response.payload.toString('utf8').slice(0, 200)}` : '';
-      throw new DeviceRequestError(`${describe}: device answered ${code} ${CODE_NAMES[code] ?? ''}${detail}`.trim(), 'device-error', code);
+      throw new DeviceRequestError(`${describe}: device answered ${describeErrorCode(code, response.payload)}`, 'device-error', code);
     }
     if (response.code !== request.successCode) {
       throw new DeviceRequestError(`${describe}: device answered ${code} where ${formatCode(request.successCode)} was expected`, 'invalid-response', code);
@@ -138,18 +122,10 @@ export class DeviceClient {
   }
 
   private exchange(registration: Registration, spec: CoapRequestSpec, options: SendOptions): Promise<CoapMessage> {
-    const coapOptions: CoapOption[] = [];
-    const root = registration.rootPath === '/' ? [] : registration.rootPath.split('/').filter(Boolean);
-    for (const segment of [...root, ...spec.path.ids.map(String)]) coapOptions.push({ number: OptionNumber.UriPath, value: Buffer.from(segment) });
-    if (spec.contentFormat !== undefined) coapOptions.push(uintOptionOf(OptionNumber.ContentFormat, spec.contentFormat));
-    for (const query of spec.query ?? []) coapOptions.push({ number: OptionNumber.UriQuery, value: Buffer.from(query) });
-    if (spec.accept !== undefined) coapOptions.push(uintOptionOf(OptionNumber.Accept, spec.accept));
-    if (spec.observe !== undefined) coapOptions.push(uintOptionOf(OptionNumber.Observe, spec.observe));
-    coapOptions.sort((a, b) => a.number - b.number);
     return requestBlockwise(
       this.endpoint,
       { address: registration.address, port: registration.port },
-      { code: spec.method, options: coapOptions, payload: spec.payload },
+      toCoapRequest(spec, registration.rootPath),
       {
         timeoutMs: options.timeoutMs ?? this.options.defaultTimeoutMs ?? 10_000,
         block1Szx: this.options.block1Szx,

@@ -1,0 +1,194 @@
+'use strict';
+const assert = require('node:assert/strict');
+const { BootstrapServer } = require('../dist/lib/bootstrap/bootstrap-server');
+const { parseBootstrapConfig, describeConfig, BootstrapConfigError } = require('../dist/lib/bootstrap/bootstrap-config');
+const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
+const { ExecuteRequest } = require('../dist/lib/lwm2m/requests/execute');
+const { SimulatedDevice } = require('../dist/sim/simulated-device');
+const { buildObjectTree } = require('../dist/sim/object-tree');
+const { Lwm2mPath } = require('../dist/lib/model/path');
+const { encode, decode } = require('../dist/lib/coap/message');
+const { formatCode } = require('../dist/lib/coap/codes');
+const { freePort, RawPeer, once } = require('./support/udp');
+
+const FAST = { ackTimeoutMs: 100, maxRetransmit: 2 };
+
+describe('bootstrap server', () => {
+  let bootstrap;
+  let lwm2m;
+  let bsPort;
+  let port;
+  const devices = [];
+
+  async function device(endpoint, options = {}) {
+    const d = new SimulatedDevice({
+      endpoint,
+      server: { address: '127.0.0.1', port: 1 },
+      bootstrapServer: { address: '127.0.0.1', port: bsPort },
+      objects: buildObjectTree({ 1: { 0: { 0: 99, 1: 10, 9: () => undefined } }, 3: { 0: { 0: 'Acme' } } }),
+      transmission: FAST,
+      ...options,
+    });
+    await d.start();
+    devices.push(d);
+    return d;
+  }
+
+  beforeEach(async () => {
+    [bsPort, port] = [await freePort(), await freePort()];
+    bootstrap = new BootstrapServer({ address: '127.0.0.1', port: bsPort, transmission: FAST, requestTimeoutMs: 1000 });
+    await bootstrap.start();
+    lwm2m = new Lwm2mServer({ address: '127.0.0.1', port, transmission: FAST });
+    await lwm2m.start();
+  });
+
+  afterEach(async () => {
+    await Promise.all(devices.splice(0).map((d) => d.stop()));
+    await bootstrap.stop();
+    await lwm2m.stop();
+  });
+
+  it('provisions a device with no server, which then registers to the LwM2M server', async () => {
+    bootstrap.setConfig('fresh', parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}`, shortServerId: 7, lifetime: 120, binding: 'U' }));
+    const d = await device('fresh');
+    const started = once(bootstrap, 'started');
+    const finished = once(bootstrap, 'finished');
+    const target = await d.bootstrap();
+    assert.deepEqual(target, { address: '127.0.0.1', port });
+    assert.equal((await started)[0], 'fresh');
+    const [, summary] = await finished;
+    assert.deepEqual(summary.servers, [{ uri: `coap://127.0.0.1:${port}`, securityMode: 'nosec', shortServerId: 7, lifetime: 120, binding: 'U' }]);
+    // What the device holds now: the old Server instance is gone, the new accounts are in.
+    assert.equal(d.getResource('/0/0/0'), `coap://127.0.0.1:${port}`);
+    assert.equal(d.getResource('/0/0/2'), 3);
+    assert.equal(d.getResource('/0/0/10'), 7);
+    assert.equal(d.getResource('/1/0/0'), 7);
+    assert.equal(d.getResource('/1/0/1'), 120);
+    assert.equal(d.getResource('/3/0/0'), 'Acme', 'the Device object stays');
+    const registered = once(lwm2m, 'registered');
+    await d.register();
+    assert.equal((await registered)[0].endpoint, 'fresh');
+  });
+
+  it('writes PSK accounts, the bootstrap account and ACLs, and keeps keys out of events', async () => {
+    bootstrap.setConfig('secure', parseBootstrapConfig({
+      servers: [{ uri: 'coaps://127.0.0.1:5684', securityMode: 'psk', pskIdentity: 'secure-id', pskKey: '000102030405060708090a0b0c0d0e0f', shortServerId: 2 }],
+      bootstrapServer: { uri: `coap://127.0.0.1:${bsPort}` },
+      acl: [{ objectId: 3, instanceId: 0, rights: { 2: 1 }, owner: 2 }],
+    }));
+    const d = await device('secure');
+    const finished = once(bootstrap, 'finished');
+    assert.deepEqual(await d.bootstrap(), { address: '127.0.0.1', port: 5684 });
+    const [, summary] = await finished;
+    assert.equal(d.getResource('/0/0/1'), true, 'bootstrap account first');
+    assert.equal(d.getResource('/0/1/2'), 0, 'PSK mode');
+    assert.deepEqual(d.getResource('/0/1/3'), Buffer.from('secure-id'));
+    assert.deepEqual(d.getResource('/0/1/5'), Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex'));
+    assert.equal(d.getResource('/2/0/0'), 3);
+    assert.deepEqual([...d.getResource('/2/0/2')], [[2, 1]]);
+    assert.equal(JSON.stringify(summary).includes('0001020304'), false);
+    assert.equal(summary.servers[0].pskIdentity, 'secure-id');
+  });
+
+  it('writes in the preferred content format the device asks for', async () => {
+    bootstrap.setConfig('picky', parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}` }));
+    const d = await device('picky', { preferredFormat: 110 });
+    await d.bootstrap();
+    const writes = d.received.filter((r) => r.method === 3);
+    assert.ok(writes.length >= 2);
+    assert.ok(writes.every((w) => w.contentFormat === 110));
+  });
+
+  it('uses the default configuration for unknown endpoints when there is one', async () => {
+    bootstrap.setDefaultConfig(parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}` }));
+    const d = await device('anyone');
+    await d.bootstrap();
+    assert.equal(d.getResource('/1/0/0'), 1);
+  });
+
+  it('refuses an unknown endpoint with 4.00 and a failed event', async () => {
+    const d = await device('stranger');
+    const failed = once(bootstrap, 'failed');
+    await assert.rejects(d.bootstrap(), (error) => error.responseCode === '4.00' && /no bootstrap configuration for "stranger"/.test(error.message));
+    assert.match((await failed)[1], /no bootstrap configuration/);
+  });
+
+  it('answers malformed bootstrap requests with clear errors', async () => {
+    const d = await device('probe');
+    const ask = (query) => d.send(2, '/bs', { query });
+    d.options.server = { address: '127.0.0.1', port: bsPort };
+    assert.match((await ask({})).payload.toString(), /missing endpoint client name/);
+    assert.equal(formatCode((await ask({ ep: 'x', pct: 'json' })).code), '4.00');
+    assert.equal(formatCode((await d.send(1, '/bs', {})).code), '4.05');
+    assert.equal(formatCode((await d.send(2, '/rd', {})).code), '4.04');
+  });
+
+  it('fails the session with the reason when the device refuses a write', async () => {
+    bootstrap.setConfig('refuser', parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}` }));
+    const raw = await RawPeer.open();
+    try {
+      const failed = once(bootstrap, 'failed', 5000);
+      const request = encode({ type: 0, code: 2, messageId: 1, token: Buffer.from([1]), options: [{ number: 11, value: Buffer.from('bs') }, { number: 15, value: Buffer.from('ep=refuser') }], payload: Buffer.alloc(0) });
+      assert.equal(formatCode(decode(await raw.exchange(request, bsPort)).code), '2.04');
+      const del = decode(await raw.next());
+      await raw.send(encode({ type: 2, code: 66, messageId: del.messageId, token: del.token, options: [], payload: Buffer.alloc(0) }), bsPort);
+      const write = decode(await raw.next());
+      await raw.send(encode({ type: 2, code: 133, messageId: write.messageId, token: write.token, options: [], payload: Buffer.from('read-only') }), bsPort);
+      const [endpoint, reason] = await failed;
+      assert.equal(endpoint, 'refuser');
+      assert.match(reason, /Bootstrap-Write \/0\/0: device answered 4\.05 Method Not Allowed: read-only/);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('fails the session when the device stops answering', async () => {
+    bootstrap.setConfig('vanisher', parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}` }));
+    const raw = await RawPeer.open();
+    try {
+      const failed = once(bootstrap, 'failed', 5000);
+      const request = encode({ type: 0, code: 2, messageId: 1, token: Buffer.from([1]), options: [{ number: 11, value: Buffer.from('bs') }, { number: 15, value: Buffer.from('ep=vanisher') }], payload: Buffer.alloc(0) });
+      await raw.exchange(request, bsPort);
+      assert.match((await failed)[1], /Bootstrap-Delete \/: no (acknowledgement|response)/);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('bootstraps again when the LwM2M server executes the Bootstrap-Request Trigger (/1/0/9)', async () => {
+    bootstrap.setConfig('rebooted', parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}`, lifetime: 300 }));
+    const d = await device('rebooted');
+    await d.bootstrap();
+    await d.register();
+    bootstrap.setConfig('rebooted', parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}`, lifetime: 600 }));
+    const reRegistered = once(lwm2m, 'registered', 5000);
+    await lwm2m.send('rebooted', new ExecuteRequest(Lwm2mPath.parse('/1/0/9')));
+    const [registration, replaced] = await reRegistered;
+    assert.ok(replaced);
+    assert.equal(registration.lifetime, 60, 'the simulator registers with its own lifetime');
+    assert.equal(d.getResource('/1/0/1'), 600, 'the new configuration was written');
+  });
+
+  describe('configuration', () => {
+    for (const [name, input, pattern] of [
+      ['no server', {}, /at least one server/],
+      ['a bad uri', { uri: 'http://x' }, /uri must look like coap/],
+      ['psk without a key', { uri: 'coaps://h:5684', securityMode: 'psk', pskIdentity: 'a' }, /needs pskIdentity and pskKey/],
+      ['psk on coap://', { uri: 'coap://h', securityMode: 'psk', pskIdentity: 'a', pskKey: '00' }, /needs a coaps/],
+      ['nosec on coaps://', { uri: 'coaps://h' }, /needs securityMode/],
+      ['a key that is not hex', { uri: 'coaps://h', securityMode: 'psk', pskIdentity: 'a', pskKey: 'xyz' }, /must be hex/],
+      ['an unknown mode', { uri: 'coap://h', securityMode: 'magic' }, /securityMode must be/],
+      ['a bad short server id', { uri: 'coap://h', shortServerId: 0 }, /shortServerId/],
+      ['a bad binding', { uri: 'coap://h', binding: 'X' }, /binding/],
+      ['duplicate short ids', { servers: [{ uri: 'coap://a' }, { uri: 'coap://b' }] }, /share a shortServerId/],
+      ['a string', 'coap://h', /is an object/],
+    ]) {
+      it(`refuses ${name}`, () => assert.throws(() => parseBootstrapConfig(input), (error) => error instanceof BootstrapConfigError && pattern.test(error.message)));
+    }
+
+    it('describes a configuration without its secrets', () => {
+      const config = parseBootstrapConfig({ uri: 'coaps://h:5684', securityMode: 'psk', pskIdentity: 'id', pskKey: 'deadbeef' });
+      assert.equal(JSON.stringify(describeConfig(config)).includes('deadbeef'), false);
+    });
+  });
+});
