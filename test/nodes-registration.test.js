@@ -122,7 +122,7 @@ describe('Node-RED: lwm2m-server and lwm2m-events', () => {
     // The count is pushed at most twice a second.
     await new Promise((resolve) => setTimeout(resolve, 700));
     const host = helper.getNode('srv').host;
-    assert.equal(host.server.registrations.size, 1);
+    assert.equal(host.service.registrations.size, 1);
     assert.ok(events.status.callCount >= 2, 'status refreshed after the registration');
   });
 
@@ -196,8 +196,8 @@ describe('Node-RED: lwm2m-server and lwm2m-events', () => {
     assert.equal((await m2).endpoint, 'two');
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.deepEqual(received(out2), [], 'server 2 saw only its own device');
-    assert.equal(helper.getNode('srv1').host.server.registrations.size, 1);
-    assert.equal(helper.getNode('srv2').host.server.registrations.size, 1);
+    assert.equal(helper.getNode('srv1').host.service.registrations.size, 1);
+    assert.equal(helper.getNode('srv2').host.service.registrations.size, 1);
   });
 
   it('reports a port already in use through status and node.error, without throwing', async () => {

@@ -4,7 +4,7 @@ import type { MalformedDatagram } from '../lib/coap/endpoint';
 import { namedRecords, recordsToPayload } from '../lib/content/payload';
 import type { ContentRecord } from '../lib/content/values';
 import { Lwm2mPath } from '../lib/model/path';
-import type { ServerConfigNode } from './server-host';
+import type { ServerConfigNode } from './config-nodes';
 
 interface EventsNodeDef extends NodeDef {
   server: string;
@@ -30,7 +30,7 @@ export = function register(RED: NodeAPI): void {
       return;
     }
     const { host } = configNode;
-    const server = host.server;
+    const server = host.service;
     const emit = (event: EventName, registration: Registration, extra: Record<string, unknown> = {}) => {
       const msg: NodeMessage & Record<string, unknown> = {
         topic: event,

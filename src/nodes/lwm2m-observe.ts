@@ -9,7 +9,7 @@ import { ATTRIBUTE_NAMES, WriteAttributesRequest } from '../lib/lwm2m/requests/w
 import type { Lwm2mServer } from '../lib/lwm2m/server';
 import type { Lwm2mPath } from '../lib/model/path';
 import { InputError, Msg, parsePath, resolveEndpoint, resolveFormat, resolvePath, resolveTimeoutMs } from './inputs';
-import type { ServerConfigNode } from './server-host';
+import type { ServerConfigNode } from './config-nodes';
 
 interface ObserveNodeDef extends NodeDef {
   server: string;
@@ -48,7 +48,7 @@ export = function register(RED: NodeAPI): void {
       return;
     }
     const { host } = configNode;
-    const server: Lwm2mServer = host.server;
+    const server: Lwm2mServer = host.service;
     const mine = new Set<Observation>();
     const attributes = Object.fromEntries(
       ATTRIBUTE_NAMES.map((name) => [name, def[name as 'pmin']]).filter(([, value]) => typeof value === 'string' && value.trim() !== ''),

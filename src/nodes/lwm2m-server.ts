@@ -1,6 +1,9 @@
 import path from 'node:path';
 import type { NodeAPI, NodeDef } from 'node-red';
-import { ServerConfigNode, ServerHost } from './server-host';
+import { Lwm2mServer } from '../lib/lwm2m/server';
+import { ObjectModel } from '../lib/model/object-model';
+import type { ServerConfigNode } from './config-nodes';
+import { SocketHost } from './socket-host';
 
 interface ServerNodeDef extends NodeDef {
   bindAddress: string;
@@ -22,20 +25,26 @@ function seconds(value: string | number | undefined, fallback: number): number {
 export = function register(RED: NodeAPI): void {
   function Lwm2mServerNode(this: ServerConfigNode, def: ServerNodeDef) {
     RED.nodes.createNode(this, def);
-    const port = Number(def.port);
+    const portNumber = Number(def.port);
+    const address = (def.bindAddress || '0.0.0.0').trim();
+    const port = Number.isInteger(portNumber) && portNumber >= 0 && portNumber <= 65535 ? portNumber : 5683;
     const modelFolder = def.modelFolder?.trim();
-    this.host = new ServerHost(
-      this,
-      RED,
-      {
-        address: (def.bindAddress || '0.0.0.0').trim(),
-        port: Number.isInteger(port) && port >= 0 && port <= 65535 ? port : 5683,
-        awakeTimeMs: seconds(def.awakeTime, 93),
-        reobserve: def.reobserve !== false,
-        client: { defaultTtlMs: seconds(def.queueTtl, 300) },
-      },
-      modelFolder ? path.resolve(RED.settings.userDir ?? process.cwd(), modelFolder) : undefined,
-    );
+    let model: ObjectModel | undefined;
+    if (modelFolder) {
+      const loaded = ObjectModel.fromFolder(path.resolve(RED.settings.userDir ?? process.cwd(), modelFolder));
+      model = loaded.model;
+      for (const problem of loaded.problems) this.warn(RED._('lwm2m-server.errors.model', { problem }));
+    }
+    const server = new Lwm2mServer({
+      address,
+      port,
+      model,
+      awakeTimeMs: seconds(def.awakeTime, 93),
+      reobserve: def.reobserve !== false,
+      client: { defaultTtlMs: seconds(def.queueTtl, 300) },
+    });
+    this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', address, port, count: () => server.registrations.size });
+    for (const event of ['registered', 'deregistered', 'expired'] as const) server.on(event, () => this.host.countChanged());
     this.on('close', (_removed: boolean, done: () => void) => {
       this.host.close().then(done, done);
     });

@@ -4,7 +4,7 @@ import { DeviceRequestError } from '../lib/lwm2m/device-client';
 import type { DeviceRequest, ResponseBase } from '../lib/lwm2m/requests/device-request';
 import type { Lwm2mServer } from '../lib/lwm2m/server';
 import { InputError, Msg, resolveEndpoint, resolveTimeoutMs, resolveTtlMs } from './inputs';
-import type { ServerConfigNode } from './server-host';
+import type { ServerConfigNode } from './config-nodes';
 
 export interface OperationNodeDef extends NodeDef {
   server: string;
@@ -45,7 +45,7 @@ export function registerOperationNode<D extends OperationNodeDef, R>(RED: NodeAP
       return;
     }
     const { host } = configNode;
-    const server = host.server;
+    const server = host.service;
     let closed = false;
     host.register(this);
 

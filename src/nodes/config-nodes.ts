@@ -1,0 +1,9 @@
+import type { BootstrapServer } from '../lib/bootstrap/bootstrap-server';
+import type { Lwm2mServer } from '../lib/lwm2m/server';
+import type { HostNode } from './socket-host';
+
+/** The lwm2m-server config node as the LwM2M nodes see it. */
+export type ServerConfigNode = HostNode<Lwm2mServer>;
+
+/** The lwm2m-bootstrap-server config node as the bootstrap nodes see it. */
+export type BootstrapServerConfigNode = HostNode<BootstrapServer>;

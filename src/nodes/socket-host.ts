@@ -1,0 +1,132 @@
+import type { Node, NodeAPI, NodeStatus } from 'node-red';
+import type { MalformedDatagram } from '../lib/coap/endpoint';
+import type { Peer } from '../lib/coap/peer';
+
+/** A protocol service on one socket that a config node owns: the LwM2M server or the bootstrap server. */
+export interface HostedService {
+  start(): Promise<Peer>;
+  stop(): Promise<void>;
+  on(event: 'malformed', listener: (detail: MalformedDatagram) => void): unknown;
+  on(event: 'warning', listener: (error: Error) => void): unknown;
+}
+
+/** A config node that owns a service, as other nodes see it. */
+export interface HostNode<S extends HostedService> extends Node {
+  host: SocketHost<S>;
+}
+
+/** A node that uses a config node and shows its status. */
+export interface HostUser {
+  id: string;
+  status(status: NodeStatus): void;
+}
+
+export interface HostSettings {
+  /** Message catalogue prefix of the config node: "<prefix>.status.listening" and so on. */
+  messages: string;
+  address: string;
+  port: number;
+  /** What the status counts (registered devices, configured endpoints). */
+  count(): number;
+}
+
+type Phase = { name: 'starting' } | { name: 'listening'; bound: Peer } | { name: 'failed'; error: string } | { name: 'closed' };
+
+const STATUS_THROTTLE_MS = 500;
+/** Users' closing work may hold the socket open this long; Node-RED allows 15 s for a close. */
+const CLOSING_WORK_LIMIT_MS = 3000;
+
+/**
+ * What a config node owns: a service with its socket, the nodes that use it,
+ * and their status, the way the core MQTT broker node owns its connection
+ * and users. Bind errors become a status and node.error, never a throw.
+ */
+export class SocketHost<S extends HostedService> {
+  private readonly users = new Map<string, HostUser>();
+  /** Users whose status is the service's, count included; the others keep their own between phase changes. */
+  private readonly statusFollowers = new Set<string>();
+  private phase: Phase = { name: 'starting' };
+  /** Work users finish while closing (cancelling observations), which the socket must outlive. */
+  private readonly closingWork = new Set<Promise<unknown>>();
+  private statusTimer?: NodeJS.Timeout;
+
+  constructor(
+    node: Node,
+    private readonly RED: NodeAPI,
+    readonly service: S,
+    private readonly settings: HostSettings,
+  ) {
+    service.on('malformed', (detail) => node.debug(`rejected ${detail.peer.address}:${detail.peer.port}: ${detail.reason}`));
+    service.on('warning', (error) => node.warn(error.message));
+    service.start().then(
+      (bound) => this.enter({ name: 'listening', bound }),
+      (error: NodeJS.ErrnoException) => {
+        node.error(RED._(`${settings.messages}.errors.bind`, { address: settings.address, port: String(settings.port), error: error.code ?? error.message }));
+        this.enter({ name: 'failed', error: error.code ?? error.message });
+      },
+    );
+  }
+
+  register(user: HostUser, options: { followStatus?: boolean } = {}): void {
+    this.users.set(user.id, user);
+    if (options.followStatus) this.statusFollowers.add(user.id);
+    user.status(this.status());
+  }
+
+  deregister(user: HostUser): void {
+    this.users.delete(user.id);
+    this.statusFollowers.delete(user.id);
+  }
+
+  /** Lets a closing user's last requests go out before the socket closes (bounded, see close). */
+  finishBeforeClose(work: Promise<unknown>): void {
+    const tracked = work.finally(() => this.closingWork.delete(tracked));
+    this.closingWork.add(tracked);
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.statusTimer);
+    this.phase = { name: 'closed' };
+    const limit = new Promise((resolve) => setTimeout(resolve, CLOSING_WORK_LIMIT_MS).unref());
+    await Promise.race([Promise.allSettled([...this.closingWork]), limit]);
+    await this.service.stop();
+  }
+
+  /** The count changed: storms change it thousands of times a second, the editor needs it twice a second at most. */
+  countChanged(): void {
+    if (this.statusTimer) return;
+    this.statusTimer = setTimeout(() => {
+      this.statusTimer = undefined;
+      this.pushStatus(true);
+    }, STATUS_THROTTLE_MS);
+  }
+
+  status(): NodeStatus {
+    const { RED, settings } = this;
+    switch (this.phase.name) {
+      case 'listening':
+        return {
+          fill: 'green',
+          shape: 'dot',
+          text: RED._(`${settings.messages}.status.listening`, { port: String(this.phase.bound.port), count: String(settings.count()) }),
+        };
+      case 'failed':
+        return { fill: 'red', shape: 'ring', text: RED._(`${settings.messages}.status.failed`, { error: this.phase.error }) };
+      case 'starting':
+        return { fill: 'yellow', shape: 'ring', text: RED._(`${settings.messages}.status.starting`) };
+      case 'closed':
+        return {};
+    }
+  }
+
+  private enter(phase: Phase): void {
+    if (this.phase.name === 'closed') return;
+    this.phase = phase;
+    this.pushStatus();
+  }
+
+  private pushStatus(countOnly = false): void {
+    const status = this.status();
+    for (const [id, user] of this.users) if (!countOnly || this.statusFollowers.has(id)) user.status(status);
+  }
+}
