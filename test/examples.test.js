@@ -12,6 +12,9 @@ const NODES = [
   require('../dist/nodes/lwm2m-events.js'),
   require('../dist/nodes/lwm2m-operations.js'),
   require('../dist/nodes/lwm2m-observe.js'),
+  require('../dist/nodes/lwm2m-bootstrap-server.js'),
+  require('../dist/nodes/lwm2m-bootstrap.js'),
+  require('@node-red/nodes/core/common/25-catch.js'),
   require('@node-red/nodes/core/common/20-inject.js'),
   require('@node-red/nodes/core/common/90-comment.js'),
 ];
@@ -19,11 +22,15 @@ const NODES = [
 const examplesDir = path.join(__dirname, '..', 'examples');
 
 /** Loads an example as Node-RED would import it, on a free port, with debug and function nodes as test probes. */
-async function loadExample(file, port) {
+async function loadExample(file, port, bsPort) {
   const flow = JSON.parse(fs.readFileSync(path.join(examplesDir, file), 'utf8'));
   const tab = flow.find((n) => n.z).z;
   const nodes = flow.map((node) => {
     if (node.type === 'lwm2m-server') return { ...node, port: String(port) };
+    if (node.type === 'lwm2m-bootstrap-server') {
+      const endpoints = node.endpoints.map((entry) => ({ ...entry, uri: entry.uri.replace(':5683', `:${port}`) }));
+      return { ...node, port: String(bsPort), endpoints };
+    }
     if (node.type === 'debug' || node.type === 'function') return { id: node.id, z: node.z, type: 'helper', name: node.name, wires: [] };
     return node;
   });
@@ -108,6 +115,29 @@ describe('example flows', () => {
     assert.deepEqual(device.attributes.get('/3303/0/5700'), { pmin: '2', pmax: '30' });
     await device.setResource('/3303/0/5700', 22.25);
     assert.equal((await next(temperatures)).payload, 22.25);
+  });
+
+  it('bootstrap-then-register.json provisions my-sensor, which then registers', async () => {
+    const bsPort = await freePort();
+    const flow = await loadExample('bootstrap-then-register.json', port, bsPort);
+    device.options.bootstrapServer = { address: '127.0.0.1', port: bsPort };
+    await device.bootstrap();
+    const events = probe(flow, 'bootstrap');
+    assert.equal((await next(events)).topic, 'started');
+    assert.equal((await next(events)).topic, 'finished');
+    await device.register();
+    assert.equal((await next(probe(flow, 'registration'))).endpoint, 'my-sensor');
+  });
+
+  it('provision-device.json stores and removes a configuration without echoing the key', async () => {
+    const flow = await loadExample('provision-device.json', port, await freePort());
+    probe(flow, 'provision streetlight-42').receive({});
+    const stored = await next(probe(flow, 'stored'));
+    assert.equal(stored.topic, 'set');
+    assert.equal(stored.payload.servers[0].pskIdentity, 'streetlight-42');
+    assert.equal(JSON.stringify(stored).includes('000102030405'), false);
+    probe(flow, 'remove streetlight-42').receive({});
+    assert.deepEqual((await next(probe(flow, 'stored'))).payload, { removed: true });
   });
 
   it('log-registrations.json sends every registration event', async () => {

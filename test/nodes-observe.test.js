@@ -5,7 +5,6 @@ const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { freePort } = require('./support/udp');
 
 const FAST = { ackTimeoutMs: 100, maxRetransmit: 2 };
-const observeNode = require('../dist/nodes/lwm2m-observe.js');
 
 describe('Node-RED: lwm2m observe and the information-reporting events', () => {
   let port;
@@ -31,7 +30,7 @@ describe('Node-RED: lwm2m observe and the information-reporting events', () => {
     ];
   }
 
-  const loadFlow = (observe, serverOptions) => load(flow(observe, serverOptions), {}, [...require('./support/flow').NODES, observeNode]);
+  const loadFlow = (observe, serverOptions) => load(flow(observe, serverOptions));
 
   beforeEach(async () => {
     port = await freePort();

@@ -24,7 +24,7 @@ describe('package', () => {
       const dir = path.dirname(path.join(root, file));
       assert.ok(fs.existsSync(path.join(root, file)), file);
       const html = fs.readFileSync(path.join(dir, `${name}.html`), 'utf8');
-      assert.match(html, /<script type="text\/javascript">\s*\(function \(\) \{\s*RED\.nodes\.registerType\('/);
+      assert.match(html, /^<script type="text\/javascript">\s*\(function \(\) \{[\s\S]*?RED\.nodes\.registerType\('[\w-]+', \{[\s\S]*\}\)\(\);\s*<\/script>/);
       const messages = JSON.parse(fs.readFileSync(path.join(dir, 'locales', 'en-US', `${name}.json`), 'utf8'));
       assert.ok(messages[name], `messages under "${name}"`);
       const help = fs.readFileSync(path.join(dir, 'locales', 'en-US', `${name}.html`), 'utf8');

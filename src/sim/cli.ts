@@ -3,14 +3,21 @@
 import { parseArgs } from 'node:util';
 import { SimulatedDevice } from './simulated-device';
 
-const USAGE = `usage: lwm2m-sim-device [--server coap://127.0.0.1:5683] [--endpoint sim-device] [--count 1]
+const USAGE = `usage: lwm2m-sim-device [--server coap://127.0.0.1:5683 | --bootstrap coap://127.0.0.1:5685] [--endpoint sim-device] [--count 1]
                         [--lifetime 60] [--lwm2m 1.1] [--binding U] [--queue] [--wander]
   --wander   change the temperature /3303/0/5700 every 5 s, notifying observers`;
+
+function coapPeer(uri: string, defaultPort: number): { address: string; port: number } {
+  const url = new URL(uri);
+  if (url.protocol !== 'coap:') throw new Error(`only coap:// servers are supported, not ${url.protocol}`);
+  return { address: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || defaultPort) };
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       server: { type: 'string', default: 'coap://127.0.0.1:5683' },
+      bootstrap: { type: 'string' },
       endpoint: { type: 'string', default: 'sim-device' },
       count: { type: 'string', default: '1' },
       lifetime: { type: 'string', default: '60' },
@@ -25,9 +32,8 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const url = new URL(values.server!);
-  if (url.protocol !== 'coap:') throw new Error(`only coap:// servers are supported, not ${url.protocol}`);
-  const server = { address: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 5683) };
+  const server = coapPeer(values.server!, 5683);
+  const bootstrapServer = values.bootstrap ? coapPeer(values.bootstrap, 5685) : undefined;
   const count = Number(values.count);
   const devices: SimulatedDevice[] = [];
   for (let i = 0; i < count; i++) {
@@ -40,11 +46,16 @@ async function main(): Promise<void> {
       binding: values.binding,
       queueMode: values.queue,
       autoUpdate: true,
+      bootstrapServer,
     });
     await device.start();
     devices.push(device);
+    if (bootstrapServer) {
+      const provisioned = await device.bootstrap();
+      console.log(`${endpoint} bootstrapped: LwM2M server ${provisioned.address}:${provisioned.port}`);
+    }
     const location = await device.register();
-    console.log(`${endpoint} registered at ${values.server}${location}`);
+    console.log(`${endpoint} registered at ${device.options.server.address}:${device.options.server.port}${location}`);
   }
   if (values.wander) {
     setInterval(() => {

@@ -5,9 +5,12 @@ helper.init(require.resolve('node-red'));
 const serverNode = require('../../dist/nodes/lwm2m-server.js');
 const eventsNode = require('../../dist/nodes/lwm2m-events.js');
 const operationNodes = require('../../dist/nodes/lwm2m-operations.js');
+const observeNode = require('../../dist/nodes/lwm2m-observe.js');
+const bootstrapServerNode = require('../../dist/nodes/lwm2m-bootstrap-server.js');
+const bootstrapNodes = require('../../dist/nodes/lwm2m-bootstrap.js');
 const catchNode = require('@node-red/nodes/core/common/25-catch.js');
 
-const NODES = [serverNode, eventsNode, operationNodes, catchNode];
+const NODES = [serverNode, eventsNode, operationNodes, observeNode, bootstrapServerNode, bootstrapNodes, catchNode];
 
 /** Loads a flow into the real Node-RED runtime of the test helper; helper nodes start collecting msgs at once. */
 async function load(flow, credentials = {}, nodes = NODES) {

@@ -1,0 +1,87 @@
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+import { BootstrapConfigError, describeConfig, parseBootstrapConfig } from '../lib/bootstrap/bootstrap-config';
+import type { Peer } from '../lib/coap/peer';
+import type { BootstrapServerConfigNode } from './config-nodes';
+import { InputError, Msg, resolveEndpoint } from './inputs';
+
+interface BootstrapNodeDef extends NodeDef {
+  server: string;
+  endpoint?: string;
+  started?: boolean;
+  finished?: boolean;
+  failed?: boolean;
+}
+
+type Send = (msg: Msg) => void;
+type Done = (error?: Error) => void;
+
+/** The bootstrap server config node of a node, or undefined after reporting its absence. */
+function bootstrapHost(RED: NodeAPI, node: Node, def: BootstrapNodeDef) {
+  const configNode = RED.nodes.getNode(def.server) as BootstrapServerConfigNode | null;
+  if (configNode?.host) return configNode.host;
+  node.status({ fill: 'red', shape: 'ring', text: RED._('lwm2m-bootstrap.status.noServer') });
+  node.error(RED._('lwm2m-bootstrap.errors.noServer'));
+  node.on('input', (_msg: Msg, _send: Send, done: Done) => done(new InputError(RED._('lwm2m-bootstrap.errors.noServer'))));
+  return undefined;
+}
+
+export = function register(RED: NodeAPI): void {
+  /** lwm2m bootstrap: sets (msg.payload) or removes (msg.payload null, msg.action "remove") an endpoint's configuration. */
+  function Lwm2mBootstrapNode(this: Node, def: BootstrapNodeDef) {
+    RED.nodes.createNode(this, def);
+    const host = bootstrapHost(RED, this, def);
+    if (!host) return;
+    host.register(this, { followStatus: true });
+    const server = host.service;
+    this.on('input', (msg: Msg, send: Send, done: Done) => {
+      try {
+        const endpoint = resolveEndpoint(def.endpoint, msg);
+        if (msg.action === 'remove' || msg.payload === null) {
+          const removed = server.removeConfig(endpoint);
+          send({ ...msg, endpoint, topic: 'removed', payload: { removed } });
+        } else {
+          const config = parseBootstrapConfig(msg.payload);
+          server.setConfig(endpoint, config);
+          // The echo carries no keys: they stay in the server's memory only.
+          send({ ...msg, endpoint, topic: 'set', payload: describeConfig(config) });
+        }
+        host.countChanged();
+        done();
+      } catch (error) {
+        this.status({ fill: 'red', shape: 'ring', text: 'invalid input' });
+        done(error instanceof BootstrapConfigError || error instanceof InputError ? error : new Error(`unexpected failure: ${(error as Error).message}`));
+      }
+    });
+    this.on('close', (_removed: boolean, done: () => void) => {
+      host.deregister(this);
+      done();
+    });
+  }
+  RED.nodes.registerType('lwm2m-bootstrap', Lwm2mBootstrapNode);
+
+  /** lwm2m bootstrap events: a msg when a bootstrap starts, finishes or fails (with the reason). */
+  function Lwm2mBootstrapEventsNode(this: Node, def: BootstrapNodeDef) {
+    RED.nodes.createNode(this, def);
+    const host = bootstrapHost(RED, this, def);
+    if (!host) return;
+    host.register(this, { followStatus: true });
+    const server = host.service;
+    const listeners = {
+      started: (endpoint: string, peer: Peer) => this.send({ topic: 'started', event: 'started', endpoint, payload: { address: peer.address, port: peer.port } }),
+      finished: (endpoint: string, summary: Record<string, unknown>) => this.send({ topic: 'finished', event: 'finished', endpoint, payload: summary }),
+      failed: (endpoint: string, reason: string, peer: Peer) =>
+        this.send({ topic: 'failed', event: 'failed', endpoint, payload: { reason, address: peer.address, port: peer.port } }),
+    };
+    if (def.started !== false) server.on('started', listeners.started);
+    if (def.finished !== false) server.on('finished', listeners.finished);
+    if (def.failed !== false) server.on('failed', listeners.failed);
+    this.on('close', (_removed: boolean, done: () => void) => {
+      server.off('started', listeners.started);
+      server.off('finished', listeners.finished);
+      server.off('failed', listeners.failed);
+      host.deregister(this);
+      done();
+    });
+  }
+  RED.nodes.registerType('lwm2m-bootstrap-events', Lwm2mBootstrapEventsNode);
+};
