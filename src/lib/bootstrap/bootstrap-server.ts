@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { TypedEmitter } from '../typed-emitter';
 import { Method, ResponseCode, TransmissionParameters } from '../coap/codes';
 import { CoapEndpoint, IncomingRequest, MalformedDatagram, OutgoingResponse, diagnostic } from '../coap/endpoint';
 import { CoapRequestError } from '../coap/errors';
@@ -17,20 +17,20 @@ export interface BootstrapServerOptions {
   model?: ObjectModel;
 }
 
-export interface BootstrapServerEvents {
+export type BootstrapServerEvents = {
   started: [endpoint: string, peer: Peer];
   finished: [endpoint: string, summary: Record<string, unknown>];
   failed: [endpoint: string, reason: string, peer: Peer];
   malformed: [detail: MalformedDatagram];
   warning: [error: Error];
-}
+};
 
 /**
  * An LwM2M bootstrap server on its own UDP endpoint (port 5685 by default):
  * answers Bootstrap-Request (POST /bs?ep=&pct=) and provisions the device
  * with the configuration held for its endpoint name, or the default one.
  */
-export class BootstrapServer extends EventEmitter {
+export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
   readonly endpoint: CoapEndpoint;
   private readonly configs = new Map<string, BootstrapConfig>();
   private defaultConfig?: BootstrapConfig;
@@ -44,18 +44,6 @@ export class BootstrapServer extends EventEmitter {
     this.endpoint.on('malformed', (detail: MalformedDatagram) => this.emit('malformed', detail));
     this.endpoint.on('socketError', (error: Error) => this.emit('warning', error));
     this.endpoint.on('handlerError', (error: Error) => this.emit('warning', error));
-  }
-
-  override on<E extends keyof BootstrapServerEvents>(event: E, listener: (...args: BootstrapServerEvents[E]) => void): this {
-    return super.on(event, listener as (...args: unknown[]) => void);
-  }
-
-  override off<E extends keyof BootstrapServerEvents>(event: E, listener: (...args: BootstrapServerEvents[E]) => void): this {
-    return super.off(event, listener as (...args: unknown[]) => void);
-  }
-
-  override emit<E extends keyof BootstrapServerEvents>(event: E, ...args: BootstrapServerEvents[E]): boolean {
-    return super.emit(event, ...args);
   }
 
   start(): Promise<Peer> {

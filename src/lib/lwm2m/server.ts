@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { TypedEmitter } from '../typed-emitter';
 import { ResponseCode, TransmissionParameters } from '../coap/codes';
 import { CoapEndpoint, IncomingRequest, MalformedDatagram, OutgoingResponse, diagnostic } from '../coap/endpoint';
 import type { Peer } from '../coap/peer';
@@ -27,7 +27,7 @@ export interface Lwm2mServerOptions {
 }
 
 /** Events of an Lwm2mServer, with their arguments. */
-export interface Lwm2mServerEvents {
+export type Lwm2mServerEvents = {
   registered: [registration: Registration, replaced: Registration | undefined];
   updated: [registration: Registration, changes: string[]];
   deregistered: [registration: Registration];
@@ -42,14 +42,14 @@ export interface Lwm2mServerEvents {
   malformed: [detail: MalformedDatagram];
   /** A fault inside the server (a handler bug, a socket error); never thrown. */
   warning: [error: Error];
-}
+};
 
 /**
  * An LwM2M server on one UDP endpoint: the Registration interface and store,
  * the Send operation, observations and queue mode. Requests to devices go
  * out from the same socket.
  */
-export class Lwm2mServer extends EventEmitter {
+export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   readonly endpoint: CoapEndpoint;
   readonly registrations: RegistrationStore;
   readonly observations: ObservationService;
@@ -100,18 +100,6 @@ export class Lwm2mServer extends EventEmitter {
     this.endpoint.on('malformed', (detail: MalformedDatagram) => this.emit('malformed', detail));
     this.endpoint.on('socketError', (error: Error) => this.emit('warning', error));
     this.endpoint.on('handlerError', (error: Error) => this.emit('warning', error));
-  }
-
-  override on<E extends keyof Lwm2mServerEvents>(event: E, listener: (...args: Lwm2mServerEvents[E]) => void): this {
-    return super.on(event, listener as (...args: unknown[]) => void);
-  }
-
-  override off<E extends keyof Lwm2mServerEvents>(event: E, listener: (...args: Lwm2mServerEvents[E]) => void): this {
-    return super.off(event, listener as (...args: unknown[]) => void);
-  }
-
-  override emit<E extends keyof Lwm2mServerEvents>(event: E, ...args: Lwm2mServerEvents[E]): boolean {
-    return super.emit(event, ...args);
   }
 
   /** Binds the socket; rejects with the bind error. */
