@@ -58,6 +58,9 @@ describe('bootstrap server', () => {
     assert.equal((await started)[0], 'fresh');
     const [, summary] = await finished;
     assert.deepEqual(summary.servers, [{ uri: `coap://127.0.0.1:${port}`, securityMode: 'nosec', shortServerId: 7, lifetime: 120, binding: 'U' }]);
+    // Bootstrap-Discover and Bootstrap-Read came first, and told what the device had.
+    assert.deepEqual(d.received.slice(0, 3).map((r) => `${r.method} ${r.path}`), ['1 /', '1 /1', '4 /']);
+    assert.deepEqual(summary.device, { lwm2mVersion: '1.1', objects: [1, 3], instances: ['/1/0', '/3/0'], previousServers: [99], notes: [] });
     // What the device holds now: the old Server instance is gone, the new accounts are in.
     assert.equal(d.getResource('/0/0/0'), `coap://127.0.0.1:${port}`);
     assert.equal(d.getResource('/0/0/2'), 3);
@@ -71,12 +74,14 @@ describe('bootstrap server', () => {
   });
 
   it('writes PSK accounts, the bootstrap account and ACLs, and keeps keys out of events', async () => {
+    const withAcl = (d) => d.objects.set(2, new Map());
     bootstrap.setConfig('secure', parseBootstrapConfig({
       servers: [{ uri: 'coaps://127.0.0.1:5684', securityMode: 'psk', pskIdentity: 'secure-id', pskKey: '000102030405060708090a0b0c0d0e0f', shortServerId: 2 }],
       bootstrapServer: { uri: `coap://127.0.0.1:${bsPort}` },
       acl: [{ objectId: 3, instanceId: 0, rights: { 2: 1 }, owner: 2 }],
     }));
     const d = await device('secure');
+    withAcl(d);
     const finished = once(bootstrap, 'finished');
     assert.deepEqual(await d.bootstrap(), { address: '127.0.0.1', port: 5684 });
     const [, summary] = await finished;
@@ -123,6 +128,42 @@ describe('bootstrap server', () => {
     assert.equal(formatCode((await d.send(2, '/rd', {})).code), '4.04');
   });
 
+  it('skips ACLs for a device without an Access Control object', async () => {
+    bootstrap.setConfig('no-acl', parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}`, acl: [{ objectId: 3, instanceId: 0, rights: { 1: 1 } }] }));
+    const d = await device('no-acl');
+    const finished = once(bootstrap, 'finished');
+    await d.bootstrap();
+    assert.deepEqual((await finished)[1].device.notes, ['the device has no Access Control object (/2): ACL not written']);
+    assert.equal(d.objects.has(2), false);
+  });
+
+  it('provisions a device that refuses Bootstrap-Discover, writing everything configured', async () => {
+    bootstrap.setConfig('old', parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}`, acl: [{ objectId: 3, instanceId: 0, rights: { 1: 1 } }] }));
+    const raw = await RawPeer.open();
+    try {
+      const finished = once(bootstrap, 'finished', 5000);
+      const request = encode({ type: 0, code: 2, messageId: 1, token: Buffer.from([1]), options: [{ number: 11, value: Buffer.from('bs') }, { number: 15, value: Buffer.from('ep=old') }], payload: Buffer.alloc(0) });
+      await raw.exchange(request, bsPort);
+      const answer = async (code) => {
+        const next = decode(await raw.next());
+        await raw.send(encode({ type: 2, code, messageId: next.messageId, token: next.token, options: [], payload: Buffer.alloc(0) }), bsPort);
+        return `${formatCode(next.code)} ${next.options.filter((o) => o.number === 11).map((o) => o.value.toString()).join('/')}`;
+      };
+      const steps = [];
+      steps.push(await answer(133)); // Discover: 4.05
+      steps.push(await answer(66)); // Delete /
+      steps.push(await answer(68)); // Write /0/0
+      steps.push(await answer(68)); // Write /1/0
+      steps.push(await answer(68)); // Write /2/0: nothing said the device lacks it
+      steps.push(await answer(68)); // Finish
+      assert.deepEqual(steps, ['0.01 ', '0.04 ', '0.03 0/0', '0.03 1/0', '0.03 2/0', '0.02 bs']);
+      const [, summary] = await finished;
+      assert.deepEqual(summary.device.notes, ['Bootstrap-Discover: device answered 4.05']);
+    } finally {
+      await raw.close();
+    }
+  });
+
   it('fails the session with the reason when the device refuses a write', async () => {
     bootstrap.setConfig('refuser', parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}` }));
     const raw = await RawPeer.open();
@@ -130,6 +171,8 @@ describe('bootstrap server', () => {
       const failed = once(bootstrap, 'failed', 5000);
       const request = encode({ type: 0, code: 2, messageId: 1, token: Buffer.from([1]), options: [{ number: 11, value: Buffer.from('bs') }, { number: 15, value: Buffer.from('ep=refuser') }], payload: Buffer.alloc(0) });
       assert.equal(formatCode(decode(await raw.exchange(request, bsPort)).code), '2.04');
+      const discover = decode(await raw.next());
+      await raw.send(encode({ type: 2, code: 133, messageId: discover.messageId, token: discover.token, options: [], payload: Buffer.alloc(0) }), bsPort);
       const del = decode(await raw.next());
       await raw.send(encode({ type: 2, code: 66, messageId: del.messageId, token: del.token, options: [], payload: Buffer.alloc(0) }), bsPort);
       const write = decode(await raw.next());
@@ -149,7 +192,7 @@ describe('bootstrap server', () => {
       const failed = once(bootstrap, 'failed', 5000);
       const request = encode({ type: 0, code: 2, messageId: 1, token: Buffer.from([1]), options: [{ number: 11, value: Buffer.from('bs') }, { number: 15, value: Buffer.from('ep=vanisher') }], payload: Buffer.alloc(0) });
       await raw.exchange(request, bsPort);
-      assert.match((await failed)[1], /Bootstrap-Delete \/: no (acknowledgement|response)/);
+      assert.match((await failed)[1], /Bootstrap-Discover \/: no (acknowledgement|response)/);
     } finally {
       await raw.close();
     }

@@ -497,6 +497,7 @@ export class SimulatedDevice {
   }
 
   private discover(target: Lwm2mPath, queries: string[]): OutgoingResponse {
+    if (target.isRoot()) return this.discoverRoot();
     const links: Link[] = [];
     const add = (path: Lwm2mPath) => links.push({ path: path.toString(), attributes: { ...(this.attributes.get(path.toString()) ?? {}) } });
     const depthQuery = queries.find((q) => q.startsWith('depth='));
@@ -515,6 +516,20 @@ export class SimulatedDevice {
         }
         if (resource instanceof Map && maxLength >= 4) for (const id of resource.keys()) add(resourcePath.child(id));
       }
+    }
+    return {
+      code: ResponseCode.Content,
+      options: [uintOptionOf(OptionNumber.ContentFormat, ContentFormat.LinkFormat)],
+      payload: Buffer.from(formatLinkFormat(links), 'utf8'),
+    };
+  }
+
+  /** Bootstrap-Discover of "/": the LwM2M version and every object instance. */
+  private discoverRoot(): OutgoingResponse {
+    const links: Link[] = [{ path: '/', attributes: { lwm2m: this.options.lwm2mVersion ?? '1.1' } }];
+    for (const [objectId, instances] of this.objects) {
+      if (instances.size === 0) links.push({ path: `/${objectId}`, attributes: {} });
+      for (const instanceId of instances.keys()) links.push({ path: `/${objectId}/${instanceId}`, attributes: {} });
     }
     return {
       code: ResponseCode.Content,

@@ -102,7 +102,7 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
     // The session's requests start after our 2.04 is on its way.
     setImmediate(() => {
       session.run().then(
-        () => this.emit('finished', name, describeConfig(config)),
+        (findings) => this.emit('finished', name, { ...describeConfig(config), device: findings }),
         (error: Error) => this.emit('failed', name, error.message, request.peer),
       ).finally(() => {
         if (this.sessions.get(name) === session) this.sessions.delete(name);
