@@ -22,6 +22,8 @@ if (!fs.existsSync(settingsFile)) {
   uiPort: Number(process.env.PORT) || 1880,
   flowFile: 'flows.json',
   logging: { console: { level: 'info' } },
+  // No update-notification prompt: this instance runs on loopback for trying the pack out.
+  telemetry: { enabled: false },
 };
 `,
   );

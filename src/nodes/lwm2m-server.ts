@@ -4,6 +4,7 @@ import { Lwm2mServer } from '../lib/lwm2m/server';
 import { ObjectModel } from '../lib/model/object-model';
 import type { ServerConfigNode } from './config-nodes';
 import { SocketHost } from './socket-host';
+import { registerAdminApi, trackServer } from './admin-api';
 
 interface ServerNodeDef extends NodeDef {
   bindAddress: string;
@@ -45,9 +46,11 @@ export = function register(RED: NodeAPI): void {
     });
     this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', address, port, count: () => server.registrations.size });
     for (const event of ['registered', 'deregistered', 'expired'] as const) server.on(event, () => this.host.countChanged());
+    trackServer(RED, this);
     this.on('close', (_removed: boolean, done: () => void) => {
       this.host.close().then(done, done);
     });
   }
   RED.nodes.registerType('lwm2m-server', Lwm2mServerNode);
+  registerAdminApi(RED);
 };

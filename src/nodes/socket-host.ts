@@ -70,7 +70,7 @@ export class SocketHost<S extends HostedService> {
   register(user: HostUser, options: { followStatus?: boolean } = {}): void {
     this.users.set(user.id, user);
     if (options.followStatus) this.statusFollowers.add(user.id);
-    user.status(this.status());
+    user.status(this.status(options.followStatus === true));
   }
 
   deregister(user: HostUser): void {
@@ -101,15 +101,15 @@ export class SocketHost<S extends HostedService> {
     }, STATUS_THROTTLE_MS);
   }
 
-  status(): NodeStatus {
+  /** The service's status; with the count for nodes that follow it, without for nodes that show their own results. */
+  status(withCount = true): NodeStatus {
     const { RED, settings } = this;
     switch (this.phase.name) {
-      case 'listening':
-        return {
-          fill: 'green',
-          shape: 'dot',
-          text: RED._(`${settings.messages}.status.listening`, { port: String(this.phase.bound.port), count: String(settings.count()) }),
-        };
+      case 'listening': {
+        const port = String(this.phase.bound.port);
+        const text = withCount ? RED._(`${settings.messages}.status.listening`, { port, count: String(settings.count()) }) : RED._(`${settings.messages}.status.ready`, { port });
+        return { fill: 'green', shape: 'dot', text };
+      }
       case 'failed':
         return { fill: 'red', shape: 'ring', text: RED._(`${settings.messages}.status.failed`, { error: this.phase.error }) };
       case 'starting':
@@ -126,7 +126,9 @@ export class SocketHost<S extends HostedService> {
   }
 
   private pushStatus(countOnly = false): void {
-    const status = this.status();
-    for (const [id, user] of this.users) if (!countOnly || this.statusFollowers.has(id)) user.status(status);
+    for (const [id, user] of this.users) {
+      const follower = this.statusFollowers.has(id);
+      if (!countOnly || follower) user.status(this.status(follower));
+    }
   }
 }
