@@ -18,7 +18,7 @@ export interface FleetOptions {
 /** Commands a fleet accepts, in its own process or in this one. */
 export type FleetCommand =
   | { command: 'start'; options: FleetOptions }
-  | { command: 'register' }
+  | { command: 'register'; concurrency?: number }
   | { command: 'update' }
   | { command: 'burst'; round: number; confirmable: boolean }
   | { command: 'stop' };
@@ -37,7 +37,7 @@ export class SimulatedFleet {
       case 'start':
         return this.start(message.options);
       case 'register':
-        await this.inBatches((device) => device.register());
+        await this.inBatches((device) => device.register(), message.concurrency);
         return this.devices.length;
       case 'update':
         await this.inBatches((device) => device.update());

@@ -70,6 +70,8 @@ export interface EndpointOptions {
   maxRequestBodyBytes?: number;
   /** Socket receive buffer, so bursts from many devices wait in the kernel instead of being dropped (default 4 MiB; the system may cap it). */
   receiveBufferBytes?: number;
+  /** Remote addresses tracked at once; datagrams from further new ones are dropped (default 200,000). */
+  maxPeers?: number;
 }
 
 /** Emitted as 'malformed' for every datagram that is dropped or rejected. */
@@ -81,6 +83,7 @@ export interface MalformedDatagram {
 const DEFAULT_DEDUP_CAPACITY = 64;
 const DEFAULT_MAX_BODY = 64 * 1024;
 const DEFAULT_RECEIVE_BUFFER = 4 * 1024 * 1024;
+const DEFAULT_MAX_PEERS = 200_000;
 
 /**
  * One CoAP endpoint on one UDP socket, acting as server (incoming requests,
@@ -300,7 +303,11 @@ export class CoapEndpoint extends EventEmitter {
       this.rejectMalformed(datagram, address, port, (error as CoapFormatError).message);
       return;
     }
-    const peer = this.peerState(address, port);
+    const peer = this.knownPeer(address, port);
+    if (!peer) {
+      this.emit('malformed', { peer: { address, port }, reason: 'too many peers: datagram dropped' } satisfies MalformedDatagram);
+      return;
+    }
     if (message.code === EMPTY_CODE) this.receiveEmpty(peer, message);
     else if (codeClass(message.code) === 0) this.receiveRequest(peer, message);
     else this.receiveResponse(peer, message);
@@ -444,6 +451,14 @@ export class CoapEndpoint extends EventEmitter {
     this.socket?.send(datagram, peer.port, peer.address, (error) => {
       if (error) this.emit('socketError', error);
     });
+  }
+
+  /** The state of a peer that sent us something, unless the table is full of others. */
+  private knownPeer(address: string, port: number): PeerState | undefined {
+    const state = this.peers.get(peerKey(address, port));
+    if (state) return state;
+    if (this.peers.size >= (this.options.maxPeers ?? DEFAULT_MAX_PEERS)) return undefined;
+    return this.peerState(address, port);
   }
 
   private peerState(address: string, port: number): PeerState {

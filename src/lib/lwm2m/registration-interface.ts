@@ -22,6 +22,8 @@ export class RegistrationInterface {
   constructor(
     private readonly store: RegistrationStore,
     private readonly listener: RegistrationListener,
+    /** New endpoints beyond this many registrations are refused with 5.03; known ones may re-register. */
+    private readonly maxRegistrations = 500_000,
   ) {}
 
   /** Answers requests under /rd; returns undefined for other paths. */
@@ -40,6 +42,9 @@ export class RegistrationInterface {
 
   private register(request: IncomingRequest): OutgoingResponse {
     const { endpoint, ...description } = parseRegisterRequest(request.queries, request.payload, request.contentFormat);
+    if (this.store.size >= this.maxRegistrations && !this.store.getByEndpoint(endpoint)) {
+      throw new CoapRequestError(ResponseCode.ServiceUnavailable, `the server holds its limit of ${this.maxRegistrations} registrations`);
+    }
     const now = Date.now();
     const registration: Registration = {
       id: this.store.newId(),

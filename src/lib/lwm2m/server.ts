@@ -24,6 +24,10 @@ export interface Lwm2mServerOptions {
   awakeTimeMs?: number;
   /** Re-establish observations when their device registers again (default true). */
   reobserve?: boolean;
+  /** Registrations held at most; new endpoints beyond get 5.03 (default 500,000). */
+  maxRegistrations?: number;
+  /** Remote addresses tracked at once (default 200,000). */
+  maxPeers?: number;
 }
 
 /** Events of an Lwm2mServer, with their arguments. */
@@ -92,7 +96,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
         this.gone(registration, 'deregistered');
         this.emit('deregistered', registration);
       },
-    });
+    }, options.maxRegistrations);
     this.sendInterface = new SendInterface(this.registrations, () => this.model, (registration, records, format) => {
       this.presence.seen(registration);
       this.emit('send', registration, records, format);
