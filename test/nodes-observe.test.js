@@ -93,17 +93,25 @@ describe('Node-RED: lwm2m observe and the information-reporting events', () => {
     assert.equal(received(helper.getNode('caught')).length, 0);
   });
 
-  it('cancels its observations when the flow is stopped', async () => {
+  it('cancels its observations when the node is removed, keeps them across a redeploy', async () => {
     await loadFlow({ endpoint: 'closing', path: '/3303/0/5700' });
     const d = await device('closing');
     await d.register();
     helper.getNode('obs').receive({});
     await nextMessage(helper.getNode('out'));
     assert.equal(d.observations.length, 1);
-    const started = Date.now();
-    await helper.unload();
-    assert.ok(Date.now() - started < 15000);
+    // Redeploying the modified node: the new instance takes the observation over.
+    const modified = flow({ endpoint: 'closing', path: '/3303/0/5700', name: 'renamed' });
+    await helper.setFlows(modified, 'nodes');
     await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(d.observations.length, 1, 'not cancelled by a redeploy');
+    await d.setResource('/3303/0/5700', 31);
+    assert.equal((await nextMessage(helper.getNode('out'))).payload, 31);
+    // Removing the node cancels at the device.
+    const started = Date.now();
+    await helper.setFlows(modified.filter((node) => node.id !== 'obs'), 'nodes');
+    assert.ok(Date.now() - started < 15000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
     assert.deepEqual(d.observations, []);
   });
 

@@ -50,6 +50,7 @@ export = function register(RED: NodeAPI): void {
     const { host } = configNode;
     const server: Lwm2mServer = host.service;
     const mine = new Set<Observation>();
+    let closing = false;
     const attributes = Object.fromEntries(
       ATTRIBUTE_NAMES.map((name) => [name, def[name as 'pmin']]).filter(([, value]) => typeof value === 'string' && value.trim() !== ''),
     );
@@ -98,7 +99,7 @@ export = function register(RED: NodeAPI): void {
         const targets: Lwm2mPath[] = request instanceof ObserveCompositeRequest ? request.paths : [request.path];
         for (const path of targets) await server.send(endpoint, new WriteAttributesRequest(path, attributes), { timeoutMs });
       }
-      const result = await server.observe(endpoint, request, listener, { timeoutMs });
+      const result = await server.observe(endpoint, request, listener, { timeoutMs }, node.id);
       if (result.established) mine.add(result.observation);
       else node.warn(RED._('lwm2m-observe.errors.notAccepted', { endpoint, paths: result.observation.paths.join(',') }));
       showCount();
@@ -162,14 +163,27 @@ export = function register(RED: NodeAPI): void {
         (error: Error) => node.error(error, { endpoint: registration.endpoint, path: def.path }),
       );
     };
-    if (def.start === 'register') {
-      server.on('registered', onRegistered);
-      for (const registration of server.registrations.all()) onRegistered(registration);
-    }
+    // Observations this node held before a redeploy or restart come back first, so none is made twice.
+    void server.ready.then(() => {
+      if (closing) return;
+      for (const observation of server.observations.adopt(node.id, listener)) mine.add(observation);
+      if (mine.size > 0) showCount();
+      if (def.start === 'register') {
+        server.on('registered', onRegistered);
+        for (const registration of server.registrations.all()) onRegistered(registration);
+      }
+    });
 
-    this.on('close', (_removed: boolean, done: () => void) => {
+    this.on('close', (removed: boolean, done: () => void) => {
+      closing = true;
       server.off('registered', onRegistered);
       host.deregister(this);
+      if (!removed) {
+        // Redeploy or restart: the observations wait for this node's next instance.
+        server.observations.park(node.id);
+        done();
+        return;
+      }
       const cancelled = cancel(undefined, undefined);
       host.finishBeforeClose(cancelled);
       const limit = new Promise((resolve) => setTimeout(resolve, CANCEL_TIMEOUT_MS + 500).unref());

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { NodeAPI, NodeDef } from 'node-red';
 import { Lwm2mServer } from '../lib/lwm2m/server';
+import { FileStateStore } from '../lib/lwm2m/state';
 import { ObjectModel } from '../lib/model/object-model';
 import type { ServerConfigNode } from './config-nodes';
 import { SocketHost } from './socket-host';
@@ -15,6 +16,8 @@ interface ServerNodeDef extends NodeDef {
   /** Seconds a request may wait for a sleeping device. */
   queueTtl?: string | number;
   reobserve?: boolean;
+  /** Keep registrations, observations and waiting requests in the user directory across restarts (default on). */
+  persist?: boolean;
 }
 
 /** A positive number of seconds from the editor, in milliseconds, or the default. */
@@ -43,6 +46,8 @@ export = function register(RED: NodeAPI): void {
       awakeTimeMs: seconds(def.awakeTime, 93),
       reobserve: def.reobserve !== false,
       client: { defaultTtlMs: seconds(def.queueTtl, 300) },
+      // In the user directory; a runtime without one (an embedding test harness) keeps no state.
+      stateStore: def.persist !== false && RED.settings.userDir ? new FileStateStore(path.join(RED.settings.userDir, 'lwm2m-state', `${this.id}.json`)) : undefined,
     });
     this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', address, port, count: () => server.registrations.size });
     for (const event of ['registered', 'deregistered', 'expired'] as const) server.on(event, () => this.host.countChanged());

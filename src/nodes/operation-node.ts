@@ -64,7 +64,7 @@ export function registerOperationNode<D extends OperationNodeDef, R>(RED: NodeAP
         return;
       }
       this.status({ fill: 'blue', shape: 'dot', text: `${request.operation} ${request.path}` });
-      server.send(endpoint, request, { timeoutMs, ttlMs }).then(
+      server.send(endpoint, request, { timeoutMs, ttlMs, park: { owner: this.id, msg } }).then(
         (response) => {
           if (closed) return done();
           msg.endpoint = endpoint;
@@ -83,9 +83,16 @@ export function registerOperationNode<D extends OperationNodeDef, R>(RED: NodeAP
       );
     });
 
-    this.on('close', (_removed: boolean, done: () => void) => {
+    // Requests this node left waiting for sleeping devices before a redeploy or restart go out again, with the time they have left.
+    void server.ready.then(() => {
+      if (closed) return;
+      for (const parked of server.takeParked(this.id)) this.receive({ ...(parked.msg as Msg), ttl: (parked.deadline - Date.now()) / 1000 });
+    });
+
+    this.on('close', (removed: boolean, done: () => void) => {
       closed = true;
       host.deregister(this);
+      if (!removed) server.parkRequests(this.id);
       done();
     });
   }

@@ -167,6 +167,11 @@ export class CoapEndpoint extends EventEmitter {
     this.peers.get(peerKey(peer.address, peer.port))?.observations.delete(token.toString('hex'));
   }
 
+  /** Takes notifications for a token from a saved state, as if the observation had been made by this socket. */
+  adoptObservation(peer: Peer, token: Buffer, handler: NotificationHandler): void {
+    this.peerState(peer.address, peer.port).observations.set(token.toString('hex'), handler);
+  }
+
   /** Follows an observed peer to a new address (NAT rebinding reported by a registration update). */
   moveObservation(from: Peer, to: Peer, token: Buffer): void {
     const tokenKey = token.toString('hex');

@@ -9,6 +9,7 @@ import type { ObjectModel } from '../model/object-model';
 import { DeviceQueue, QueueFullError } from './device-queue';
 import { DeviceGoneError, PresenceTracker, SleepTimeoutError } from './presence';
 import type { NotificationHandler } from '../coap/peer';
+import type { ParkedRequest } from './state';
 import type { Registration } from './registration';
 import type { RegistrationStore } from './registration-store';
 import type { CoapRequestSpec, DeviceRequest, RequestContext, ResponseBase } from './requests/device-request';
@@ -24,7 +25,16 @@ export type FailureKind =
   | 'timeout'
   | 'reset'
   | 'queue-full'
+  | 'parked'
   | 'closed';
+
+/** A waiting request was taken back to be handed to its node again. */
+class ParkedError extends Error {
+  constructor(endpoint: string) {
+    super(`the request for ${endpoint} was parked while its node restarts`);
+    this.name = 'ParkedError';
+  }
+}
 
 export class DeviceRequestError extends Error {
   constructor(
@@ -47,6 +57,20 @@ export interface SendOptions {
   token?: Buffer;
   /** Receives the notifications when the request is an observation that the device accepts. */
   onNotification?: NotificationHandler;
+  /**
+   * Who asked and with what msg: while the request waits for a sleeping
+   * device it can be parked (detach) and handed back after a redeploy or restart.
+   */
+  park?: { owner: string; msg: unknown };
+}
+
+/** A request waiting for a sleeping device, which detach() can turn back into its msg. */
+interface Waiting {
+  owner: string;
+  endpoint: string;
+  msg: unknown;
+  deadline: number;
+  controller: AbortController;
 }
 
 export interface DeviceClientOptions {
@@ -65,6 +89,7 @@ export interface DeviceClientOptions {
  */
 export class DeviceClient {
   private readonly queue: DeviceQueue;
+  private readonly waiting = new Set<Waiting>();
 
   constructor(
     private readonly endpoint: CoapEndpoint,
@@ -91,8 +116,13 @@ export class DeviceClient {
     let response: CoapMessage;
     const ttlMs = options.ttlMs ?? this.options.defaultTtlMs ?? 300_000;
     const deadline = Date.now() + ttlMs;
+    const waiting: Waiting | undefined =
+      options.park && registration.queueMode ? { ...options.park, endpoint: endpointName, deadline, controller: new AbortController() } : undefined;
+    if (waiting) this.waiting.add(waiting);
+    const signal = waiting?.controller.signal;
     const task = async () => {
-      if (registration.queueMode) await this.presence.waitAwake(endpointName, deadline, ttlMs);
+      if (registration.queueMode) await this.presence.waitAwake(endpointName, deadline, ttlMs, signal);
+      if (waiting) this.waiting.delete(waiting);
       // The address is read when the request leaves the queue: an update or re-registration may have moved the device.
       const current = this.registrations.getByEndpoint(endpointName);
       if (!current) throw new DeviceGoneError(endpointName);
@@ -101,9 +131,11 @@ export class DeviceClient {
       return answer;
     };
     try {
-      response = await this.queue.run(endpointName, task, registration.queueMode ? { at: deadline, error: () => new SleepTimeoutError(endpointName, ttlMs) } : undefined);
+      response = await this.queue.run(endpointName, task, registration.queueMode ? { at: deadline, error: () => new SleepTimeoutError(endpointName, ttlMs) } : undefined, signal);
     } catch (error) {
       throw translate(error, describe);
+    } finally {
+      if (waiting) this.waiting.delete(waiting);
     }
     const code = formatCode(response.code);
     if (codeClass(response.code) !== 2) {
@@ -119,6 +151,18 @@ export class DeviceClient {
       if (error instanceof ContentError) throw new DeviceRequestError(`${describe}: ${error.message}`, 'invalid-response', code);
       throw error;
     }
+  }
+
+  /** Takes back the requests still waiting for sleeping devices (of one owner, or all): they fail with kind "parked" and come back as msgs. */
+  detach(owner?: string): ParkedRequest[] {
+    const parked: ParkedRequest[] = [];
+    for (const waiting of [...this.waiting]) {
+      if (owner !== undefined && waiting.owner !== owner) continue;
+      this.waiting.delete(waiting);
+      parked.push({ owner: waiting.owner, endpoint: waiting.endpoint, deadline: waiting.deadline, msg: waiting.msg });
+      waiting.controller.abort(new ParkedError(waiting.endpoint));
+    }
+    return parked;
   }
 
   private exchange(registration: Registration, spec: CoapRequestSpec, options: SendOptions): Promise<CoapMessage> {
@@ -144,5 +188,6 @@ function translate(error: unknown, describe: string): Error {
   if (error instanceof BlockTransferError) return new DeviceRequestError(`${describe}: ${error.message}`, 'invalid-response');
   if (error instanceof SleepTimeoutError) return new DeviceRequestError(`${describe}: ${error.message}`, 'timeout');
   if (error instanceof DeviceGoneError) return new DeviceRequestError(`${describe}: ${error.message}`, 'unknown-endpoint');
+  if (error instanceof ParkedError) return new DeviceRequestError(`${describe}: ${error.message}`, 'parked');
   return error as Error;
 }

@@ -32,7 +32,7 @@ export class DeviceQueue {
 
   constructor(private readonly maxWaiting = 64) {}
 
-  run<T>(key: string, task: () => Promise<T>, expiry?: Expiry): Promise<T> {
+  run<T>(key: string, task: () => Promise<T>, expiry?: Expiry, signal?: AbortSignal): Promise<T> {
     let lane = this.lanes.get(key);
     if (!lane) {
       lane = { running: false, waiting: [] };
@@ -52,12 +52,15 @@ export class DeviceQueue {
         return;
       }
       const entry: Waiting = { start };
-      if (expiry) {
-        entry.expire = setTimeout(() => {
-          current.waiting.splice(current.waiting.indexOf(entry), 1);
-          reject(expiry.error());
-        }, Math.max(0, expiry.at - Date.now()));
-      }
+      const leave = (error: Error) => {
+        const at = current.waiting.indexOf(entry);
+        if (at < 0) return;
+        current.waiting.splice(at, 1);
+        clearTimeout(entry.expire);
+        reject(error);
+      };
+      if (expiry) entry.expire = setTimeout(() => leave(expiry.error()), Math.max(0, expiry.at - Date.now()));
+      signal?.addEventListener('abort', () => leave(signal.reason as Error), { once: true });
       current.waiting.push(entry);
     });
   }

@@ -12,6 +12,8 @@ import type { Registration } from './registration';
 import type { RegistrationStore } from './registration-store';
 import type { DeviceRequest, ResponseBase } from './requests/device-request';
 import { CancelObservationRequest, ObserveCompositeRequest, ObserveRequest } from './requests/observe';
+import { Lwm2mPath } from '../model/path';
+import type { PersistedObservation } from './state';
 import { contentFormatOf } from './requests/response-content';
 
 export type ObserveKind = ObserveRequest | ObserveCompositeRequest;
@@ -37,6 +39,27 @@ export interface ObservationListener {
 
 type Sender = <R>(endpoint: string, request: DeviceRequest<R>, options?: SendOptions) => Promise<R & ResponseBase>;
 
+/** Notifications kept for an observation whose node is restarting. */
+const PARKED_LIMIT = 100;
+
+/** Keeps an observation's latest notifications while no node listens. */
+class ParkedListener implements ObservationListener {
+  private readonly events: NotificationEvent[] = [];
+
+  notify(event: NotificationEvent): void {
+    this.events.push(event);
+    if (this.events.length > PARKED_LIMIT) this.events.shift();
+  }
+
+  error(): void {}
+
+  ended(): void {}
+
+  flushTo(listener: ObservationListener): void {
+    for (const event of this.events.splice(0)) listener.notify(event);
+  }
+}
+
 /** How old a notification may look before it is taken as newer anyway (RFC 7641 section 3.4). */
 const REORDER_WINDOW_MS = 128_000;
 
@@ -50,7 +73,10 @@ export class Observation {
   constructor(
     readonly endpoint: string,
     readonly request: ObserveKind,
-    readonly listener: ObservationListener,
+    /** Who receives the notifications: the node that started it, or a parking place while that node restarts. */
+    public listener: ObservationListener,
+    /** The node (id) that started it, which takes it back after a redeploy or restart. */
+    readonly owner?: string,
   ) {}
 
   get paths(): string[] {
@@ -113,8 +139,14 @@ export class ObservationService {
    * Starts an observation. Resolves with the first response; the observation
    * is kept when the device accepted it (Observe option in the response).
    */
-  async observe(endpoint: string, request: ObserveKind, listener: ObservationListener, options: SendOptions = {}): Promise<{ observation: Observation; first: NotificationEvent; established: boolean }> {
-    const observation = new Observation(endpoint, request, listener);
+  async observe(
+    endpoint: string,
+    request: ObserveKind,
+    listener: ObservationListener,
+    options: SendOptions = {},
+    owner?: string,
+  ): Promise<{ observation: Observation; first: NotificationEvent; established: boolean }> {
+    const observation = new Observation(endpoint, request, listener, owner);
     const { first, established } = await this.establish(observation, options);
     if (established) {
       let set = this.byEndpoint.get(endpoint);
@@ -192,6 +224,55 @@ export class ObservationService {
       this.forgetToken(observation);
       this.remove(observation);
       observation.listener.ended(observation, reason);
+    }
+  }
+
+  /** Holds an owner's observations while its node restarts; their notifications wait for adopt(). */
+  park(owner: string): void {
+    for (const observation of this.list()) if (observation.owner === owner) observation.listener = new ParkedListener();
+  }
+
+  /** Hands an owner its observations back (parked, or restored from a saved state), with what arrived meanwhile. */
+  adopt(owner: string, listener: ObservationListener): Observation[] {
+    const adopted: Observation[] = [];
+    for (const observation of this.list()) {
+      if (observation.owner !== owner) continue;
+      const parked = observation.listener;
+      observation.listener = listener;
+      if (parked instanceof ParkedListener) parked.flushTo(listener);
+      adopted.push(observation);
+    }
+    return adopted;
+  }
+
+  persisted(): PersistedObservation[] {
+    return this.list().map((observation) => ({
+      endpoint: observation.endpoint,
+      owner: observation.owner,
+      paths: observation.paths,
+      composite: observation.request instanceof ObserveCompositeRequest,
+      format: observation.request.format,
+      token: observation.token.toString('hex'),
+      peer: observation.peer,
+    }));
+  }
+
+  /** Brings back saved observations: their notifications are accepted at once and parked until the owner adopts them. */
+  restore(saved: PersistedObservation[]): void {
+    for (const entry of saved) {
+      if (!this.registrations.getByEndpoint(entry.endpoint) || !entry.peer) continue;
+      const paths = entry.paths.map((path) => Lwm2mPath.parse(path));
+      const request = entry.composite ? new ObserveCompositeRequest(paths, entry.format) : new ObserveRequest(paths[0], entry.format);
+      const observation = new Observation(entry.endpoint, request, new ParkedListener(), entry.owner);
+      observation.token = Buffer.from(entry.token, 'hex');
+      observation.peer = entry.peer;
+      this.endpoint.adoptObservation(entry.peer, observation.token, (message) => this.onNotification(observation, message));
+      let set = this.byEndpoint.get(entry.endpoint);
+      if (!set) {
+        set = new Set();
+        this.byEndpoint.set(entry.endpoint, set);
+      }
+      set.add(observation);
     }
   }
 

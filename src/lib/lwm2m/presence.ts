@@ -71,15 +71,29 @@ export class PresenceTracker {
     current.waiters.clear();
   }
 
+  /** A queue-mode device known from before a restart: asleep until it talks. */
+  asleep(registration: Registration): void {
+    if (registration.queueMode && !this.states.has(registration.endpoint)) this.states.set(registration.endpoint, { awake: false, waiters: new Set() });
+  }
+
   isAwake(endpoint: string): boolean {
     return this.states.get(endpoint)?.awake ?? true;
   }
 
   /** Resolves when the device is awake; rejects with SleepTimeoutError at the deadline. */
-  waitAwake(endpoint: string, deadline: number, ttlMs: number): Promise<void> {
+  waitAwake(endpoint: string, deadline: number, ttlMs: number, signal?: AbortSignal): Promise<void> {
     const state = this.states.get(endpoint);
     if (!state || state.awake) return Promise.resolve();
     return new Promise((resolve, reject) => {
+      signal?.addEventListener(
+        'abort',
+        () => {
+          if (!state.waiters.delete(waiter)) return;
+          clearTimeout(waiter.timer);
+          reject(signal.reason as Error);
+        },
+        { once: true },
+      );
       const waiter: Waiter = {
         resolve,
         reject,

@@ -12,6 +12,7 @@ import { RegistrationInterface } from './registration-interface';
 import { RegistrationStore } from './registration-store';
 import type { DeviceRequest, ResponseBase } from './requests/device-request';
 import { SendInterface } from './send-interface';
+import type { ParkedRequest, ServerState, StateStore } from './state';
 
 export interface Lwm2mServerOptions {
   address: string;
@@ -28,7 +29,12 @@ export interface Lwm2mServerOptions {
   maxRegistrations?: number;
   /** Remote addresses tracked at once (default 200,000). */
   maxPeers?: number;
+  /** Keeps registrations, observations and parked requests across restarts. */
+  stateStore?: StateStore;
 }
+
+/** Changes are written at most this often. */
+const SAVE_DELAY_MS = 1000;
 
 /** Events of an Lwm2mServer, with their arguments. */
 export type Lwm2mServerEvents = {
@@ -44,7 +50,7 @@ export type Lwm2mServerEvents = {
   send: [registration: Registration, records: ContentRecord[], contentFormat: number];
   /** A datagram or request that was rejected as malformed. */
   malformed: [detail: MalformedDatagram];
-  /** A fault inside the server (a handler bug, a socket error); never thrown. */
+  /** A fault inside the server (a handler bug, a socket error, a state file that cannot be written); never thrown. */
   warning: [error: Error];
 };
 
@@ -62,9 +68,18 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   private readonly registrationInterface: RegistrationInterface;
   private readonly sendInterface: SendInterface;
   private readonly client: DeviceClient;
+  private readonly stateStore?: StateStore;
+  /** Requests taken back from sleeping devices, until their nodes adopt them. */
+  private parked: ParkedRequest[] = [];
+  private saveTimer?: NodeJS.Timeout;
+  private saving: Promise<void> = Promise.resolve();
+  private restored!: () => void;
+  /** Resolves once the saved state is back (or there was none): nodes adopt their observations and requests then. */
+  readonly ready = new Promise<void>((resolve) => (this.restored = resolve));
 
   constructor(options: Lwm2mServerOptions) {
     super();
+    this.stateStore = options.stateStore;
     this.model = options.model ?? ObjectModel.builtIn();
     this.presence = new PresenceTracker(options.awakeTimeMs ?? 93_000, (registration, awake) => this.emit(awake ? 'awake' : 'sleeping', registration));
     this.registrations = new RegistrationStore((registration) => {
@@ -101,14 +116,83 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       this.presence.seen(registration);
       this.emit('send', registration, records, format);
     });
+    for (const event of ['registered', 'updated', 'deregistered', 'expired'] as const) this.on(event, () => this.scheduleSave());
     this.endpoint.on('malformed', (detail: MalformedDatagram) => this.emit('malformed', detail));
     this.endpoint.on('socketError', (error: Error) => this.emit('warning', error));
     this.endpoint.on('handlerError', (error: Error) => this.emit('warning', error));
   }
 
-  /** Binds the socket; rejects with the bind error. */
-  start(): Promise<Peer> {
+  /** Restores the saved state, then binds the socket; rejects with the bind error. */
+  async start(): Promise<Peer> {
+    try {
+      const state = await this.stateStore?.load();
+      if (state) this.restore(state);
+    } catch (error) {
+      this.emit('warning', new Error(`saved state not restored: ${(error as Error).message}`));
+    } finally {
+      this.restored();
+    }
     return this.endpoint.listen();
+  }
+
+  /** Takes back an owner's requests that wait for sleeping devices, to hand them to its next instance. */
+  parkRequests(owner: string): void {
+    this.parked.push(...this.client.detach(owner));
+    this.scheduleSave();
+  }
+
+  /** The requests an owner left waiting (before a redeploy or restart), whose time to live has not run out. */
+  takeParked(owner: string): ParkedRequest[] {
+    const now = Date.now();
+    const mine = this.parked.filter((request) => request.owner === owner && request.deadline > now);
+    this.parked = this.parked.filter((request) => request.owner !== owner);
+    if (mine.length > 0) this.scheduleSave();
+    return mine;
+  }
+
+  /** Everything that survives a restart. */
+  snapshot(): ServerState {
+    return {
+      version: 1,
+      savedAt: Date.now(),
+      registrations: [...this.registrations.all()],
+      observations: this.observations.persisted(),
+      parked: [...this.parked],
+    };
+  }
+
+  /** Saves soon, once for a burst of changes. */
+  scheduleSave(): void {
+    if (!this.stateStore || this.saveTimer) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined;
+      void this.save();
+    }, SAVE_DELAY_MS);
+  }
+
+  private save(): Promise<void> {
+    const store = this.stateStore;
+    if (!store) return Promise.resolve();
+    const state = this.snapshot();
+    // Saves run one after the other, so an older state never lands after a newer one.
+    this.saving = this.saving
+      .then(() => store.save(state))
+      .catch((error: Error) => {
+        this.emit('warning', new Error(`state not saved: ${error.message}`));
+      });
+    return this.saving;
+  }
+
+  private restore(state: ServerState): void {
+    const now = Date.now();
+    for (const registration of state.registrations) {
+      // Lifetimes kept counting while the server was down.
+      if (registration.lastUpdate + registration.lifetime * 1000 <= now) continue;
+      this.registrations.add(registration);
+      this.presence.asleep(registration);
+    }
+    this.observations.restore(state.observations);
+    this.parked = state.parked.filter((request) => request.deadline > now && this.registrations.getByEndpoint(request.endpoint));
   }
 
   /** Sends an operation to a registered device; rejects with DeviceRequestError. */
@@ -117,11 +201,23 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   }
 
   /** Starts an observation; see ObservationService.observe. */
-  observe(endpoint: string, request: ObserveKind, listener: ObservationListener, options?: SendOptions): Promise<{ observation: Observation; first: NotificationEvent; established: boolean }> {
-    return this.observations.observe(endpoint, request, listener, options);
+  observe(
+    endpoint: string,
+    request: ObserveKind,
+    listener: ObservationListener,
+    options?: SendOptions,
+    owner?: string,
+  ): Promise<{ observation: Observation; first: NotificationEvent; established: boolean }> {
+    const result = this.observations.observe(endpoint, request, listener, options, owner);
+    result.then(() => this.scheduleSave(), () => undefined);
+    return result;
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    this.parked.push(...this.client.detach());
+    await this.save();
     this.observations.clear();
     this.presence.clear();
     this.registrations.clear();
