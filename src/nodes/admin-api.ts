@@ -96,7 +96,7 @@ export function registerAdminApi(RED: NodeAPI): void {
   RED.httpAdmin.get(`${ADMIN_PREFIX}/servers/:id/devices`, read, (req, res) => {
     const lwm2m = server(req, res);
     if (!lwm2m) return;
-    res.json([...lwm2m.registrations.all()].map((registration) => describeDevice(lwm2m, registration.endpoint)));
+    void lwm2m.ready.then(() => res.json([...lwm2m.registrations.all()].map((registration) => describeDevice(lwm2m, registration.endpoint))));
   });
 
   RED.httpAdmin.get(`${ADMIN_PREFIX}/servers/:id/devices/:endpoint/read`, read, (req, res) => {

@@ -46,9 +46,16 @@ export function resolveFormat(setting: string | undefined, msg: Msg): number | u
   }
 }
 
+/** A number from a msg property or a node setting; NaN for anything that is neither number nor text. */
+export function numberFrom(value: unknown): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'string' && value.trim() !== '') return Number(value);
+  return NaN;
+}
+
 /** Timeout in seconds from the node, or msg.timeout; in milliseconds. */
 export function resolveTimeoutMs(setting: string | number | undefined, msg: Msg): number {
-  const value = Number(msg.timeout ?? setting ?? 10);
+  const value = numberFrom(msg.timeout ?? (setting === '' ? undefined : setting) ?? 10);
   if (!Number.isFinite(value) || value <= 0 || value > 3600) throw new InputError(`timeout must be between 0 and 3600 seconds, not ${JSON.stringify(msg.timeout ?? setting)}`);
   return value * 1000;
 }
@@ -56,7 +63,7 @@ export function resolveTimeoutMs(setting: string | number | undefined, msg: Msg)
 /** msg.ttl: seconds a request may wait for a sleeping queue-mode device (the server's setting otherwise). */
 export function resolveTtlMs(msg: Msg): number | undefined {
   if (msg.ttl === undefined) return undefined;
-  const value = Number(msg.ttl);
+  const value = numberFrom(msg.ttl);
   if (!Number.isFinite(value) || value <= 0) throw new InputError(`msg.ttl must be a positive number of seconds, not ${JSON.stringify(msg.ttl)}`);
   return value * 1000;
 }

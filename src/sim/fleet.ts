@@ -15,6 +15,9 @@ export interface FleetOptions {
   ackTimeoutMs?: number;
 }
 
+/** Devices that send their notifications back to back before the fleet yields to its event loop. */
+const BURST_GROUP = 20;
+
 /** Commands a fleet accepts, in its own process or in this one. */
 export type FleetCommand =
   | { command: 'start'; options: FleetOptions }
@@ -78,15 +81,17 @@ export class SimulatedFleet {
   private async burst(round: number, confirmable: boolean): Promise<number> {
     const sensors = this.options?.sensorsPerDevice ?? 1;
     let sent = 0;
-    await Promise.all(
-      this.devices.map(async (device, i) => {
-        device.options.confirmableNotifications = confirmable;
-        const resources = device.objects.get(3303)!;
-        for (let j = 0; j < sensors; j++) resources.get(j)!.set(5700, i * 1e6 + j * 1e3 + round);
-        await device.notify(Lwm2mPath.of(3303));
-        sent += device.observations.length;
-      }),
-    );
+    const deliveries: Promise<void>[] = [];
+    for (const [i, device] of this.devices.entries()) {
+      device.options.confirmableNotifications = confirmable;
+      const resources = device.objects.get(3303)!;
+      for (let j = 0; j < sensors; j++) resources.get(j)!.set(5700, i * 1e6 + j * 1e3 + round);
+      sent += device.observations.length;
+      deliveries.push(device.notify(Lwm2mPath.of(3303)));
+      // Devices are separate machines: let the sockets drain between groups instead of queueing the whole fleet's burst in one go.
+      if (i % BURST_GROUP === BURST_GROUP - 1) await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(deliveries);
     return sent;
   }
 

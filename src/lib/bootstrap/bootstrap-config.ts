@@ -64,7 +64,7 @@ function parseAccount(input: Record<string, unknown>, where: string, bootstrap: 
   if (typeof uri !== 'string' || !/^coaps?:\/\/(\[[0-9a-fA-F:.]+\]|[^/:\s[\]]+)(:\d{1,5})?\/?$/.test(uri.trim())) {
     fail(`${where}: uri must look like coap://host:5683 or coaps://host:5684, not ${JSON.stringify(uri)}`);
   }
-  const mode = String(input.securityMode ?? 'nosec').toLowerCase() as SecurityMode;
+  const mode = text(input.securityMode ?? 'nosec', `${where}: securityMode`).toLowerCase() as SecurityMode;
   if (!(mode in SECURITY_MODE_VALUES)) fail(`${where}: securityMode must be nosec, psk, rpk or x509, not ${JSON.stringify(input.securityMode)}`);
   const secure = uri.trim().startsWith('coaps://');
   if (mode === 'nosec' && secure) fail(`${where}: a coaps:// server needs securityMode psk, rpk or x509`);
@@ -74,7 +74,7 @@ function parseAccount(input: Record<string, unknown>, where: string, bootstrap: 
     securityMode: mode,
     shortServerId: bootstrap ? 0 : integer(input.shortServerId ?? 1, `${where}: shortServerId`, 1, 65534),
     lifetime: bootstrap ? 0 : integer(input.lifetime ?? 86400, `${where}: lifetime`, 1, 0xffffffff),
-    binding: bootstrap ? '' : String(input.binding ?? 'U'),
+    binding: bootstrap ? '' : text(input.binding ?? 'U', `${where}: binding`),
     notificationStoring: input.notificationStoring !== false,
   };
   if (!bootstrap && !/^[UMHTSNQ]+$/.test(account.binding)) fail(`${where}: binding must be letters of U, T, S, N, Q, not ${JSON.stringify(account.binding)}`);
@@ -89,6 +89,12 @@ function parseAccount(input: Record<string, unknown>, where: string, bootstrap: 
     if (!account.publicKeyOrIdentity || !account.secretKey) fail(`${where}: securityMode ${mode} needs the device's key or certificate and private key`);
   }
   return account;
+}
+
+/** A setting that must be text; anything else (an object from a msg) is refused, not stringified. */
+function text(value: unknown, what: string): string {
+  if (typeof value !== 'string') fail(`${what} must be text, not ${Array.isArray(value) ? 'an array' : typeof value}`);
+  return value;
 }
 
 function integer(value: unknown, what: string, min: number, max: number): number {

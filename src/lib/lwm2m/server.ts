@@ -74,6 +74,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   private saveTimer?: NodeJS.Timeout;
   private saving: Promise<void> = Promise.resolve();
   private restored!: () => void;
+  private isReady = false;
   /** Resolves once the saved state is back (or there was none): nodes adopt their observations and requests then. */
   readonly ready = new Promise<void>((resolve) => (this.restored = resolve));
 
@@ -130,6 +131,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     } catch (error) {
       this.emit('warning', new Error(`saved state not restored: ${(error as Error).message}`));
     } finally {
+      this.isReady = true;
       this.restored();
     }
     return this.endpoint.listen();
@@ -197,6 +199,8 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
 
   /** Sends an operation to a registered device; rejects with DeviceRequestError. */
   send<R>(endpoint: string, request: DeviceRequest<R>, options?: SendOptions): Promise<R & ResponseBase> {
+    // Until the saved state is back, the device may just not be known yet.
+    if (!this.isReady) return this.ready.then(() => this.client.send(endpoint, request, options));
     return this.client.send(endpoint, request, options);
   }
 

@@ -1,7 +1,7 @@
 import type { NodeAPI } from 'node-red';
 import { payloadToRecords } from '../../lib/content/payload';
 import { CreateRequest, CreateResult } from '../../lib/lwm2m/requests/create';
-import { InputError, resolveEndpoint, resolveFormat, resolvePath } from '../inputs';
+import { InputError, numberFrom, resolveEndpoint, resolveFormat, resolvePath } from '../inputs';
 import { OperationNodeDef, registerOperationNode } from '../operation-node';
 
 interface CreateNodeDef extends OperationNodeDef {
@@ -19,7 +19,7 @@ export function registerCreate(RED: NodeAPI): void {
       const requested = def.instanceId?.trim() ? def.instanceId : msg.instanceId;
       let instanceId: number | undefined;
       if (requested !== undefined && requested !== '') {
-        instanceId = Number(requested);
+        instanceId = numberFrom(requested);
         if (!Number.isInteger(instanceId) || instanceId < 0 || instanceId > 65534) throw new InputError(`instance id must be 0..65534, not ${JSON.stringify(requested)}`);
       } else {
         const registration = server.registrations.getByEndpoint(resolveEndpoint(def.endpoint, msg));

@@ -1,7 +1,7 @@
 import type { NodeAPI } from 'node-red';
 import { DiscoverRequest, DiscoverResult } from '../../lib/lwm2m/requests/discover';
 import { Lwm2mPath } from '../../lib/model/path';
-import { InputError, resolvePath } from '../inputs';
+import { InputError, numberFrom, resolvePath } from '../inputs';
 import { OperationNodeDef, registerOperationNode } from '../operation-node';
 
 interface DiscoverNodeDef extends OperationNodeDef {
@@ -16,7 +16,7 @@ export function registerDiscover(RED: NodeAPI): void {
       const depthSetting = def.depth?.trim() ? def.depth : msg.depth;
       let depth: number | undefined;
       if (depthSetting !== undefined && depthSetting !== '') {
-        depth = Number(depthSetting);
+        depth = numberFrom(depthSetting);
         if (!Number.isInteger(depth)) throw new InputError(`depth must be 0..3, not ${JSON.stringify(depthSetting)}`);
       }
       return new DiscoverRequest(resolvePath(def.path, msg), depth);

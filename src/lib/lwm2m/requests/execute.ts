@@ -38,7 +38,11 @@ export function formatArguments(args: unknown): string {
   if (typeof args === 'string') text = args.trim();
   else if (typeof args === 'object' && !Array.isArray(args) && !Buffer.isBuffer(args)) {
     text = Object.entries(args as Record<string, unknown>)
-      .map(([key, value]) => (value === null || value === undefined || value === '' ? key : `${key}='${String(value)}'`))
+      .map(([key, value]) => {
+        if (value === null || value === undefined || value === '') return key;
+        if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') throw new ContentError(`execute argument ${key} must be text or a number`);
+        return `${key}='${value}'`;
+      })
       .join(',');
   } else throw new ContentError('execute arguments must be a string such as 0=\'x\',1 or an object such as {"0": "x", "1": null}');
   for (const argument of text.split(',')) {

@@ -1,0 +1,114 @@
+'use strict';
+// A real Node-RED, started as `npm start` starts it, stopped and started again:
+// registrations and observations survive, devices notice nothing.
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const WebSocket = require('ws');
+const { SimulatedDevice } = require('../dist/sim/simulated-device');
+const { freePort } = require('./support/udp');
+
+const root = path.resolve(__dirname, '..');
+
+function freeTcpPort() {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function startNodeRed(userDir, httpPort) {
+  const child = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
+    env: { ...process.env, NODE_RED_USER_DIR: userDir, PORT: String(httpPort) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  await new Promise((resolve, reject) => {
+    child.stdout.on('data', (chunk) => {
+      log += chunk;
+      if (log.includes('Started flows')) resolve();
+    });
+    child.stderr.on('data', (chunk) => (log += chunk));
+    child.once('exit', (code) => reject(new Error(`Node-RED exited ${code}\n${log}`)));
+  });
+  return child;
+}
+
+async function stopNodeRed(child) {
+  if (!child || child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGINT');
+  await exited;
+}
+
+async function until(predicate, what, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('Node-RED restart', function () {
+  this.timeout(90000);
+  let child;
+  let device;
+  let userDir;
+
+  afterEach(async () => {
+    await stopNodeRed(child);
+    if (device) await device.stop();
+    fs.rmSync(userDir, { recursive: true, force: true });
+  });
+
+  it('keeps registrations and observations: the device goes on without registering again', async () => {
+    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-restart-'));
+    const [httpPort, lwm2mPort] = [await freeTcpPort(), await freePort()];
+    fs.writeFileSync(
+      path.join(userDir, 'flows.json'),
+      JSON.stringify([
+        { id: 'tab1', type: 'tab', label: 'LwM2M' },
+        { id: 'srv1', type: 'lwm2m-server', bindAddress: '127.0.0.1', port: String(lwm2mPort) },
+        { id: 'obs1', z: 'tab1', type: 'lwm2m-observe', server: 'srv1', path: '/3303/0/5700', start: 'register', x: 150, y: 100, wires: [['dbg1']] },
+        { id: 'dbg1', z: 'tab1', type: 'debug', name: 'temps', active: true, tosidebar: true, complete: 'payload', targetType: 'msg', x: 350, y: 100, wires: [] },
+      ]),
+    );
+    child = await startNodeRed(userDir, httpPort);
+    device = new SimulatedDevice({ endpoint: 'survivor', server: { address: '127.0.0.1', port: lwm2mPort }, lifetime: 300 });
+    await device.start();
+    const location = await device.register();
+    await until(() => device.observations.length === 1, 'the observation');
+
+    await stopNodeRed(child);
+    const saved = JSON.parse(fs.readFileSync(path.join(userDir, 'lwm2m-state', 'srv1.json'), 'utf8'));
+    assert.deepEqual(saved.registrations.map((r) => r.endpoint), ['survivor']);
+    assert.equal(saved.observations.length, 1);
+
+    child = await startNodeRed(userDir, httpPort);
+    // Addressable at once, without a new registration.
+    const read = await fetch(`http://127.0.0.1:${httpPort}/lwm2m-red/servers/srv1/devices/survivor/read?path=/3/0/9`).then((r) => r.json());
+    assert.equal(read.payload, 100);
+    const devices = await fetch(`http://127.0.0.1:${httpPort}/lwm2m-red/servers/srv1/devices`).then((r) => r.json());
+    assert.equal(devices[0].location, location);
+
+    // Notifications of the old observation reach the observe node, which did not observe twice.
+    const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/comms`);
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    ws.send(JSON.stringify({ subscribe: 'debug' }));
+    const debug = [];
+    ws.on('message', (data) => {
+      for (const event of [].concat(JSON.parse(data.toString()))) if (event.topic === 'debug') debug.push(event.data);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await device.setResource('/3303/0/5700', 23.5);
+    await until(() => debug.some((m) => m.msg === '23.5'), 'the notification in the debug sidebar');
+    assert.equal(device.observations.length, 1, 'one observation, accepted after the restart');
+    await device.update();
+    ws.close();
+  });
+});
