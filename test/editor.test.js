@@ -2,29 +2,19 @@
 // The editor in a real browser: Debian's Chromium driven by playwright-core,
 // against Node-RED started the way `npm start` starts it.
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { freePort } = require('./support/udp');
 const { requireTool } = require('./support/tools');
+const { freeTcpPort, startNodeRed, stopNodeRed } = require('./support/node-red-process');
 
 const root = path.resolve(__dirname, '..');
 const artifacts = path.join(root, 'test-artifacts');
 
-function freeTcpPort() {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** Starts Node-RED with a flow holding one lwm2m-server, and settings written by the test. */
-async function startNodeRed(userDir, httpPort, lwm2mPort, settings = '') {
+async function startWithFlow(userDir, httpPort, lwm2mPort, settings = '') {
   fs.writeFileSync(
     path.join(userDir, 'flows.json'),
     JSON.stringify([
@@ -36,30 +26,9 @@ async function startNodeRed(userDir, httpPort, lwm2mPort, settings = '') {
   );
   fs.writeFileSync(
     path.join(userDir, 'settings.js'),
-    `module.exports = { uiHost: '127.0.0.1', uiPort: ${httpPort}, flowFile: 'flows.json', logging: { console: { level: 'warn' } }, telemetry: { enabled: false }, editorTheme: { tours: false }, ${settings} };\n`,
+    `module.exports = { uiHost: '127.0.0.1', uiPort: ${httpPort}, flowFile: 'flows.json', logging: { console: { level: 'info' } }, telemetry: { enabled: false }, editorTheme: { tours: false }, ${settings} };\n`,
   );
-  const child = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
-    env: { ...process.env, NODE_RED_USER_DIR: userDir, PORT: String(httpPort) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  child.stdout.on('data', (chunk) => (log += chunk));
-  child.stderr.on('data', (chunk) => (log += chunk));
-  const deadline = Date.now() + 30000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`Node-RED exited\n${log}`);
-    const up = await fetch(`http://127.0.0.1:${httpPort}/settings`).then((r) => r.status).catch(() => 0);
-    if (up === 200 || up === 401) return child;
-    if (Date.now() > deadline) throw new Error(`Node-RED did not start\n${log}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-async function stop(child) {
-  if (!child || child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGINT');
-  await exited;
+  return startNodeRed(userDir, httpPort);
 }
 
 describe('editor: the LwM2M devices panel in Chromium', function () {
@@ -76,7 +45,7 @@ describe('editor: the LwM2M devices panel in Chromium', function () {
   afterEach(async () => {
     if (browser) await browser.close();
     if (device) await device.stop();
-    await stop(child);
+    await stopNodeRed(child);
     if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
     browser = device = child = userDir = undefined;
   });
@@ -84,7 +53,7 @@ describe('editor: the LwM2M devices panel in Chromium', function () {
   it('lists a registered device with its object tree, reads and writes from the panel', async () => {
     userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-editor-'));
     const [httpPort, lwm2mPort] = [await freeTcpPort(), await freePort()];
-    child = await startNodeRed(userDir, httpPort, lwm2mPort);
+    child = await startWithFlow(userDir, httpPort, lwm2mPort);
     device = new SimulatedDevice({ endpoint: 'panel-device', server: { address: '127.0.0.1', port: lwm2mPort }, lifetime: 300 });
     await device.start();
     await device.register();
@@ -159,7 +128,7 @@ describe('editor: the LwM2M devices panel in Chromium', function () {
     const [httpPort, lwm2mPort] = [await freeTcpPort(), await freePort()];
     const bcrypt = require('bcryptjs');
     const hash = bcrypt.hashSync('secret-password', 8);
-    child = await startNodeRed(userDir, httpPort, lwm2mPort, `adminAuth: { type: 'credentials', users: [{ username: 'viewer', password: '${hash}', permissions: 'read' }] }`);
+    child = await startWithFlow(userDir, httpPort, lwm2mPort, `adminAuth: { type: 'credentials', users: [{ username: 'viewer', password: '${hash}', permissions: 'read' }] }`);
     const base = `http://127.0.0.1:${httpPort}`;
     assert.equal((await fetch(`${base}/lwm2m-red/servers`)).status, 401);
     const token = await fetch(`${base}/auth/token`, {

@@ -2,49 +2,13 @@
 // A real Node-RED, started as `npm start` starts it, stopped and started again:
 // registrations and observations survive, devices notice nothing.
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const WebSocket = require('ws');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { freePort } = require('./support/udp');
-
-const root = path.resolve(__dirname, '..');
-
-function freeTcpPort() {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function startNodeRed(userDir, httpPort) {
-  const child = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
-    env: { ...process.env, NODE_RED_USER_DIR: userDir, PORT: String(httpPort) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  await new Promise((resolve, reject) => {
-    child.stdout.on('data', (chunk) => {
-      log += chunk;
-      if (log.includes('Started flows')) resolve();
-    });
-    child.stderr.on('data', (chunk) => (log += chunk));
-    child.once('exit', (code) => reject(new Error(`Node-RED exited ${code}\n${log}`)));
-  });
-  return child;
-}
-
-async function stopNodeRed(child) {
-  if (!child || child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGINT');
-  await exited;
-}
+const { freeTcpPort, startNodeRed, stopNodeRed } = require('./support/node-red-process');
 
 async function until(predicate, what, timeoutMs = 10000) {
   const deadline = Date.now() + timeoutMs;

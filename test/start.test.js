@@ -1,24 +1,14 @@
 'use strict';
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const WebSocket = require('ws');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { freePort } = require('./support/udp');
+const { freeTcpPort, startNodeRed, stopNodeRed } = require('./support/node-red-process');
 
 const root = path.resolve(__dirname, '..');
-
-function freeTcpPort() {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('npm start: Node-RED with the example flow', function () {
   this.timeout(60000);
@@ -26,11 +16,7 @@ describe('npm start: Node-RED with the example flow', function () {
   let userDir;
 
   afterEach(async () => {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGINT');
-      await exited;
-    }
+    await stopNodeRed(child);
     if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
   });
 
@@ -43,20 +29,8 @@ describe('npm start: Node-RED with the example flow', function () {
     const tab = example.find((n) => n.z).z;
     fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify([{ id: tab, type: 'tab', label: 'LwM2M' }, ...example]));
 
-    child = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
-      env: { ...process.env, NODE_RED_USER_DIR: userDir, PORT: String(httpPort) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let log = '';
-    await new Promise((resolve, reject) => {
-      child.stdout.on('data', (chunk) => {
-        log += chunk;
-        if (log.includes('Started flows')) resolve();
-      });
-      child.stderr.on('data', (chunk) => (log += chunk));
-      child.once('exit', (code) => reject(new Error(`Node-RED exited ${code}\n${log}`)));
-    });
-    assert.match(log, new RegExp(`Server now running at http://127.0.0.1:${httpPort}/`));
+    child = await startNodeRed(userDir, httpPort);
+    assert.match(child.log, new RegExp(`Server now running at http://127.0.0.1:${httpPort}/`));
 
     const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/comms`);
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
