@@ -452,10 +452,9 @@ export class CoapEndpoint extends EventEmitter {
     return datagram;
   }
 
+  /** Send errors arrive as the socket's 'error' event (socketError), not through a callback per datagram. */
   private send(datagram: Buffer, peer: Peer): void {
-    this.socket?.send(datagram, peer.port, peer.address, (error) => {
-      if (error) this.emit('socketError', error);
-    });
+    this.socket?.send(datagram, peer.port, peer.address);
   }
 
   /** The state of a peer that sent us something, unless the table is full of others. */

@@ -1,4 +1,3 @@
-import { randomInt } from 'node:crypto';
 import type { CoapMessage } from './message';
 
 export interface Peer {
@@ -53,7 +52,8 @@ export interface BlockTransfer {
  */
 export class PeerState {
   readonly key: string;
-  private nextMessageId = randomInt(0x10000);
+  // Message ids only need to differ between exchanges, not to be unguessable (tokens are): no CSPRNG call per peer.
+  private nextMessageId = Math.floor(Math.random() * 0x10000);
   /** Received message id -> the datagram sent in answer (PENDING while the handler runs). */
   private recent = new Map<number, Buffer | null>();
   private older = new Map<number, Buffer | null>();

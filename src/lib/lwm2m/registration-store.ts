@@ -1,6 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { peerKey } from '../coap/peer';
 import { Registration, expiresAt } from './registration';
+
+const ID_BYTES = 6;
 
 /** setTimeout cannot wait longer than 2^31-1 ms; longer lifetimes re-arm. */
 const MAX_TIMER_MS = 0x7fffffff;
@@ -15,6 +17,8 @@ export class RegistrationStore {
   /** By "address:port", for requests that name no registration (Send). */
   private readonly byPeer = new Map<string, Registration>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly idPool = Buffer.alloc(ID_BYTES * 512);
+  private idPoolOffset = this.idPool.length;
 
   constructor(private readonly onExpired: (registration: Registration) => void) {}
 
@@ -47,9 +51,15 @@ export class RegistrationStore {
     return this.byEndpoint.values();
   }
 
+  /** A random registration id (8 characters), drawn from a pool refilled 512 ids at a time. */
   newId(): string {
     for (;;) {
-      const id = randomBytes(6).toString('base64url');
+      if (this.idPoolOffset + ID_BYTES > this.idPool.length) {
+        randomFillSync(this.idPool);
+        this.idPoolOffset = 0;
+      }
+      const id = this.idPool.toString('base64url', this.idPoolOffset, this.idPoolOffset + ID_BYTES);
+      this.idPoolOffset += ID_BYTES;
       if (!this.byId.has(id)) return id;
     }
   }
