@@ -128,12 +128,62 @@ async function reads() {
   record('reads (200 devices, 1 in flight each)', runs, { p50Ms: median(runs.map((r) => r.p50)), p99Ms: median(runs.map((r) => r.p99)) });
 }
 
+/** The same registration, update and read workloads against lwm2m-node-lib's server (npm), the Node.js peer. */
+async function lwm2mNodeLib() {
+  const logger = require('logops');
+  logger.setLevel('FATAL');
+  const lib = require('lwm2m-node-lib').server;
+  const config = (port) => ({ port, lifetimeCheckInterval: 1000, udpWindow: 100, defaultType: 'Device', types: [], logLevel: 'FATAL', ipProtocol: 'udp4', serverProtocol: 'udp4', formats: [{ name: 'application-vnd-oma-lwm2m/text', value: 1541 }], writeFormat: 'application-vnd-oma-lwm2m/text' });
+  const count = Math.min(...SIZES);
+  const register = [];
+  const update = [];
+  const read = [];
+  for (let i = 0; i < RUNS; i++) {
+    const port = nextPort++;
+    const info = await new Promise((resolve, reject) => lib.start(config(port), (error, started) => (error ? reject(error) : resolve(started))));
+    const fleet = new FleetProcess();
+    try {
+      await fleet.start({ server: { address: '127.0.0.1', port }, count, prefix: 'p', sensorsPerDevice: 1, lifetime: 3600 });
+      let started = now();
+      await fleet.run({ command: 'register' });
+      register.push({ rate: (count / (now() - started)) * 1000 });
+      started = now();
+      await fleet.run({ command: 'update' });
+      update.push({ rate: (count / (now() - started)) * 1000 });
+      const devices = (await new Promise((resolve) => lib.listDevices((error, list) => resolve(list)))).slice(0, 200);
+      const latencies = [];
+      let failed = 0;
+      started = now();
+      await Promise.all(
+        devices.map(async (device) => {
+          for (let j = 0; j < 50; j++) {
+            const t = now();
+            // Failures are counted, not fatal: this is the peer's behaviour under load, part of the comparison.
+            const ok = await new Promise((resolve) => lib.read(device.id, '3', '0', '9', (error) => resolve(!error)));
+            if (ok) latencies.push(now() - t);
+            else failed++;
+          }
+        }),
+      );
+      latencies.sort((a, b) => a - b);
+      read.push({ rate: (latencies.length / (now() - started)) * 1000, p50: latencies[Math.floor(latencies.length / 2)], p99: latencies[Math.floor(latencies.length * 0.99)], failed });
+    } finally {
+      await fleet.close();
+      await new Promise((resolve) => lib.stop(info, resolve));
+    }
+  }
+  record(`peer lwm2m-node-lib: register ${count}`, register);
+  record(`peer lwm2m-node-lib: update ${count}`, update);
+  record('peer lwm2m-node-lib: reads (200 devices, 1 in flight each)', read, { p50Ms: median(read.map((r) => r.p50)), p99Ms: median(read.map((r) => r.p99)), lost: read.reduce((sum, r) => sum + r.failed, 0) });
+}
+
 async function main() {
   const ceiling = await echoBaseline();
   for (const size of SIZES) await registrations(size);
   await notifications(false);
   await notifications(true);
   await reads();
+  await lwm2mNodeLib();
   const rows = Object.entries(results.workloads).map(([name, w]) => ({
     workload: name,
     'per s (median)': w.rate,
