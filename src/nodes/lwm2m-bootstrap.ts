@@ -1,7 +1,8 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { BootstrapConfigError, describeConfig, parseBootstrapConfig } from '../lib/bootstrap/bootstrap-config';
 import type { Peer } from '../lib/coap/peer';
-import type { BootstrapServerConfigNode } from './config-nodes';
+import type { BootstrapServer } from '../lib/bootstrap/bootstrap-server';
+import { hostFor } from './socket-host';
 import { InputError, Msg, resolveEndpoint } from './inputs';
 
 interface BootstrapNodeDef extends NodeDef {
@@ -15,21 +16,11 @@ interface BootstrapNodeDef extends NodeDef {
 type Send = (msg: Msg) => void;
 type Done = (error?: Error) => void;
 
-/** The bootstrap server config node of a node, or undefined after reporting its absence. */
-function bootstrapHost(RED: NodeAPI, node: Node, def: BootstrapNodeDef) {
-  const configNode = RED.nodes.getNode(def.server) as BootstrapServerConfigNode | null;
-  if (configNode?.host) return configNode.host;
-  node.status({ fill: 'red', shape: 'ring', text: RED._('lwm2m-bootstrap.status.noServer') });
-  node.error(RED._('lwm2m-bootstrap.errors.noServer'));
-  node.on('input', (_msg: Msg, _send: Send, done: Done) => done(new InputError(RED._('lwm2m-bootstrap.errors.noServer'))));
-  return undefined;
-}
-
 export = function register(RED: NodeAPI): void {
   /** lwm2m bootstrap: sets (msg.payload) or removes (msg.payload null, msg.action "remove") an endpoint's configuration. */
   function Lwm2mBootstrapNode(this: Node, def: BootstrapNodeDef) {
     RED.nodes.createNode(this, def);
-    const host = bootstrapHost(RED, this, def);
+    const host = hostFor<BootstrapServer>(RED, this, def.server, 'lwm2m-bootstrap');
     if (!host) return;
     host.register(this, { followStatus: true });
     const server = host.service;
@@ -62,7 +53,7 @@ export = function register(RED: NodeAPI): void {
   /** lwm2m bootstrap events: a msg when a bootstrap starts, finishes or fails (with the reason). */
   function Lwm2mBootstrapEventsNode(this: Node, def: BootstrapNodeDef) {
     RED.nodes.createNode(this, def);
-    const host = bootstrapHost(RED, this, def);
+    const host = hostFor<BootstrapServer>(RED, this, def.server, 'lwm2m-bootstrap');
     if (!host) return;
     host.register(this, { followStatus: true });
     const server = host.service;

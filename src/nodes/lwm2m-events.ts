@@ -4,7 +4,8 @@ import type { MalformedDatagram } from '../lib/coap/endpoint';
 import { namedRecords, recordsToPayload } from '../lib/content/payload';
 import type { ContentRecord } from '../lib/content/values';
 import { Lwm2mPath } from '../lib/model/path';
-import type { ServerConfigNode } from './config-nodes';
+import type { Lwm2mServer } from '../lib/lwm2m/server';
+import { hostFor } from './socket-host';
 
 interface EventsNodeDef extends NodeDef {
   server: string;
@@ -23,13 +24,8 @@ type EventName = 'registered' | 'updated' | 'deregistered' | 'expired' | 'awake'
 export = function register(RED: NodeAPI): void {
   function Lwm2mEventsNode(this: Node, def: EventsNodeDef) {
     RED.nodes.createNode(this, def);
-    const configNode = RED.nodes.getNode(def.server) as ServerConfigNode | null;
-    if (!configNode?.host) {
-      this.status({ fill: 'red', shape: 'ring', text: RED._('lwm2m-events.status.noServer') });
-      this.error(RED._('lwm2m-events.errors.noServer'));
-      return;
-    }
-    const { host } = configNode;
+    const host = hostFor<Lwm2mServer>(RED, this, def.server, 'lwm2m-events');
+    if (!host) return;
     const server = host.service;
     const emit = (event: EventName, registration: Registration, extra: Record<string, unknown> = {}) => {
       const msg: NodeMessage & Record<string, unknown> = {

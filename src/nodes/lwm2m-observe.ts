@@ -9,7 +9,7 @@ import { ATTRIBUTE_NAMES, WriteAttributesRequest } from '../lib/lwm2m/requests/w
 import type { Lwm2mServer } from '../lib/lwm2m/server';
 import type { Lwm2mPath } from '../lib/model/path';
 import { InputError, Msg, parsePath, resolveEndpoint, resolveFormat, resolvePath, resolveTimeoutMs } from './inputs';
-import type { ServerConfigNode } from './config-nodes';
+import { hostFor } from './socket-host';
 
 interface ObserveNodeDef extends NodeDef {
   server: string;
@@ -40,14 +40,8 @@ export = function register(RED: NodeAPI): void {
   function Lwm2mObserveNode(this: Node, def: ObserveNodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const configNode = RED.nodes.getNode(def.server) as ServerConfigNode | null;
-    if (!configNode?.host) {
-      this.status({ fill: 'red', shape: 'ring', text: RED._('lwm2m-observe.status.noServer') });
-      this.error(RED._('lwm2m-observe.errors.noServer'));
-      this.on('input', (_msg: Msg, _send: Send, done: Done) => done(new InputError(RED._('lwm2m-observe.errors.noServer'))));
-      return;
-    }
-    const { host } = configNode;
+    const host = hostFor<Lwm2mServer>(RED, this, def.server, 'lwm2m-observe');
+    if (!host) return;
     const server: Lwm2mServer = host.service;
     const mine = new Set<Observation>();
     let closing = false;

@@ -4,7 +4,7 @@ import { DeviceRequestError } from '../lib/lwm2m/device-client';
 import type { DeviceRequest, ResponseBase } from '../lib/lwm2m/requests/device-request';
 import type { Lwm2mServer } from '../lib/lwm2m/server';
 import { InputError, Msg, resolveEndpoint, resolveTimeoutMs, resolveTtlMs } from './inputs';
-import type { ServerConfigNode } from './config-nodes';
+import { hostFor } from './socket-host';
 
 export interface OperationNodeDef extends NodeDef {
   server: string;
@@ -37,14 +37,8 @@ type Done = (error?: Error) => void;
 export function registerOperationNode<D extends OperationNodeDef, R>(RED: NodeAPI, type: string, operation: Operation<D, R>): void {
   function OperationNode(this: Node, def: D) {
     RED.nodes.createNode(this, def);
-    const configNode = RED.nodes.getNode(def.server) as ServerConfigNode | null;
-    if (!configNode?.host) {
-      this.status({ fill: 'red', shape: 'ring', text: RED._('lwm2m-operations.status.noServer') });
-      this.error(RED._('lwm2m-operations.errors.noServer'));
-      this.on('input', (_msg: Msg, _send: Send, done: Done) => done(new InputError(RED._('lwm2m-operations.errors.noServer'))));
-      return;
-    }
-    const { host } = configNode;
+    const host = hostFor<Lwm2mServer>(RED, this, def.server, 'lwm2m-operations');
+    if (!host) return;
     const server = host.service;
     let closed = false;
     host.register(this);

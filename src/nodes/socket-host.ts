@@ -1,6 +1,7 @@
 import type { Node, NodeAPI, NodeStatus } from 'node-red';
 import type { MalformedDatagram } from '../lib/coap/endpoint';
 import type { Peer } from '../lib/coap/peer';
+import { InputError } from './inputs';
 
 /** A protocol service on one socket that a config node owns: the LwM2M server or the bootstrap server. */
 export interface HostedService {
@@ -131,4 +132,18 @@ export class SocketHost<S extends HostedService> {
       if (!countOnly || follower) user.status(this.status(follower));
     }
   }
+}
+
+/**
+ * The host of the config node a node names, or undefined after reporting its
+ * absence: a red status, node.error, and every msg failed with the reason.
+ * `messages` is the node's catalogue prefix ("<prefix>.status.noServer").
+ */
+export function hostFor<S extends HostedService>(RED: NodeAPI, node: Node, configId: string, messages: string): SocketHost<S> | undefined {
+  const configNode = RED.nodes.getNode(configId) as HostNode<S> | null;
+  if (configNode?.host) return configNode.host;
+  node.status({ fill: 'red', shape: 'ring', text: RED._(`${messages}.status.noServer`) });
+  node.error(RED._(`${messages}.errors.noServer`));
+  node.on('input', (_msg: unknown, _send: unknown, done: (error?: Error) => void) => done(new InputError(RED._(`${messages}.errors.noServer`))));
+  return undefined;
 }
