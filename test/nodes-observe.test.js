@@ -1,21 +1,15 @@
 'use strict';
 const assert = require('node:assert/strict');
 const { helper, load, nextMessage, firstMessage, received } = require('./support/flow');
-const { SimulatedDevice } = require('../dist/sim/simulated-device');
+const { devicePool, FAST } = require('./support/devices');
 const { freePort } = require('./support/udp');
 
-const FAST = { ackTimeoutMs: 100, maxRetransmit: 2 };
 
 describe('Node-RED: lwm2m observe and the information-reporting events', () => {
   let port;
-  const devices = [];
 
-  async function device(endpoint, options = {}) {
-    const d = new SimulatedDevice({ endpoint, server: { address: '127.0.0.1', port }, transmission: FAST, ...options });
-    await d.start();
-    devices.push(d);
-    return d;
-  }
+  const pool = devicePool(() => port);
+  const device = pool.device;
 
   function flow(observe, serverOptions = {}) {
     return [
@@ -37,7 +31,7 @@ describe('Node-RED: lwm2m observe and the information-reporting events', () => {
   });
 
   afterEach(async () => {
-    await Promise.all(devices.splice(0).map((d) => d.stop()));
+    await pool.stopAll();
     await helper.unload();
   });
 

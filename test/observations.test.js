@@ -1,15 +1,14 @@
 'use strict';
 const assert = require('node:assert/strict');
 const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
-const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { ObserveRequest, ObserveCompositeRequest } = require('../dist/lib/lwm2m/requests/observe');
 const { ReadRequest } = require('../dist/lib/lwm2m/requests/read');
 const { recordsToPayload } = require('../dist/lib/content/payload');
 const { Lwm2mPath } = require('../dist/lib/model/path');
 const { encode, decode } = require('../dist/lib/coap/message');
+const { devicePool, FAST } = require('./support/devices');
 const { freePort, RawPeer, once } = require('./support/udp');
 
-const FAST = { ackTimeoutMs: 100, maxRetransmit: 2 };
 const P = (text) => Lwm2mPath.parse(text);
 
 /** Collects an observation's events. */
@@ -47,14 +46,9 @@ function collector() {
 describe('observations, Send and queue mode', () => {
   let server;
   let port;
-  const devices = [];
 
-  async function device(endpoint, options = {}) {
-    const d = new SimulatedDevice({ endpoint, server: { address: '127.0.0.1', port }, transmission: FAST, ...options });
-    await d.start();
-    devices.push(d);
-    return d;
-  }
+  const pool = devicePool(() => port);
+  const device = pool.device;
 
   async function startServer(options = {}) {
     port = await freePort();
@@ -65,7 +59,7 @@ describe('observations, Send and queue mode', () => {
   beforeEach(() => startServer());
 
   afterEach(async () => {
-    await Promise.all(devices.splice(0).map((d) => d.stop()));
+    await pool.stopAll();
     await server.stop();
   });
 

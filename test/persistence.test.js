@@ -5,20 +5,18 @@ const os = require('node:os');
 const path = require('node:path');
 const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
 const { FileStateStore } = require('../dist/lib/lwm2m/state');
-const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { ObserveRequest } = require('../dist/lib/lwm2m/requests/observe');
 const { ReadRequest } = require('../dist/lib/lwm2m/requests/read');
 const { Lwm2mPath } = require('../dist/lib/model/path');
+const { devicePool, FAST } = require('./support/devices');
 const { freePort, once } = require('./support/udp');
 
-const FAST = { ackTimeoutMs: 100, maxRetransmit: 2 };
 const P = (text) => Lwm2mPath.parse(text);
 
 describe('state across restarts', () => {
   let dir;
   let port;
   let server;
-  const devices = [];
 
   const newServer = async (options = {}) => {
     server = new Lwm2mServer({ address: '127.0.0.1', port, transmission: FAST, stateStore: new FileStateStore(path.join(dir, 'state.json')), ...options });
@@ -26,12 +24,8 @@ describe('state across restarts', () => {
     return server;
   };
 
-  async function device(endpoint, options = {}) {
-    const d = new SimulatedDevice({ endpoint, server: { address: '127.0.0.1', port }, transmission: FAST, ...options });
-    await d.start();
-    devices.push(d);
-    return d;
-  }
+  const pool = devicePool(() => port);
+  const device = pool.device;
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-state-'));
@@ -39,7 +33,7 @@ describe('state across restarts', () => {
   });
 
   afterEach(async () => {
-    await Promise.all(devices.splice(0).map((d) => d.stop()));
+    await pool.stopAll();
     await server?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });

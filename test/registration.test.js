@@ -1,24 +1,19 @@
 'use strict';
 const assert = require('node:assert/strict');
 const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
-const { SimulatedDevice, ServerRejectedError } = require('../dist/sim/simulated-device');
+const { ServerRejectedError } = require('../dist/sim/simulated-device');
 const { encode, decode } = require('../dist/lib/coap/message');
 const { Method, OptionNumber, ResponseCode, formatCode } = require('../dist/lib/coap/codes');
+const { devicePool, FAST } = require('./support/devices');
 const { freePort, RawPeer, once } = require('./support/udp');
 
-const FAST = { ackTimeoutMs: 100, maxRetransmit: 2 };
 
 describe('LwM2M registration interface', () => {
   let server;
   let port;
-  const devices = [];
 
-  async function device(endpoint, options = {}) {
-    const d = new SimulatedDevice({ endpoint, server: { address: '127.0.0.1', port }, transmission: FAST, ...options });
-    await d.start();
-    devices.push(d);
-    return d;
-  }
+  const pool = devicePool(() => port);
+  const device = pool.device;
 
   beforeEach(async () => {
     port = await freePort();
@@ -27,7 +22,7 @@ describe('LwM2M registration interface', () => {
   });
 
   afterEach(async () => {
-    await Promise.all(devices.splice(0).map((d) => d.stop()));
+    await pool.stopAll();
     await server.stop();
   });
 
@@ -348,9 +343,7 @@ describe('LwM2M registration interface', () => {
     const server6 = new Lwm2mServer({ address: '::1', port: port6 });
     try {
       await server6.start();
-      const d = new SimulatedDevice({ endpoint: 'v6', server: { address: '::1', port: port6 }, transmission: FAST });
-      await d.start();
-      devices.push(d);
+      const d = await device('v6', { server: { address: '::1', port: port6 } });
       const registered = once(server6, 'registered');
       await d.register();
       const [registration] = await registered;
