@@ -217,7 +217,7 @@ describe('LwM2M operations against a simulated device', () => {
         options: [{ number: 11, value: Buffer.from('rd') }, { number: 15, value: Buffer.from('ep=bad') }, { number: 15, value: Buffer.from('lwm2m=1.1') }],
         payload: Buffer.from('</>;ct="0 11542",</3/0>'),
       });
-      const reply = decode(await raw.exchange(register, server.endpoint.address.port));
+      const reply = decode(await raw.exchange(register, server.coap.plain.address.port));
       location = reply.options.map((o) => o.value.toString()).join('/');
       assert.match(location, /^rd\//);
     });
@@ -226,7 +226,7 @@ describe('LwM2M operations against a simulated device', () => {
 
     async function answerNext(build) {
       const request = decode(await raw.next(2000));
-      await raw.send(encode({ type: 2, messageId: request.messageId, token: request.token, options: [], payload: Buffer.alloc(0), ...build(request) }), server.endpoint.address.port);
+      await raw.send(encode({ type: 2, messageId: request.messageId, token: request.token, options: [], payload: Buffer.alloc(0), ...build(request) }), server.coap.plain.address.port);
     }
 
     for (const [name, response, pattern] of [
@@ -245,8 +245,8 @@ describe('LwM2M operations against a simulated device', () => {
     it('rejects an answer with the wrong token and waits for the right one', async () => {
       const pending = server.send('bad', new ReadRequest(P('/3/0/9')), { timeoutMs: 1500 });
       const request = decode(await raw.next(2000));
-      await raw.send(encode({ type: 2, code: 69, messageId: request.messageId, token: Buffer.from([9, 9]), options: [], payload: Buffer.from('1') }), server.endpoint.address.port);
-      await raw.send(encode({ type: 2, code: 69, messageId: request.messageId, token: request.token, options: [], payload: Buffer.from('7') }), server.endpoint.address.port);
+      await raw.send(encode({ type: 2, code: 69, messageId: request.messageId, token: Buffer.from([9, 9]), options: [], payload: Buffer.from('1') }), server.coap.plain.address.port);
+      await raw.send(encode({ type: 2, code: 69, messageId: request.messageId, token: request.token, options: [], payload: Buffer.from('7') }), server.coap.plain.address.port);
       assert.equal(recordsToPayload((await pending).records, P('/3/0/9')), 7);
     });
   });

@@ -71,7 +71,7 @@ describe('storms', function () {
         if (mid % 100 === 0) await raw.next(1000);
       }
       await new Promise((resolve) => setTimeout(resolve, 300));
-      const peer = server.endpoint['peers'].get(`127.0.0.1:${raw.socket.address().port}`);
+      const peer = server.coap.plain['peers'].get(`127.0.0.1:${raw.socket.address().port}`);
       assert.ok(peer['recent'].size + peer['older'].size <= 128, 'dedup memory per peer is capped');
       assert.equal(server.registrations.size, 1);
     } finally {
@@ -105,7 +105,7 @@ describe('storms', function () {
       const results = await Promise.all(work);
       assert.equal(results.filter((r) => r && r.code === '2.05').length, 25);
       assert.equal(server.registrations.size, 20, 'nothing registered was lost');
-      assert.ok(server.endpoint.peerCount <= 25, `peer table bounded: ${server.endpoint.peerCount}`);
+      assert.ok(server.coap.plain.peerCount <= 25, `peer table bounded: ${server.coap.plain.peerCount}`);
       const growth = heapMb() - before;
       assert.ok(growth < 30, `heap grew ${growth.toFixed(1)} MB after ${sent} datagrams`);
       console.log(`      ${sent} garbage datagrams, heap ${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MB`);

@@ -1,8 +1,10 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { BootstrapConfigError, parseBootstrapConfig } from '../lib/bootstrap/bootstrap-config';
 import { BootstrapServer } from '../lib/bootstrap/bootstrap-server';
+import { parseEndpointSecurity } from '../lib/lwm2m/security';
 import type { BootstrapServerConfigNode } from './config-nodes';
 import { SocketHost } from './socket-host';
+import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, keysOf, portOf, secureListener } from './dtls-settings';
 
 /** One server account as the editor holds it; its PSK key lives in the node's credentials. */
 interface EditorAccount {
@@ -16,17 +18,22 @@ interface EditorAccount {
 
 interface EndpointEntry extends EditorAccount {
   endpoint: string;
+  /** The PSK identity the device uses with this bootstrap server over DTLS (its key is in the credentials). */
+  bootstrapIdentity?: string;
 }
 
-interface BootstrapServerNodeDef extends NodeDef {
+interface BootstrapServerNodeDef extends NodeDef, DtlsNodeDef {
   bindAddress: string;
+  /** Plain UDP port; empty for none. */
   port: string | number;
   allowDefault?: boolean;
   defaultAccount?: EditorAccount;
   endpoints?: EndpointEntry[];
 }
 
-interface BootstrapCredentials {
+interface BootstrapCredentials extends DtlsCredentialsDef {
+  /** {"endpoint": "hex key"}: the PSK keys devices use with this bootstrap server. */
+  bootstrapKeys?: string;
   /** PSK key of the default account, hex. */
   defaultPskKey?: string;
   /** {"endpoint": "hex key"} for the per-endpoint accounts. */
@@ -38,17 +45,12 @@ type BootstrapServerThis = BootstrapServerConfigNode & Node<BootstrapCredentials
 export = function register(RED: NodeAPI): void {
   function Lwm2mBootstrapServerNode(this: BootstrapServerThis, def: BootstrapServerNodeDef) {
     RED.nodes.createNode(this, def);
-    const portNumber = Number(def.port);
     const address = (def.bindAddress || '0.0.0.0').trim();
-    const port = Number.isInteger(portNumber) && portNumber >= 0 && portNumber <= 65535 ? portNumber : 5685;
-    const server = new BootstrapServer({ address, port });
-
-    let keys: Record<string, string> = {};
-    try {
-      keys = this.credentials?.endpointKeys ? (JSON.parse(this.credentials.endpointKeys) as Record<string, string>) : {};
-    } catch {
-      this.error(RED._('lwm2m-bootstrap-server.errors.keys'));
-    }
+    const secure = secureListener(RED, this, def, address, 5686, 'lwm2m-bootstrap-server');
+    const port = portOf(def.port, 5685) ?? (secure ? undefined : 5685);
+    const server = new BootstrapServer({ address, port, secure });
+    const keys = keysOf(RED, this, this.credentials?.endpointKeys, 'lwm2m-bootstrap-server');
+    const bootstrapKeys = keysOf(RED, this, this.credentials?.bootstrapKeys, 'lwm2m-bootstrap-server');
     // A configuration that does not parse is reported by endpoint, without its key, and left out.
     const load = (account: EditorAccount, pskKey: string | undefined, label: string) => {
       try {
@@ -62,11 +64,24 @@ export = function register(RED: NodeAPI): void {
     for (const entry of def.endpoints ?? []) {
       if (!entry.endpoint) continue;
       const config = load(entry, keys[entry.endpoint], entry.endpoint);
-      if (config) server.setConfig(entry.endpoint, config);
+      if (!config) continue;
+      try {
+        server.setConfig(entry.endpoint, config);
+        if (entry.bootstrapIdentity) {
+          server.security.set(entry.endpoint, parseEndpointSecurity({ mode: 'psk', identity: entry.bootstrapIdentity, key: bootstrapKeys[entry.endpoint] }));
+        }
+      } catch (error) {
+        this.error(RED._('lwm2m-bootstrap-server.errors.config', { endpoint: entry.endpoint, reason: (error as Error).message }));
+      }
     }
     if (def.allowDefault && def.defaultAccount) server.setDefaultConfig(load(def.defaultAccount, this.credentials?.defaultPskKey, '*'));
 
-    this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-bootstrap-server', address, port, count: () => server.endpoints().length });
+    this.host = new SocketHost(this, RED, server, {
+      messages: 'lwm2m-bootstrap-server',
+      listeners: configuredListeners(address, port, secure),
+      count: () => server.endpoints().length,
+    });
+    server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
     this.on('close', (_removed: boolean, done: () => void) => {
       this.host.close().then(done, done);
     });
@@ -75,6 +90,8 @@ export = function register(RED: NodeAPI): void {
     credentials: {
       defaultPskKey: { type: 'password' },
       endpointKeys: { type: 'text' },
+      bootstrapKeys: { type: 'text' },
+      privateKey: { type: 'password' },
     },
   });
 };

@@ -1,15 +1,27 @@
 import path from 'node:path';
-import type { NodeAPI, NodeDef } from 'node-red';
+import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { Lwm2mServer } from '../lib/lwm2m/server';
+import { SecurityRegistry, parseEndpointSecurity } from '../lib/lwm2m/security';
+import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, keysOf, portOf, secureListener } from './dtls-settings';
 import { FileStateStore } from '../lib/lwm2m/state';
 import { ObjectModel } from '../lib/model/object-model';
 import type { ServerConfigNode } from './config-nodes';
 import { SocketHost } from './socket-host';
 import { registerAdminApi, trackServer } from './admin-api';
 
-interface ServerNodeDef extends NodeDef {
+/** A device's security as the editor keeps it; its PSK key is in the credentials. */
+interface SecurityEntry {
+  endpoint: string;
+  mode: string;
+  identity?: string;
+  publicKey?: string;
+}
+
+interface ServerNodeDef extends NodeDef, DtlsNodeDef {
   bindAddress: string;
+  /** Plain UDP (NoSec) port; empty for none. */
   port: string | number;
+  security?: SecurityEntry[];
   modelFolder?: string;
   /** Seconds a queue-mode device counts as awake after it last talked. */
   awakeTime?: string | number;
@@ -20,6 +32,13 @@ interface ServerNodeDef extends NodeDef {
   persist?: boolean;
 }
 
+interface ServerCredentials extends DtlsCredentialsDef {
+  /** {"endpoint": "hex key"} of the PSK devices. */
+  pskKeys?: string;
+}
+
+type ServerNodeThis = ServerConfigNode & Node<ServerCredentials>;
+
 /** A positive number of seconds from the editor, in milliseconds, or the default. */
 function seconds(value: string | number | undefined, fallback: number): number {
   const number = Number(value);
@@ -27,11 +46,27 @@ function seconds(value: string | number | undefined, fallback: number): number {
 }
 
 export = function register(RED: NodeAPI): void {
-  function Lwm2mServerNode(this: ServerConfigNode, def: ServerNodeDef) {
+  /** The devices' security from the editor; entries that do not parse are reported by endpoint, never with their key. */
+  function securityOf(node: ServerNodeThis, def: ServerNodeDef): SecurityRegistry {
+    const security = new SecurityRegistry();
+    const keys = keysOf(RED, node, node.credentials?.pskKeys, 'lwm2m-server');
+    for (const entry of def.security ?? []) {
+      try {
+        security.set(entry.endpoint, parseEndpointSecurity({ ...entry, key: keys[entry.endpoint] }));
+      } catch (error) {
+        node.error(RED._('lwm2m-server.errors.security', { endpoint: entry.endpoint, reason: (error as Error).message }));
+      }
+    }
+    return security;
+  }
+
+  function Lwm2mServerNode(this: ServerNodeThis, def: ServerNodeDef) {
     RED.nodes.createNode(this, def);
-    const portNumber = Number(def.port);
     const address = (def.bindAddress || '0.0.0.0').trim();
-    const port = Number.isInteger(portNumber) && portNumber >= 0 && portNumber <= 65535 ? portNumber : 5683;
+    const security = securityOf(this, def);
+    const secure = secureListener(RED, this, def, address, 5684, 'lwm2m-server');
+    // A node with neither port keeps the plain default rather than listening on nothing.
+    const port = portOf(def.port, 5683) ?? (secure ? undefined : 5683);
     const modelFolder = def.modelFolder?.trim();
     let model: ObjectModel | undefined;
     if (modelFolder) {
@@ -42,6 +77,8 @@ export = function register(RED: NodeAPI): void {
     const server = new Lwm2mServer({
       address,
       port,
+      secure,
+      security,
       model,
       awakeTimeMs: seconds(def.awakeTime, 93),
       reobserve: def.reobserve !== false,
@@ -49,13 +86,21 @@ export = function register(RED: NodeAPI): void {
       // In the user directory; a runtime without one (an embedding test harness) keeps no state.
       stateStore: def.persist !== false && RED.settings.userDir ? new FileStateStore(path.join(RED.settings.userDir, 'lwm2m-state', `${this.id}.json`)) : undefined,
     });
-    this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', address, port, count: () => server.registrations.size });
+    const listeners = configuredListeners(address, port, secure);
+    this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', listeners, count: () => server.registrations.size });
+    server.on('refused', (endpoint, peer, reason) => this.warn(RED._('lwm2m-server.errors.refused', { endpoint, peer: `${peer.address}:${peer.port}`, reason })));
+    server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
     for (const event of ['registered', 'deregistered', 'expired'] as const) server.on(event, () => this.host.countChanged());
     trackServer(RED, this);
     this.on('close', (_removed: boolean, done: () => void) => {
       this.host.close().then(done, done);
     });
   }
-  RED.nodes.registerType('lwm2m-server', Lwm2mServerNode);
+  RED.nodes.registerType<ServerNodeThis, ServerNodeDef, object, ServerCredentials>('lwm2m-server', Lwm2mServerNode, {
+    credentials: {
+      pskKeys: { type: 'text' },
+      privateKey: { type: 'password' },
+    },
+  });
   registerAdminApi(RED);
 };

@@ -1,11 +1,16 @@
 import type { Node, NodeAPI, NodeStatus } from 'node-red';
 import type { MalformedDatagram } from '../lib/coap/endpoint';
-import type { Peer } from '../lib/coap/peer';
+import type { BoundListener } from '../lib/lwm2m/listeners';
 import { InputError } from './inputs';
 
-/** A protocol service on one socket that a config node owns: the LwM2M server or the bootstrap server. */
+/** "udp :5683 · dtls :5684", as statuses show listeners. */
+export function describeListeners(listeners: { scheme: 'coap' | 'coaps'; port: number; address?: string }[], withAddress = false): string {
+  return listeners.map((listener) => `${listener.scheme === 'coaps' ? 'dtls' : 'udp'} ${withAddress ? listener.address : ''}:${listener.port}`).join(' · ');
+}
+
+/** A protocol service on its sockets that a config node owns: the LwM2M server or the bootstrap server. */
 export interface HostedService {
-  start(): Promise<Peer>;
+  start(): Promise<BoundListener[]>;
   stop(): Promise<void>;
   on(event: 'malformed', listener: (detail: MalformedDatagram) => void): unknown;
   on(event: 'warning', listener: (error: Error) => void): unknown;
@@ -25,13 +30,13 @@ export interface HostUser {
 export interface HostSettings {
   /** Message catalogue prefix of the config node: "<prefix>.status.listening" and so on. */
   messages: string;
-  address: string;
-  port: number;
+  /** What is configured, for the bind error. */
+  listeners: { scheme: 'coap' | 'coaps'; address: string; port: number }[];
   /** What the status counts (registered devices, configured endpoints). */
   count(): number;
 }
 
-type Phase = { name: 'starting' } | { name: 'listening'; bound: Peer } | { name: 'failed'; error: string } | { name: 'closed' };
+type Phase = { name: 'starting' } | { name: 'listening'; bound: BoundListener[] } | { name: 'failed'; error: string } | { name: 'closed' };
 
 const STATUS_THROTTLE_MS = 500;
 /** Users' closing work may hold the socket open this long; Node-RED allows 15 s for a close. */
@@ -62,7 +67,7 @@ export class SocketHost<S extends HostedService> {
     service.start().then(
       (bound) => this.enter({ name: 'listening', bound }),
       (error: NodeJS.ErrnoException) => {
-        node.error(RED._(`${settings.messages}.errors.bind`, { address: settings.address, port: String(settings.port), error: error.code ?? error.message }));
+        node.error(RED._(`${settings.messages}.errors.bind`, { listeners: describeListeners(settings.listeners, true), error: error.code ?? error.message }));
         this.enter({ name: 'failed', error: error.code ?? error.message });
       },
     );
@@ -107,8 +112,8 @@ export class SocketHost<S extends HostedService> {
     const { RED, settings } = this;
     switch (this.phase.name) {
       case 'listening': {
-        const port = String(this.phase.bound.port);
-        const text = withCount ? RED._(`${settings.messages}.status.listening`, { port, count: String(settings.count()) }) : RED._(`${settings.messages}.status.ready`, { port });
+        const listeners = describeListeners(this.phase.bound);
+        const text = withCount ? RED._(`${settings.messages}.status.listening`, { listeners, count: String(settings.count()) }) : RED._(`${settings.messages}.status.ready`, { listeners });
         return { fill: 'green', shape: 'dot', text };
       }
       case 'failed':

@@ -1,17 +1,17 @@
 import { TypedEmitter } from '../typed-emitter';
-import { Method, ResponseCode, TransmissionParameters } from '../coap/codes';
-import { CoapEndpoint, IncomingRequest, MalformedDatagram, OutgoingResponse, diagnostic } from '../coap/endpoint';
+import { Method, ResponseCode } from '../coap/codes';
+import { IncomingRequest, MalformedDatagram, OutgoingResponse, diagnostic } from '../coap/endpoint';
 import { CoapRequestError } from '../coap/errors';
 import type { Peer } from '../coap/peer';
 import { ObjectModel } from '../model/object-model';
 import { parseQueries } from '../lwm2m/registration-request';
-import { BootstrapConfig, describeConfig } from './bootstrap-config';
+import { BootstrapConfig, BootstrapConfigError, describeConfig } from './bootstrap-config';
+import { BoundListener, ListenerOptions, Listeners } from '../lwm2m/listeners';
+import { EndpointSecurity, SecurityRegistry } from '../lwm2m/security';
+import { parsePublicKey } from '../dtls/credentials';
 import { BootstrapSession } from './bootstrap-session';
 
-export interface BootstrapServerOptions {
-  address: string;
-  port: number;
-  transmission?: Partial<TransmissionParameters>;
+export interface BootstrapServerOptions extends ListenerOptions {
   /** Per request of a session (default 10 s). */
   requestTimeoutMs?: number;
   model?: ObjectModel;
@@ -21,17 +21,22 @@ export type BootstrapServerEvents = {
   started: [endpoint: string, peer: Peer];
   finished: [endpoint: string, summary: Record<string, unknown>];
   failed: [endpoint: string, reason: string, peer: Peer];
+  /** A DTLS handshake that failed, with the reason (never a key). */
+  handshakeFailed: [peer: Peer, reason: string];
   malformed: [detail: MalformedDatagram];
   warning: [error: Error];
 };
 
 /**
- * An LwM2M bootstrap server on its own UDP endpoint (port 5685 by default):
+ * An LwM2M bootstrap server on its own UDP and/or DTLS endpoints (ports 5685/5686 by default):
  * answers Bootstrap-Request (POST /bs?ep=&pct=) and provisions the device
  * with the configuration held for its endpoint name, or the default one.
  */
 export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
-  readonly endpoint: CoapEndpoint;
+  /** The CoAP endpoints: plain UDP and/or DTLS. */
+  readonly coap: Listeners;
+  /** The credentials devices use with this bootstrap server: their bootstrap accounts. */
+  readonly security = new SecurityRegistry();
   private readonly configs = new Map<string, BootstrapConfig>();
   private defaultConfig?: BootstrapConfig;
   private readonly sessions = new Map<string, BootstrapSession>();
@@ -40,27 +45,33 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
   constructor(private readonly options: BootstrapServerOptions) {
     super();
     this.model = options.model ?? ObjectModel.builtIn();
-    this.endpoint = new CoapEndpoint(options, (request) => this.handle(request));
-    this.endpoint.on('malformed', (detail: MalformedDatagram) => this.emit('malformed', detail));
-    this.endpoint.on('socketError', (error: Error) => this.emit('warning', error));
-    this.endpoint.on('handlerError', (error: Error) => this.emit('warning', error));
+    this.coap = new Listeners(options, this.security, (request) => this.handle(request), this);
   }
 
-  start(): Promise<Peer> {
-    return this.endpoint.listen();
+  start(): Promise<BoundListener[]> {
+    return this.coap.start();
   }
 
   async stop(): Promise<void> {
     for (const session of this.sessions.values()) session.cancel();
     this.sessions.clear();
-    await this.endpoint.close();
+    await this.coap.stop();
   }
 
+  /** Sets an endpoint's configuration; its bootstrap account (if secure) says how the device must authenticate here. */
   setConfig(endpoint: string, config: BootstrapConfig): void {
+    const security = bootstrapSecurity(config);
+    try {
+      if (security) this.security.set(endpoint, security);
+      else this.security.remove(endpoint);
+    } catch (error) {
+      throw new BootstrapConfigError(`bootstrapServer of ${endpoint}: ${(error as Error).message}`);
+    }
     this.configs.set(endpoint, config);
   }
 
   removeConfig(endpoint: string): boolean {
+    this.security.remove(endpoint);
     return this.configs.delete(endpoint);
   }
 
@@ -89,6 +100,11 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
       if (typeof pctText !== 'string' || !/^\d{1,5}$/.test(pctText)) throw new CoapRequestError(ResponseCode.BadRequest, `invalid preferred content format (pct) ${JSON.stringify(pctText)}`);
       preferredFormat = Number(pctText);
     }
+    const refusal = this.security.refusal(name, request.identity);
+    if (refusal) {
+      this.emit('failed', name, refusal, request.peer);
+      throw new CoapRequestError(ResponseCode.Forbidden, refusal);
+    }
     const config = this.configs.get(name) ?? this.defaultConfig;
     if (!config) {
       const reason = `no bootstrap configuration for "${name}"`;
@@ -96,7 +112,7 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
       throw new CoapRequestError(ResponseCode.BadRequest, reason);
     }
     this.sessions.get(name)?.cancel();
-    const session = new BootstrapSession(this.endpoint, request.peer, name, config, this.model, { timeoutMs: this.options.requestTimeoutMs ?? 10_000, preferredFormat });
+    const session = new BootstrapSession(this.coap.of(request.identity), request.peer, name, config, this.model, { timeoutMs: this.options.requestTimeoutMs ?? 10_000, preferredFormat });
     this.sessions.set(name, session);
     this.emit('started', name, request.peer);
     // The session's requests start after our 2.04 is on its way.
@@ -110,4 +126,14 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
     });
     return { code: ResponseCode.Changed };
   }
+}
+
+/** How a device must authenticate to the bootstrap server: the security of its bootstrap account. */
+function bootstrapSecurity(config: BootstrapConfig): EndpointSecurity | undefined {
+  const account = config.bootstrapServer;
+  if (!account || account.securityMode === 'nosec') return undefined;
+  if (account.securityMode === 'x509') return { mode: 'x509' };
+  const publicKeyOrIdentity = account.publicKeyOrIdentity as Buffer;
+  if (account.securityMode === 'psk') return { mode: 'psk', identity: publicKeyOrIdentity.toString('utf8'), key: account.secretKey as Buffer };
+  return { mode: 'rpk', publicKey: parsePublicKey(publicKeyOrIdentity.toString('hex')) };
 }

@@ -1,6 +1,4 @@
-import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import { isIPv6 } from 'node:net';
 import { randomFillSync } from 'node:crypto';
 import {
   DEFAULT_TRANSMISSION,
@@ -17,6 +15,8 @@ import { CoapMessage, CoapOption, CoapFormatError, decode, encode, peekConfirmab
 import { findOption, stringOptions, uintOptionOf, unrecognizedCriticalOption, uriPath } from './options';
 import { Exchange, NotificationHandler, PENDING, Peer, PeerState, peerKey } from './peer';
 import { assembleBlock1 } from './block1-assembly';
+import { DEFAULT_RECEIVE_BUFFER, DatagramTransport, UdpTransport } from './transport';
+import type { PeerIdentity } from '../dtls/credentials';
 
 export interface IncomingRequest {
   peer: Peer;
@@ -29,6 +29,8 @@ export interface IncomingRequest {
   /** The whole body, reassembled when it came in Block1 blocks. */
   payload: Buffer;
   contentFormat?: number;
+  /** Who the peer authenticated as, over a secure transport. */
+  identity?: PeerIdentity;
 }
 
 export interface OutgoingResponse {
@@ -72,6 +74,8 @@ export interface EndpointOptions {
   receiveBufferBytes?: number;
   /** Remote addresses tracked at once; datagrams from further new ones are dropped (default 200,000). */
   maxPeers?: number;
+  /** What to talk over; plain UDP on address:port unless given. */
+  transport?: DatagramTransport;
 }
 
 /** Emitted as 'malformed' for every datagram that is dropped or rejected. */
@@ -82,16 +86,16 @@ export interface MalformedDatagram {
 
 const DEFAULT_DEDUP_CAPACITY = 64;
 const DEFAULT_MAX_BODY = 64 * 1024;
-const DEFAULT_RECEIVE_BUFFER = 4 * 1024 * 1024;
 const DEFAULT_MAX_PEERS = 200_000;
 
 /**
- * One CoAP endpoint on one UDP socket, acting as server (incoming requests,
+ * One CoAP endpoint on one transport (UDP or DTLS), acting as server (incoming requests,
  * deduplicated per peer, Block1 reassembled) and as client (confirmable
  * requests with retransmission, responses matched per peer by token).
  */
 export class CoapEndpoint extends EventEmitter {
-  private socket?: dgram.Socket;
+  readonly transport: DatagramTransport;
+  private listening = false;
   private readonly peers = new Map<string, PeerState>();
   private readonly transmission: TransmissionParameters;
   private readonly dedupCapacity: number;
@@ -109,39 +113,22 @@ export class CoapEndpoint extends EventEmitter {
     this.transmission = { ...DEFAULT_TRANSMISSION, ...options.transmission };
     this.dedupCapacity = options.dedupCapacityPerPeer ?? DEFAULT_DEDUP_CAPACITY;
     this.maxBodyBytes = options.maxRequestBodyBytes ?? DEFAULT_MAX_BODY;
+    this.transport = options.transport ?? new UdpTransport(options.address, options.port, options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER);
   }
 
-  /** Binds the socket; rejects with the bind error (EADDRINUSE, EADDRNOTAVAIL...) instead of throwing later. */
-  listen(): Promise<Peer> {
-    const socket = dgram.createSocket({ type: isIPv6(this.options.address) ? 'udp6' : 'udp4' });
-    this.socket = socket;
-    return new Promise((resolve, reject) => {
-      const onBindError = (error: Error) => {
-        socket.close();
-        this.socket = undefined;
-        reject(error);
-      };
-      socket.once('error', onBindError);
-      socket.bind(this.options.port, this.options.address, () => {
-        socket.off('error', onBindError);
-        try {
-          socket.setRecvBufferSize(this.options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER);
-        } catch {
-          // Best effort: the system keeps its own size when it refuses.
-        }
-        socket.on('error', (error) => this.emit('socketError', error));
-        socket.on('message', (datagram, rinfo) => this.receive(datagram, rinfo.address, rinfo.port));
-        this.sweepTimer = setInterval(() => this.sweep(), this.transmission.exchangeLifetimeMs).unref();
-        const bound = socket.address();
-        resolve({ address: bound.address, port: bound.port });
-      });
-    });
+  /** Binds the transport; rejects with the bind error (EADDRINUSE, EADDRNOTAVAIL...) instead of throwing later. */
+  async listen(): Promise<Peer> {
+    const bound = await this.transport.listen(
+      (datagram, peer) => this.receive(datagram, peer.address, peer.port),
+      (error) => this.emit('socketError', error),
+    );
+    this.listening = true;
+    this.sweepTimer = setInterval(() => this.sweep(), this.transmission.exchangeLifetimeMs).unref();
+    return bound;
   }
 
   get address(): Peer | undefined {
-    if (!this.socket) return undefined;
-    const bound = this.socket.address();
-    return { address: bound.address, port: bound.port };
+    return this.transport.address;
   }
 
   get peerCount(): number {
@@ -156,10 +143,8 @@ export class CoapEndpoint extends EventEmitter {
       for (const exchange of [...peer.exchangesByToken.values(), ...peer.exchangesByMessageId.values()]) this.finish(exchange, new CoapClosedError());
     }
     this.peers.clear();
-    const socket = this.socket;
-    this.socket = undefined;
-    if (!socket) return Promise.resolve();
-    return new Promise((resolve) => socket.close(() => resolve()));
+    this.listening = false;
+    return this.transport.close();
   }
 
   /** Stops taking an observation's notifications; the next one is answered with a Reset. */
@@ -184,7 +169,7 @@ export class CoapEndpoint extends EventEmitter {
 
   /** Sends a request and resolves with the peer's response, whatever its code. */
   request(peer: Peer, request: OutgoingRequest, options: RequestOptions = {}): Promise<CoapMessage> {
-    if (this.closed || !this.socket) return Promise.reject(new CoapClosedError());
+    if (this.closed || !this.listening) return Promise.reject(new CoapClosedError());
     const state = this.peerState(peer.address, peer.port);
     const confirmable = options.confirmable !== false;
     const token = options.token ?? this.newToken();
@@ -231,7 +216,7 @@ export class CoapEndpoint extends EventEmitter {
    * shows up as a 'reset' event.
    */
   notify(peer: Peer, notification: OutgoingResponse & { token: Buffer; confirmable: boolean }): Promise<number> {
-    if (this.closed || !this.socket) return Promise.reject(new CoapClosedError());
+    if (this.closed || !this.listening) return Promise.reject(new CoapClosedError());
     const state = this.peerState(peer.address, peer.port);
     const messageId = state.allocateMessageId();
     const datagram = encode({
@@ -404,6 +389,7 @@ export class CoapEndpoint extends EventEmitter {
       queries: stringOptions(message.options, OptionNumber.UriQuery),
       payload: assembly.payload,
       contentFormat: contentFormat === undefined ? undefined : contentFormat.value.reduce((acc, byte) => acc * 256 + byte, 0),
+      identity: this.transport.identityOf(peer),
     };
     const withBlock1 = (response: OutgoingResponse): OutgoingResponse =>
       assembly.block1Option === undefined
@@ -452,9 +438,8 @@ export class CoapEndpoint extends EventEmitter {
     return datagram;
   }
 
-  /** Send errors arrive as the socket's 'error' event (socketError), not through a callback per datagram. */
   private send(datagram: Buffer, peer: Peer): void {
-    this.socket?.send(datagram, peer.port, peer.address);
+    this.transport.send(datagram, peer);
   }
 
   /** The state of a peer that sent us something, unless the table is full of others. */

@@ -1,8 +1,8 @@
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { isIPv6 } from 'node:net';
 import { TypedEmitter } from '../typed-emitter';
 import { Peer, peerKey } from '../coap/peer';
+import { DEFAULT_RECEIVE_BUFFER, DatagramReceiver, DatagramTransport, bindUdp } from '../coap/transport';
 import { DtlsDecodeError } from './bytes';
 import { AlertDescription, AlertLevel, ContentType, HandshakeType } from './constants';
 import { DtlsAlertError, DtlsCredentials, PeerIdentity } from './credentials';
@@ -40,7 +40,6 @@ export interface DtlsSessionInfo {
 
 export type DtlsServerEvents = {
   established: [session: DtlsSessionInfo];
-  data: [data: Buffer, peer: Peer, identity: PeerIdentity];
   /** A handshake that did not complete, with the reason (never a key). */
   handshakeFailed: [peer: Peer, reason: string];
   closed: [peer: Peer, identity: PeerIdentity | undefined, reason: string];
@@ -48,7 +47,6 @@ export type DtlsServerEvents = {
   moved: [from: Peer, to: Peer, identity: PeerIdentity];
   /** Datagrams dropped before any connection: malformed, unknown connection id, over a limit. */
   dropped: [peer: Peer, reason: string];
-  socketError: [error: Error];
 };
 
 const CID_LENGTH = 8;
@@ -63,7 +61,8 @@ const EVICTABLE_AFTER_MS = 60_000;
  * ServerConnection per client address (or connection id), limited in number
  * and evicted when idle.
  */
-export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements ConnectionHost {
+export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements ConnectionHost, DatagramTransport {
+  readonly scheme = 'coaps';
   readonly credentials: DtlsCredentials;
   readonly suites: readonly CipherSuite[];
   readonly requireExtendedMasterSecret: boolean;
@@ -74,6 +73,7 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
   private cookieSecrets = [randomBytes(32), randomBytes(32)];
   private cookieRotated = Date.now();
   private sweepTimer?: NodeJS.Timeout;
+  private receiveData?: DatagramReceiver;
   private readonly maxConnections: number;
   private readonly maxHandshakes: number;
   private readonly idleTimeoutMs: number;
@@ -95,30 +95,16 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
     );
   }
 
-  listen(): Promise<Peer> {
-    const socket = dgram.createSocket({ type: isIPv6(this.options.address) ? 'udp6' : 'udp4' });
+  /** Binds the socket; application data of every connection goes to receive. */
+  async listen(receive: DatagramReceiver, fail: (error: Error) => void): Promise<Peer> {
+    const socket = await bindUdp(this.options.address, this.options.port, this.options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER);
     this.socket = socket;
-    return new Promise((resolve, reject) => {
-      const onBindError = (error: Error) => {
-        socket.close();
-        this.socket = undefined;
-        reject(error);
-      };
-      socket.once('error', onBindError);
-      socket.bind(this.options.port, this.options.address, () => {
-        socket.off('error', onBindError);
-        try {
-          socket.setRecvBufferSize(this.options.receiveBufferBytes ?? 4 * 1024 * 1024);
-        } catch {
-          // Best effort: the system keeps its own size when it refuses.
-        }
-        socket.on('error', (error) => this.emit('socketError', error));
-        socket.on('message', (datagram, rinfo) => this.receive(datagram, { address: rinfo.address, port: rinfo.port }));
-        this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
-        const bound = socket.address();
-        resolve({ address: bound.address, port: bound.port });
-      });
-    });
+    this.receiveData = receive;
+    socket.on('error', fail);
+    socket.on('message', (datagram, rinfo) => this.receive(datagram, { address: rinfo.address, port: rinfo.port }));
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
+    const bound = socket.address();
+    return { address: bound.address, port: bound.port };
   }
 
   get address(): Peer | undefined {
@@ -182,7 +168,7 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
   }
 
   data(connection: ServerConnection, data: Buffer): void {
-    this.emit('data', data, connection.peer, connection.identity as PeerIdentity);
+    this.receiveData?.(data, connection.peer);
   }
 
   closed(connection: ServerConnection, reason: string): void {

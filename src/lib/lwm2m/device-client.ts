@@ -1,6 +1,11 @@
 import { OptionNumber, codeClass, formatCode } from '../coap/codes';
 import { BlockTransferError, requestBlockwise } from '../coap/block-transfer';
 import type { CoapEndpoint } from '../coap/endpoint';
+import type { Transport } from './registration';
+import { identityKey } from './security';
+
+/** The endpoint that reaches devices over a transport; undefined when the server does not listen on it. */
+export type EndpointFor = (transport: Transport) => CoapEndpoint | undefined;
 import { CoapClosedError, CoapResetError, CoapTimeoutError } from '../coap/errors';
 import type { CoapMessage } from '../coap/message';
 import { uintOption } from '../coap/options';
@@ -26,6 +31,7 @@ export type FailureKind =
   | 'reset'
   | 'queue-full'
   | 'parked'
+  | 'no-session'
   | 'closed';
 
 /** A waiting request was taken back to be handed to its node again. */
@@ -33,6 +39,14 @@ class ParkedError extends Error {
   constructor(endpoint: string) {
     super(`the request for ${endpoint} was parked while its node restarts`);
     this.name = 'ParkedError';
+  }
+}
+
+/** A DTLS device with no secure session under its identity: only the device can start a handshake. */
+class NoSessionError extends Error {
+  constructor(registration: Registration) {
+    super(`no DTLS session with ${registration.endpoint} at ${registration.address}:${registration.port} (it must handshake again, as it does when it next updates)`);
+    this.name = 'NoSessionError';
   }
 }
 
@@ -92,7 +106,7 @@ export class DeviceClient {
   private readonly waiting = new Set<Waiting>();
 
   constructor(
-    private readonly endpoint: CoapEndpoint,
+    private readonly endpointFor: EndpointFor,
     private readonly registrations: RegistrationStore,
     private readonly model: () => ObjectModel,
     private readonly presence: PresenceTracker,
@@ -166,9 +180,16 @@ export class DeviceClient {
   }
 
   private exchange(registration: Registration, spec: CoapRequestSpec, options: SendOptions): Promise<CoapMessage> {
+    const endpoint = this.endpointFor(registration.transport);
+    if (!endpoint) return Promise.reject(new CoapClosedError());
+    const peer = { address: registration.address, port: registration.port };
+    // The address may now belong to another device's DTLS session (NAT reuse): never send it this device's requests.
+    if (registration.transport === 'dtls' && identityKey(endpoint.transport.identityOf(peer)) !== identityKey(registration.identity)) {
+      return Promise.reject(new NoSessionError(registration));
+    }
     return requestBlockwise(
-      this.endpoint,
-      { address: registration.address, port: registration.port },
+      endpoint,
+      peer,
       toCoapRequest(spec, registration.rootPath),
       {
         timeoutMs: options.timeoutMs ?? this.options.defaultTimeoutMs ?? 10_000,
@@ -189,5 +210,6 @@ function translate(error: unknown, describe: string): Error {
   if (error instanceof SleepTimeoutError) return new DeviceRequestError(`${describe}: ${error.message}`, 'timeout');
   if (error instanceof DeviceGoneError) return new DeviceRequestError(`${describe}: ${error.message}`, 'unknown-endpoint');
   if (error instanceof ParkedError) return new DeviceRequestError(`${describe}: ${error.message}`, 'parked');
+  if (error instanceof NoSessionError) return new DeviceRequestError(`${describe}: ${error.message}`, 'no-session');
   return error as Error;
 }

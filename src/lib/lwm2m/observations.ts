@@ -1,14 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { OptionNumber, codeClass, formatCode } from '../coap/codes';
-import type { CoapEndpoint } from '../coap/endpoint';
 import type { CoapMessage } from '../coap/message';
 import { findOption, decodeUint } from '../coap/options';
 import type { Peer } from '../coap/peer';
 import { ContentError, ContentRecord } from '../content/values';
 import type { ObjectModel } from '../model/object-model';
-import type { SendOptions } from './device-client';
+import type { EndpointFor, SendOptions } from './device-client';
 import type { PresenceTracker } from './presence';
-import type { Registration } from './registration';
+import type { Registration, Transport } from './registration';
 import type { RegistrationStore } from './registration-store';
 import type { DeviceRequest, ResponseBase } from './requests/device-request';
 import { CancelObservationRequest, ObserveCompositeRequest, ObserveRequest } from './requests/observe';
@@ -67,6 +66,7 @@ export class Observation {
   readonly id = randomBytes(6).toString('base64url');
   token: Buffer = randomBytes(8);
   peer?: Peer;
+  transport: Transport = 'udp';
   private lastSequence?: number;
   private lastTime = 0;
 
@@ -115,7 +115,7 @@ export class ObservationService {
   private readonly byEndpoint = new Map<string, Set<Observation>>();
 
   constructor(
-    private readonly endpoint: CoapEndpoint,
+    private readonly endpointFor: EndpointFor,
     private readonly registrations: RegistrationStore,
     private readonly send: Sender,
     private readonly model: () => ObjectModel,
@@ -166,7 +166,10 @@ export class ObservationService {
       onNotification: (message) => this.onNotification(observation, message),
     });
     const registration = this.registrations.getByEndpoint(observation.endpoint);
-    if (registration) observation.peer = { address: registration.address, port: registration.port };
+    if (registration) {
+      observation.peer = { address: registration.address, port: registration.port };
+      observation.transport = registration.transport;
+    }
     return {
       first: { observation, records: response.records, code: response.code, contentFormat: response.contentFormat, raw: response.raw, sequence: response.observe },
       established: response.observe !== undefined,
@@ -213,7 +216,7 @@ export class ObservationService {
   onMoved(registration: Registration, from: Peer): void {
     const to = { address: registration.address, port: registration.port };
     for (const observation of this.list(registration.endpoint)) {
-      this.endpoint.moveObservation(from, to, observation.token);
+      this.endpointFor(observation.transport)?.moveObservation(from, to, observation.token);
       observation.peer = to;
     }
   }
@@ -254,6 +257,7 @@ export class ObservationService {
       format: observation.request.format,
       token: observation.token.toString('hex'),
       peer: observation.peer,
+      transport: observation.transport,
     }));
   }
 
@@ -266,7 +270,8 @@ export class ObservationService {
       const observation = new Observation(entry.endpoint, request, new ParkedListener(), entry.owner);
       observation.token = Buffer.from(entry.token, 'hex');
       observation.peer = entry.peer;
-      this.endpoint.adoptObservation(entry.peer, observation.token, (message) => this.onNotification(observation, message));
+      observation.transport = entry.transport ?? 'udp';
+      this.endpointFor(observation.transport)?.adoptObservation(entry.peer, observation.token, (message) => this.onNotification(observation, message));
       let set = this.byEndpoint.get(entry.endpoint);
       if (!set) {
         set = new Set();
@@ -309,7 +314,7 @@ export class ObservationService {
   }
 
   private forgetToken(observation: Observation): void {
-    if (observation.peer) this.endpoint.forgetObservation(observation.peer, observation.token);
+    if (observation.peer) this.endpointFor(observation.transport)?.forgetObservation(observation.peer, observation.token);
   }
 
   private remove(observation: Observation): boolean {

@@ -6,13 +6,20 @@ import { pathOptions } from '../coap/options';
 import { Registration } from './registration';
 import { parseRegisterRequest, parseUpdateRequest, UpdateRequest } from './registration-request';
 import type { RegistrationStore } from './registration-store';
+import type { PeerIdentity } from '../dtls/credentials';
+import { identityKey, transportOf } from './security';
 
 export interface RegistrationListener {
   registered(registration: Registration, replaced: Registration | undefined): void;
   /** from: the address the device had before, when the Update came from a new one. */
   updated(registration: Registration, changes: string[], from: Peer | undefined): void;
   deregistered(registration: Registration): void;
+  /** A request refused for its credentials (4.03), with the reason. */
+  refused(endpoint: string, peer: Peer, reason: string): void;
 }
+
+/** Why an identity may not register as an endpoint; undefined when it may. */
+export type Authorizer = (endpoint: string, identity: PeerIdentity | undefined) => string | undefined;
 
 /**
  * The LwM2M Registration interface (Transport spec section 6.2 / Core 5.3):
@@ -24,6 +31,7 @@ export class RegistrationInterface {
     private readonly listener: RegistrationListener,
     /** New endpoints beyond this many registrations are refused with 5.03; known ones may re-register. */
     private readonly maxRegistrations = 500_000,
+    private readonly authorize: Authorizer = () => undefined,
   ) {}
 
   /** Answers requests under /rd; returns undefined for other paths. */
@@ -36,12 +44,14 @@ export class RegistrationInterface {
     }
     if (segments.length !== 2) throw new CoapRequestError(ResponseCode.NotFound, `no resource ${request.path}`);
     if (request.method === Method.POST) return this.update(segments[1], request);
-    if (request.method === Method.DELETE) return this.deregister(segments[1]);
+    if (request.method === Method.DELETE) return this.deregister(segments[1], request);
     throw new CoapRequestError(ResponseCode.MethodNotAllowed, 'only POST (update) and DELETE (de-register) are allowed');
   }
 
   private register(request: IncomingRequest): OutgoingResponse {
     const { endpoint, ...description } = parseRegisterRequest(request.queries, request.payload, request.contentFormat);
+    const refusal = this.authorize(endpoint, request.identity);
+    if (refusal) this.refuse(endpoint, request, refusal);
     if (this.store.size >= this.maxRegistrations && !this.store.getByEndpoint(endpoint)) {
       throw new CoapRequestError(ResponseCode.ServiceUnavailable, `the server holds its limit of ${this.maxRegistrations} registrations`);
     }
@@ -52,7 +62,8 @@ export class RegistrationInterface {
       ...description,
       address: request.peer.address,
       port: request.peer.port,
-      transport: 'udp',
+      transport: transportOf(request.identity),
+      ...(request.identity ? { identity: request.identity } : {}),
       registeredAt: now,
       lastUpdate: now,
     };
@@ -62,7 +73,7 @@ export class RegistrationInterface {
   }
 
   private update(id: string, request: IncomingRequest): OutgoingResponse {
-    const registration = this.requireRegistration(id);
+    const registration = this.requireRegistration(id, request);
     const update = parseUpdateRequest(request.queries, request.payload, request.contentFormat);
     const changes = applyUpdate(registration, update);
     let from: Peer | undefined;
@@ -77,17 +88,26 @@ export class RegistrationInterface {
     return { code: ResponseCode.Changed };
   }
 
-  private deregister(id: string): OutgoingResponse {
-    const registration = this.requireRegistration(id);
+  private deregister(id: string, request: IncomingRequest): OutgoingResponse {
+    const registration = this.requireRegistration(id, request);
     this.store.remove(registration);
     this.listener.deregistered(registration);
     return { code: ResponseCode.Deleted };
   }
 
-  private requireRegistration(id: string): Registration {
+  /** The registration, if the request comes over the same transport and from the same identity as the Register did. */
+  private requireRegistration(id: string, request: IncomingRequest): Registration {
     const registration = this.store.getById(id);
     if (!registration) throw new CoapRequestError(ResponseCode.NotFound, `no registration ${id}`);
+    if (registration.transport !== transportOf(request.identity) || identityKey(registration.identity) !== identityKey(request.identity)) {
+      this.refuse(registration.endpoint, request, `registration ${id} of ${registration.endpoint} belongs to another identity or transport`);
+    }
     return registration;
+  }
+
+  private refuse(endpoint: string, request: IncomingRequest, reason: string): never {
+    this.listener.refused(endpoint, request.peer, reason);
+    throw new CoapRequestError(ResponseCode.Forbidden, reason);
   }
 }
 

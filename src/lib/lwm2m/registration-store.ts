@@ -34,17 +34,18 @@ export class RegistrationStore {
     return this.byId.get(id);
   }
 
-  getByPeer(address: string, port: number): Registration | undefined {
-    return this.byPeer.get(peerKey(address, port));
+  /** The registration whose device talks from this address over this transport. */
+  getByPeer(transport: Registration['transport'], address: string, port: number): Registration | undefined {
+    return this.byPeer.get(transportKey(transport, address, port));
   }
 
   /** Records a new source address of a registration (an Update from elsewhere). */
   move(registration: Registration, address: string, port: number): void {
-    const oldKey = peerKey(registration.address, registration.port);
+    const oldKey = transportKey(registration.transport, registration.address, registration.port);
     if (this.byPeer.get(oldKey) === registration) this.byPeer.delete(oldKey);
     registration.address = address;
     registration.port = port;
-    this.byPeer.set(peerKey(address, port), registration);
+    this.byPeer.set(transportKey(registration.transport, address, port), registration);
   }
 
   all(): IterableIterator<Registration> {
@@ -70,7 +71,7 @@ export class RegistrationStore {
     if (previous) this.remove(previous);
     this.byEndpoint.set(registration.endpoint, registration);
     this.byId.set(registration.id, registration);
-    this.byPeer.set(peerKey(registration.address, registration.port), registration);
+    this.byPeer.set(transportKey(registration.transport, registration.address, registration.port), registration);
     this.schedule(registration);
     return previous;
   }
@@ -84,7 +85,7 @@ export class RegistrationStore {
     if (this.byId.get(registration.id) !== registration) return false;
     this.byId.delete(registration.id);
     this.byEndpoint.delete(registration.endpoint);
-    const key = peerKey(registration.address, registration.port);
+    const key = transportKey(registration.transport, registration.address, registration.port);
     if (this.byPeer.get(key) === registration) this.byPeer.delete(key);
     clearTimeout(this.timers.get(registration.id));
     this.timers.delete(registration.id);
@@ -112,4 +113,9 @@ export class RegistrationStore {
     timer.unref();
     this.timers.set(registration.id, timer);
   }
+}
+
+/** UDP and DTLS peers live on different server ports, so the same client address may be two peers. */
+function transportKey(transport: Registration['transport'], address: string, port: number): string {
+  return transport === 'udp' ? peerKey(address, port) : `dtls|${peerKey(address, port)}`;
 }

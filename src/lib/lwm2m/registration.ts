@@ -1,4 +1,7 @@
 import type { Link } from './link-format';
+import type { PeerIdentity } from '../dtls/credentials';
+
+export type Transport = 'udp' | 'dtls';
 
 /** An object the client announced, with the instances it has. */
 export interface ObjectInfo {
@@ -28,7 +31,9 @@ export interface Registration extends ClientDescription {
   endpoint: string;
   address: string;
   port: number;
-  transport: 'udp';
+  transport: Transport;
+  /** Who the device authenticated as over DTLS; absent for NoSec. */
+  identity?: PeerIdentity;
   registeredAt: number;
   lastUpdate: number;
 }
@@ -50,6 +55,10 @@ export interface RegistrationJson {
   address: string;
   port: number;
   transport: string;
+  /** NoSec, PSK, RPK or X.509. */
+  security: string;
+  /** The PSK identity, the certificate subject or the raw public key (base64 SPKI); never a secret. */
+  identity?: string;
   rootPath: string;
   objects: ObjectInfo[];
   contentFormats: number[];
@@ -71,6 +80,7 @@ export function registrationToJson(registration: Registration): RegistrationJson
     address: registration.address,
     port: registration.port,
     transport: registration.transport,
+    ...securityJson(registration.identity),
     rootPath: registration.rootPath,
     objects: registration.objects.map((object) => ({ ...object, instances: [...object.instances] })),
     contentFormats: [...registration.contentFormats],
@@ -78,4 +88,11 @@ export function registrationToJson(registration: Registration): RegistrationJson
     lastSeen: new Date(registration.lastUpdate).toISOString(),
     expiresAt: new Date(expiresAt(registration)).toISOString(),
   };
+}
+
+function securityJson(identity: PeerIdentity | undefined): { security: string; identity?: string } {
+  if (!identity) return { security: 'NoSec' };
+  if (identity.kind === 'psk') return { security: 'PSK', identity: identity.identity };
+  if (identity.kind === 'rpk') return { security: 'RPK', identity: identity.publicKey };
+  return { security: 'X.509', identity: identity.subject };
 }

@@ -7,6 +7,7 @@ import type { ObjectModel } from '../model/object-model';
 import { Lwm2mPath } from '../model/path';
 import type { Registration } from './registration';
 import type { RegistrationStore } from './registration-store';
+import { identityKey, transportOf } from './security';
 
 const SEND_FORMATS: number[] = [ContentFormat.SenmlJson, ContentFormat.SenmlCbor, ContentFormat.Lwm2mCbor];
 
@@ -22,8 +23,10 @@ export class SendInterface {
   handle(request: IncomingRequest): OutgoingResponse | undefined {
     if (request.path !== '/dp') return undefined;
     if (request.method !== Method.POST) throw new CoapRequestError(ResponseCode.MethodNotAllowed, 'only POST is allowed on /dp');
-    const registration = this.store.getByPeer(request.peer.address, request.peer.port);
-    if (!registration) throw new CoapRequestError(ResponseCode.Forbidden, 'Send is only accepted from a registered device');
+    const registration = this.store.getByPeer(transportOf(request.identity), request.peer.address, request.peer.port);
+    if (!registration || identityKey(registration.identity) !== identityKey(request.identity)) {
+      throw new CoapRequestError(ResponseCode.Forbidden, 'Send is only accepted from a registered device');
+    }
     const format = request.contentFormat;
     if (format === undefined || !SEND_FORMATS.includes(format)) {
       throw new CoapRequestError(ResponseCode.UnsupportedContentFormat, 'Send takes SenML JSON (110), SenML CBOR (112) or LwM2M CBOR (11544)');

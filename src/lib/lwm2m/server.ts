@@ -1,23 +1,24 @@
 import { TypedEmitter } from '../typed-emitter';
-import { ResponseCode, TransmissionParameters } from '../coap/codes';
-import { CoapEndpoint, IncomingRequest, MalformedDatagram, OutgoingResponse, diagnostic } from '../coap/endpoint';
+import { ResponseCode } from '../coap/codes';
+import { IncomingRequest, MalformedDatagram, OutgoingResponse, diagnostic } from '../coap/endpoint';
 import type { Peer } from '../coap/peer';
 import type { ContentRecord } from '../content/values';
 import { ObjectModel } from '../model/object-model';
 import { DeviceClient, DeviceClientOptions, SendOptions } from './device-client';
 import { NotificationEvent, Observation, ObservationListener, ObservationService, ObserveKind } from './observations';
 import { PresenceTracker } from './presence';
-import { Registration } from './registration';
+import { Registration, Transport } from './registration';
 import { RegistrationInterface } from './registration-interface';
 import { RegistrationStore } from './registration-store';
 import type { DeviceRequest, ResponseBase } from './requests/device-request';
 import { SendInterface } from './send-interface';
 import type { ParkedRequest, ServerState, StateStore } from './state';
+import { SecurityRegistry } from './security';
+import { BoundListener, ListenerOptions, Listeners } from './listeners';
 
-export interface Lwm2mServerOptions {
-  address: string;
-  port: number;
-  transmission?: Partial<TransmissionParameters>;
+export interface Lwm2mServerOptions extends ListenerOptions {
+  /** Which endpoint must use which credentials; empty (every NoSec device may register) by default. */
+  security?: SecurityRegistry;
   /** Object definitions used to type values; the OMA registry by default. */
   model?: ObjectModel;
   client?: DeviceClientOptions;
@@ -27,8 +28,6 @@ export interface Lwm2mServerOptions {
   reobserve?: boolean;
   /** Registrations held at most; new endpoints beyond get 5.03 (default 500,000). */
   maxRegistrations?: number;
-  /** Remote addresses tracked at once (default 200,000). */
-  maxPeers?: number;
   /** Keeps registrations, observations and parked requests across restarts. */
   stateStore?: StateStore;
 }
@@ -48,6 +47,10 @@ export type Lwm2mServerEvents = {
   sleeping: [registration: Registration];
   /** Values a device reported with the Send operation. */
   send: [registration: Registration, records: ContentRecord[], contentFormat: number];
+  /** A registration, update or Send refused (4.03) for its credentials, with the reason (never a key). */
+  refused: [endpoint: string, peer: Peer, reason: string];
+  /** A DTLS handshake that failed, with the reason (never a key). */
+  handshakeFailed: [peer: Peer, reason: string];
   /** A datagram or request that was rejected as malformed. */
   malformed: [detail: MalformedDatagram];
   /** A fault inside the server (a handler bug, a socket error, a state file that cannot be written); never thrown. */
@@ -55,12 +58,14 @@ export type Lwm2mServerEvents = {
 };
 
 /**
- * An LwM2M server on one UDP endpoint: the Registration interface and store,
- * the Send operation, observations and queue mode. Requests to devices go
- * out from the same socket.
+ * An LwM2M server on a plain UDP and/or a DTLS endpoint: the Registration
+ * interface and store, the Send operation, observations and queue mode.
+ * Requests to a device go out over the transport it registered on.
  */
 export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
-  readonly endpoint: CoapEndpoint;
+  /** The CoAP endpoints: plain UDP and/or DTLS. */
+  readonly coap: Listeners;
+  readonly security: SecurityRegistry;
   readonly registrations: RegistrationStore;
   readonly observations: ObservationService;
   readonly presence: PresenceTracker;
@@ -87,10 +92,13 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       this.gone(registration, 'expired');
       this.emit('expired', registration);
     });
-    this.endpoint = new CoapEndpoint(options, (request) => this.handle(request));
-    this.client = new DeviceClient(this.endpoint, this.registrations, () => this.model, this.presence, options.client);
+    this.security = options.security ?? new SecurityRegistry();
+    this.coap = new Listeners(options, this.security, (request) => this.handle(request), this);
+    this.coap.dtls?.on('moved', (from, to) => this.followDtlsPeer(from, to));
+    const endpointFor = (transport: Transport) => this.coap.for(transport);
+    this.client = new DeviceClient(endpointFor, this.registrations, () => this.model, this.presence, options.client);
     this.observations = new ObservationService(
-      this.endpoint,
+      endpointFor,
       this.registrations,
       (endpoint, request, sendOptions) => this.client.send(endpoint, request, sendOptions),
       () => this.model,
@@ -112,19 +120,17 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
         this.gone(registration, 'deregistered');
         this.emit('deregistered', registration);
       },
-    }, options.maxRegistrations);
+      refused: (endpoint, peer, reason) => this.emit('refused', endpoint, peer, reason),
+    }, options.maxRegistrations, (endpoint, identity) => this.security.refusal(endpoint, identity));
     this.sendInterface = new SendInterface(this.registrations, () => this.model, (registration, records, format) => {
       this.presence.seen(registration);
       this.emit('send', registration, records, format);
     });
     for (const event of ['registered', 'updated', 'deregistered', 'expired'] as const) this.on(event, () => this.scheduleSave());
-    this.endpoint.on('malformed', (detail: MalformedDatagram) => this.emit('malformed', detail));
-    this.endpoint.on('socketError', (error: Error) => this.emit('warning', error));
-    this.endpoint.on('handlerError', (error: Error) => this.emit('warning', error));
   }
 
-  /** Restores the saved state, then binds the socket; rejects with the bind error. */
-  async start(): Promise<Peer> {
+  /** Restores the saved state, then binds the sockets; rejects with the first bind error (having closed the others). */
+  async start(): Promise<BoundListener[]> {
     try {
       const state = await this.stateStore?.load();
       if (state) this.restore(state);
@@ -134,7 +140,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       this.isReady = true;
       this.restored();
     }
-    return this.endpoint.listen();
+    return this.coap.start();
   }
 
   /** Takes back an owner's requests that wait for sleeping devices, to hand them to its next instance. */
@@ -225,7 +231,16 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     this.observations.clear();
     this.presence.clear();
     this.registrations.clear();
-    await this.endpoint.close();
+    await this.coap.stop();
+  }
+
+  /** A DTLS connection id carried a device to a new address: requests and notifications follow it there. */
+  private followDtlsPeer(from: Peer, to: Peer): void {
+    const registration = this.registrations.getByPeer('dtls', from.address, from.port);
+    if (!registration) return;
+    this.registrations.move(registration, to.address, to.port);
+    this.observations.onMoved(registration, from);
+    this.emit('updated', registration, ['address']);
   }
 
   private gone(registration: Registration, reason: string): void {

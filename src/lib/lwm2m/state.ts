@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Peer } from '../coap/peer';
-import type { Registration } from './registration';
+import type { Registration, Transport } from './registration';
 
 /** An observation as kept across restarts: enough to match its notifications and hand it to its node again. */
 export interface PersistedObservation {
@@ -13,6 +13,8 @@ export interface PersistedObservation {
   format?: number;
   token: string;
   peer?: Peer;
+  /** Absent in state saved before DTLS: plain UDP. */
+  transport?: Transport;
 }
 
 /** A flow's request still waiting for a sleeping device, handed back to its node. */

@@ -1,0 +1,85 @@
+import dgram from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { PeerIdentity } from '../dtls/credentials';
+import type { Peer } from './peer';
+
+export type DatagramReceiver = (datagram: Buffer, peer: Peer) => void;
+
+/** What a CoAP endpoint sends and receives over: plain UDP, or a DTLS server's connections. */
+export interface DatagramTransport {
+  /** 'coap' or 'coaps': what the peers are reached by. */
+  readonly scheme: 'coap' | 'coaps';
+  /** Binds; resolves with the bound address, rejects with the bind error. */
+  listen(receive: DatagramReceiver, fail: (error: Error) => void): Promise<Peer>;
+  readonly address: Peer | undefined;
+  send(datagram: Buffer, peer: Peer): void;
+  close(): Promise<void>;
+  /** Who the peer authenticated as (secure transports only). */
+  identityOf(peer: Peer): PeerIdentity | undefined;
+}
+
+/** Binds a UDP socket; rejects with the bind error (EADDRINUSE, EADDRNOTAVAIL...) instead of throwing later. */
+export function bindUdp(address: string, port: number, receiveBufferBytes: number): Promise<dgram.Socket> {
+  const socket = dgram.createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4' });
+  return new Promise((resolve, reject) => {
+    const onBindError = (error: Error) => {
+      socket.close();
+      reject(error);
+    };
+    socket.once('error', onBindError);
+    socket.bind(port, address, () => {
+      socket.off('error', onBindError);
+      try {
+        socket.setRecvBufferSize(receiveBufferBytes);
+      } catch {
+        // Best effort: the system keeps its own size when it refuses.
+      }
+      resolve(socket);
+    });
+  });
+}
+
+export const DEFAULT_RECEIVE_BUFFER = 4 * 1024 * 1024;
+
+/** Plain CoAP over one UDP socket (NoSec). */
+export class UdpTransport implements DatagramTransport {
+  readonly scheme = 'coap';
+  private socket?: dgram.Socket;
+
+  constructor(
+    private readonly bindAddress: string,
+    private readonly port: number,
+    private readonly receiveBufferBytes = DEFAULT_RECEIVE_BUFFER,
+  ) {}
+
+  async listen(receive: DatagramReceiver, fail: (error: Error) => void): Promise<Peer> {
+    const socket = await bindUdp(this.bindAddress, this.port, this.receiveBufferBytes);
+    this.socket = socket;
+    socket.on('error', fail);
+    socket.on('message', (datagram, rinfo) => receive(datagram, { address: rinfo.address, port: rinfo.port }));
+    const bound = socket.address();
+    return { address: bound.address, port: bound.port };
+  }
+
+  get address(): Peer | undefined {
+    if (!this.socket) return undefined;
+    const bound = this.socket.address();
+    return { address: bound.address, port: bound.port };
+  }
+
+  /** Send errors arrive as the socket's 'error' event, not through a callback per datagram. */
+  send(datagram: Buffer, peer: Peer): void {
+    this.socket?.send(datagram, peer.port, peer.address);
+  }
+
+  close(): Promise<void> {
+    const socket = this.socket;
+    this.socket = undefined;
+    if (!socket) return Promise.resolve();
+    return new Promise((resolve) => socket.close(() => resolve()));
+  }
+
+  identityOf(): undefined {
+    return undefined;
+  }
+}
