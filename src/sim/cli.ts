@@ -5,11 +5,14 @@ import { SimulatedDevice } from './simulated-device';
 
 const USAGE = `usage: lwm2m-sim-device [--server coap://127.0.0.1:5683 | --bootstrap coap://127.0.0.1:5685] [--endpoint sim-device] [--count 1]
                         [--lifetime 60] [--lwm2m 1.1] [--binding U] [--queue] [--wander]
-  --wander   change the temperature /3303/0/5700 every 5 s, notifying observers`;
+                        [--server coaps://127.0.0.1:5684 --psk-identity id --psk-key hex]
+  --wander   change the temperature /3303/0/5700 every 5 s, notifying observers
+  coaps://   DTLS with the PSK given (one device: --count 1)`;
 
-function coapPeer(uri: string, defaultPort: number): { address: string; port: number } {
+function coapPeer(uri: string, defaultPort: number, secure = false): { address: string; port: number } {
   const url = new URL(uri);
-  if (url.protocol !== 'coap:') throw new Error(`only coap:// servers are supported, not ${url.protocol}`);
+  const scheme = secure ? 'coaps:' : 'coap:';
+  if (url.protocol !== scheme) throw new Error(`${scheme}// expected here, not ${url.protocol}//`);
   return { address: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || defaultPort) };
 }
 
@@ -25,6 +28,8 @@ async function main(): Promise<void> {
       binding: { type: 'string', default: 'U' },
       queue: { type: 'boolean', default: false },
       wander: { type: 'boolean', default: false },
+      'psk-identity': { type: 'string' },
+      'psk-key': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -32,7 +37,10 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const server = coapPeer(values.server!, 5683);
+  const secure = values.server!.startsWith('coaps:');
+  const server = coapPeer(values.server!, secure ? 5684 : 5683, secure);
+  if (secure && (!values['psk-identity'] || !/^([0-9a-fA-F]{2})+$/.test(values['psk-key'] ?? ''))) throw new Error('coaps:// needs --psk-identity and --psk-key (hex)');
+  const dtls = secure ? { identity: values['psk-identity']!, key: Buffer.from(values['psk-key']!, 'hex') } : undefined;
   const bootstrapServer = values.bootstrap ? coapPeer(values.bootstrap, 5685) : undefined;
   const count = Number(values.count);
   const devices: SimulatedDevice[] = [];
@@ -47,6 +55,7 @@ async function main(): Promise<void> {
       queueMode: values.queue,
       autoUpdate: true,
       bootstrapServer,
+      dtls,
     });
     await device.start();
     devices.push(device);

@@ -1,5 +1,6 @@
 import { ContentFormat, Method, OptionNumber, ResponseCode, TransmissionParameters, formatCode } from '../lib/coap/codes';
 import { blockSize, decodeBlock, encodeBlock } from '../lib/coap/block';
+import { DtlsClient, DtlsClientOptions } from '../lib/dtls/dtls-client';
 import { CoapEndpoint, IncomingRequest, OutgoingResponse, describeResponse, diagnostic } from '../lib/coap/endpoint';
 import type { CoapMessage } from '../lib/coap/message';
 import { decodeUint, findOption, pathOptions, queryOptions, stringOptions, uintOption, uintOptionOf } from '../lib/coap/options';
@@ -37,6 +38,8 @@ export interface SimulatedDeviceOptions {
   confirmableNotifications?: boolean;
   /** The bootstrap server to ask for provisioning (bootstrap()). */
   bootstrapServer?: Peer;
+  /** Talks to the server over DTLS with this PSK (the handshake is part of start()). */
+  dtls?: { identity: string; key: Buffer; connectionId?: boolean; cipherSuite?: DtlsClientOptions['cipherSuite'] };
 }
 
 /** An observation the server holds on this device. */
@@ -100,6 +103,7 @@ export class SimulatedDevice {
   readonly attributes = new Map<string, Record<string, string>>();
   readonly model = ObjectModel.builtIn();
   private readonly endpoint: CoapEndpoint;
+  private readonly dtls?: DtlsClient;
   private location?: string;
   private updateTimer?: NodeJS.Timeout;
   private readonly observers = new Map<string, Observer>();
@@ -112,7 +116,8 @@ export class SimulatedDevice {
     const server = this.objects.get(1)?.get(0);
     if (server && typeof server.get(9) === 'function') this.addServerTriggers(server);
     const address = options.address ?? (options.server.address.includes(':') ? '::1' : '127.0.0.1');
-    this.endpoint = new CoapEndpoint({ address, port: 0, transmission: options.transmission }, (request) => this.answer(request));
+    if (options.dtls) this.dtls = new DtlsClient({ ...options.dtls, address: options.server.address, port: options.server.port, localAddress: options.address });
+    this.endpoint = new CoapEndpoint({ address, port: 0, transmission: options.transmission, transport: this.dtls }, (request) => this.answer(request));
     // A Reset for a notification cancels its observation (RFC 7641 section 3.6).
     this.endpoint.on('reset', (_peer: Peer, messageId: number) => {
       const tokenKey = this.recentNotifications.get(messageId);
@@ -133,8 +138,15 @@ export class SimulatedDevice {
     return this.endpoint.address;
   }
 
+  /** Binds the socket (and completes the DTLS handshake when the device uses DTLS). */
   async start(): Promise<Peer> {
     return this.endpoint.listen();
+  }
+
+  /** Moves a DTLS device to a new local port, as a NAT rebinding does: it keeps its session only with a connection id. */
+  async rebind(): Promise<Peer> {
+    if (!this.dtls) throw new Error('rebind() is for DTLS devices');
+    return this.dtls.rebind((error) => this.endpoint.emit('socketError', error));
   }
 
   async stop(): Promise<void> {

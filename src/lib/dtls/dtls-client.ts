@@ -21,8 +21,10 @@ export interface DtlsClientOptions {
   cipherSuite?: 'TLS_PSK_WITH_AES_128_CCM_8' | 'TLS_PSK_WITH_AES_128_CBC_SHA256';
   /** Ask for connection ids (RFC 9146) both ways (default false). */
   connectionId?: boolean;
-  /** Local address to bind (default: loopback or any, after the server's family). */
+  /** Local address to bind (default: loopback, after the server's family). */
   localAddress?: string;
+  /** Local port (default: any free one). */
+  localPort?: number;
   handshakeTimeoutMs?: number;
 }
 
@@ -112,7 +114,7 @@ export class DtlsClient implements DatagramTransport {
 
   private async bind(fail: (error: Error) => void): Promise<void> {
     const local = this.options.localAddress ?? (isIPv6(this.options.address) ? '::1' : '127.0.0.1');
-    const socket = await bindUdp(local, 0, DEFAULT_RECEIVE_BUFFER);
+    const socket = await bindUdp(local, this.socket ? 0 : (this.options.localPort ?? 0), DEFAULT_RECEIVE_BUFFER);
     socket.on('error', fail);
     socket.on('message', (datagram) => this.receive(datagram));
     this.socket = socket;

@@ -26,6 +26,8 @@ export interface DtlsServerOptions {
   maxHandshakes?: number;
   /** Connections silent this long are forgotten (default 24 h; queue-mode devices sleep long). */
   idleTimeoutMs?: number;
+  /** When the table is full, a connection silent this long gives its place to a new client (default 60 s). */
+  evictIdleAfterMs?: number;
   /** Refuse clients without the extended_master_secret extension (RFC 7627; default false, as many devices lack it). */
   requireExtendedMasterSecret?: boolean;
   receiveBufferBytes?: number;
@@ -53,8 +55,6 @@ const CID_LENGTH = 8;
 const COOKIE_LENGTH = 16;
 const COOKIE_SECRET_LIFETIME_MS = 5 * 60_000;
 const SWEEP_INTERVAL_MS = 30_000;
-/** An established connection idle this long may be evicted to make room for a new one. */
-const EVICTABLE_AFTER_MS = 60_000;
 
 /**
  * A DTLS 1.2 server on one UDP socket: stateless cookie exchange, then one
@@ -77,6 +77,7 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
   private readonly maxConnections: number;
   private readonly maxHandshakes: number;
   private readonly idleTimeoutMs: number;
+  private readonly evictIdleAfterMs: number;
   private readonly cidLength: number;
 
   constructor(private readonly options: DtlsServerOptions) {
@@ -86,6 +87,7 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
     this.maxConnections = options.maxConnections ?? 100_000;
     this.maxHandshakes = options.maxHandshakes ?? 1_000;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 24 * 3600_000;
+    this.evictIdleAfterMs = options.evictIdleAfterMs ?? 60_000;
     this.cidLength = options.connectionIds === false ? 0 : CID_LENGTH;
     const allowed = options.cipherSuites ?? CIPHER_SUITES.map((suite) => suite.name);
     for (const name of allowed) if (!CIPHER_SUITES.some((suite) => suite.name === name)) throw new Error(`unsupported cipher suite ${name}`);
@@ -102,7 +104,7 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
     this.receiveData = receive;
     socket.on('error', fail);
     socket.on('message', (datagram, rinfo) => this.receive(datagram, { address: rinfo.address, port: rinfo.port }));
-    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref();
+    this.sweepTimer = setInterval(() => this.sweep(), Math.min(SWEEP_INTERVAL_MS, this.idleTimeoutMs / 2)).unref();
     const bound = socket.address();
     return { address: bound.address, port: bound.port };
   }
@@ -152,7 +154,6 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
     const previous = this.connections.get(key);
     // A client that handshakes again from the same address has lost its old connection (RFC 6347 4.2.8).
     if (previous && previous !== connection) this.discard(previous, 'replaced by a new handshake from the same address');
-    if (this.connections.size >= this.maxConnections) this.evictIdlest();
     this.connections.set(key, connection);
     this.emit('established', {
       peer: connection.peer,
@@ -239,6 +240,10 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
       this.emit('dropped', peer, `over ${this.maxHandshakes} handshakes in progress`);
       return;
     }
+    if (this.connections.size + this.handshakes.size >= this.maxConnections && !this.connections.has(key) && !handshake && !this.evictIdlest()) {
+      this.emit('dropped', peer, `connection table full (${this.maxConnections}) and no connection idle for ${this.evictIdleAfterMs} ms`);
+      return;
+    }
     if (handshake) this.discard(handshake, 'the client started over');
     const cid = this.cidLength > 0 ? this.newCid() : undefined;
     try {
@@ -284,10 +289,13 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
     if (wasEstablished) this.emit('closed', connection.peer, identity, reason);
   }
 
-  private evictIdlest(): void {
+  /** Makes room by forgetting the longest-silent connection, if it has been silent long enough; true when it did. */
+  private evictIdlest(): boolean {
     let idlest: ServerConnection | undefined;
     for (const connection of this.connections.values()) if (!idlest || connection.lastActivity < idlest.lastActivity) idlest = connection;
-    if (idlest && Date.now() - idlest.lastActivity >= EVICTABLE_AFTER_MS) this.discard(idlest, 'evicted to make room (connection table full)');
+    if (!idlest || Date.now() - idlest.lastActivity < this.evictIdleAfterMs) return false;
+    this.discard(idlest, 'evicted to make room (connection table full)');
+    return true;
   }
 
   private sweep(): void {
