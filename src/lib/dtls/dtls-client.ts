@@ -102,14 +102,18 @@ export class DtlsClient implements DatagramTransport {
     return undefined;
   }
 
-  close(): Promise<void> {
+  /** Tells the server with close_notify (sent before the socket closes), then closes the socket. */
+  async close(): Promise<void> {
     clearInterval(this.retransmitTimer);
-    if (this.established) this.transmit(this.record(ContentType.Alert, Buffer.from([AlertLevel.Warning, AlertDescription.CloseNotify]), 1));
-    this.established = false;
     const socket = this.socket;
     this.socket = undefined;
-    if (!socket) return Promise.resolve();
-    return new Promise((resolve) => socket.close(() => resolve()));
+    if (!socket) return;
+    if (this.established) {
+      const alert = this.record(ContentType.Alert, Buffer.from([AlertLevel.Warning, AlertDescription.CloseNotify]), 1);
+      await new Promise<void>((resolve) => socket.send(alert, this.options.port, this.options.address, () => resolve()));
+    }
+    this.established = false;
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
 
   private async bind(fail: (error: Error) => void): Promise<void> {
