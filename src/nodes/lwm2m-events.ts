@@ -1,6 +1,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage } from 'node-red';
 import { Registration, registrationToJson } from '../lib/lwm2m/registration';
 import type { MalformedDatagram } from '../lib/coap/endpoint';
+import type { Peer } from '../lib/coap/peer';
 import { namedRecords, recordsToPayload } from '../lib/content/payload';
 import type { ContentRecord } from '../lib/content/values';
 import { Lwm2mPath } from '../lib/model/path';
@@ -17,6 +18,8 @@ interface EventsNodeDef extends NodeDef {
   sleeping?: boolean;
   send?: boolean;
   rejected?: boolean;
+  /** Security refusals (4.03) and failed DTLS handshakes. */
+  security?: boolean;
 }
 
 type EventName = 'registered' | 'updated' | 'deregistered' | 'expired' | 'awake' | 'sleeping' | 'send';
@@ -54,6 +57,10 @@ export = function register(RED: NodeAPI): void {
         }),
       malformed: (detail: MalformedDatagram) =>
         this.send({ topic: 'rejected', event: 'rejected', payload: { ...detail.peer, reason: detail.reason } } as NodeMessage),
+      refused: (endpoint: string, peer: Peer, reason: string) =>
+        this.send({ topic: 'refused', event: 'refused', endpoint, payload: { endpoint, ...peer, reason } } as NodeMessage),
+      handshakeFailed: (peer: Peer, reason: string) =>
+        this.send({ topic: 'handshakeFailed', event: 'handshakeFailed', payload: { ...peer, reason } } as NodeMessage),
     };
     // Events default to on, so flows saved before an option existed keep their behaviour.
     if (def.registered !== false) server.on('registered', listeners.registered);
@@ -64,6 +71,10 @@ export = function register(RED: NodeAPI): void {
     if (def.sleeping === true) server.on('sleeping', listeners.sleeping);
     if (def.send !== false) server.on('send', listeners.send);
     if (def.rejected === true) server.on('malformed', listeners.malformed);
+    if (def.security === true) {
+      server.on('refused', listeners.refused);
+      server.on('handshakeFailed', listeners.handshakeFailed);
+    }
     host.register(this, { followStatus: true });
 
     this.on('close', (_removed: boolean, done: () => void) => {
@@ -75,6 +86,8 @@ export = function register(RED: NodeAPI): void {
       server.off('sleeping', listeners.sleeping);
       server.off('send', listeners.send);
       server.off('malformed', listeners.malformed);
+      server.off('refused', listeners.refused);
+      server.off('handshakeFailed', listeners.handshakeFailed);
       host.deregister(this);
       done();
     });

@@ -60,8 +60,8 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
 
   /** Sets an endpoint's configuration; its bootstrap account (if secure) says how the device must authenticate here. */
   setConfig(endpoint: string, config: BootstrapConfig): void {
-    const security = bootstrapSecurity(config);
     try {
+      const security = bootstrapSecurity(config);
       if (security) this.security.set(endpoint, security);
       else this.security.remove(endpoint);
     } catch (error) {
