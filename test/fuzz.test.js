@@ -19,8 +19,17 @@ const { BootstrapServer } = require('../dist/lib/bootstrap/bootstrap-server');
 const { encode, decode } = require('../dist/lib/coap/message');
 const { codeClass } = require('../dist/lib/coap/codes');
 const { freePort, RawPeer } = require('./support/udp');
+const { parseRecords } = require('../dist/lib/dtls/record');
+const { parseClientHello } = require('../dist/lib/dtls/hello-messages');
+const { parseFragments, HandshakeReassembler } = require('../dist/lib/dtls/handshake-framing');
+const { parseCertificateMessage, parsePskIdentity, parseCertificateVerify } = require('../dist/lib/dtls/key-exchange');
+const { RecordCipher, CIPHER_SUITES } = require('../dist/lib/dtls/record-protection');
+const { DtlsDecodeError } = require('../dist/lib/dtls/bytes');
+const { DtlsAlertError } = require('../dist/lib/dtls/credentials');
 
 const RUNS = Number(process.env.FUZZ_RUNS || 2000);
+/** For parsers that must not throw at all. */
+class NeverThrown extends Error {}
 const model = ObjectModel.builtIn();
 
 /** Runs parse on every generated input; only the expected error class may escape. */
@@ -71,6 +80,28 @@ describe('fuzzing the parsers', function () {
 
   it('Read-Composite paths: only ContentError', () => {
     onlyThrows(fc.tuple(fc.uint8Array({ maxLength: 60 }), fc.constantFrom(110, 112)), ([bytes, format]) => decodeSenmlPaths(Buffer.from(bytes), format), ContentError);
+  });
+
+  it('DTLS records, handshake messages and protected records: only DtlsDecodeError (or an alert), never a crash', () => {
+    const bytes = fc.uint8Array({ maxLength: 200 }).map((array) => Buffer.from(array));
+    for (const cidLength of [0, 8]) onlyThrows(bytes, (datagram) => parseRecords(datagram, cidLength), DtlsDecodeError);
+    for (const parse of [parseClientHello, parseFragments, parsePskIdentity]) onlyThrows(bytes, parse, DtlsDecodeError);
+    onlyThrows(bytes, (body) => parseCertificateMessage(body, 0), DtlsDecodeError);
+    onlyThrows(bytes, (body) => {
+      try {
+        parseCertificateVerify(body);
+      } catch (error) {
+        if (!(error instanceof DtlsAlertError)) throw error; // an unknown signature algorithm gets illegal_parameter
+      }
+    }, DtlsDecodeError);
+    onlyThrows(bytes, (fragment) => new HandshakeReassembler(0, 1024).add(parseFragments(fragment)), DtlsDecodeError);
+    for (const suite of CIPHER_SUITES) {
+      const { client } = RecordCipher.fromKeyBlock(suite, Buffer.alloc(96, 7));
+      onlyThrows(fc.tuple(bytes, fc.boolean()), ([fragment, cid]) => {
+        const opened = client.open({ type: cid ? 25 : 23, version: 0xfefd, epoch: 1, sequence: 1, cid: cid ? Buffer.alloc(8) : undefined, fragment });
+        assert.equal(opened, undefined, 'random bytes never authenticate');
+      }, NeverThrown);
+    }
   });
 
   describe('random msgs into every LwM2M node', () => {
