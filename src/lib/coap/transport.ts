@@ -41,6 +41,13 @@ export function bindUdp(address: string, port: number, receiveBufferBytes: numbe
 
 export const DEFAULT_RECEIVE_BUFFER = 4 * 1024 * 1024;
 
+/** Where a socket is bound; undefined once it is closed (or before it is bound). */
+export function boundAddress(socket: dgram.Socket | undefined): Peer | undefined {
+  if (!socket) return undefined;
+  const bound = socket.address();
+  return { address: bound.address, port: bound.port };
+}
+
 /** Plain CoAP over one UDP socket (NoSec). */
 export class UdpTransport implements DatagramTransport {
   readonly scheme = 'coap';
@@ -57,14 +64,11 @@ export class UdpTransport implements DatagramTransport {
     this.socket = socket;
     socket.on('error', fail);
     socket.on('message', (datagram, rinfo) => receive(datagram, { address: rinfo.address, port: rinfo.port }));
-    const bound = socket.address();
-    return { address: bound.address, port: bound.port };
+    return boundAddress(socket) as Peer;
   }
 
   get address(): Peer | undefined {
-    if (!this.socket) return undefined;
-    const bound = this.socket.address();
-    return { address: bound.address, port: bound.port };
+    return boundAddress(this.socket);
   }
 
   /** Send errors arrive as the socket's 'error' event, not through a callback per datagram. */

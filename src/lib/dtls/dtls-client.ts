@@ -2,7 +2,7 @@ import type dgram from 'node:dgram';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { Peer } from '../coap/peer';
-import { DEFAULT_RECEIVE_BUFFER, DatagramReceiver, DatagramTransport, bindUdp } from '../coap/transport';
+import { DEFAULT_RECEIVE_BUFFER, DatagramReceiver, DatagramTransport, bindUdp, boundAddress } from '../coap/transport';
 import { ByteReader, DtlsDecodeError, uint16, uint16Vector, uint8Vector } from './bytes';
 import { AlertDescription, AlertLevel, ContentType, DTLS_1_2, ExtensionType, HandshakeType, alertName } from './constants';
 import { HandshakeMessage, HandshakeReassembler, encodeHandshake, parseFragments } from './handshake-framing';
@@ -89,9 +89,7 @@ export class DtlsClient implements DatagramTransport {
   }
 
   get address(): Peer | undefined {
-    if (!this.socket) return undefined;
-    const bound = this.socket.address();
-    return { address: bound.address, port: bound.port };
+    return boundAddress(this.socket);
   }
 
   send(datagram: Buffer): void {

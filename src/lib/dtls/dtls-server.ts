@@ -2,7 +2,7 @@ import type dgram from 'node:dgram';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { TypedEmitter } from '../typed-emitter';
 import { Peer, peerKey } from '../coap/peer';
-import { DEFAULT_RECEIVE_BUFFER, DatagramReceiver, DatagramTransport, bindUdp } from '../coap/transport';
+import { DEFAULT_RECEIVE_BUFFER, DatagramReceiver, DatagramTransport, bindUdp, boundAddress } from '../coap/transport';
 import { DtlsDecodeError } from './bytes';
 import { AlertDescription, AlertLevel, ContentType, HandshakeType } from './constants';
 import { DtlsAlertError, DtlsCredentials, PeerIdentity } from './credentials';
@@ -105,14 +105,11 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
     socket.on('error', fail);
     socket.on('message', (datagram, rinfo) => this.receive(datagram, { address: rinfo.address, port: rinfo.port }));
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(SWEEP_INTERVAL_MS, this.idleTimeoutMs / 2)).unref();
-    const bound = socket.address();
-    return { address: bound.address, port: bound.port };
+    return boundAddress(socket) as Peer;
   }
 
   get address(): Peer | undefined {
-    if (!this.socket) return undefined;
-    const bound = this.socket.address();
-    return { address: bound.address, port: bound.port };
+    return boundAddress(this.socket);
   }
 
   get connectionCount(): number {
