@@ -331,6 +331,20 @@ describe('DTLS 1.2 server', function () {
       }
     });
 
+    it('recovers lost flights: the server repeats its flight when the client repeats its own, and on its timer', async () => {
+      server = await echoServer();
+      // Server datagrams: 0 HelloVerifyRequest, 1 ServerHello flight, 2 the final ChangeCipherSpec and Finished.
+      for (const dropFromServer of [[1], [2], [1, 2]]) {
+        const relay = await UnreliableRelay.open(server.port, { duplicate: false, reorder: false, dropFromServer });
+        const client = await connect(relay.port);
+        assert.equal(await roundTrip(client, 'through'), 'echo:through');
+        assert.equal(relay.dropped, dropFromServer.length);
+        await client.close();
+        await relay.close();
+      }
+      assert.deepEqual(server.failures, []);
+    });
+
     it('drops replayed, tampered, truncated and oversized records without harm to the session', async () => {
       server = await echoServer();
       const client = await connect(server.port);

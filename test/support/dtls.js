@@ -58,11 +58,13 @@ function runPeer(command, args, { input, timeoutMs = 10_000 } = {}) {
 
 /**
  * A UDP relay between one client and a server that misbehaves the way
- * networks do: every datagram duplicated, and pairs swapped in order.
+ * networks do: every datagram duplicated, pairs swapped in order, and the
+ * server's datagrams whose numbers (from 0) are in dropFromServer lost.
  */
 class UnreliableRelay {
-  static async open(serverPort, { duplicate = true, reorder = true } = {}) {
+  static async open(serverPort, { duplicate = true, reorder = true, dropFromServer = [] } = {}) {
     const relay = new UnreliableRelay(serverPort, duplicate, reorder);
+    relay.dropFromServer = new Set(dropFromServer);
     await new Promise((resolve) => relay.socket.bind(0, '127.0.0.1', resolve));
     relay.port = relay.socket.address().port;
     return relay;
@@ -75,10 +77,16 @@ class UnreliableRelay {
     this.socket = dgram.createSocket('udp4');
     this.held = undefined;
     this.forwarded = 0;
+    this.fromServer = 0;
+    this.dropped = 0;
     this.socket.on('message', (datagram, rinfo) => {
       const toServer = rinfo.port !== this.serverPort;
       if (toServer) this.client = rinfo.port;
       const target = toServer ? this.serverPort : this.client;
+      if (!toServer && this.dropFromServer.has(this.fromServer++)) {
+        this.dropped++;
+        return;
+      }
       this.pass(datagram, target);
     });
   }
