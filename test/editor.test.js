@@ -76,7 +76,7 @@ describe('editor: the LwM2M devices panel in Chromium', function () {
       return $('.lwm2m-device[data-endpoint="panel-device"]').is(':visible');
     }, null, { timeout: 20000, polling: 500 });
     const deviceRow = page.locator('.lwm2m-device[data-endpoint="panel-device"]');
-    assert.match(await deviceRow.innerText(), /127\.0\.0\.1:\d+ · U · LwM2M 1\.1/);
+    assert.match(await deviceRow.innerText(), /127\.0\.0\.1:\d+ · NoSec · U · LwM2M 1\.1/);
 
     await deviceRow.locator('.lwm2m-endpoint').click();
     assert.match(await deviceRow.locator('.lwm2m-object[data-path="/3303"]').innerText(), /\/3303 Temperature/);
