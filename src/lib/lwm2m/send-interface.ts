@@ -16,7 +16,7 @@ export class SendInterface {
   constructor(
     private readonly store: RegistrationStore,
     private readonly model: () => ObjectModel,
-    private readonly sent: (registration: Registration, records: ContentRecord[], contentFormat: number) => void,
+    private readonly sent: (registration: Registration, records: ContentRecord[], contentFormat: number, raw: Buffer) => void,
   ) {}
 
   /** Answers POST /dp; undefined for other paths. */
@@ -39,7 +39,7 @@ export class SendInterface {
       throw error;
     }
     if (records.length === 0) throw new CoapRequestError(ResponseCode.BadRequest, 'Send carries no values');
-    this.sent(registration, records, format);
+    this.sent(registration, records, format, request.payload);
     return { code: ResponseCode.Changed };
   }
 }

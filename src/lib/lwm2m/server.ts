@@ -46,7 +46,7 @@ export type Lwm2mServerEvents = {
   /** A queue-mode device stayed silent for the awake time. */
   sleeping: [registration: Registration];
   /** Values a device reported with the Send operation. */
-  send: [registration: Registration, records: ContentRecord[], contentFormat: number];
+  send: [registration: Registration, records: ContentRecord[], contentFormat: number, raw: Buffer];
   /** A registration, update or Send refused (4.03) for its credentials, with the reason (never a key). */
   refused: [endpoint: string, peer: Peer, reason: string];
   /** A DTLS handshake that failed, with the reason (never a key). */
@@ -122,9 +122,9 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       },
       refused: (endpoint, peer, reason) => this.emit('refused', endpoint, peer, reason),
     }, options.maxRegistrations, (endpoint, identity) => this.security.refusal(endpoint, identity));
-    this.sendInterface = new SendInterface(this.registrations, () => this.model, (registration, records, format) => {
+    this.sendInterface = new SendInterface(this.registrations, () => this.model, (registration, records, format, raw) => {
       this.presence.seen(registration);
-      this.emit('send', registration, records, format);
+      this.emit('send', registration, records, format, raw);
     });
     for (const event of ['registered', 'updated', 'deregistered', 'expired'] as const) this.on(event, () => this.scheduleSave());
   }
