@@ -6,6 +6,7 @@ const helper = require('node-red-node-test-helper');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { freePort } = require('./support/udp');
 const { load, nextMessage } = require('./support/flow');
+const { FakeCse } = require('./support/fake-cse');
 
 const NODES = [
   require('../dist/nodes/lwm2m-server.js'),
@@ -14,6 +15,7 @@ const NODES = [
   require('../dist/nodes/lwm2m-observe.js'),
   require('../dist/nodes/lwm2m-bootstrap-server.js'),
   require('../dist/nodes/lwm2m-bootstrap.js'),
+  require('../dist/nodes/lwm2m-onem2m.js'),
   require('@node-red/nodes/core/common/25-catch.js'),
   require('@node-red/nodes/core/common/20-inject.js'),
   require('@node-red/nodes/core/common/90-comment.js'),
@@ -22,7 +24,7 @@ const NODES = [
 const examplesDir = path.join(__dirname, '..', 'examples');
 
 /** Loads an example as Node-RED would import it, on a free port, with debug and function nodes as test probes. */
-async function loadExample(file, port, bsPort) {
+async function loadExample(file, port, bsPort, cseUrl) {
   const flow = JSON.parse(fs.readFileSync(path.join(examplesDir, file), 'utf8'));
   const tab = flow.find((n) => n.z).z;
   const nodes = flow.map((node) => {
@@ -31,6 +33,7 @@ async function loadExample(file, port, bsPort) {
       const endpoints = node.endpoints.map((entry) => ({ ...entry, uri: entry.uri.replace(':5683', `:${port}`) }));
       return { ...node, port: String(bsPort), endpoints };
     }
+    if (node.type === 'lwm2m-onem2m') return { ...node, cseUrl };
     if (node.type === 'debug' || node.type === 'function') return { id: node.id, z: node.z, type: 'helper', name: node.name, wires: [] };
     return node;
   });
@@ -138,6 +141,23 @@ describe('example flows', () => {
     assert.equal(JSON.stringify(stored).includes('000102030405'), false);
     probe(flow, 'remove streetlight-42').receive({});
     assert.deepEqual((await next(probe(flow, 'stored'))).payload, { removed: true });
+  });
+
+  it('mirror-to-onem2m.json mirrors a registering device and its temperature into the CSE', async () => {
+    const cse = await FakeCse.start();
+    try {
+      const flow = await loadExample('mirror-to-onem2m.json', port, undefined, cse.url);
+      const output = next(probe(flow, 'interworking'));
+      await device.register();
+      const msg = await output;
+      assert.deepEqual([msg.topic, msg.endpoint], ['mirrored', 'my-sensor']);
+      assert.ok(cse.get('cse-in/my-sensor/3303/0'));
+      const deadline = Date.now() + 5000;
+      while (!cse.children('cse-in/my-sensor/3303/0/5700').some((r) => r.con === '21.5') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(cse.children('cse-in/my-sensor/3303/0/5700').some((r) => r.con === '21.5'), 'the observed temperature is stored');
+    } finally {
+      await cse.stop();
+    }
   });
 
   it('log-registrations.json sends every registration event', async () => {

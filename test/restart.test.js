@@ -56,7 +56,7 @@ describe('Node-RED restart', function () {
     child = await startNodeRed(userDir, httpPort);
     // Addressable at once, without a new registration.
     const read = await fetch(`http://127.0.0.1:${httpPort}/lwm2m-red/servers/srv1/devices/survivor/read?path=/3/0/9`).then((r) => r.json());
-    assert.equal(read.payload, 100);
+    assert.equal(read.payload, 100, JSON.stringify(read));
     const devices = await fetch(`http://127.0.0.1:${httpPort}/lwm2m-red/servers/srv1/devices`).then((r) => r.json());
     assert.equal(devices[0].location, location);
 

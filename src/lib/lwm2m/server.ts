@@ -80,7 +80,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   private saving: Promise<void> = Promise.resolve();
   private restored!: () => void;
   private isReady = false;
-  /** Resolves once the saved state is back (or there was none): nodes adopt their observations and requests then. */
+  /** Resolves once the saved state is back (or there was none) and the sockets are bound: nodes adopt their observations and requests then. */
   readonly ready = new Promise<void>((resolve) => (this.restored = resolve));
 
   constructor(options: Lwm2mServerOptions) {
@@ -136,11 +136,14 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       if (state) this.restore(state);
     } catch (error) {
       this.emit('warning', new Error(`saved state not restored: ${(error as Error).message}`));
+    }
+    // Requests from flows wait for ready: by then the sockets are bound (or failed to bind).
+    try {
+      return await this.coap.start();
     } finally {
       this.isReady = true;
       this.restored();
     }
-    return this.coap.start();
   }
 
   /** Takes back an owner's requests that wait for sleeping devices, to hand them to its next instance. */
