@@ -14,6 +14,7 @@ const { buildObjectTree } = require('../dist/sim/object-tree');
 const { once } = require('./support/udp');
 const { requireTool } = require('./support/tools');
 const { makePki, runPeer } = require('./support/dtls');
+const { until } = require('./support/wait');
 
 const FAST = { ackTimeoutMs: 200, maxRetransmit: 2 };
 const KEY = Buffer.from('lwm2m-psk-of-meter-1');
@@ -67,7 +68,7 @@ describe('LwM2M over DTLS', function () {
       ended: () => undefined,
     });
     await meter.setResource('/3303/0/5700', 31.5);
-    await waitFor(() => notifications.includes(31.5));
+    await until(() => notifications.includes(31.5));
     await meter.deregister();
     assert.equal(server.registrations.size, 0);
   });
@@ -119,7 +120,7 @@ describe('LwM2M over DTLS', function () {
     const meter = await device('meter-1', { identity: 'meter-1-id', key: KEY });
     await meter.register();
     await meter.stop();
-    await waitFor(() => server.coap.dtls.connectionCount === 0);
+    await until(() => server.coap.dtls.connectionCount === 0);
     const started = Date.now();
     await assert.rejects(server.send('meter-1', new ReadRequest(Lwm2mPath.parse('/3/0/0'))), (error) => error.kind === 'no-session');
     assert.ok(Date.now() - started < 500);
@@ -225,10 +226,3 @@ describe('LwM2M over DTLS', function () {
   });
 });
 
-async function waitFor(predicate, timeoutMs = 3000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

@@ -9,6 +9,7 @@ const { ecPrivateKey, parseCertificates, parsePublicKey } = require('../dist/lib
 const { RawPeer, once } = require('./support/udp');
 const { requireTool } = require('./support/tools');
 const { makePki, runPeer, UnreliableRelay } = require('./support/dtls');
+const { holdsWithin } = require('./support/wait');
 
 const PSK = { dev1: Buffer.from('secret-key-of-dev1'), dev2: Buffer.from('0123456789abcdef') };
 const pskKey = (identity) => PSK[identity];
@@ -42,19 +43,10 @@ async function connect(port, options = {}) {
   return client;
 }
 
-async function until(predicate, timeoutMs = 3000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return true;
-}
-
 async function roundTrip(client, text) {
   const before = client.inbox.length;
   client.send(Buffer.from(text));
-  return (await until(() => client.inbox.length > before, 1500)) ? client.inbox[client.inbox.length - 1] : undefined;
+  return (await holdsWithin(() => client.inbox.length > before, 1500)) ? client.inbox[client.inbox.length - 1] : undefined;
 }
 
 /** ClientHello bytes in a record, built by hand so tests can send what no client library would. */
@@ -254,7 +246,7 @@ describe('DTLS 1.2 server', function () {
       assert.equal(await roundTrip(third, 'in'), 'echo:in');
       assert.equal(await roundTrip(first, 'evicted?'), undefined, 'the idlest connection made room');
       assert.equal(await roundTrip(second, 'kept'), 'echo:kept');
-      assert.ok(await until(() => server.connectionCount === 0, 3000), 'idle connections are forgotten');
+      assert.ok(await holdsWithin(() => server.connectionCount === 0, 3000), 'idle connections are forgotten');
       for (const client of [first, second, third]) await client.close();
     });
 
@@ -305,7 +297,7 @@ describe('DTLS 1.2 server', function () {
         const cookie = cookieOf(await peer.exchange(clientHelloRecord({ random }), server.port));
         await peer.send(clientHelloRecord({ random, cookie, messageSeq: 1, recordSeq: 1 }), server.port);
       }
-      await until(() => server.dropped.length >= 2);
+      await holdsWithin(() => server.dropped.length >= 2);
       assert.equal(server.handshakeCount, 3);
       assert.deepEqual(server.dropped, ['over 3 handshakes in progress', 'over 3 handshakes in progress']);
       const client = await connect(server.port, { handshakeTimeoutMs: 1000 }).catch((error) => error);
@@ -323,7 +315,7 @@ describe('DTLS 1.2 server', function () {
         server.received = [];
         const client = await connect(relay.port, { cipherSuite, connectionId });
         for (let i = 0; i < 10; i++) client.send(Buffer.from(`m${i}`));
-        await until(() => server.received.length >= 10);
+        await holdsWithin(() => server.received.length >= 10);
         await new Promise((resolve) => setTimeout(resolve, 100));
         assert.deepEqual([...server.received].sort(), ['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9'], 'each once, duplicates dropped by the replay window');
         await client.close();

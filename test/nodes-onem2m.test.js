@@ -7,17 +7,10 @@ const { helper, load, nextMessage } = require('./support/flow');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { freePort } = require('./support/udp');
 const { FakeCse, createCommand } = require('./support/fake-cse');
+const { until } = require('./support/wait');
 const { freeTcpPort, startNodeRed, stopNodeRed } = require('./support/node-red-process');
 
 const FAST = { ackTimeoutMs: 200, maxRetransmit: 2 };
-
-async function until(predicate, timeoutMs = 8000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('Node-RED: oneM2M interworking nodes', function () {
   this.timeout(60_000);
@@ -76,7 +69,7 @@ describe('Node-RED: oneM2M interworking nodes', function () {
     do msg = await nextMessage(helper.getNode('out'), 10_000);
     while (msg.topic !== 'reachability');
     assert.equal(msg.payload.reachable, true);
-    await until(() => cse.get('cse-in/flow-meter') === undefined);
+    await until(() => cse.get('cse-in/flow-meter') === undefined, 10_000, 'the de-registration that waited');
   });
 
   it('reports a missing server and invalid settings on the config node', async () => {

@@ -7,6 +7,7 @@ const { Lwm2mIpe, parseCommand } = require('../dist/lib/onem2m/ipe');
 const { lwm2mCodeFor, describeOutcome } = require('../dist/lib/onem2m/response-codes');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { FakeCse, createCommand } = require('./support/fake-cse');
+const { until } = require('./support/wait');
 
 const FAST = { ackTimeoutMs: 200, maxRetransmit: 2 };
 
@@ -29,14 +30,6 @@ async function notificationReceiver(ipe) {
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, url: `http://127.0.0.1:${server.address().port}/notify` };
-}
-
-async function until(predicate, timeoutMs = 5000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('oneM2M interworking (IPE, TS-0014)', function () {

@@ -9,14 +9,7 @@ const WebSocket = require('ws');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { freePort } = require('./support/udp');
 const { freeTcpPort, startNodeRed, stopNodeRed } = require('./support/node-red-process');
-
-async function until(predicate, what, timeoutMs = 10000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+const { until } = require('./support/wait');
 
 describe('Node-RED restart', function () {
   this.timeout(90000);
@@ -46,7 +39,7 @@ describe('Node-RED restart', function () {
     device = new SimulatedDevice({ endpoint: 'survivor', server: { address: '127.0.0.1', port: lwm2mPort }, lifetime: 300 });
     await device.start();
     const location = await device.register();
-    await until(() => device.observations.length === 1, 'the observation');
+    await until(() => device.observations.length === 1, 10_000, 'the observation');
 
     await stopNodeRed(child);
     const saved = JSON.parse(fs.readFileSync(path.join(userDir, 'lwm2m-state', 'srv1.json'), 'utf8'));
@@ -70,7 +63,7 @@ describe('Node-RED restart', function () {
     });
     await new Promise((resolve) => setTimeout(resolve, 300));
     await device.setResource('/3303/0/5700', 23.5);
-    await until(() => debug.some((m) => m.msg === '23.5'), 'the notification in the debug sidebar');
+    await until(() => debug.some((m) => m.msg === '23.5'), 10_000, 'the notification in the debug sidebar');
     assert.equal(device.observations.length, 1, 'one observation, accepted after the restart');
     await device.update();
     ws.close();
