@@ -45,6 +45,38 @@ export interface BlockTransfer {
 }
 
 /**
+ * The message ids of one deduplication generation with their answers. Most
+ * peers send one request at a time, so the first id is kept inline and a map
+ * only comes with a second one.
+ */
+class DedupGeneration {
+  private firstId = -1;
+  private firstAnswer: Buffer | null = null;
+  private more?: Map<number, Buffer | null>;
+
+  get size(): number {
+    return (this.firstId >= 0 ? 1 : 0) + (this.more?.size ?? 0);
+  }
+
+  get(messageId: number): Buffer | null | undefined {
+    return messageId === this.firstId ? this.firstAnswer : this.more?.get(messageId);
+  }
+
+  has(messageId: number): boolean {
+    return messageId === this.firstId || (this.more?.has(messageId) ?? false);
+  }
+
+  set(messageId: number, answer: Buffer | null): void {
+    if (this.firstId < 0 || messageId === this.firstId) {
+      this.firstId = messageId;
+      this.firstAnswer = answer;
+    } else {
+      (this.more ??= new Map()).set(messageId, answer);
+    }
+  }
+}
+
+/**
  * What the endpoint keeps per remote address and port: message ids for
  * deduplication, its own message id counter, and the exchanges in flight.
  * Matching by peer first is what keeps one device's ids and tokens from
@@ -55,13 +87,26 @@ export class PeerState {
   // Message ids only need to differ between exchanges, not to be unguessable (tokens are): no CSPRNG call per peer.
   private nextMessageId = Math.floor(Math.random() * 0x10000);
   /** Received message id -> the datagram sent in answer (PENDING while the handler runs). */
-  private recent = new Map<number, Buffer | null>();
-  private older = new Map<number, Buffer | null>();
-  readonly exchangesByMessageId = new Map<number, Exchange>();
-  readonly exchangesByToken = new Map<string, Exchange>();
-  /** Tokens of the observations this peer notifies; anything else it sends as a notification gets a Reset. */
-  readonly observations = new Map<string, NotificationHandler>();
+  private recent = new DedupGeneration();
+  private older?: DedupGeneration;
+  // Most peers are devices that only register and update: the maps for exchanges and observations come with first use.
+  private byMessageId?: Map<number, Exchange>;
+  private byToken?: Map<string, Exchange>;
+  private observed?: Map<string, NotificationHandler>;
   blockTransfer?: BlockTransfer;
+
+  get exchangesByMessageId(): Map<number, Exchange> {
+    return (this.byMessageId ??= new Map());
+  }
+
+  get exchangesByToken(): Map<string, Exchange> {
+    return (this.byToken ??= new Map());
+  }
+
+  /** Tokens of the observations this peer notifies; anything else it sends as a notification gets a Reset. */
+  get observations(): Map<string, NotificationHandler> {
+    return (this.observed ??= new Map());
+  }
 
   constructor(
     readonly address: string,
@@ -80,7 +125,7 @@ export class PeerState {
   /** undefined: never seen; PENDING: seen, no answer yet; Buffer: the answer to repeat. */
   seen(messageId: number): Buffer | null | undefined {
     const answer = this.recent.get(messageId);
-    return answer !== undefined ? answer : this.older.get(messageId);
+    return answer !== undefined ? answer : this.older?.get(messageId);
   }
 
   remember(messageId: number, answer: Buffer | null): void {
@@ -91,16 +136,16 @@ export class PeerState {
   /** Ages the dedup generations; entries survive one to two rotations. */
   rotate(): void {
     this.older = this.recent;
-    this.recent = new Map();
+    this.recent = new DedupGeneration();
   }
 
   isIdle(): boolean {
     return (
       this.recent.size === 0 &&
-      this.older.size === 0 &&
-      this.exchangesByMessageId.size === 0 &&
-      this.exchangesByToken.size === 0 &&
-      this.observations.size === 0 &&
+      !this.older?.size &&
+      !this.byMessageId?.size &&
+      !this.byToken?.size &&
+      !this.observed?.size &&
       this.blockTransfer === undefined
     );
   }

@@ -64,7 +64,7 @@ export function parseRegisterRequest(queries: string[], payload: Buffer, content
 }
 
 export type UpdateRequest = Partial<Pick<ClientDescription, 'lifetime' | 'binding' | 'smsNumber' | 'queueMode'>> &
-  Partial<Pick<ClientDescription, 'rootPath' | 'objects' | 'contentFormats' | 'links'>>;
+  Partial<Pick<ClientDescription, 'rootPath' | 'objects' | 'contentFormats'>>;
 
 /** Reads an Update request (POST /rd/{id}?lt=...): only what the client sent. */
 export function parseUpdateRequest(queries: string[], payload: Buffer, contentFormat: number | undefined): UpdateRequest {
@@ -136,7 +136,7 @@ function isRootLink(link: Link): boolean {
 }
 
 /** Turns the object links into the root path, content formats and object list. */
-export function describeObjects(links: Link[]): Pick<ClientDescription, 'rootPath' | 'objects' | 'contentFormats' | 'links'> {
+export function describeObjects(links: Link[]): Pick<ClientDescription, 'rootPath' | 'objects' | 'contentFormats'> {
   const rootLink = links.find(isRootLink) ?? links.find((link) => link.path === '/');
   const rootPath = rootLink ? normalizeRoot(rootLink.path) : '/';
   const prefix = rootPath === '/' ? '' : rootPath;
@@ -168,7 +168,6 @@ export function describeObjects(links: Link[]): Pick<ClientDescription, 'rootPat
     rootPath,
     objects: [...objects.values()].sort((a, b) => a.id - b.id),
     contentFormats: rootLink ? parseContentFormats(rootLink) : [],
-    links,
   };
 }
 

@@ -4,8 +4,8 @@ import { Registration, expiresAt } from './registration';
 
 const ID_BYTES = 6;
 
-/** setTimeout cannot wait longer than 2^31-1 ms; longer lifetimes re-arm. */
-const MAX_TIMER_MS = 0x7fffffff;
+/** Expiry is checked this often: registrations are grouped by the tick they expire in, one timer for all. */
+const TICK_MS = 100;
 
 /**
  * The registrations of one server, by endpoint name and by registration id,
@@ -16,7 +16,11 @@ export class RegistrationStore {
   private readonly byId = new Map<string, Registration>();
   /** By "address:port", for requests that name no registration (Send). */
   private readonly byPeer = new Map<string, Registration>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Tick number -> the registrations that expire in it. */
+  private readonly expiring = new Map<number, Set<Registration>>();
+  private readonly tickOf = new Map<string, number>();
+  private sweptTick = 0;
+  private sweepTimer?: NodeJS.Timeout;
   private readonly idPool = Buffer.alloc(ID_BYTES * 512);
   private idPoolOffset = this.idPool.length;
 
@@ -87,31 +91,57 @@ export class RegistrationStore {
     this.byEndpoint.delete(registration.endpoint);
     const key = transportKey(registration.transport, registration.address, registration.port);
     if (this.byPeer.get(key) === registration) this.byPeer.delete(key);
-    clearTimeout(this.timers.get(registration.id));
-    this.timers.delete(registration.id);
+    this.unschedule(registration);
     return true;
   }
 
   clear(): void {
-    for (const timer of this.timers.values()) clearTimeout(timer);
-    this.timers.clear();
+    clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.expiring.clear();
+    this.tickOf.clear();
     this.byId.clear();
     this.byEndpoint.clear();
     this.byPeer.clear();
   }
 
   private schedule(registration: Registration): void {
-    clearTimeout(this.timers.get(registration.id));
-    const delay = Math.max(0, expiresAt(registration) - Date.now());
-    const timer = setTimeout(() => {
-      if (Date.now() < expiresAt(registration)) {
-        this.schedule(registration);
-        return;
+    this.unschedule(registration);
+    if (!this.sweepTimer) {
+      this.sweptTick = Math.floor(Date.now() / TICK_MS);
+      this.sweepTimer = setInterval(() => this.sweep(), TICK_MS).unref();
+    }
+    const tick = Math.max(Math.ceil(expiresAt(registration) / TICK_MS), this.sweptTick + 1);
+    let group = this.expiring.get(tick);
+    if (!group) {
+      group = new Set();
+      this.expiring.set(tick, group);
+    }
+    group.add(registration);
+    this.tickOf.set(registration.id, tick);
+  }
+
+  private unschedule(registration: Registration): void {
+    const tick = this.tickOf.get(registration.id);
+    if (tick === undefined) return;
+    this.tickOf.delete(registration.id);
+    const group = this.expiring.get(tick);
+    group?.delete(registration);
+    if (group?.size === 0) this.expiring.delete(tick);
+  }
+
+  private sweep(): void {
+    const now = Math.floor(Date.now() / TICK_MS);
+    for (let tick = this.sweptTick + 1; tick <= now; tick++) {
+      const group = this.expiring.get(tick);
+      if (!group) continue;
+      this.expiring.delete(tick);
+      for (const registration of group) {
+        this.tickOf.delete(registration.id);
+        if (this.remove(registration)) this.onExpired(registration);
       }
-      if (this.remove(registration)) this.onExpired(registration);
-    }, Math.min(delay, MAX_TIMER_MS));
-    timer.unref();
-    this.timers.set(registration.id, timer);
+    }
+    this.sweptTick = now;
   }
 }
 

@@ -1,4 +1,3 @@
-import type { Link } from './link-format';
 import type { PeerIdentity } from '../dtls/credentials';
 
 export type Transport = 'udp' | 'dtls';
@@ -23,7 +22,6 @@ export interface ClientDescription {
   objects: ObjectInfo[];
   /** Content formats the client supports, from the "ct" attribute of its root link. */
   contentFormats: number[];
-  links: Link[];
 }
 
 export interface Registration extends ClientDescription {
