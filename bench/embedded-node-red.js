@@ -20,8 +20,10 @@ async function startNodeRed() {
     flowFile: 'flows.json',
     httpAdminRoot: false,
     httpNodeRoot: false,
-    logging: { console: { level: process.env.BENCH_RED_LOG || 'warn' } },
+    logging: { console: { level: process.env.BENCH_RED_LOG || 'error' } },
     telemetry: { enabled: false },
+    // The bench deploys no credentials: no key to generate, nothing to warn about.
+    credentialSecret: false,
   });
   // The first (empty) flows start after start() resolves: a deploy must come after them, not race them.
   const firstStart = new Promise((resolve) => RED.events.once('flows:started', resolve));

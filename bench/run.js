@@ -91,27 +91,30 @@ async function withServer(body) {
 
 /**
  * N devices, each its own socket, in load processes of their own
- * (bench/lean-devices.js), register and then update once against the
- * server on port; returns both rates, this process's CPU per 1k and RSS per device.
+ * (bench/lean-devices.js), register and then update once against the server
+ * on port; meter() reports the server's {cpu, rss}. Returns both rates with
+ * the server's CPU per 1k, and its RSS per device after registering.
  */
-async function registerAndUpdate(port, count) {
+async function registerAndUpdate(port, count, meter, afterRegister = async () => undefined) {
   const processes = Math.ceil(count / SOCKETS_PER_PROCESS);
   const loads = Array.from({ length: processes }, () => fork(path.join(__dirname, 'lean-devices.js')));
   const outcome = {};
   try {
     await Promise.all(loads.map((load, p) => ask(load, { command: 'open', count: Math.floor(count / processes) + (p < count % processes ? 1 : 0), prefix: `r${p}`, address: loadAddress(p) })));
-    global.gc?.();
-    const rssBefore = process.memoryUsage().rss;
+    const before = await meter();
     for (const kind of ['register', 'update']) {
-      const mark = process.cpuUsage();
+      const mark = await meter();
       const started = now();
       const runs = await Promise.all(loads.map((load) => ask(load, { command: 'run', kind, server: { address: '127.0.0.1', port }, window: 256, lifetime: 3600 })));
       const elapsed = now() - started;
       const done = runs.reduce((sum, run) => sum + run.done, 0);
-      outcome[kind] = { rate: (done / elapsed) * 1000, cpuMsPer1k: cpuPer1k(mark, done), seconds: elapsed / 1000, retransmissions: runs.reduce((sum, run) => sum + run.retransmissions, 0) };
+      const after = await meter();
+      const cpuMs = (after.cpu.user - mark.cpu.user + after.cpu.system - mark.cpu.system) / 1000;
+      outcome[kind] = { rate: (done / elapsed) * 1000, cpuMsPer1k: (cpuMs / done) * 1000, seconds: elapsed / 1000, retransmissions: runs.reduce((sum, run) => sum + run.retransmissions, 0) };
       if (kind === 'register') {
-        global.gc?.();
-        outcome.rssPerDevice = (process.memoryUsage().rss - rssBefore) / count;
+        outcome.rssPerDevice = (after.rss - before.rss) / count;
+        const observed = await afterRegister();
+        if (observed) outcome.rssPerObservedDevice = ((await meter()).rss - before.rss) / count;
       }
     }
   } finally {
@@ -121,22 +124,33 @@ async function registerAndUpdate(port, count) {
   return outcome;
 }
 
+/** The in-process meter, for servers that run in this process (lwm2m-node-lib's). */
+async function meterHere() {
+  global.gc?.();
+  return { cpu: process.cpuUsage(), rss: process.memoryUsage().rss };
+}
+
 async function registrations(count) {
   const runs = [];
   for (let i = 0; i < RUNS; i++) {
     const port = nextPort++;
-    const server = new Lwm2mServer({ address: '127.0.0.1', port });
-    await server.start();
+    const server = fork(path.join(__dirname, 'server-process.js'), { execArgv: ['--expose-gc'] });
     try {
-      runs.push(await registerAndUpdate(port, count));
-      if (server.registrations.size !== count) throw new Error(`only ${server.registrations.size} of ${count} registered`);
+      await ask(server, { command: 'start', port });
+      // Then one observation per device, for the memory a typical device costs.
+      const observeAll = async () => (await ask(server, { command: 'observeAll', path: '/3303/0/5700' })).observations === count;
+      runs.push(await registerAndUpdate(port, count, () => ask(server, { command: 'usage' }), observeAll));
+      const { registrations: registered } = await ask(server, { command: 'usage' });
+      if (registered !== count) throw new Error(`only ${registered} of ${count} registered`);
+      await ask(server, { command: 'stop' });
     } finally {
-      await server.stop();
+      server.kill();
     }
   }
   const register = runs.map((run) => run.register);
   record(`register ${count}`, register, {
     rssBytesPerDevice: Math.round(median(runs.map((run) => run.rssPerDevice))),
+    rssBytesPerObservedDevice: Math.round(median(runs.map((run) => run.rssPerObservedDevice))),
     secondsForAll: Number(median(register.map((r) => r.seconds)).toFixed(2)),
     retransmissions: register.reduce((sum, r) => sum + r.retransmissions, 0),
   });
@@ -291,7 +305,7 @@ async function lwm2mNodeLib() {
     const port = nextPort++;
     const info = await new Promise((resolve, reject) => lib.start(config(port), (error, started) => (error ? reject(error) : resolve(started))));
     try {
-      const lean = await registerAndUpdate(port, count);
+      const lean = await registerAndUpdate(port, count, meterHere);
       register.push(lean.register);
       update.push(lean.update);
       // Reads need devices that answer: 200 lean ones.
@@ -352,7 +366,7 @@ async function main() {
     runs: w.runs.join(' / '),
     ...(w.p50Ms !== undefined ? { 'p50 ms': w.p50Ms.toFixed(2), 'p99 ms': w.p99Ms.toFixed(2) } : {}),
     ...(w.cpuMsPer1k !== undefined ? { 'CPU ms/1k': w.cpuMsPer1k } : {}),
-    ...(w.rssBytesPerDevice !== undefined ? { 'RSS B/device': w.rssBytesPerDevice } : {}),
+    ...(w.rssBytesPerDevice !== undefined ? { 'RSS B/device': w.rssBytesPerDevice, 'observed': w.rssBytesPerObservedDevice } : {}),
     ...(w.secondsForAll !== undefined ? { 's for all': w.secondsForAll } : {}),
     ...(w.lost !== undefined ? { lost: w.lost } : {}),
   }));
