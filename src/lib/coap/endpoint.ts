@@ -275,6 +275,7 @@ export class CoapEndpoint extends EventEmitter {
     const peer = exchange.peer;
     if (peer.exchangesByMessageId.get(exchange.messageId) === exchange) peer.exchangesByMessageId.delete(exchange.messageId);
     if (peer.exchangesByToken.get(exchange.tokenKey) === exchange) peer.exchangesByToken.delete(exchange.tokenKey);
+    peer.releaseIdleExchanges();
     if (outcome instanceof Error) {
       exchange.reject(outcome);
       return;

@@ -116,6 +116,12 @@ export class PeerState {
     this.key = peerKey(address, port);
   }
 
+  /** Lets go of the exchange maps once nothing is in flight: a device that was read once should not keep them. */
+  releaseIdleExchanges(): void {
+    if (this.byMessageId?.size === 0) this.byMessageId = undefined;
+    if (this.byToken?.size === 0) this.byToken = undefined;
+  }
+
   allocateMessageId(): number {
     const id = this.nextMessageId;
     this.nextMessageId = (id + 1) & 0xffff;

@@ -62,9 +62,21 @@ class ParkedListener implements ObservationListener {
 /** How old a notification may look before it is taken as newer anyway (RFC 7641 section 3.4). */
 const REORDER_WINDOW_MS = 128_000;
 
+/** Tokens are cut from one random pool (a view each) rather than a buffer of their own per observation. */
+const tokenPool = { bytes: Buffer.alloc(8 * 512), offset: 8 * 512 };
+
+function newToken(): Buffer {
+  if (tokenPool.offset === tokenPool.bytes.length) {
+    tokenPool.bytes = randomBytes(8 * 512);
+    tokenPool.offset = 0;
+  }
+  tokenPool.offset += 8;
+  return tokenPool.bytes.subarray(tokenPool.offset - 8, tokenPool.offset);
+}
+
 export class Observation {
   readonly id = randomBytes(6).toString('base64url');
-  token: Buffer = randomBytes(8);
+  token: Buffer = newToken();
   peer?: Peer;
   transport: Transport = 'udp';
   private lastSequence?: number;
@@ -100,7 +112,7 @@ export class Observation {
   }
 
   restart(): void {
-    this.token = randomBytes(8);
+    this.token = newToken();
     this.lastSequence = undefined;
   }
 }
