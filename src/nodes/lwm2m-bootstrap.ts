@@ -63,13 +63,10 @@ export = function register(RED: NodeAPI): void {
       failed: (endpoint: string, reason: string, peer: Peer) =>
         this.send({ topic: 'failed', event: 'failed', endpoint, payload: { reason, address: peer.address, port: peer.port } }),
     };
-    if (def.started !== false) server.on('started', listeners.started);
-    if (def.finished !== false) server.on('finished', listeners.finished);
-    if (def.failed !== false) server.on('failed', listeners.failed);
+    const enabled: Record<string, boolean> = { started: def.started !== false, finished: def.finished !== false, failed: def.failed !== false };
+    const detach = server.subscribe(listeners, (event) => enabled[event]);
     this.on('close', (_removed: boolean, done: () => void) => {
-      server.off('started', listeners.started);
-      server.off('finished', listeners.finished);
-      server.off('failed', listeners.failed);
+      detach();
       host.deregister(this);
       done();
     });

@@ -63,31 +63,23 @@ export = function register(RED: NodeAPI): void {
         this.send({ topic: 'handshakeFailed', event: 'handshakeFailed', payload: { ...peer, reason } } as NodeMessage),
     };
     // Events default to on, so flows saved before an option existed keep their behaviour.
-    if (def.registered !== false) server.on('registered', listeners.registered);
-    if (def.updated !== false) server.on('updated', listeners.updated);
-    if (def.deregistered !== false) server.on('deregistered', listeners.deregistered);
-    if (def.expired !== false) server.on('expired', listeners.expired);
-    if (def.awake === true) server.on('awake', listeners.awake);
-    if (def.sleeping === true) server.on('sleeping', listeners.sleeping);
-    if (def.send !== false) server.on('send', listeners.send);
-    if (def.rejected === true) server.on('malformed', listeners.malformed);
-    if (def.security === true) {
-      server.on('refused', listeners.refused);
-      server.on('handshakeFailed', listeners.handshakeFailed);
-    }
+    const enabled: Record<string, boolean> = {
+      registered: def.registered !== false,
+      updated: def.updated !== false,
+      deregistered: def.deregistered !== false,
+      expired: def.expired !== false,
+      awake: def.awake === true,
+      sleeping: def.sleeping === true,
+      send: def.send !== false,
+      malformed: def.rejected === true,
+      refused: def.security === true,
+      handshakeFailed: def.security === true,
+    };
+    const detach = server.subscribe(listeners, (event) => enabled[event]);
     host.register(this, { followStatus: true });
 
     this.on('close', (_removed: boolean, done: () => void) => {
-      server.off('registered', listeners.registered);
-      server.off('updated', listeners.updated);
-      server.off('deregistered', listeners.deregistered);
-      server.off('expired', listeners.expired);
-      server.off('awake', listeners.awake);
-      server.off('sleeping', listeners.sleeping);
-      server.off('send', listeners.send);
-      server.off('malformed', listeners.malformed);
-      server.off('refused', listeners.refused);
-      server.off('handshakeFailed', listeners.handshakeFailed);
+      detach();
       host.deregister(this);
       done();
     });

@@ -173,16 +173,11 @@ export = function register(RED: NodeAPI): void {
       reachability: (reachable: boolean, reason?: string) => send({ topic: 'reachability', payload: { reachable, ...(reason ? { reason } : {}) } }),
     };
     // Defaults: everything but the (chatty) mirrored events.
-    if (def.mirrored === true) ipe.on('mirrored', listeners.mirrored);
-    if (def.failed !== false) ipe.on('failed', listeners.failed);
-    if (def.command !== false) ipe.on('command', listeners.command);
-    if (def.reachability !== false) ipe.on('reachability', listeners.reachability);
+    const enabled: Record<string, boolean> = { mirrored: def.mirrored === true, failed: def.failed !== false, command: def.command !== false, reachability: def.reachability !== false };
+    const detach = ipe.subscribe(listeners, (event) => enabled[event]);
     config.register(this);
     this.on('close', (_removed: boolean, done: () => void) => {
-      ipe.off('mirrored', listeners.mirrored);
-      ipe.off('failed', listeners.failed);
-      ipe.off('command', listeners.command);
-      ipe.off('reachability', listeners.reachability);
+      detach();
       config.deregister(this);
       done();
     });

@@ -152,27 +152,17 @@ export class Lwm2mIpe extends TypedEmitter<IpeEvents> {
   /** Mirrors the devices registered now, then follows the server's events. */
   start(): void {
     const server = this.server;
-    const registered = (registration: Registration) => this.onRegistered(registration);
-    const updated = (registration: Registration, changes: string[]) => {
-      const copy = snapshot(registration);
-      this.enqueue(registration.endpoint, 'update', () => this.update(copy, [...changes]));
-    };
-    const deregistered = (registration: Registration) => this.enqueue(registration.endpoint, 'deregister', () => this.remove(registration));
-    const expired = (registration: Registration) => this.enqueue(registration.endpoint, 'expire', () => this.remove(registration));
-    const sent = (registration: Registration, records: ContentRecord[], format: number, raw: Buffer) =>
-      this.enqueue(registration.endpoint, 'send', () => this.storeValues(registration.endpoint, Lwm2mPath.ROOT, records, raw, format, [SEND]));
-    server.on('registered', registered);
-    server.on('updated', updated);
-    server.on('deregistered', deregistered);
-    server.on('expired', expired);
-    server.on('send', sent);
-    this.detach = () => {
-      server.off('registered', registered);
-      server.off('updated', updated);
-      server.off('deregistered', deregistered);
-      server.off('expired', expired);
-      server.off('send', sent);
-    };
+    this.detach = server.subscribe({
+      registered: (registration) => this.onRegistered(registration),
+      updated: (registration, changes) => {
+        const copy = snapshot(registration);
+        this.enqueue(registration.endpoint, 'update', () => this.update(copy, [...changes]));
+      },
+      deregistered: (registration) => this.enqueue(registration.endpoint, 'deregister', () => this.remove(registration)),
+      expired: (registration) => this.enqueue(registration.endpoint, 'expire', () => this.remove(registration)),
+      send: (registration, records, format, raw) =>
+        this.enqueue(registration.endpoint, 'send', () => this.storeValues(registration.endpoint, Lwm2mPath.ROOT, records, raw, format, [SEND])),
+    });
     for (const registration of server.registrations.all()) this.onRegistered(registration);
   }
 
