@@ -10,6 +10,7 @@ const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { ReadRequest } = require('../dist/lib/lwm2m/requests/read');
 const { Lwm2mPath } = require('../dist/lib/model/path');
 const { encode, decode } = require('../dist/lib/coap/message');
+const { peerKey } = require('../dist/lib/coap/peer');
 const { formatCode } = require('../dist/lib/coap/codes');
 const { freePort, RawPeer } = require('./support/udp');
 
@@ -71,7 +72,7 @@ describe('storms', function () {
         if (mid % 100 === 0) await raw.next(1000);
       }
       await new Promise((resolve) => setTimeout(resolve, 300));
-      const peer = server.coap.plain['peers'].get(`127.0.0.1:${raw.socket.address().port}`);
+      const peer = server.coap.plain['peers'].get(peerKey('127.0.0.1', raw.socket.address().port));
       assert.ok(peer['recent'].size + peer['older'].size <= 128, 'dedup memory per peer is capped');
       assert.equal(server.registrations.size, 1);
     } finally {

@@ -53,25 +53,27 @@ export = function register(RED: NodeAPI): void {
     const showCount = () => node.status({ fill: 'green', shape: 'dot', text: RED._('lwm2m-observe.status.observing', { count: String(mine.size) }) });
 
     const emit = (event: NotificationEvent, first: boolean, base: Msg = {}, send: Send = (msg) => node.send(msg)) => {
-      const target = event.observation.request.path;
-      send({
-        ...base,
-        topic: event.observation.paths.join(','),
-        endpoint: event.observation.endpoint,
-        path: event.observation.paths.length === 1 ? event.observation.paths[0] : event.observation.paths,
-        payload: recordsToPayload(event.records, target),
+      const { observation } = event;
+      const paths = observation.paths;
+      // Built field by field: this runs for every notification of every device.
+      const msg: Msg = Object.assign(base, {
+        topic: paths.length === 1 ? paths[0] : paths.join(','),
+        endpoint: observation.endpoint,
+        path: paths.length === 1 ? paths[0] : [...paths],
+        payload: recordsToPayload(event.records, observation.request.path),
         resources: namedRecords(event.records, server.model),
         code: event.code,
         contentFormat: event.contentFormat,
-        observation: event.observation.id,
-        ...(event.sequence !== undefined ? { sequence: event.sequence } : {}),
-        ...(first ? { first: true } : {}),
+        observation: observation.id,
       });
+      if (event.sequence !== undefined) msg.sequence = event.sequence;
+      if (first) msg.first = true;
+      send(msg);
     };
 
     const listener: ObservationListener = {
       notify: (event) => emit(event, false),
-      error: (error, observation) => node.error(error, { endpoint: observation.endpoint, path: observation.paths, observation: observation.id, payload: error.message }),
+      error: (error, observation) => node.error(error, { endpoint: observation.endpoint, path: [...observation.paths], observation: observation.id, payload: error.message }),
       ended: (observation, reason) => {
         if (!mine.delete(observation)) return;
         node.log(RED._('lwm2m-observe.log.ended', { endpoint: observation.endpoint, paths: observation.paths.join(','), reason }));
@@ -100,7 +102,9 @@ export = function register(RED: NodeAPI): void {
       return result.first;
     };
 
-    const isObserved = (endpoint: string, request: ObserveKind) => [...mine].some((o) => o.endpoint === endpoint && o.paths.join(',') === pathsKey(request));
+    // By the device's own list: this runs for every registering device of a fleet.
+    const isObserved = (endpoint: string, request: ObserveKind) =>
+      server.observations.list(endpoint).some((o) => mine.has(o) && o.paths.join(',') === pathsKey(request));
 
     const cancel = async (endpoint: string | undefined, paths: string | undefined) => {
       const matching = [...mine].filter((o) => (!endpoint || o.endpoint === endpoint) && (!paths || o.paths.join(',') === paths));
@@ -140,11 +144,13 @@ export = function register(RED: NodeAPI): void {
     });
 
     // Start on registration: every device (or the configured one) that registers gets observed.
+    // One request for every device: it depends on the node's settings only, and a fleet shares it.
+    let registerRequest: ObserveKind | undefined;
     const onRegistered = (registration: Registration) => {
       if (def.endpoint?.trim() && def.endpoint.trim() !== registration.endpoint) return;
       let request: ObserveKind;
       try {
-        request = requestFor({});
+        request = registerRequest ??= requestFor({});
       } catch (error) {
         node.error(error as Error);
         return;

@@ -17,9 +17,14 @@ export function codeClass(value: number): number {
 }
 
 /** Formats a code byte as "2.05". */
-export function formatCode(value: number): string {
+/** "2.05" for every code byte, made once: each response and notification is described by it. */
+const CODE_TEXTS = Array.from({ length: 256 }, (_, value) => {
   const detail = value & 0x1f;
   return `${value >> 5}.${detail < 10 ? '0' : ''}${detail}`;
+});
+
+export function formatCode(value: number): string {
+  return CODE_TEXTS[value & 0xff];
 }
 
 export const Method = {

@@ -13,7 +13,7 @@ import {
 import { CoapClosedError, CoapRequestError, CoapResetError, CoapTimeoutError } from './errors';
 import { CoapMessage, CoapOption, CoapFormatError, decode, encode, peekConfirmableMessageId } from './message';
 import { findOption, stringOptions, uintOptionOf, unrecognizedCriticalOption, uriPath } from './options';
-import { Exchange, NotificationHandler, PENDING, Peer, PeerState, peerKey } from './peer';
+import { Exchange, NotificationHandler, PENDING, Peer, PeerKey, PeerState, peerKey } from './peer';
 import { assembleBlock1 } from './block1-assembly';
 import { DEFAULT_RECEIVE_BUFFER, DatagramTransport, UdpTransport } from './transport';
 import type { PeerIdentity } from '../dtls/credentials';
@@ -52,8 +52,8 @@ export interface RequestOptions {
   confirmable?: boolean;
   /** Gives up after this long even if the peer acknowledged but has not answered yet. */
   timeoutMs?: number;
-  /** Reuses a token, as cancelling an observation with GET Observe=1 requires (RFC 7641 section 3.6). */
-  token?: Buffer;
+  /** Reuses a token (in hex), as cancelling an observation with GET Observe=1 requires (RFC 7641 section 3.6). */
+  token?: string;
   /**
    * Makes the request an observation: when the first response carries the
    * Observe option, later responses with the same token from the same peer
@@ -96,7 +96,7 @@ const DEFAULT_MAX_PEERS = 200_000;
 export class CoapEndpoint extends EventEmitter {
   readonly transport: DatagramTransport;
   private listening = false;
-  private readonly peers = new Map<string, PeerState>();
+  private readonly peers = new Map<PeerKey, PeerState>();
   private readonly transmission: TransmissionParameters;
   private readonly dedupCapacity: number;
   private readonly maxBodyBytes: number;
@@ -147,24 +147,20 @@ export class CoapEndpoint extends EventEmitter {
     return this.transport.close();
   }
 
-  /** Stops taking an observation's notifications; the next one is answered with a Reset. */
-  forgetObservation(peer: Peer, token: Buffer): void {
-    this.peers.get(peerKey(peer.address, peer.port))?.observations.delete(token.toString('hex'));
+  /** Stops taking an observation's notifications (token in hex); the next one is answered with a Reset. */
+  forgetObservation(peer: Peer, tokenKey: string): void {
+    this.peers.get(peerKey(peer.address, peer.port))?.removeObserver(tokenKey);
   }
 
-  /** Takes notifications for a token from a saved state, as if the observation had been made by this socket. */
-  adoptObservation(peer: Peer, token: Buffer, handler: NotificationHandler): void {
-    this.peerState(peer.address, peer.port).observations.set(token.toString('hex'), handler);
+  /** Takes notifications for a token (hex) from a saved state, as if the observation had been made by this socket. */
+  adoptObservation(peer: Peer, tokenKey: string, handler: NotificationHandler): void {
+    this.peerState(peer.address, peer.port).addObserver(tokenKey, handler);
   }
 
   /** Follows an observed peer to a new address (NAT rebinding reported by a registration update). */
-  moveObservation(from: Peer, to: Peer, token: Buffer): void {
-    const tokenKey = token.toString('hex');
-    const source = this.peers.get(peerKey(from.address, from.port));
-    const handler = source?.observations.get(tokenKey);
-    if (!source || !handler) return;
-    source.observations.delete(tokenKey);
-    this.peerState(to.address, to.port).observations.set(tokenKey, handler);
+  moveObservation(from: Peer, to: Peer, tokenKey: string): void {
+    const handler = this.peers.get(peerKey(from.address, from.port))?.removeObserver(tokenKey);
+    if (handler) this.peerState(to.address, to.port).addObserver(tokenKey, handler);
   }
 
   /** Sends a request and resolves with the peer's response, whatever its code. */
@@ -172,7 +168,8 @@ export class CoapEndpoint extends EventEmitter {
     if (this.closed || !this.listening) return Promise.reject(new CoapClosedError());
     const state = this.peerState(peer.address, peer.port);
     const confirmable = options.confirmable !== false;
-    const token = options.token ?? this.newToken();
+    const tokenKey = options.token ?? this.newTokenKey();
+    const token = Buffer.from(tokenKey, 'hex');
     const messageId = state.allocateMessageId();
     const datagram = encode({
       type: confirmable ? MessageType.Confirmable : MessageType.NonConfirmable,
@@ -186,7 +183,7 @@ export class CoapEndpoint extends EventEmitter {
       const exchange: Exchange = {
         peer: state,
         messageId,
-        tokenKey: token.toString('hex'),
+        tokenKey,
         datagram,
         confirmable,
         acknowledged: !confirmable,
@@ -201,7 +198,7 @@ export class CoapEndpoint extends EventEmitter {
       state.exchangesByToken.set(exchange.tokenKey, exchange);
       const timeoutMs = options.timeoutMs ?? this.maxTransmitWaitMs();
       exchange.deadlineTimer = setTimeout(
-        () => this.finish(exchange, new CoapTimeoutError(`no response from ${state.key} within ${timeoutMs} ms`)),
+        () => this.finish(exchange, new CoapTimeoutError(`no response from ${state.label} within ${timeoutMs} ms`)),
         timeoutMs,
       );
       this.transmit(exchange, this.initialAckTimeoutMs());
@@ -259,7 +256,7 @@ export class CoapEndpoint extends EventEmitter {
       if (exchange.transmissions > this.transmission.maxRetransmit) {
         this.finish(
           exchange,
-          new CoapTimeoutError(`no acknowledgement from ${exchange.peer.key} after ${exchange.transmissions} transmissions`),
+          new CoapTimeoutError(`no acknowledgement from ${exchange.peer.label} after ${exchange.transmissions} transmissions`),
         );
         return;
       }
@@ -274,14 +271,14 @@ export class CoapEndpoint extends EventEmitter {
     clearTimeout(exchange.deadlineTimer);
     const peer = exchange.peer;
     if (peer.exchangesByMessageId.get(exchange.messageId) === exchange) peer.exchangesByMessageId.delete(exchange.messageId);
-    if (peer.exchangesByToken.get(exchange.tokenKey) === exchange) peer.exchangesByToken.delete(exchange.tokenKey);
+    if (peer.exchangeByToken(exchange.tokenKey) === exchange) peer.exchangesByToken.delete(exchange.tokenKey);
     peer.releaseIdleExchanges();
     if (outcome instanceof Error) {
       exchange.reject(outcome);
       return;
     }
     if (exchange.onNotification && codeClass(outcome.code) === 2 && findOption(outcome.options, OptionNumber.Observe)) {
-      peer.observations.set(exchange.tokenKey, exchange.onNotification);
+      peer.addObserver(exchange.tokenKey, exchange.onNotification);
     }
     exchange.resolve(outcome);
   }
@@ -327,7 +324,7 @@ export class CoapEndpoint extends EventEmitter {
       clearTimeout(exchange.retransmitTimer);
       peer.exchangesByMessageId.delete(message.messageId);
     } else if (message.type === MessageType.Reset) {
-      this.finish(exchange, new CoapResetError(`${peer.key} rejected the request with a Reset`));
+      this.finish(exchange, new CoapResetError(`${peer.label} rejected the request with a Reset`));
     }
   }
 
@@ -344,17 +341,21 @@ export class CoapEndpoint extends EventEmitter {
       return;
     }
     const tokenKey = message.token.toString('hex');
-    const exchange = peer.exchangesByToken.get(tokenKey);
-    const observation = exchange ? undefined : peer.observations.get(tokenKey);
-    if (!exchange && !observation) {
+    const exchange = peer.exchangeByToken(tokenKey);
+    const observer = exchange ? undefined : peer.observer(tokenKey);
+    if (!exchange && !observer) {
       // Not ours (or an observation we forgot): a Reset cancels it at the peer (RFC 7641 section 3.6).
       this.sendEmpty(MessageType.Reset, message.messageId, peer);
       return;
     }
     const ack = message.type === MessageType.Confirmable ? this.sendEmpty(MessageType.Acknowledgement, message.messageId, peer) : undefined;
-    peer.remember(message.messageId, ack ?? Buffer.alloc(0));
-    if (exchange) this.finish(exchange, message);
-    else observation!(message);
+    if (observer) {
+      // Not remembered for deduplication: a repeated notification is acknowledged again and dropped by its Observe sequence number (RFC 7641 section 3.4).
+      observer.notified(message);
+      return;
+    }
+    peer.remember(message.messageId, ack ?? Buffer.alloc(0), this.dedupCapacity);
+    this.finish(exchange!, message);
   }
 
   private receiveRequest(peer: PeerState, message: CoapMessage): void {
@@ -368,7 +369,7 @@ export class CoapEndpoint extends EventEmitter {
       if (previous) this.send(previous, peer);
       return;
     }
-    peer.remember(message.messageId, PENDING);
+    peer.remember(message.messageId, PENDING, this.dedupCapacity);
     const answer = (response: OutgoingResponse) => this.respond(peer, message, response);
 
     const critical = unrecognizedCriticalOption(message.options);
@@ -429,7 +430,7 @@ export class CoapEndpoint extends EventEmitter {
       options: response.options ?? [],
       payload: response.payload ?? Buffer.alloc(0),
     });
-    peer.remember(request.messageId, datagram);
+    peer.remember(request.messageId, datagram, this.dedupCapacity);
     this.send(datagram, peer);
   }
 
@@ -455,7 +456,7 @@ export class CoapEndpoint extends EventEmitter {
     const key = peerKey(address, port);
     let state = this.peers.get(key);
     if (!state) {
-      state = new PeerState(address, port, this.dedupCapacity);
+      state = new PeerState(address, port);
       this.peers.set(key, state);
     }
     return state;
@@ -469,14 +470,14 @@ export class CoapEndpoint extends EventEmitter {
     }
   }
 
-  private newToken(): Buffer {
+  /** 8 random bytes in hex, cut from a pool refilled 512 tokens at a time. */
+  private newTokenKey(): string {
     if (this.tokenPoolOffset + 8 > this.tokenPool.length) {
       randomFillSync(this.tokenPool);
       this.tokenPoolOffset = 0;
     }
-    const token = Buffer.from(this.tokenPool.subarray(this.tokenPoolOffset, this.tokenPoolOffset + 8));
     this.tokenPoolOffset += 8;
-    return token;
+    return this.tokenPool.toString('hex', this.tokenPoolOffset - 8, this.tokenPoolOffset);
   }
 
   private initialAckTimeoutMs(): number {

@@ -5,8 +5,33 @@ export interface Peer {
   port: number;
 }
 
-export function peerKey(address: string, port: number): string {
-  return `${address}:${port}`;
+/** A map key for a remote address and port: a number for IPv4, so no string is built and hashed per datagram; text otherwise. */
+export type PeerKey = number | string;
+
+export function peerKey(address: string, port: number): PeerKey {
+  const ipv4 = ipv4Number(address);
+  return ipv4 === undefined ? `${address}:${port}` : ipv4 * 65536 + port;
+}
+
+/** "a.b.c.d" as a 32-bit number; undefined for anything else (IPv6, names). */
+function ipv4Number(address: string): number | undefined {
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || part > 255 || ++dots > 3) return undefined;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + (c - 48);
+      digits++;
+    } else return undefined;
+  }
+  return dots === 3 && digits > 0 && part <= 255 ? value * 256 + part : undefined;
 }
 
 /** Marks a message id as seen while its handler has not answered yet. */
@@ -32,8 +57,10 @@ export interface Exchange {
   onNotification?: NotificationHandler;
 }
 
-/** Receives the notifications of one observation (RFC 7641), matched by peer and token. */
-export type NotificationHandler = (notification: CoapMessage) => void;
+/** Receives the notifications of one observation (RFC 7641), matched by peer and token. An object, not a closure: one per observed device adds up. */
+export interface NotificationHandler {
+  notified(notification: CoapMessage): void;
+}
 
 /** A Block1 transfer being reassembled (RFC 7959 section 2.5). */
 export interface BlockTransfer {
@@ -51,15 +78,17 @@ export interface BlockTransfer {
  */
 class DedupGeneration {
   private firstId = -1;
-  private firstAnswer: Buffer | null = null;
-  private more?: Map<number, Buffer | null>;
+  // Answers are kept as latin1 text: a short string costs less than a Buffer object, and is only turned back into bytes for a duplicate.
+  private firstAnswer: string | null = null;
+  private more: Map<number, string | null> | undefined = undefined;
 
   get size(): number {
     return (this.firstId >= 0 ? 1 : 0) + (this.more?.size ?? 0);
   }
 
   get(messageId: number): Buffer | null | undefined {
-    return messageId === this.firstId ? this.firstAnswer : this.more?.get(messageId);
+    const answer = messageId === this.firstId ? this.firstAnswer : this.more?.get(messageId);
+    return typeof answer === 'string' ? Buffer.from(answer, 'latin1') : answer;
   }
 
   has(messageId: number): boolean {
@@ -67,11 +96,12 @@ class DedupGeneration {
   }
 
   set(messageId: number, answer: Buffer | null): void {
+    const text = answer === null ? null : answer.toString('latin1');
     if (this.firstId < 0 || messageId === this.firstId) {
       this.firstId = messageId;
-      this.firstAnswer = answer;
+      this.firstAnswer = text;
     } else {
-      (this.more ??= new Map()).set(messageId, answer);
+      (this.more ??= new Map()).set(messageId, text);
     }
   }
 }
@@ -83,17 +113,20 @@ class DedupGeneration {
  * ever completing another device's exchange.
  */
 export class PeerState {
-  readonly key: string;
   // Message ids only need to differ between exchanges, not to be unguessable (tokens are): no CSPRNG call per peer.
   private nextMessageId = Math.floor(Math.random() * 0x10000);
   /** Received message id -> the datagram sent in answer (PENDING while the handler runs). */
   private recent = new DedupGeneration();
-  private older?: DedupGeneration;
-  // Most peers are devices that only register and update: the maps for exchanges and observations come with first use.
-  private byMessageId?: Map<number, Exchange>;
-  private byToken?: Map<string, Exchange>;
-  private observed?: Map<string, NotificationHandler>;
-  blockTransfer?: BlockTransfer;
+  // Fields set later are initialised here all the same, so they live inside the object rather than in a property array added on first use.
+  private older: DedupGeneration | undefined = undefined;
+  // Most peers are devices that only register and update: the maps for exchanges come with first use.
+  private byMessageId: Map<number, Exchange> | undefined = undefined;
+  private byToken: Map<string, Exchange> | undefined = undefined;
+  // Most observed devices have one observation: it is kept inline, a map only comes with a second.
+  private firstObserverToken: string | undefined = undefined;
+  private firstObserver: NotificationHandler | undefined = undefined;
+  private moreObservers: Map<string, NotificationHandler> | undefined = undefined;
+  blockTransfer: BlockTransfer | undefined = undefined;
 
   get exchangesByMessageId(): Map<number, Exchange> {
     return (this.byMessageId ??= new Map());
@@ -103,17 +136,46 @@ export class PeerState {
     return (this.byToken ??= new Map());
   }
 
-  /** Tokens of the observations this peer notifies; anything else it sends as a notification gets a Reset. */
-  get observations(): Map<string, NotificationHandler> {
-    return (this.observed ??= new Map());
+  /** The exchange waiting for a response with this token, without creating the map for a peer that has none. */
+  exchangeByToken(tokenKey: string): Exchange | undefined {
+    return this.byToken?.get(tokenKey);
+  }
+
+  /** Who takes this peer's notifications under a token (hex); anything else it sends as a notification gets a Reset. */
+  observer(tokenKey: string): NotificationHandler | undefined {
+    return tokenKey === this.firstObserverToken ? this.firstObserver : this.moreObservers?.get(tokenKey);
+  }
+
+  addObserver(tokenKey: string, handler: NotificationHandler): void {
+    if (this.firstObserverToken === undefined || this.firstObserverToken === tokenKey) {
+      this.firstObserverToken = tokenKey;
+      this.firstObserver = handler;
+    } else {
+      (this.moreObservers ??= new Map()).set(tokenKey, handler);
+    }
+  }
+
+  removeObserver(tokenKey: string): NotificationHandler | undefined {
+    if (tokenKey === this.firstObserverToken) {
+      const handler = this.firstObserver;
+      this.firstObserverToken = undefined;
+      this.firstObserver = undefined;
+      return handler;
+    }
+    const handler = this.moreObservers?.get(tokenKey);
+    this.moreObservers?.delete(tokenKey);
+    if (this.moreObservers?.size === 0) this.moreObservers = undefined;
+    return handler;
   }
 
   constructor(
     readonly address: string,
     readonly port: number,
-    private readonly dedupCapacity: number,
-  ) {
-    this.key = peerKey(address, port);
+  ) {}
+
+  /** "address:port", for messages. */
+  get label(): string {
+    return `${this.address}:${this.port}`;
   }
 
   /** Lets go of the exchange maps once nothing is in flight: a device that was read once should not keep them. */
@@ -134,8 +196,9 @@ export class PeerState {
     return answer !== undefined ? answer : this.older?.get(messageId);
   }
 
-  remember(messageId: number, answer: Buffer | null): void {
-    if (this.recent.size >= this.dedupCapacity && !this.recent.has(messageId)) this.rotate();
+  /** Keeps at most `capacity` ids per generation (the endpoint's setting, not a field each peer carries). */
+  remember(messageId: number, answer: Buffer | null, capacity: number): void {
+    if (this.recent.size >= capacity && !this.recent.has(messageId)) this.rotate();
     this.recent.set(messageId, answer);
   }
 
@@ -151,7 +214,8 @@ export class PeerState {
       !this.older?.size &&
       !this.byMessageId?.size &&
       !this.byToken?.size &&
-      !this.observed?.size &&
+      this.firstObserverToken === undefined &&
+      !this.moreObservers?.size &&
       this.blockTransfer === undefined
     );
   }

@@ -63,7 +63,7 @@ export class UdpTransport implements DatagramTransport {
     const socket = await bindUdp(this.bindAddress, this.port, this.receiveBufferBytes);
     this.socket = socket;
     socket.on('error', fail);
-    socket.on('message', (datagram, rinfo) => receive(datagram, { address: rinfo.address, port: rinfo.port }));
+    socket.on('message', receive);
     return boundAddress(socket) as Peer;
   }
 

@@ -80,13 +80,13 @@ const MULTI_VALUE_PREFERENCE = [
  * format the device advertised (ct) for several values; text/plain or
  * opaque for one resource; TLV for a device that advertised nothing (LwM2M 1.0's mandatory format).
  */
-export function chooseWriteFormat(records: ContentRecord[], target: Lwm2mPath, advertised: number[], lwm2mVersion: string): number {
+export function chooseWriteFormat(records: ContentRecord[], target: Lwm2mPath, advertised: readonly number[], lwm2mVersion: string): number {
   const singleValue = records.length === 1 && records[0].path.equals(target);
   if (singleValue) return records[0].type === 'opaque' ? ContentFormat.OctetStream : ContentFormat.TextPlain;
   return chooseMultiValueFormat(advertised, lwm2mVersion);
 }
 
-export function chooseMultiValueFormat(advertised: number[], lwm2mVersion: string): number {
+export function chooseMultiValueFormat(advertised: readonly number[], lwm2mVersion: string): number {
   const best = MULTI_VALUE_PREFERENCE.find((format) => advertised.includes(format));
   if (best !== undefined) return best;
   return lwm2mVersion === '1.0' ? ContentFormat.Tlv : ContentFormat.SenmlCbor;

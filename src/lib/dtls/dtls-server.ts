@@ -1,7 +1,7 @@
 import type dgram from 'node:dgram';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { TypedEmitter } from '../typed-emitter';
-import { Peer, peerKey } from '../coap/peer';
+import { Peer, PeerKey, peerKey } from '../coap/peer';
 import { DEFAULT_RECEIVE_BUFFER, DatagramReceiver, DatagramTransport, bindUdp, boundAddress } from '../coap/transport';
 import { DtlsDecodeError } from './bytes';
 import { AlertDescription, AlertLevel, ContentType, HandshakeType } from './constants';
@@ -67,8 +67,8 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
   readonly suites: readonly CipherSuite[];
   readonly requireExtendedMasterSecret: boolean;
   private socket?: dgram.Socket;
-  private readonly connections = new Map<string, ServerConnection>();
-  private readonly handshakes = new Map<string, ServerConnection>();
+  private readonly connections = new Map<PeerKey, ServerConnection>();
+  private readonly handshakes = new Map<PeerKey, ServerConnection>();
   private readonly byCid = new Map<string, ServerConnection>();
   private cookieSecrets = [randomBytes(32), randomBytes(32)];
   private cookieRotated = Date.now();
@@ -208,7 +208,7 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
   }
 
   /** RFC 6347 4.2.1: no state until the client proves its address with our cookie. */
-  private clientHello(record: DtlsRecord, peer: Peer, key: string): void {
+  private clientHello(record: DtlsRecord, peer: Peer, key: PeerKey): void {
     const handshake = this.handshakes.get(key);
     let fragment;
     let hello: ClientHello;
@@ -227,8 +227,8 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
       handshake.handleRecord(record, peer);
       return;
     }
-    if (!this.cookieValid(hello, key)) {
-      const verify = encodeHandshake({ type: HandshakeType.HelloVerifyRequest, messageSeq: fragment.messageSeq, body: helloVerifyRequest(this.cookie(hello, key, 0)) });
+    if (!this.cookieValid(hello, peer)) {
+      const verify = encodeHandshake({ type: HandshakeType.HelloVerifyRequest, messageSeq: fragment.messageSeq, body: helloVerifyRequest(this.cookie(hello, peer, 0)) });
       // The HelloVerifyRequest reuses the ClientHello's record sequence number, so the server keeps no state (RFC 6347 4.2.1).
       this.transmit(encodeRecord(ContentType.Handshake, 0, record.sequence, verify), peer);
       return;
@@ -254,13 +254,14 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
     }
   }
 
-  private cookie(hello: ClientHello, key: string, generation: number): Buffer {
-    return createHmac('sha256', this.cookieSecrets[generation]).update(key).update(hello.cookieInput).digest().subarray(0, COOKIE_LENGTH);
+  /** Bound to the client's address and port (RFC 6347 section 4.2.1). */
+  private cookie(hello: ClientHello, peer: Peer, generation: number): Buffer {
+    return createHmac('sha256', this.cookieSecrets[generation]).update(`${peer.address}:${peer.port}`).update(hello.cookieInput).digest().subarray(0, COOKIE_LENGTH);
   }
 
-  private cookieValid(hello: ClientHello, key: string): boolean {
+  private cookieValid(hello: ClientHello, peer: Peer): boolean {
     if (hello.cookie.length !== COOKIE_LENGTH) return false;
-    return [0, 1].some((generation) => timingSafeEqual(hello.cookie, this.cookie(hello, key, generation)));
+    return [0, 1].some((generation) => timingSafeEqual(hello.cookie, this.cookie(hello, peer, generation)));
   }
 
   private newCid(): Buffer {

@@ -67,8 +67,8 @@ export interface SendOptions {
   timeoutMs?: number;
   /** For a device in queue mode: how long the request may wait for it to wake up (default 5 min). */
   ttlMs?: number;
-  /** Reuses a token (cancelling an observation). */
-  token?: Buffer;
+  /** Reuses a token, in hex (cancelling an observation). */
+  token?: string;
   /** Receives the notifications when the request is an observation that the device accepts. */
   onNotification?: NotificationHandler;
   /**

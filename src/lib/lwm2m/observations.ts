@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { OptionNumber, codeClass, formatCode } from '../coap/codes';
 import type { CoapMessage } from '../coap/message';
 import { findOption, decodeUint } from '../coap/options';
-import type { Peer } from '../coap/peer';
+import type { NotificationHandler, Peer } from '../coap/peer';
 import { ContentError, ContentRecord } from '../content/values';
 import type { ObjectModel } from '../model/object-model';
 import type { EndpointFor, SendOptions } from './device-client';
@@ -62,25 +62,37 @@ class ParkedListener implements ObservationListener {
 /** How old a notification may look before it is taken as newer anyway (RFC 7641 section 3.4). */
 const REORDER_WINDOW_MS = 128_000;
 
-/** Tokens are cut from one random pool (a view each) rather than a buffer of their own per observation. */
-const tokenPool = { bytes: Buffer.alloc(8 * 512), offset: 8 * 512 };
+/** Tokens (8 random bytes, kept as hex) and observation ids are cut from one random pool, not a CSPRNG call each. */
+const randomPool = { bytes: Buffer.alloc(8 * 512), offset: 8 * 512 };
 
-function newToken(): Buffer {
-  if (tokenPool.offset === tokenPool.bytes.length) {
-    tokenPool.bytes = randomBytes(8 * 512);
-    tokenPool.offset = 0;
+function randomText(bytes: number, encoding: 'hex' | 'base64url'): string {
+  if (randomPool.offset + bytes > randomPool.bytes.length) {
+    randomFillSync(randomPool.bytes);
+    randomPool.offset = 0;
   }
-  tokenPool.offset += 8;
-  return tokenPool.bytes.subarray(tokenPool.offset - 8, tokenPool.offset);
+  randomPool.offset += bytes;
+  return randomPool.bytes.toString(encoding, randomPool.offset - bytes, randomPool.offset);
 }
 
-export class Observation {
-  readonly id = randomBytes(6).toString('base64url');
-  token: Buffer = newToken();
-  peer?: Peer;
+const newTokenKey = () => randomText(8, 'hex');
+
+/** How an observation hands its notifications to the service that keeps it. */
+type Deliver = (observation: Observation, message: CoapMessage) => void;
+
+/**
+ * One observation. Kept small on purpose (a fleet has one or more per
+ * device): the token as hex only, no closure, the request shared.
+ */
+export class Observation implements NotificationHandler {
+  readonly id = randomText(6, 'base64url');
+  /** The token in hex, as the CoAP endpoint takes it. */
+  tokenKey: string = newTokenKey();
+  // Initialised even when empty: the fields then live inside the object, not in a property array added later.
+  peer: Peer | undefined = undefined;
   transport: Transport = 'udp';
-  private lastSequence?: number;
+  private lastSequence: number | undefined = undefined;
   private lastTime = 0;
+  private pathTexts: readonly string[] | undefined = undefined;
 
   constructor(
     readonly endpoint: string,
@@ -88,11 +100,17 @@ export class Observation {
     /** Who receives the notifications: the node that started it, or a parking place while that node restarts. */
     public listener: ObservationListener,
     /** The node (id) that started it, which takes it back after a redeploy or restart. */
-    readonly owner?: string,
+    readonly owner: string | undefined,
+    private readonly deliver: Deliver,
   ) {}
 
-  get paths(): string[] {
-    return this.request instanceof ObserveCompositeRequest ? this.request.paths.map(String) : [this.request.path.toString()];
+  notified(message: CoapMessage): void {
+    this.deliver(this, message);
+  }
+
+  /** The observed paths as text; computed once, since every notification's msg names them. */
+  get paths(): readonly string[] {
+    return (this.pathTexts ??= this.request instanceof ObserveCompositeRequest ? this.request.paths.map(String) : [this.request.path.toString()]);
   }
 
   /** RFC 7641 section 3.4: is this notification newer than the last one delivered? */
@@ -112,7 +130,7 @@ export class Observation {
   }
 
   restart(): void {
-    this.token = newToken();
+    this.tokenKey = newTokenKey();
     this.lastSequence = undefined;
   }
 }
@@ -124,7 +142,9 @@ export class Observation {
  * when the device goes away.
  */
 export class ObservationService {
-  private readonly byEndpoint = new Map<string, Set<Observation>>();
+  /** Per device the observation itself, or an array when it has several: most have one, and a fleet has many devices. */
+  private readonly byEndpoint = new Map<string, Observation | Observation[]>();
+  private readonly deliver: Deliver = (observation, message) => this.onNotification(observation, message);
 
   constructor(
     private readonly endpointFor: EndpointFor,
@@ -138,13 +158,13 @@ export class ObservationService {
 
   get size(): number {
     let count = 0;
-    for (const set of this.byEndpoint.values()) count += set.size;
+    for (const entry of this.byEndpoint.values()) count += Array.isArray(entry) ? entry.length : 1;
     return count;
   }
 
   list(endpoint?: string): Observation[] {
-    if (endpoint !== undefined) return [...(this.byEndpoint.get(endpoint) ?? [])];
-    return [...this.byEndpoint.values()].flatMap((set) => [...set]);
+    if (endpoint !== undefined) return [this.byEndpoint.get(endpoint) ?? []].flat();
+    return [...this.byEndpoint.values()].flat();
   }
 
   /**
@@ -158,24 +178,17 @@ export class ObservationService {
     options: SendOptions = {},
     owner?: string,
   ): Promise<{ observation: Observation; first: NotificationEvent; established: boolean }> {
-    const observation = new Observation(endpoint, request, listener, owner);
+    const observation = new Observation(endpoint, request, listener, owner, this.deliver);
     const { first, established } = await this.establish(observation, options);
-    if (established) {
-      let set = this.byEndpoint.get(endpoint);
-      if (!set) {
-        set = new Set();
-        this.byEndpoint.set(endpoint, set);
-      }
-      set.add(observation);
-    }
+    if (established) this.add(observation);
     return { observation, first, established };
   }
 
   private async establish(observation: Observation, options: SendOptions): Promise<{ first: NotificationEvent; established: boolean }> {
     const response = await this.send(observation.endpoint, observation.request, {
       ...options,
-      token: observation.token,
-      onNotification: (message) => this.onNotification(observation, message),
+      token: observation.tokenKey,
+      onNotification: observation,
     });
     const registration = this.registrations.getByEndpoint(observation.endpoint);
     if (registration) {
@@ -194,7 +207,7 @@ export class ObservationService {
     this.forgetToken(observation);
     observation.listener.ended(observation, 'cancelled');
     if (options.active === false || !this.registrations.getByEndpoint(observation.endpoint)) return;
-    await this.send(observation.endpoint, new CancelObservationRequest(observation.request), { token: observation.token, timeoutMs: options.timeoutMs ?? 5000 }).catch(() => undefined);
+    await this.send(observation.endpoint, new CancelObservationRequest(observation.request), { token: observation.tokenKey, timeoutMs: options.timeoutMs ?? 5000 }).catch(() => undefined);
   }
 
   /** A device registered; an earlier registration of it (replaced) means its observations are void. */
@@ -228,7 +241,7 @@ export class ObservationService {
   onMoved(registration: Registration, from: Peer): void {
     const to = { address: registration.address, port: registration.port };
     for (const observation of this.list(registration.endpoint)) {
-      this.endpointFor(observation.transport)?.moveObservation(from, to, observation.token);
+      this.endpointFor(observation.transport)?.moveObservation(from, to, observation.tokenKey);
       observation.peer = to;
     }
   }
@@ -264,10 +277,10 @@ export class ObservationService {
     return this.list().map((observation) => ({
       endpoint: observation.endpoint,
       owner: observation.owner,
-      paths: observation.paths,
+      paths: [...observation.paths],
       composite: observation.request instanceof ObserveCompositeRequest,
       format: observation.request.format,
-      token: observation.token.toString('hex'),
+      token: observation.tokenKey,
       peer: observation.peer,
       transport: observation.transport,
     }));
@@ -279,17 +292,12 @@ export class ObservationService {
       if (!this.registrations.getByEndpoint(entry.endpoint) || !entry.peer) continue;
       const paths = entry.paths.map((path) => Lwm2mPath.parse(path));
       const request = entry.composite ? new ObserveCompositeRequest(paths, entry.format) : new ObserveRequest(paths[0], entry.format);
-      const observation = new Observation(entry.endpoint, request, new ParkedListener(), entry.owner);
-      observation.token = Buffer.from(entry.token, 'hex');
+      const observation = new Observation(entry.endpoint, request, new ParkedListener(), entry.owner, this.deliver);
+      observation.tokenKey = entry.token;
       observation.peer = entry.peer;
       observation.transport = entry.transport ?? 'udp';
-      this.endpointFor(observation.transport)?.adoptObservation(entry.peer, observation.token, (message) => this.onNotification(observation, message));
-      let set = this.byEndpoint.get(entry.endpoint);
-      if (!set) {
-        set = new Set();
-        this.byEndpoint.set(entry.endpoint, set);
-      }
-      set.add(observation);
+      this.endpointFor(observation.transport)?.adoptObservation(entry.peer, observation.tokenKey, observation);
+      this.add(observation);
     }
   }
 
@@ -326,13 +334,27 @@ export class ObservationService {
   }
 
   private forgetToken(observation: Observation): void {
-    if (observation.peer) this.endpointFor(observation.transport)?.forgetObservation(observation.peer, observation.token);
+    if (observation.peer) this.endpointFor(observation.transport)?.forgetObservation(observation.peer, observation.tokenKey);
+  }
+
+  private add(observation: Observation): void {
+    const entry = this.byEndpoint.get(observation.endpoint);
+    if (entry === undefined) this.byEndpoint.set(observation.endpoint, observation);
+    else if (Array.isArray(entry)) entry.push(observation);
+    else this.byEndpoint.set(observation.endpoint, [entry, observation]);
   }
 
   private remove(observation: Observation): boolean {
-    const set = this.byEndpoint.get(observation.endpoint);
-    if (!set?.delete(observation)) return false;
-    if (set.size === 0) this.byEndpoint.delete(observation.endpoint);
+    const entry = this.byEndpoint.get(observation.endpoint);
+    if (entry === observation) {
+      this.byEndpoint.delete(observation.endpoint);
+      return true;
+    }
+    const index = Array.isArray(entry) ? entry.indexOf(observation) : -1;
+    if (index < 0) return false;
+    const list = entry as Observation[];
+    list.splice(index, 1);
+    if (list.length === 1) this.byEndpoint.set(observation.endpoint, list[0]);
     return true;
   }
 }

@@ -56,14 +56,22 @@ export class RegistrationInterface {
       throw new CoapRequestError(ResponseCode.ServiceUnavailable, `the server holds its limit of ${this.maxRegistrations} registrations`);
     }
     const now = Date.now();
+    // Every field named, always in this order: registrations of a fleet then share one compact object layout.
     const registration: Registration = {
       id: this.store.newId(),
       endpoint,
-      ...description,
+      lifetime: description.lifetime,
+      lwm2mVersion: description.lwm2mVersion,
+      binding: description.binding,
+      queueMode: description.queueMode,
+      smsNumber: description.smsNumber,
+      rootPath: description.rootPath,
+      objects: description.objects,
+      contentFormats: description.contentFormats,
       address: request.peer.address,
       port: request.peer.port,
       transport: transportOf(request.identity),
-      ...(request.identity ? { identity: request.identity } : {}),
+      identity: request.identity,
       registeredAt: now,
       lastUpdate: now,
     };

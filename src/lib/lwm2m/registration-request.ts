@@ -1,7 +1,7 @@
 import { ContentFormat, ResponseCode } from '../coap/codes';
 import { CoapRequestError } from '../coap/errors';
 import { Link, LinkFormatError, parseLinkFormat } from './link-format';
-import type { ClientDescription, ObjectInfo } from './registration';
+import type { ClientDescription } from './registration';
 
 export const SUPPORTED_LWM2M_VERSIONS = ['1.0', '1.1', '1.2'];
 export const DEFAULT_LIFETIME = 86400;
@@ -51,7 +51,7 @@ export function parseRegisterRequest(queries: string[], payload: Buffer, content
   const lwm2mVersion = parseVersion(stringParameter(parameters, 'lwm2m', 'LwM2M version'));
   const binding = parseBinding(stringParameter(parameters, 'b', 'binding mode') ?? 'U');
   const lifetimeText = stringParameter(parameters, 'lt', 'lifetime');
-  const links = parseObjectLinks(payload, contentFormat);
+  const links = describePayload(payload, contentFormat);
   return {
     endpoint,
     lifetime: lifetimeText === undefined ? DEFAULT_LIFETIME : parseLifetime(lifetimeText),
@@ -59,7 +59,7 @@ export function parseRegisterRequest(queries: string[], payload: Buffer, content
     binding,
     queueMode: parameters.get('Q') === true || binding.includes('Q'),
     smsNumber: stringParameter(parameters, 'sms', 'MSISDN'),
-    ...describeObjects(links),
+    ...links,
   };
 }
 
@@ -79,20 +79,21 @@ export function parseUpdateRequest(queries: string[], payload: Buffer, contentFo
   } else if (parameters.get('Q') === true) update.queueMode = true;
   const sms = stringParameter(parameters, 'sms', 'MSISDN');
   if (sms !== undefined) update.smsNumber = sms;
-  if (payload.length > 0) Object.assign(update, describeObjects(parseObjectLinks(payload, contentFormat)));
+  if (payload.length > 0) Object.assign(update, describePayload(payload, contentFormat));
   return update;
 }
 
 function parseVersion(text: string | undefined): string {
   if (text === undefined) return '1.0';
   if (!/^\d+\.\d+$/.test(text)) throw badRequest(`invalid LwM2M version "${text}"`);
-  if (!SUPPORTED_LWM2M_VERSIONS.includes(text)) {
+  const supported = SUPPORTED_LWM2M_VERSIONS.find((version) => version === text);
+  if (supported === undefined) {
     throw new CoapRequestError(
       ResponseCode.PreconditionFailed,
       `LwM2M version ${text} is not supported (supported: ${SUPPORTED_LWM2M_VERSIONS.join(', ')})`,
     );
   }
-  return text;
+  return supported; // the constant, not a copy per device
 }
 
 function parseLifetime(text: string): number {
@@ -102,14 +103,30 @@ function parseLifetime(text: string): number {
   return lifetime;
 }
 
+/** Binding strings seen so far: a fleet shares a handful ("U", "UQ"), not one string per device. */
+const bindings = new Map<string, string>();
+
 function parseBinding(text: string): string {
   if (!BINDING_LETTERS.test(text) || new Set(text).size !== text.length) {
     throw badRequest(`invalid binding mode (b) "${text}"`);
   }
+  const known = bindings.get(text);
+  if (known !== undefined) return known;
+  bindings.set(text, text); // bounded: at most the orderings of the seven binding letters
   return text;
 }
 
-function parseObjectLinks(payload: Buffer, contentFormat: number | undefined): Link[] {
+type ObjectDescription = Pick<ClientDescription, 'rootPath' | 'objects' | 'contentFormats'>;
+
+/**
+ * Descriptions by payload text. Devices of a fleet send the same object
+ * links, so they share one frozen description (and are parsed once) instead
+ * of each keeping its own arrays. Bounded: cleared when full.
+ */
+const descriptions = new Map<string, Readonly<ObjectDescription>>();
+const MAX_SHARED_DESCRIPTIONS = 4096;
+
+function describePayload(payload: Buffer, contentFormat: number | undefined): Readonly<ObjectDescription> {
   if (contentFormat !== undefined && contentFormat !== ContentFormat.LinkFormat) {
     throw new CoapRequestError(
       ResponseCode.UnsupportedContentFormat,
@@ -122,6 +139,25 @@ function parseObjectLinks(payload: Buffer, contentFormat: number | undefined): L
   } catch {
     throw badRequest('registration payload is not valid UTF-8');
   }
+  const known = descriptions.get(text);
+  if (known) return known;
+  const described = freezeDescription(describeObjects(parseObjectLinks(text)));
+  if (descriptions.size >= MAX_SHARED_DESCRIPTIONS) descriptions.clear();
+  descriptions.set(text, described);
+  return described;
+}
+
+function freezeDescription(description: ObjectDescription): Readonly<ObjectDescription> {
+  for (const object of description.objects) {
+    Object.freeze(object.instances);
+    Object.freeze(object);
+  }
+  Object.freeze(description.objects);
+  Object.freeze(description.contentFormats);
+  return Object.freeze(description);
+}
+
+function parseObjectLinks(text: string): Link[] {
   try {
     return parseLinkFormat(text);
   } catch (error) {
@@ -140,7 +176,7 @@ export function describeObjects(links: Link[]): Pick<ClientDescription, 'rootPat
   const rootLink = links.find(isRootLink) ?? links.find((link) => link.path === '/');
   const rootPath = rootLink ? normalizeRoot(rootLink.path) : '/';
   const prefix = rootPath === '/' ? '' : rootPath;
-  const objects = new Map<number, ObjectInfo>();
+  const objects = new Map<number, { id: number; version?: string; instances: number[] }>();
 
   for (const link of links) {
     if (link === rootLink) continue;

@@ -1,6 +1,6 @@
 import { randomFillSync } from 'node:crypto';
-import { peerKey } from '../coap/peer';
-import { Registration, expiresAt } from './registration';
+import { PeerKey, peerKey } from '../coap/peer';
+import { Registration, Transport, expiresAt } from './registration';
 
 const ID_BYTES = 6;
 
@@ -14,11 +14,13 @@ const TICK_MS = 100;
 export class RegistrationStore {
   private readonly byEndpoint = new Map<string, Registration>();
   private readonly byId = new Map<string, Registration>();
-  /** By "address:port", for requests that name no registration (Send). */
-  private readonly byPeer = new Map<string, Registration>();
+  /** By address and port, one map per transport, for requests that name no registration (Send). */
+  private readonly byPeer: Record<Transport, Map<PeerKey, Registration>> = { udp: new Map(), dtls: new Map() };
   /** Tick number -> the registrations that expire in it. */
   private readonly expiring = new Map<number, Set<Registration>>();
   private readonly tickOf = new Map<string, number>();
+  /** Ticks count from the store's creation, so they stay small integers V8 keeps unboxed. */
+  private readonly tickEpoch = Date.now();
   private sweptTick = 0;
   private sweepTimer?: NodeJS.Timeout;
   private readonly idPool = Buffer.alloc(ID_BYTES * 512);
@@ -39,17 +41,18 @@ export class RegistrationStore {
   }
 
   /** The registration whose device talks from this address over this transport. */
-  getByPeer(transport: Registration['transport'], address: string, port: number): Registration | undefined {
-    return this.byPeer.get(transportKey(transport, address, port));
+  getByPeer(transport: Transport, address: string, port: number): Registration | undefined {
+    return this.byPeer[transport].get(peerKey(address, port));
   }
 
   /** Records a new source address of a registration (an Update from elsewhere). */
   move(registration: Registration, address: string, port: number): void {
-    const oldKey = transportKey(registration.transport, registration.address, registration.port);
-    if (this.byPeer.get(oldKey) === registration) this.byPeer.delete(oldKey);
+    const byPeer = this.byPeer[registration.transport];
+    const oldKey = peerKey(registration.address, registration.port);
+    if (byPeer.get(oldKey) === registration) byPeer.delete(oldKey);
     registration.address = address;
     registration.port = port;
-    this.byPeer.set(transportKey(registration.transport, address, port), registration);
+    byPeer.set(peerKey(address, port), registration);
   }
 
   all(): IterableIterator<Registration> {
@@ -75,7 +78,7 @@ export class RegistrationStore {
     if (previous) this.remove(previous);
     this.byEndpoint.set(registration.endpoint, registration);
     this.byId.set(registration.id, registration);
-    this.byPeer.set(transportKey(registration.transport, registration.address, registration.port), registration);
+    this.byPeer[registration.transport].set(peerKey(registration.address, registration.port), registration);
     this.schedule(registration);
     return previous;
   }
@@ -89,8 +92,9 @@ export class RegistrationStore {
     if (this.byId.get(registration.id) !== registration) return false;
     this.byId.delete(registration.id);
     this.byEndpoint.delete(registration.endpoint);
-    const key = transportKey(registration.transport, registration.address, registration.port);
-    if (this.byPeer.get(key) === registration) this.byPeer.delete(key);
+    const byPeer = this.byPeer[registration.transport];
+    const key = peerKey(registration.address, registration.port);
+    if (byPeer.get(key) === registration) byPeer.delete(key);
     this.unschedule(registration);
     return true;
   }
@@ -102,16 +106,17 @@ export class RegistrationStore {
     this.tickOf.clear();
     this.byId.clear();
     this.byEndpoint.clear();
-    this.byPeer.clear();
+    this.byPeer.udp.clear();
+    this.byPeer.dtls.clear();
   }
 
   private schedule(registration: Registration): void {
     this.unschedule(registration);
     if (!this.sweepTimer) {
-      this.sweptTick = Math.floor(Date.now() / TICK_MS);
+      this.sweptTick = this.tickAt(Date.now());
       this.sweepTimer = setInterval(() => this.sweep(), TICK_MS).unref();
     }
-    const tick = Math.max(Math.ceil(expiresAt(registration) / TICK_MS), this.sweptTick + 1);
+    const tick = Math.max(Math.ceil((expiresAt(registration) - this.tickEpoch) / TICK_MS), this.sweptTick + 1);
     let group = this.expiring.get(tick);
     if (!group) {
       group = new Set();
@@ -130,8 +135,12 @@ export class RegistrationStore {
     if (group?.size === 0) this.expiring.delete(tick);
   }
 
+  private tickAt(time: number): number {
+    return Math.floor((time - this.tickEpoch) / TICK_MS);
+  }
+
   private sweep(): void {
-    const now = Math.floor(Date.now() / TICK_MS);
+    const now = this.tickAt(Date.now());
     for (let tick = this.sweptTick + 1; tick <= now; tick++) {
       const group = this.expiring.get(tick);
       if (!group) continue;
@@ -145,7 +154,3 @@ export class RegistrationStore {
   }
 }
 
-/** UDP and DTLS peers live on different server ports, so the same client address may be two peers. */
-function transportKey(transport: Registration['transport'], address: string, port: number): string {
-  return transport === 'udp' ? peerKey(address, port) : `dtls|${peerKey(address, port)}`;
-}

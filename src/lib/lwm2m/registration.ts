@@ -7,7 +7,7 @@ export interface ObjectInfo {
   id: number;
   /** Object version from the "ver" attribute; absent means the version the client's LwM2M version implies. */
   version?: string;
-  instances: number[];
+  readonly instances: readonly number[];
 }
 
 /** What a Register or Update tells the server about a client. */
@@ -19,9 +19,10 @@ export interface ClientDescription {
   smsNumber?: string;
   /** Alternate path of the LwM2M objects ("/" unless the client announced rt="oma.lwm2m"). */
   rootPath: string;
-  objects: ObjectInfo[];
+  /** Shared between devices that announced the same links: never changed in place, replaced by an Update. */
+  objects: readonly ObjectInfo[];
   /** Content formats the client supports, from the "ct" attribute of its root link. */
-  contentFormats: number[];
+  contentFormats: readonly number[];
 }
 
 export interface Registration extends ClientDescription {

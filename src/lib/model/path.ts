@@ -1,5 +1,7 @@
 /** An LwM2M path: /object/instance/resource/resource-instance, any prefix of it, or "/" for the root. */
 export class Lwm2mPath {
+  private text?: string;
+
   private constructor(readonly ids: readonly number[]) {}
 
   static readonly ROOT = new Lwm2mPath([]);
@@ -76,7 +78,7 @@ export class Lwm2mPath {
   }
 
   toString(): string {
-    return '/' + this.ids.join('/');
+    return (this.text ??= '/' + this.ids.join('/'));
   }
 }
 

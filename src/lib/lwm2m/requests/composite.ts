@@ -12,7 +12,7 @@ import type { CoapRequestSpec, DeviceRequest, RequestContext } from './device-re
 const COMPOSITE_FORMATS: number[] = [ContentFormat.SenmlCbor, ContentFormat.SenmlJson];
 
 /** The SenML format for composite operations: the one asked for, else the one the device advertised, else SenML CBOR. */
-function compositeFormat(requested: number | undefined, advertised: number[]): number {
+function compositeFormat(requested: number | undefined, advertised: readonly number[]): number {
   if (requested !== undefined) {
     if (!COMPOSITE_FORMATS.includes(requested)) throw new ContentError('composite operations use SenML JSON (110) or SenML CBOR (112)');
     return requested;
