@@ -28,38 +28,50 @@ export class BlockTransferError extends Error {
  * body goes out in Block1 blocks, a large response is fetched in Block2
  * blocks. Resolves with the final response, its payload reassembled.
  */
-export async function requestBlockwise(endpoint: CoapEndpoint, peer: Peer, request: OutgoingRequest, options: BlockwiseOptions = {}): Promise<CoapMessage> {
+export function requestBlockwise(endpoint: CoapEndpoint, peer: Peer, request: OutgoingRequest, options: BlockwiseOptions = {}): Promise<CoapMessage> {
   const baseOptions = (request.options ?? []).filter((o) => o.number !== OptionNumber.Block1 && o.number !== OptionNumber.Block2);
   const body = request.payload ?? Buffer.alloc(0);
-  let szx = options.block1Szx ?? DEFAULT_SZX;
-  let response: CoapMessage;
-
+  const szx = options.block1Szx ?? DEFAULT_SZX;
+  // Most requests fit in one message and most answers too: no async machinery unless a Block2 answer needs collecting.
   if (body.length <= blockSize(szx)) {
-    response = await endpoint.request(peer, { ...request, options: baseOptions }, options);
-  } else {
-    let offset = 0;
-    for (;;) {
-      const size = blockSize(szx);
-      const more = offset + size < body.length;
-      const num = offset / size;
-      response = await endpoint.request(
-        peer,
-        {
-          code: request.code,
-          options: [...baseOptions, uintOptionOf(OptionNumber.Block1, encodeBlock({ num, more, szx })), ...(num === 0 ? [uintOptionOf(OptionNumber.Size1, body.length)] : [])],
-          payload: body.subarray(offset, offset + size),
-        },
-        options,
-      );
-      if (!more) break;
-      if (response.code !== ResponseCode.Continue) return response;
-      // The server may ask for smaller blocks (RFC 7959 section 2.3).
-      const echoed = blockOption(response, OptionNumber.Block1);
-      offset += size;
-      if (echoed && echoed.szx < szx) szx = echoed.szx;
-    }
+    const single = baseOptions.length === (request.options?.length ?? 0) ? request : { ...request, options: baseOptions };
+    return endpoint.request(peer, single, options).then((response) =>
+      blockOption(response, OptionNumber.Block2)?.more ? collectBlock2(endpoint, peer, request.code, baseOptions, response, options) : response,
+    );
   }
-  return collectBlock2(endpoint, peer, request.code, baseOptions, response, options);
+  return sendBlock1(endpoint, peer, request.code, baseOptions, body, szx, options);
+}
+
+async function sendBlock1(
+  endpoint: CoapEndpoint,
+  peer: Peer,
+  code: number,
+  baseOptions: CoapOption[],
+  body: Buffer,
+  szx: number,
+  options: BlockwiseOptions,
+): Promise<CoapMessage> {
+  let offset = 0;
+  for (;;) {
+    const size = blockSize(szx);
+    const more = offset + size < body.length;
+    const num = offset / size;
+    const response = await endpoint.request(
+      peer,
+      {
+        code,
+        options: [...baseOptions, uintOptionOf(OptionNumber.Block1, encodeBlock({ num, more, szx })), ...(num === 0 ? [uintOptionOf(OptionNumber.Size1, body.length)] : [])],
+        payload: body.subarray(offset, offset + size),
+      },
+      options,
+    );
+    if (!more) return collectBlock2(endpoint, peer, code, baseOptions, response, options);
+    if (response.code !== ResponseCode.Continue) return response;
+    // The server may ask for smaller blocks (RFC 7959 section 2.3).
+    const echoed = blockOption(response, OptionNumber.Block1);
+    offset += size;
+    if (echoed && echoed.szx < szx) szx = echoed.szx;
+  }
 }
 
 async function collectBlock2(

@@ -101,6 +101,16 @@ export class CoapEndpoint extends EventEmitter {
   private readonly dedupCapacity: number;
   private readonly maxBodyBytes: number;
   private sweepTimer?: NodeJS.Timeout;
+  /**
+   * Exchanges waiting for a retransmission or their deadline, checked by one
+   * clock: an intrusive list, not a Set. A Set's table lives long and is
+   * rebuilt as entries come and go; the tables it leaves behind still point
+   * at finished exchanges, which the young-generation collector then keeps
+   * (with their messages and promises) until a full collection.
+   */
+  private dueHead: Exchange | undefined = undefined;
+  private clock?: NodeJS.Timeout;
+  private readonly clockMs: number;
   private readonly tokenPool = Buffer.allocUnsafe(4096);
   private tokenPoolOffset = this.tokenPool.length;
   private closed = false;
@@ -112,6 +122,7 @@ export class CoapEndpoint extends EventEmitter {
     super();
     this.transmission = { ...DEFAULT_TRANSMISSION, ...options.transmission };
     this.dedupCapacity = options.dedupCapacityPerPeer ?? DEFAULT_DEDUP_CAPACITY;
+    this.clockMs = Math.max(1, Math.min(20, Math.floor(this.transmission.ackTimeoutMs / 8)));
     this.maxBodyBytes = options.maxRequestBodyBytes ?? DEFAULT_MAX_BODY;
     this.transport = options.transport ?? new UdpTransport(options.address, options.port, options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER);
   }
@@ -124,6 +135,7 @@ export class CoapEndpoint extends EventEmitter {
     );
     this.listening = true;
     this.sweepTimer = setInterval(() => this.sweep(), this.transmission.exchangeLifetimeMs).unref();
+    this.clock = setInterval(() => this.tick(), this.clockMs).unref();
     return bound;
   }
 
@@ -140,8 +152,10 @@ export class CoapEndpoint extends EventEmitter {
     this.closed = true;
     clearInterval(this.sweepTimer);
     for (const peer of this.peers.values()) {
-      for (const exchange of [...peer.exchangesByToken.values(), ...peer.exchangesByMessageId.values()]) this.finish(exchange, new CoapClosedError());
+      for (const exchange of peer.exchanges()) this.finish(exchange, new CoapClosedError());
     }
+    clearInterval(this.clock);
+    while (this.dueHead) this.unlinkDue(this.dueHead);
     this.peers.clear();
     this.listening = false;
     return this.transport.close();
@@ -179,6 +193,7 @@ export class CoapEndpoint extends EventEmitter {
       options: request.options ?? [],
       payload: request.payload ?? Buffer.alloc(0),
     });
+    const timeoutMs = options.timeoutMs ?? this.maxTransmitWaitMs();
     return new Promise((resolve, reject) => {
       const exchange: Exchange = {
         peer: state,
@@ -190,17 +205,18 @@ export class CoapEndpoint extends EventEmitter {
         finished: false,
         ackOnly: false,
         transmissions: 0,
+        deadline: Date.now() + timeoutMs,
+        timeoutMs,
+        dueAt: Infinity,
+        ackTimeoutMs: 0,
+        linked: false,
+        dueNext: undefined,
+        duePrev: undefined,
         resolve,
         reject,
         onNotification: options.onNotification,
       };
-      state.exchangesByMessageId.set(messageId, exchange);
-      state.exchangesByToken.set(exchange.tokenKey, exchange);
-      const timeoutMs = options.timeoutMs ?? this.maxTransmitWaitMs();
-      exchange.deadlineTimer = setTimeout(
-        () => this.finish(exchange, new CoapTimeoutError(`no response from ${state.label} within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
+      state.track(exchange, true);
       this.transmit(exchange, this.initialAckTimeoutMs());
     });
   }
@@ -239,10 +255,17 @@ export class CoapEndpoint extends EventEmitter {
         finished: false,
         ackOnly: true,
         transmissions: 0,
+        deadline: Infinity,
+        timeoutMs: Infinity,
+        dueAt: Infinity,
+        ackTimeoutMs: 0,
+        linked: false,
+        dueNext: undefined,
+        duePrev: undefined,
         resolve: () => resolve(messageId),
         reject,
       };
-      state.exchangesByMessageId.set(messageId, exchange);
+      state.track(exchange, false);
       this.transmit(exchange, this.initialAckTimeoutMs());
     });
   }
@@ -250,29 +273,74 @@ export class CoapEndpoint extends EventEmitter {
   private transmit(exchange: Exchange, ackTimeoutMs: number): void {
     exchange.transmissions++;
     this.send(exchange.datagram, exchange.peer);
-    if (!exchange.confirmable) return;
-    exchange.retransmitTimer = setTimeout(() => {
-      if (exchange.acknowledged) return;
-      if (exchange.transmissions > this.transmission.maxRetransmit) {
-        this.finish(
-          exchange,
-          new CoapTimeoutError(`no acknowledgement from ${exchange.peer.label} after ${exchange.transmissions} transmissions`),
-        );
-        return;
+    this.arm(exchange, exchange.confirmable ? ackTimeoutMs : Infinity, ackTimeoutMs);
+  }
+
+  /** Schedules the exchange's next retransmission or its deadline, whichever is sooner, on the endpoint's clock. */
+  private arm(exchange: Exchange, untilRetransmissionMs: number, ackTimeoutMs: number): void {
+    exchange.dueAt = Math.min(Date.now() + untilRetransmissionMs, exchange.deadline);
+    exchange.ackTimeoutMs = ackTimeoutMs;
+    if (exchange.dueAt === Infinity) {
+      this.unlinkDue(exchange);
+      return;
+    }
+    if (!exchange.linked) {
+      exchange.linked = true;
+      exchange.dueNext = this.dueHead;
+      if (this.dueHead) this.dueHead.duePrev = exchange;
+      this.dueHead = exchange;
+    }
+  }
+
+  private unlinkDue(exchange: Exchange): void {
+    if (!exchange.linked) return;
+    if (exchange.duePrev) exchange.duePrev.dueNext = exchange.dueNext;
+    else this.dueHead = exchange.dueNext;
+    if (exchange.dueNext) exchange.dueNext.duePrev = exchange.duePrev;
+    exchange.dueNext = undefined;
+    exchange.duePrev = undefined;
+    exchange.linked = false;
+  }
+
+  /**
+   * One interval for all exchanges instead of a timer each: a timer per
+   * request costs allocations and timer-list work on every read. It runs
+   * while the endpoint is open (starting and stopping it with the traffic
+   * would churn timers just the same); its period is a small part of ACK_TIMEOUT.
+   */
+  private tick(): void {
+    const now = Date.now();
+    let exchange = this.dueHead;
+    while (exchange) {
+      const next: Exchange | undefined = exchange.dueNext;
+      if (exchange.dueAt <= now) {
+        // Re-armed exchanges go to the head of the list, behind this walk.
+        this.unlinkDue(exchange);
+        this.onDue(exchange, exchange.ackTimeoutMs);
       }
+      exchange = next;
+    }
+  }
+
+  private onDue(exchange: Exchange, ackTimeoutMs: number): void {
+    if (exchange.finished) return;
+    if (Date.now() >= exchange.deadline) {
+      this.finish(exchange, new CoapTimeoutError(`no response from ${exchange.peer.label} within ${exchange.timeoutMs} ms`));
+    } else if (exchange.acknowledged) {
+      this.arm(exchange, Infinity, ackTimeoutMs);
+    } else if (exchange.transmissions > this.transmission.maxRetransmit) {
+      this.finish(exchange, new CoapTimeoutError(`no acknowledgement from ${exchange.peer.label} after ${exchange.transmissions} transmissions`));
+    } else {
       this.transmit(exchange, ackTimeoutMs * 2);
-    }, ackTimeoutMs);
+    }
   }
 
   private finish(exchange: Exchange, outcome: CoapMessage | Error): void {
     if (exchange.finished) return;
     exchange.finished = true;
-    clearTimeout(exchange.retransmitTimer);
-    clearTimeout(exchange.deadlineTimer);
+    this.unlinkDue(exchange);
     const peer = exchange.peer;
-    if (peer.exchangesByMessageId.get(exchange.messageId) === exchange) peer.exchangesByMessageId.delete(exchange.messageId);
-    if (peer.exchangeByToken(exchange.tokenKey) === exchange) peer.exchangesByToken.delete(exchange.tokenKey);
-    peer.releaseIdleExchanges();
+    peer.untrack(exchange);
     if (outcome instanceof Error) {
       exchange.reject(outcome);
       return;
@@ -312,7 +380,7 @@ export class CoapEndpoint extends EventEmitter {
       this.sendEmpty(MessageType.Reset, message.messageId, peer); // CoAP ping
       return;
     }
-    const exchange = peer.exchangesByMessageId.get(message.messageId);
+    const exchange = peer.exchangeById(message.messageId);
     if (!exchange) {
       if (message.type === MessageType.Reset) this.emit('reset', { address: peer.address, port: peer.port }, message.messageId);
       return;
@@ -320,9 +388,10 @@ export class CoapEndpoint extends EventEmitter {
     if (message.type === MessageType.Acknowledgement && exchange.ackOnly) {
       this.finish(exchange, message);
     } else if (message.type === MessageType.Acknowledgement) {
+      // A separate response follows (RFC 7252 section 5.2.2): no more retransmissions, only the deadline.
       exchange.acknowledged = true;
-      clearTimeout(exchange.retransmitTimer);
-      peer.exchangesByMessageId.delete(message.messageId);
+      this.arm(exchange, Infinity, 0);
+      peer.untrackId(exchange);
     } else if (message.type === MessageType.Reset) {
       this.finish(exchange, new CoapResetError(`${peer.label} rejected the request with a Reset`));
     }
@@ -330,7 +399,7 @@ export class CoapEndpoint extends EventEmitter {
 
   private receiveResponse(peer: PeerState, message: CoapMessage): void {
     if (message.type === MessageType.Acknowledgement) {
-      const exchange = peer.exchangesByMessageId.get(message.messageId);
+      const exchange = peer.exchangeById(message.messageId);
       if (exchange && exchange.tokenKey === message.token.toString('hex')) this.finish(exchange, message);
       return;
     }

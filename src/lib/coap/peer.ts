@@ -49,8 +49,16 @@ export interface Exchange {
   /** A notification we send: done when acknowledged, with no response to wait for. */
   ackOnly: boolean;
   transmissions: number;
-  retransmitTimer?: NodeJS.Timeout;
-  deadlineTimer?: NodeJS.Timeout;
+  /** When the exchange gives up even if acknowledged (Infinity: only retransmissions limit it). */
+  deadline: number;
+  timeoutMs: number;
+  /** When the endpoint's clock next looks at it: a retransmission or the deadline, whichever comes first. */
+  dueAt: number;
+  ackTimeoutMs: number;
+  /** Its place in the endpoint's list of exchanges waiting for the clock. */
+  linked: boolean;
+  dueNext: Exchange | undefined;
+  duePrev: Exchange | undefined;
   resolve(response: CoapMessage): void;
   reject(error: Error): void;
   /** Set for an Observe request: later responses with this token go here. */
@@ -119,26 +127,61 @@ export class PeerState {
   private recent = new DedupGeneration();
   // Fields set later are initialised here all the same, so they live inside the object rather than in a property array added on first use.
   private older: DedupGeneration | undefined = undefined;
-  // Most peers are devices that only register and update: the maps for exchanges come with first use.
-  private byMessageId: Map<number, Exchange> | undefined = undefined;
-  private byToken: Map<string, Exchange> | undefined = undefined;
+  // A device mostly has one exchange in flight (NSTART = 1): it is kept inline, maps only come with a second.
+  private firstById: Exchange | undefined = undefined;
+  private moreById: Map<number, Exchange> | undefined = undefined;
+  private firstByToken: Exchange | undefined = undefined;
+  private moreByToken: Map<string, Exchange> | undefined = undefined;
   // Most observed devices have one observation: it is kept inline, a map only comes with a second.
   private firstObserverToken: string | undefined = undefined;
   private firstObserver: NotificationHandler | undefined = undefined;
   private moreObservers: Map<string, NotificationHandler> | undefined = undefined;
   blockTransfer: BlockTransfer | undefined = undefined;
 
-  get exchangesByMessageId(): Map<number, Exchange> {
-    return (this.byMessageId ??= new Map());
+  /** The exchange whose acknowledgement (or Reset) carries this message id. */
+  exchangeById(messageId: number): Exchange | undefined {
+    return this.firstById?.messageId === messageId ? this.firstById : this.moreById?.get(messageId);
   }
 
-  get exchangesByToken(): Map<string, Exchange> {
-    return (this.byToken ??= new Map());
-  }
-
-  /** The exchange waiting for a response with this token, without creating the map for a peer that has none. */
+  /** The exchange waiting for a response with this token. */
   exchangeByToken(tokenKey: string): Exchange | undefined {
-    return this.byToken?.get(tokenKey);
+    return this.firstByToken?.tokenKey === tokenKey ? this.firstByToken : this.moreByToken?.get(tokenKey);
+  }
+
+  /** Tracks an exchange by message id, and by token unless it waits for an acknowledgement only. */
+  track(exchange: Exchange, byToken: boolean): void {
+    if (this.firstById === undefined || this.firstById.messageId === exchange.messageId) this.firstById = exchange;
+    else (this.moreById ??= new Map()).set(exchange.messageId, exchange);
+    if (!byToken) return;
+    if (this.firstByToken === undefined || this.firstByToken.tokenKey === exchange.tokenKey) this.firstByToken = exchange;
+    else (this.moreByToken ??= new Map()).set(exchange.tokenKey, exchange);
+  }
+
+  /** Stops matching acknowledgements to the exchange (acknowledged, or over). */
+  untrackId(exchange: Exchange): void {
+    if (this.firstById === exchange) this.firstById = undefined;
+    else if (this.moreById?.get(exchange.messageId) === exchange) {
+      this.moreById.delete(exchange.messageId);
+      if (this.moreById.size === 0) this.moreById = undefined;
+    }
+  }
+
+  /** Stops tracking the exchange at all. */
+  untrack(exchange: Exchange): void {
+    this.untrackId(exchange);
+    if (this.firstByToken === exchange) this.firstByToken = undefined;
+    else if (this.moreByToken?.get(exchange.tokenKey) === exchange) {
+      this.moreByToken.delete(exchange.tokenKey);
+      if (this.moreByToken.size === 0) this.moreByToken = undefined;
+    }
+  }
+
+  /** Every exchange in flight, each once. */
+  exchanges(): Exchange[] {
+    const all = new Set<Exchange>([...(this.moreById?.values() ?? []), ...(this.moreByToken?.values() ?? [])]);
+    if (this.firstById) all.add(this.firstById);
+    if (this.firstByToken) all.add(this.firstByToken);
+    return [...all];
   }
 
   /** Who takes this peer's notifications under a token (hex); anything else it sends as a notification gets a Reset. */
@@ -178,11 +221,6 @@ export class PeerState {
     return `${this.address}:${this.port}`;
   }
 
-  /** Lets go of the exchange maps once nothing is in flight: a device that was read once should not keep them. */
-  releaseIdleExchanges(): void {
-    if (this.byMessageId?.size === 0) this.byMessageId = undefined;
-    if (this.byToken?.size === 0) this.byToken = undefined;
-  }
 
   allocateMessageId(): number {
     const id = this.nextMessageId;
@@ -212,8 +250,10 @@ export class PeerState {
     return (
       this.recent.size === 0 &&
       !this.older?.size &&
-      !this.byMessageId?.size &&
-      !this.byToken?.size &&
+      this.firstById === undefined &&
+      this.moreById === undefined &&
+      this.firstByToken === undefined &&
+      this.moreByToken === undefined &&
       this.firstObserverToken === undefined &&
       !this.moreObservers?.size &&
       this.blockTransfer === undefined

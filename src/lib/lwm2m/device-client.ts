@@ -115,56 +115,64 @@ export class DeviceClient {
     this.queue = new DeviceQueue(options.maxWaitingPerDevice);
   }
 
-  async send<R>(endpointName: string, request: DeviceRequest<R>, options: SendOptions = {}): Promise<R & ResponseBase> {
-    const describe = `${request.operation} ${request.path} on ${endpointName}`;
+  /**
+   * Sends an operation and resolves with its decoded answer. Written with
+   * plain promise chains rather than async functions: this runs for every
+   * read, and their suspended frames were what kept the collector busiest.
+   */
+  send<R>(endpointName: string, request: DeviceRequest<R>, options: SendOptions = {}): Promise<R & ResponseBase> {
+    // Only failures are described: the text is not built for every request that succeeds.
+    const describe = () => `${request.operation} ${request.path} on ${endpointName}`;
     const registration = this.registrations.getByEndpoint(endpointName);
-    if (!registration) throw new DeviceRequestError(`${describe}: device "${endpointName}" is not registered`, 'unknown-endpoint');
+    if (!registration) return Promise.reject(new DeviceRequestError(`${describe()}: device "${endpointName}" is not registered`, 'unknown-endpoint'));
     const context: RequestContext = { registration, model: this.model() };
     let spec: CoapRequestSpec;
     try {
       spec = request.toCoap(context);
     } catch (error) {
-      if (error instanceof ContentError) throw new DeviceRequestError(`${describe}: ${error.message}`, 'invalid-request');
-      throw error;
+      return Promise.reject(error instanceof ContentError ? new DeviceRequestError(`${describe()}: ${error.message}`, 'invalid-request') : error);
     }
-    let response: CoapMessage;
+    const sent = registration.queueMode ? this.whenAwake(registration, spec, options) : this.queue.run(endpointName, () => this.exchangeNow(endpointName, spec, options));
+    return sent.then(
+      (response) => answer(request, context, response, describe),
+      (error: unknown) => {
+        throw translate(error, describe());
+      },
+    );
+  }
+
+  /** For a device in queue mode: waits in its lane until it is awake (or the request's time to live runs out), where it can be parked. */
+  private async whenAwake(registration: Registration, spec: CoapRequestSpec, options: SendOptions): Promise<CoapMessage> {
+    const endpointName = registration.endpoint;
     const ttlMs = options.ttlMs ?? this.options.defaultTtlMs ?? 300_000;
     const deadline = Date.now() + ttlMs;
-    const waiting: Waiting | undefined =
-      options.park && registration.queueMode ? { ...options.park, endpoint: endpointName, deadline, controller: new AbortController() } : undefined;
+    const waiting: Waiting | undefined = options.park ? { ...options.park, endpoint: endpointName, deadline, controller: new AbortController() } : undefined;
     if (waiting) this.waiting.add(waiting);
     const signal = waiting?.controller.signal;
     const task = async () => {
-      if (registration.queueMode) await this.presence.waitAwake(endpointName, deadline, ttlMs, signal);
+      await this.presence.waitAwake(endpointName, deadline, ttlMs, signal);
       if (waiting) this.waiting.delete(waiting);
-      // The address is read when the request leaves the queue: an update or re-registration may have moved the device.
-      const current = this.registrations.getByEndpoint(endpointName);
-      if (!current) throw new DeviceGoneError(endpointName);
-      const answer = await this.exchange(current, spec, options);
-      this.presence.seen(current);
-      return answer;
+      return this.exchangeNow(endpointName, spec, options);
     };
     try {
-      response = await this.queue.run(endpointName, task, registration.queueMode ? { at: deadline, error: () => new SleepTimeoutError(endpointName, ttlMs) } : undefined, signal);
-    } catch (error) {
-      throw translate(error, describe);
+      return await this.queue.run(endpointName, task, { at: deadline, error: () => new SleepTimeoutError(endpointName, ttlMs) }, signal);
     } finally {
       if (waiting) this.waiting.delete(waiting);
     }
-    const code = formatCode(response.code);
-    if (codeClass(response.code) !== 2) {
-      throw new DeviceRequestError(`${describe}: device answered ${describeErrorCode(code, response.payload)}`, 'device-error', code);
+  }
+
+  /** Sends to where the device is now: an update or re-registration may have moved it while the request waited. */
+  private exchangeNow(endpointName: string, spec: CoapRequestSpec, options: SendOptions): Promise<CoapMessage> {
+    const current = this.registrations.getByEndpoint(endpointName);
+    if (!current) return Promise.reject(new DeviceGoneError(endpointName));
+    if (!current.queueMode) {
+      this.presence.seen(current);
+      return this.exchange(current, spec, options);
     }
-    if (response.code !== request.successCode) {
-      throw new DeviceRequestError(`${describe}: device answered ${code} where ${formatCode(request.successCode)} was expected`, 'invalid-response', code);
-    }
-    try {
-      const observe = uintOption(response.options, OptionNumber.Observe);
-      return { ...request.fromCoap(response, context), code, contentFormat: contentFormatOf(response), raw: response.payload, ...(observe !== undefined ? { observe } : {}) };
-    } catch (error) {
-      if (error instanceof ContentError) throw new DeviceRequestError(`${describe}: ${error.message}`, 'invalid-response', code);
-      throw error;
-    }
+    return this.exchange(current, spec, options).then((response) => {
+      this.presence.seen(current);
+      return response;
+    });
   }
 
   /** Takes back the requests still waiting for sleeping devices (of one owner, or all): they fail with kind "parked" and come back as msgs. */
@@ -198,6 +206,26 @@ export class DeviceClient {
         onNotification: options.onNotification,
       },
     );
+  }
+}
+
+/** The decoded answer, or the device's error code and reason as a DeviceRequestError. */
+function answer<R>(request: DeviceRequest<R>, context: RequestContext, response: CoapMessage, describe: () => string): R & ResponseBase {
+  const code = formatCode(response.code);
+  if (codeClass(response.code) !== 2) {
+    throw new DeviceRequestError(`${describe()}: device answered ${describeErrorCode(code, response.payload)}`, 'device-error', code);
+  }
+  if (response.code !== request.successCode) {
+    throw new DeviceRequestError(`${describe()}: device answered ${code} where ${formatCode(request.successCode)} was expected`, 'invalid-response', code);
+  }
+  try {
+    const observe = uintOption(response.options, OptionNumber.Observe);
+    const result: R & ResponseBase = { ...request.fromCoap(response, context), code, contentFormat: contentFormatOf(response), raw: response.payload };
+    if (observe !== undefined) result.observe = observe;
+    return result;
+  } catch (error) {
+    if (error instanceof ContentError) throw new DeviceRequestError(`${describe()}: ${error.message}`, 'invalid-response', code);
+    throw error;
   }
 }
 

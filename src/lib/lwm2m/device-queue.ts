@@ -40,6 +40,14 @@ export class DeviceQueue {
     }
     if (lane.waiting.length >= this.maxWaiting) return Promise.reject(new QueueFullError(key, this.maxWaiting));
     const current = lane;
+    if (!current.running) {
+      // The usual case, nothing ahead in the lane: the task's own promise, with the lane moving on when it settles.
+      current.running = true;
+      const running = task();
+      const next = () => this.next(key, current);
+      running.then(next, next);
+      return running;
+    }
     return new Promise<T>((resolve, reject) => {
       const start = () => {
         current.running = true;
@@ -47,10 +55,6 @@ export class DeviceQueue {
           .then(resolve, reject)
           .finally(() => this.next(key, current));
       };
-      if (!current.running) {
-        start();
-        return;
-      }
       const entry: Waiting = { start };
       const leave = (error: Error) => {
         const at = current.waiting.indexOf(entry);

@@ -15,6 +15,16 @@ export class Lwm2mPath {
   /** Parses "/3/0/1", "3/0/1" or "/" and throws PathError with a reason otherwise. */
   static parse(text: string): Lwm2mPath {
     if (typeof text !== 'string') throw new PathError(`path must be a string like /3/0/1, not ${typeof text}`);
+    // Paths are immutable and flows name the same few over and over: parsed ones are kept (bounded).
+    const known = parsed.get(text);
+    if (known) return known;
+    const path = Lwm2mPath.parseText(text);
+    if (parsed.size >= MAX_PARSED) parsed.clear();
+    parsed.set(text, path);
+    return path;
+  }
+
+  private static parseText(text: string): Lwm2mPath {
     const trimmed = text.trim();
     if (trimmed === '/' || trimmed === '') {
       if (trimmed === '') throw new PathError('path is empty');
@@ -81,6 +91,9 @@ export class Lwm2mPath {
     return (this.text ??= '/' + this.ids.join('/'));
   }
 }
+
+const parsed = new Map<string, Lwm2mPath>();
+const MAX_PARSED = 4096;
 
 export class PathError extends Error {
   constructor(message: string) {
