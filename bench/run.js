@@ -199,6 +199,11 @@ async function notificationsAtNode(red, confirmable) {
       await Promise.all(loads.map((load, p) => ask(load, { command: 'open', count: devices / processes, prefix: `n${p}`, address: loadAddress(p) })));
       await Promise.all(loads.map((load) => ask(load, { command: 'run', kind: 'register', server: { address: '127.0.0.1', port }, window: 128, lifetime: 3600 })));
       while (server.observations.size < devices) await sleep(10);
+      // Warm-up, not measured: 10 rounds, so the JIT has compiled the notification path before the clock starts.
+      for (let r = 0; r < 10; r++) {
+        await burst();
+        await drain(devices * (r + 1), now());
+      }
       await sleep(300);
       delivered = 0;
       let mark = process.cpuUsage();
@@ -206,7 +211,7 @@ async function notificationsAtNode(red, confirmable) {
       // As fast as the server takes them: a new round once most of the last ones arrived (UDP would drop an unbounded backlog).
       const rounds = 40;
       for (let r = 0; r < rounds; r++) {
-        while (r * devices - delivered > 2 * devices && now() - started < 30000) await sleep(1);
+        while (r * devices - delivered > 3 * devices && now() - started < 30000) await sleep(1);
         await burst();
       }
       await drain(devices * rounds, started);

@@ -60,7 +60,7 @@ class ParkedListener implements ObservationListener {
 }
 
 /** How old a notification may look before it is taken as newer anyway (RFC 7641 section 3.4). */
-const REORDER_WINDOW_MS = 128_000;
+const REORDER_WINDOW_SECONDS = 128;
 
 /** Tokens (8 random bytes, kept as hex) and observation ids are cut from one random pool, not a CSPRNG call each. */
 const randomPool = { bytes: Buffer.alloc(8 * 512), offset: 8 * 512 };
@@ -91,7 +91,8 @@ export class Observation implements NotificationHandler {
   peer: Peer | undefined = undefined;
   transport: Transport = 'udp';
   private lastSequence: number | undefined = undefined;
-  private lastTime = 0;
+  /** In whole seconds: a small integer is stored in place, where milliseconds would box a new number per notification. */
+  private lastSecond = 0;
   private pathTexts: readonly string[] | undefined = undefined;
 
   constructor(
@@ -115,16 +116,16 @@ export class Observation implements NotificationHandler {
 
   /** RFC 7641 section 3.4: is this notification newer than the last one delivered? */
   isFresh(sequence: number): boolean {
-    const now = Date.now();
+    const now = Math.floor(Date.now() / 1000);
     const last = this.lastSequence;
     const fresh =
       last === undefined ||
       (last < sequence && sequence - last < 2 ** 23) ||
       (last > sequence && last - sequence > 2 ** 23) ||
-      now > this.lastTime + REORDER_WINDOW_MS;
+      now > this.lastSecond + REORDER_WINDOW_SECONDS;
     if (fresh) {
       this.lastSequence = sequence;
-      this.lastTime = now;
+      this.lastSecond = now;
     }
     return fresh;
   }
