@@ -6,11 +6,7 @@ const dgram = require('node:dgram');
 const fs = require('node:fs');
 const path = require('node:path');
 const { fork } = require('node:child_process');
-const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
 const { startNodeRed } = require('./embedded-node-red');
-const { ObserveRequest } = require('../dist/lib/lwm2m/requests/observe');
-const { ReadRequest } = require('../dist/lib/lwm2m/requests/read');
-const { Lwm2mPath } = require('../dist/lib/model/path');
 
 const RUNS = Number(process.env.BENCH_RUNS || 3);
 const SIZES = (process.env.BENCH_DEVICES || '1000,10000,100000').split(',').map(Number);
@@ -75,17 +71,6 @@ async function withLeanDevices(port, count, body) {
   } finally {
     await Promise.all(loads.map((load) => ask(load, { command: 'close' })));
     for (const load of loads) load.kill();
-  }
-}
-
-async function withServer(body) {
-  const port = nextPort++;
-  const server = new Lwm2mServer({ address: '127.0.0.1', port });
-  await server.start();
-  try {
-    return await body(server, port);
-  } finally {
-    await server.stop();
   }
 }
 
@@ -242,62 +227,37 @@ async function notificationsAtNode(red, confirmable) {
   record(`notifications ${kind} at a Node-RED node (80 % of max, paced)`, paced, { lost: paced.reduce((sum, r) => sum + r.lost, 0) });
 }
 
+/** The server in a process of its own with 200 lean devices registered, for the duration of body(server process). */
+async function withServerProcess(devices, body) {
+  const port = nextPort++;
+  const server = fork(path.join(__dirname, 'server-process.js'));
+  try {
+    await ask(server, { command: 'start', port });
+    return await withLeanDevices(port, devices, () => body(server));
+  } finally {
+    await ask(server, { command: 'stop' }).catch(() => undefined);
+    server.kill();
+  }
+}
+
+/** Reads from the server's own process to 200 devices, one in flight per device (closed loop). */
 async function reads() {
-  const devices = 200;
-  const perDevice = 50;
   const runs = [];
   for (let i = 0; i < RUNS; i++) {
-    await withServer((server, port) => withLeanDevices(port, devices, async () => {
-      const latencies = [];
-      const mark = process.cpuUsage();
-      const started = now();
-      await Promise.all(
-        [...server.registrations.all()].map(async (registration) => {
-          for (let j = 0; j < perDevice; j++) {
-            const t = now();
-            await server.send(registration.endpoint, new ReadRequest(Lwm2mPath.parse('/3/0/9')));
-            latencies.push(now() - t);
-          }
-        }),
-      );
-      latencies.sort((a, b) => a - b);
-      runs.push({ rate: ((devices * perDevice) / (now() - started)) * 1000, p50: latencies[Math.floor(latencies.length / 2)], p99: latencies[Math.floor(latencies.length * 0.99)], cpuMsPer1k: cpuPer1k(mark, devices * perDevice) });
-    }));
+    const run = await withServerProcess(200, (server) => ask(server, { command: 'reads', path: '/3/0/9', perDevice: 50 }));
+    if (run.answered < run.issued) throw new Error(`reads: ${run.issued - run.answered} of ${run.issued} failed`);
+    runs.push(run);
   }
   record('reads (200 devices, 1 in flight each)', runs, { p50Ms: median(runs.map((r) => r.p50)), p99Ms: median(runs.map((r) => r.p99)) });
 }
 
 /** Reads issued at a fixed rate (open loop, spread over 200 devices): latency when the server is not saturated. */
 async function pacedReads(perSecond) {
-  const devices = 200;
-  const durationMs = 3000;
   const runs = [];
   for (let i = 0; i < RUNS; i++) {
-    await withServer((server, port) => withLeanDevices(port, devices, async () => {
-      const endpoints = [...server.registrations.all()].map((r) => r.endpoint);
-      // The harness keeps no promise per read and no growing array: its own garbage would show up in the server's collector pauses.
-      const latencies = new Float64Array(Math.ceil((perSecond * durationMs) / 1000) + perSecond);
-      let answered = 0;
-      let failed = 0;
-      let issued = 0;
-      const mark = process.cpuUsage();
-      const started = now();
-      while (now() - started < durationMs) {
-        const due = Math.floor(((now() - started) / 1000) * perSecond);
-        for (; issued < due; issued++) {
-          const t = now();
-          server.send(endpoints[issued % devices], new ReadRequest(Lwm2mPath.parse('/3/0/9'))).then(
-            () => (latencies[answered++] = now() - t),
-            () => failed++,
-          );
-        }
-        await sleep(1);
-      }
-      while (answered + failed < issued && now() - started < durationMs + 15000) await sleep(5);
-      if (failed > 0 || answered < issued) throw new Error(`paced reads: ${failed} failed, ${issued - answered - failed} unanswered of ${issued}`);
-      const sorted = latencies.subarray(0, answered).sort();
-      runs.push({ rate: (issued / (now() - started)) * 1000, p50: sorted[Math.floor(answered / 2)], p99: sorted[Math.floor(answered * 0.99)], cpuMsPer1k: cpuPer1k(mark, issued) });
-    }));
+    const run = await withServerProcess(200, (server) => ask(server, { command: 'reads', path: '/3/0/9', perSecond, durationMs: 3000 }));
+    if (run.answered < run.issued) throw new Error(`paced reads: ${run.issued - run.answered} of ${run.issued} failed or unanswered`);
+    runs.push(run);
   }
   record(`reads paced at ${perSecond}/s`, runs, { p50Ms: median(runs.map((r) => r.p50)), p99Ms: median(runs.map((r) => r.p99)), p99MsRuns: runs.map((r) => Number(r.p99.toFixed(2))) });
 }

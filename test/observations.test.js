@@ -139,6 +139,30 @@ describe('observations, Send and queue mode', () => {
     }
   });
 
+  it('acknowledges a repeated confirmable notification again and delivers it once', async () => {
+    const raw = await RawPeer.open();
+    try {
+      const register = encode({ type: 0, code: 2, messageId: 1, token: Buffer.from([1]), options: [{ number: 11, value: Buffer.from('rd') }, { number: 15, value: Buffer.from('ep=repeater') }], payload: Buffer.from('</3303/0>') });
+      await raw.exchange(register, port);
+      const listener = collector();
+      const pending = server.observe('repeater', new ObserveRequest(P('/3303/0/5700')), listener);
+      const request = decode(await raw.next());
+      await raw.send(encode({ type: 2, code: 69, messageId: request.messageId, token: request.token, options: [{ number: 6, value: Buffer.from([1]) }], payload: Buffer.from('20') }), port);
+      await pending;
+      // The same CON notification three times, as a device does when our acknowledgements are lost.
+      const notification = encode({ type: 0, code: 69, messageId: 900, token: request.token, options: [{ number: 6, value: Buffer.from([2]) }], payload: Buffer.from('21') });
+      for (let i = 0; i < 3; i++) {
+        const ack = decode(await raw.exchange(notification, port));
+        assert.deepEqual([ack.type, ack.code, ack.messageId], [2, 0, 900]);
+      }
+      await listener.until((e) => e.notifications.length === 1);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(listener.events.notifications.map((n) => n.records[0].value), [21]);
+    } finally {
+      await raw.close();
+    }
+  });
+
   it('re-establishes observations when the device registers again', async () => {
     const d = await device('phoenix');
     await d.register();

@@ -93,6 +93,23 @@ describe('LwM2M registration interface', () => {
     assert.ok(registration.lastUpdate >= firstSeen);
   });
 
+  it('shares one frozen object description between devices that announce the same links, and replaces it on update', async () => {
+    const a = await device('twin-a');
+    const b = await device('twin-b');
+    await a.register();
+    await b.register();
+    const [first, second] = ['twin-a', 'twin-b'].map((endpoint) => server.registrations.getByEndpoint(endpoint));
+    assert.equal(first.objects, second.objects);
+    assert.ok(Object.isFrozen(first.objects) && first.objects.every((object) => Object.isFrozen(object) && Object.isFrozen(object.instances)));
+    assert.throws(() => first.objects[0].instances.push(9), TypeError);
+    b.objects.set(3304, new Map([[0, new Map([[5700, 40]])]]));
+    const updated = once(server, 'updated');
+    await b.update({}, true);
+    await updated;
+    assert.notEqual(server.registrations.getByEndpoint('twin-b').objects, first.objects);
+    assert.ok(!first.objects.some((object) => object.id === 3304), 'the other device keeps its description');
+  });
+
   it('follows a client whose address changes (NAT rebinding)', async () => {
     const first = await device('roamer');
     const location = await first.register();

@@ -83,15 +83,14 @@ export class RegistrationInterface {
   private update(id: string, request: IncomingRequest): OutgoingResponse {
     const registration = this.requireRegistration(id, request);
     const update = parseUpdateRequest(request.queries, request.payload, request.contentFormat);
-    const changes = applyUpdate(registration, update);
+    let changes: string[] = [];
+    this.store.renew(registration, () => (changes = applyUpdate(registration, update)));
     let from: Peer | undefined;
     if (registration.address !== request.peer.address || registration.port !== request.peer.port) {
       from = { address: registration.address, port: registration.port };
       this.store.move(registration, request.peer.address, request.peer.port);
       changes.push('address');
     }
-    registration.lastUpdate = Date.now();
-    this.store.touch(registration);
     this.listener.updated(registration, changes, from);
     return { code: ResponseCode.Changed };
   }

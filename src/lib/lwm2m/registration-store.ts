@@ -18,7 +18,6 @@ export class RegistrationStore {
   private readonly byPeer: Record<Transport, Map<PeerKey, Registration>> = { udp: new Map(), dtls: new Map() };
   /** Tick number -> the registrations that expire in it. */
   private readonly expiring = new Map<number, Set<Registration>>();
-  private readonly tickOf = new Map<string, number>();
   /** Ticks count from the store's creation, so they stay small integers V8 keeps unboxed. */
   private readonly tickEpoch = Date.now();
   private sweptTick = 0;
@@ -83,8 +82,15 @@ export class RegistrationStore {
     return previous;
   }
 
-  /** Restarts the lifetime of a registration that was just updated. */
-  touch(registration: Registration): void {
+  /**
+   * Applies an update (which may change the lifetime) and restarts the
+   * lifetime from now. The store keeps no expiry per registration: it finds
+   * its bucket from the expiry before the update, which only this method changes.
+   */
+  renew(registration: Registration, apply: () => void): void {
+    this.unschedule(registration);
+    apply();
+    registration.lastUpdate = Date.now();
     this.schedule(registration);
   }
 
@@ -103,7 +109,6 @@ export class RegistrationStore {
     clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
     this.expiring.clear();
-    this.tickOf.clear();
     this.byId.clear();
     this.byEndpoint.clear();
     this.byPeer.udp.clear();
@@ -111,28 +116,30 @@ export class RegistrationStore {
   }
 
   private schedule(registration: Registration): void {
-    this.unschedule(registration);
     if (!this.sweepTimer) {
       this.sweptTick = this.tickAt(Date.now());
       this.sweepTimer = setInterval(() => this.sweep(), TICK_MS).unref();
     }
-    const tick = Math.max(Math.ceil((expiresAt(registration) - this.tickEpoch) / TICK_MS), this.sweptTick + 1);
+    // Already due (a registration restored from a saved state): the next sweep.
+    const tick = Math.max(this.tickOf(registration), this.sweptTick + 1);
     let group = this.expiring.get(tick);
     if (!group) {
       group = new Set();
       this.expiring.set(tick, group);
     }
     group.add(registration);
-    this.tickOf.set(registration.id, tick);
   }
 
   private unschedule(registration: Registration): void {
-    const tick = this.tickOf.get(registration.id);
-    if (tick === undefined) return;
-    this.tickOf.delete(registration.id);
+    const tick = this.tickOf(registration);
     const group = this.expiring.get(tick);
-    group?.delete(registration);
-    if (group?.size === 0) this.expiring.delete(tick);
+    if (!group?.delete(registration)) return;
+    if (group.size === 0) this.expiring.delete(tick);
+  }
+
+  /** The tick a registration expires in, from its expiry time. */
+  private tickOf(registration: Registration): number {
+    return Math.ceil((expiresAt(registration) - this.tickEpoch) / TICK_MS);
   }
 
   private tickAt(time: number): number {
@@ -146,7 +153,11 @@ export class RegistrationStore {
       if (!group) continue;
       this.expiring.delete(tick);
       for (const registration of group) {
-        this.tickOf.delete(registration.id);
+        // Re-checked: an entry whose bucket could not be found again (put in a later tick when restored as already due) may have been renewed since.
+        if (expiresAt(registration) > Date.now()) {
+          if (this.byId.get(registration.id) === registration) this.schedule(registration);
+          continue;
+        }
         if (this.remove(registration)) this.onExpired(registration);
       }
     }

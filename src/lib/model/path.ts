@@ -1,6 +1,6 @@
 /** An LwM2M path: /object/instance/resource/resource-instance, any prefix of it, or "/" for the root. */
 export class Lwm2mPath {
-  private text?: string;
+  private text: string | undefined = undefined;
 
   private constructor(readonly ids: readonly number[]) {}
 
