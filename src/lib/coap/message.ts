@@ -55,27 +55,34 @@ export function decode(datagram: Buffer): CoapMessage {
       if (index === datagram.length) throw new CoapFormatError('payload marker followed by an empty payload');
       return { type, code: messageCode, messageId, token, options, payload: datagram.subarray(index) };
     }
+    // Extended delta and length read inline: this runs for every option of every datagram.
     let delta = header >> 4;
+    if (delta >= 13) {
+      delta = readExtended(datagram, delta, index, 'delta');
+      index += delta >= 269 ? 2 : 1;
+    }
     let length = header & 0x0f;
-    [delta, index] = readExtended(datagram, delta, index, 'delta');
-    [length, index] = readExtended(datagram, length, index, 'length');
+    if (length >= 13) {
+      length = readExtended(datagram, length, index, 'length');
+      index += length >= 269 ? 2 : 1;
+    }
     if (index + length > datagram.length) throw new CoapFormatError('option value runs past the end of the datagram');
     number += delta;
-    options.push({ number, value: datagram.subarray(index, index + length) });
+    options.push({ number, value: length === 0 ? EMPTY : datagram.subarray(index, index + length) });
     index += length;
   }
   return { type, code: messageCode, messageId, token, options, payload: EMPTY };
 }
 
-function readExtended(datagram: Buffer, nibble: number, index: number, what: string): [number, number] {
-  if (nibble < 13) return [nibble, index];
+/** The value of an extended option delta or length (nibble 13 or 14) at index; nibble 15 is reserved. */
+function readExtended(datagram: Buffer, nibble: number, index: number, what: string): number {
   if (nibble === 15) throw new CoapFormatError(`reserved option ${what} 15`);
   if (nibble === 13) {
     if (index + 1 > datagram.length) throw new CoapFormatError(`truncated option ${what}`);
-    return [datagram[index] + 13, index + 1];
+    return datagram[index] + 13;
   }
   if (index + 2 > datagram.length) throw new CoapFormatError(`truncated option ${what}`);
-  return [datagram.readUInt16BE(index) + 269, index + 2];
+  return datagram.readUInt16BE(index) + 269;
 }
 
 export function encode(message: CoapMessage): Buffer {
