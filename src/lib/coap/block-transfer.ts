@@ -13,6 +13,7 @@ export interface BlockwiseOptions extends RequestOptions {
 }
 
 const DEFAULT_SZX = 5;
+const NO_BODY = Buffer.alloc(0);
 const DEFAULT_MAX_RESPONSE = 1024 * 1024;
 
 /** A response body that arrived in pieces that do not fit together. */
@@ -29,12 +30,13 @@ export class BlockTransferError extends Error {
  * blocks. Resolves with the final response, its payload reassembled.
  */
 export function requestBlockwise(endpoint: CoapEndpoint, peer: Peer, request: OutgoingRequest, options: BlockwiseOptions = {}): Promise<CoapMessage> {
-  const baseOptions = (request.options ?? []).filter((o) => o.number !== OptionNumber.Block1 && o.number !== OptionNumber.Block2);
-  const body = request.payload ?? Buffer.alloc(0);
+  const given = request.options ?? [];
+  const baseOptions = given.some(isBlockOption) ? given.filter((o) => !isBlockOption(o)) : given;
+  const body = request.payload ?? NO_BODY;
   const szx = options.block1Szx ?? DEFAULT_SZX;
   // Most requests fit in one message and most answers too: no async machinery unless a Block2 answer needs collecting.
   if (body.length <= blockSize(szx)) {
-    const single = baseOptions.length === (request.options?.length ?? 0) ? request : { ...request, options: baseOptions };
+    const single = baseOptions === given ? request : { ...request, options: baseOptions };
     return endpoint.request(peer, single, options).then((response) =>
       blockOption(response, OptionNumber.Block2)?.more ? collectBlock2(endpoint, peer, request.code, baseOptions, response, options) : response,
     );
@@ -106,6 +108,10 @@ async function collectBlock2(
     block = got;
   }
   return { ...response, payload: Buffer.concat(parts) };
+}
+
+function isBlockOption(option: CoapOption): boolean {
+  return option.number === OptionNumber.Block1 || option.number === OptionNumber.Block2;
 }
 
 function blockOption(message: CoapMessage, number: number) {

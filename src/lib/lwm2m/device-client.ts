@@ -190,14 +190,14 @@ export class DeviceClient {
   private exchange(registration: Registration, spec: CoapRequestSpec, options: SendOptions): Promise<CoapMessage> {
     const endpoint = this.endpointFor(registration.transport);
     if (!endpoint) return Promise.reject(new CoapClosedError());
-    const peer = { address: registration.address, port: registration.port };
+    // The registration is the peer: its address and port are read now, as the request leaves.
     // The address may now belong to another device's DTLS session (NAT reuse): never send it this device's requests.
-    if (registration.transport === 'dtls' && identityKey(endpoint.transport.identityOf(peer)) !== identityKey(registration.identity)) {
+    if (registration.transport === 'dtls' && identityKey(endpoint.transport.identityOf(registration)) !== identityKey(registration.identity)) {
       return Promise.reject(new NoSessionError(registration));
     }
     return requestBlockwise(
       endpoint,
-      peer,
+      registration,
       toCoapRequest(spec, registration.rootPath),
       {
         timeoutMs: options.timeoutMs ?? this.options.defaultTimeoutMs ?? 10_000,

@@ -11,11 +11,6 @@ interface Waiting {
   expire?: NodeJS.Timeout;
 }
 
-interface Lane {
-  running: boolean;
-  waiting: Waiting[];
-}
-
 /** A request that gives up waiting in line at a deadline (its time to live). */
 export interface Expiry {
   at: number;
@@ -25,61 +20,66 @@ export interface Expiry {
 /**
  * Runs the requests for each device one at a time (NSTART = 1, RFC 7252
  * section 4.7): constrained devices handle one exchange at a time, and
- * queued requests keep their order.
+ * queued requests keep their order. A device with nothing waiting costs an
+ * entry in a set of names, no object per request.
  */
 export class DeviceQueue {
-  private readonly lanes = new Map<string, Lane>();
+  /** Devices with a request running. */
+  private readonly running = new Set<string>();
+  /** Requests waiting behind the running one, for the devices that have any. */
+  private readonly lines = new Map<string, Waiting[]>();
 
   constructor(private readonly maxWaiting = 64) {}
 
   run<T>(key: string, task: () => Promise<T>, expiry?: Expiry, signal?: AbortSignal): Promise<T> {
-    let lane = this.lanes.get(key);
-    if (!lane) {
-      lane = { running: false, waiting: [] };
-      this.lanes.set(key, lane);
+    if (!this.running.has(key)) {
+      this.running.add(key);
+      return this.start(key, task);
     }
-    if (lane.waiting.length >= this.maxWaiting) return Promise.reject(new QueueFullError(key, this.maxWaiting));
-    const current = lane;
-    if (!current.running) {
-      // The usual case, nothing ahead in the lane: the task's own promise, with the lane moving on when it settles.
-      current.running = true;
-      const running = task();
-      const next = () => this.next(key, current);
-      running.then(next, next);
-      return running;
+    let line = this.lines.get(key);
+    if (!line) {
+      line = [];
+      this.lines.set(key, line);
     }
+    if (line.length >= this.maxWaiting) return Promise.reject(new QueueFullError(key, this.maxWaiting));
+    const waitingIn = line;
     return new Promise<T>((resolve, reject) => {
-      const start = () => {
-        current.running = true;
-        task()
-          .then(resolve, reject)
-          .finally(() => this.next(key, current));
-      };
-      const entry: Waiting = { start };
+      const entry: Waiting = { start: () => this.start(key, task).then(resolve, reject) };
       const leave = (error: Error) => {
-        const at = current.waiting.indexOf(entry);
+        const at = waitingIn.indexOf(entry);
         if (at < 0) return;
-        current.waiting.splice(at, 1);
+        waitingIn.splice(at, 1);
+        if (waitingIn.length === 0 && this.lines.get(key) === waitingIn) this.lines.delete(key);
         clearTimeout(entry.expire);
         reject(error);
       };
       if (expiry) entry.expire = setTimeout(() => leave(expiry.error()), Math.max(0, expiry.at - Date.now()));
       signal?.addEventListener('abort', () => leave(signal.reason as Error), { once: true });
-      current.waiting.push(entry);
+      waitingIn.push(entry);
     });
   }
 
   pending(key: string): number {
-    const lane = this.lanes.get(key);
-    return lane ? lane.waiting.length + (lane.running ? 1 : 0) : 0;
+    return (this.lines.get(key)?.length ?? 0) + (this.running.has(key) ? 1 : 0);
   }
 
-  private next(key: string, lane: Lane): void {
-    lane.running = false;
-    const next = lane.waiting.shift();
-    if (next) {
-      clearTimeout(next.expire);
-      next.start();
-    } else if (this.lanes.get(key) === lane) this.lanes.delete(key);
+  /** Runs a task and hands the device to the next in line when it settles. */
+  private start<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const started = task();
+    const next = () => this.next(key);
+    started.then(next, next);
+    return started;
+  }
+
+  private next(key: string): void {
+    const line = this.lines.get(key);
+    const entry = line?.shift();
+    if (line?.length === 0) this.lines.delete(key);
+    if (!entry) {
+      this.running.delete(key);
+      return;
+    }
+    clearTimeout(entry.expire);
+    entry.start();
   }
 }
