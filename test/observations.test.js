@@ -116,52 +116,50 @@ describe('observations, Send and queue mode', () => {
     assert.equal(recordsToPayload(listener.events.notifications[0].records, Lwm2mPath.ROOT)[3][0][9], 55);
   });
 
-  it('drops notifications that arrive out of order', async () => {
+  /**
+   * A raw socket registered as endpoint, observed at /3303/0/5700 and answering
+   * with Observe 1; body gets it with the listener and a notification encoder.
+   */
+  async function withRawObserved(endpoint, body) {
     const raw = await RawPeer.open();
     try {
-      const register = encode({ type: 0, code: 2, messageId: 1, token: Buffer.from([1]), options: [{ number: 11, value: Buffer.from('rd') }, { number: 15, value: Buffer.from('ep=raw') }], payload: Buffer.from('</3303/0>') });
+      const register = encode({ type: 0, code: 2, messageId: 1, token: Buffer.from([1]), options: [{ number: 11, value: Buffer.from('rd') }, { number: 15, value: Buffer.from(`ep=${endpoint}`) }], payload: Buffer.from('</3303/0>') });
       await raw.exchange(register, port);
       const listener = collector();
-      const pending = server.observe('raw', new ObserveRequest(P('/3303/0/5700')), listener);
+      const pending = server.observe(endpoint, new ObserveRequest(P('/3303/0/5700')), listener);
       const request = decode(await raw.next());
-      const respond = (type, messageId, sequence, value) =>
-        raw.send(encode({ type, code: 69, messageId, token: request.token, options: [{ number: 6, value: Buffer.from([sequence]) }], payload: Buffer.from(String(value)) }), port);
-      await respond(2, request.messageId, 10, 1);
+      const notification = (type, messageId, sequence, value) =>
+        encode({ type, code: 69, messageId, token: request.token, options: [{ number: 6, value: Buffer.from([sequence]) }], payload: Buffer.from(String(value)) });
+      await raw.send(notification(2, request.messageId, 1, 20), port);
       await pending;
-      await respond(1, 500, 12, 2);
-      await respond(1, 501, 11, 99); // older than 12: dropped
-      await respond(1, 502, 13, 3);
-      await listener.until((e) => e.notifications.length === 2);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      assert.deepEqual(listener.events.notifications.map((n) => n.records[0].value), [2, 3]);
+      await body({ raw, listener, notification });
     } finally {
       await raw.close();
     }
-  });
+  }
 
-  it('acknowledges a repeated confirmable notification again and delivers it once', async () => {
-    const raw = await RawPeer.open();
-    try {
-      const register = encode({ type: 0, code: 2, messageId: 1, token: Buffer.from([1]), options: [{ number: 11, value: Buffer.from('rd') }, { number: 15, value: Buffer.from('ep=repeater') }], payload: Buffer.from('</3303/0>') });
-      await raw.exchange(register, port);
-      const listener = collector();
-      const pending = server.observe('repeater', new ObserveRequest(P('/3303/0/5700')), listener);
-      const request = decode(await raw.next());
-      await raw.send(encode({ type: 2, code: 69, messageId: request.messageId, token: request.token, options: [{ number: 6, value: Buffer.from([1]) }], payload: Buffer.from('20') }), port);
-      await pending;
-      // The same CON notification three times, as a device does when our acknowledgements are lost.
-      const notification = encode({ type: 0, code: 69, messageId: 900, token: request.token, options: [{ number: 6, value: Buffer.from([2]) }], payload: Buffer.from('21') });
+  it('drops notifications that arrive out of order', () =>
+    withRawObserved('raw', async ({ raw, listener, notification }) => {
+      await raw.send(notification(1, 500, 12, 2), port);
+      await raw.send(notification(1, 501, 11, 99), port); // older than 12: dropped
+      await raw.send(notification(1, 502, 13, 3), port);
+      await listener.until((e) => e.notifications.length === 2);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(listener.events.notifications.map((n) => n.records[0].value), [2, 3]);
+    }));
+
+  it('acknowledges a repeated confirmable notification again and delivers it once', () =>
+    withRawObserved('repeater', async ({ raw, listener, notification }) => {
+      // The same CON notification three times, as a device sends it when our acknowledgements are lost.
+      const repeated = notification(0, 900, 2, 21);
       for (let i = 0; i < 3; i++) {
-        const ack = decode(await raw.exchange(notification, port));
+        const ack = decode(await raw.exchange(repeated, port));
         assert.deepEqual([ack.type, ack.code, ack.messageId], [2, 0, 900]);
       }
       await listener.until((e) => e.notifications.length === 1);
       await new Promise((resolve) => setTimeout(resolve, 100));
       assert.deepEqual(listener.events.notifications.map((n) => n.records[0].value), [21]);
-    } finally {
-      await raw.close();
-    }
-  });
+    }));
 
   it('re-establishes observations when the device registers again', async () => {
     const d = await device('phoenix');
