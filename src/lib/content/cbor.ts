@@ -3,6 +3,7 @@
  * LwM2M CBOR and plain CBOR. Decoding is strict and bounded, since the
  * bytes come from devices.
  */
+import { decodeUtf8 } from './utf8';
 
 export class CborError extends Error {
   constructor(message: string) {
@@ -40,7 +41,6 @@ export type CborValue =
 const MAX_DEPTH = 32;
 const MAX_ITEMS = 100_000;
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 export function decodeCbor(bytes: Buffer): CborValue {
   const reader = new Reader(bytes);
@@ -114,7 +114,7 @@ class Reader {
         this.need(length);
         this.offset += length;
         try {
-          return utf8.decode(this.bytes.subarray(this.offset - length, this.offset));
+          return decodeUtf8(this.bytes.subarray(this.offset - length, this.offset));
         } catch {
           throw new CborError('CBOR text string is not valid UTF-8');
         }

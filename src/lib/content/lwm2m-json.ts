@@ -3,6 +3,7 @@ import { Lwm2mPath, PathError } from '../model/path';
 import type { ContentCodec } from './codec';
 import { joinName, modelType, numericValue, requireUnder, sortRecords, typedRecord } from './typing';
 import { ContentError, ResourceValue } from './values';
+import { decodeUtf8 } from './utf8';
 
 interface Entry {
   n?: string;
@@ -22,7 +23,7 @@ export const lwm2mJsonCodec: ContentCodec = {
   decode(payload, target, model) {
     let document: unknown;
     try {
-      document = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+      document = JSON.parse(decodeUtf8(payload));
     } catch (error) {
       throw new ContentError(`LwM2M JSON payload is not JSON: ${(error as Error).message}`);
     }

@@ -6,6 +6,7 @@ import type { ContentCodec } from './codec';
 import { valueToCbor } from './text-codecs';
 import { joinName, numericValue, requireUnder, sortRecords, typedRecord } from './typing';
 import { ContentError, ContentRecord, ResourceValue } from './values';
+import { decodeUtf8 } from './utf8';
 
 /** One SenML record (RFC 8428) with the LwM2M "vlo" object link value. */
 interface SenmlRecord {
@@ -127,7 +128,7 @@ function fromRecords(records: ContentRecord[], target: Lwm2mPath): SenmlRecord[]
 function parseJsonRecords(payload: Buffer, format: string): SenmlRecord[] {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload));
+    parsed = JSON.parse(decodeUtf8(payload));
   } catch (error) {
     throw new ContentError(`${format} payload is not JSON: ${(error as Error).message}`);
   }

@@ -5,8 +5,8 @@ import { CborError, CborFloat, CborTag, CborValue, decodeCbor, encodeCbor } from
 import { modelType, requireLeaf } from './typing';
 import { ContentError, ContentRecord, ResourceType, ResourceValue, coerceValue, isObjectLink, timeToSeconds } from './values';
 import type { ContentCodec } from './codec';
+import { decodeUtf8 } from './utf8';
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function single(records: ContentRecord[], target: Lwm2mPath, format: string): ContentRecord {
   if (records.length !== 1 || !records[0].path.equals(target)) {
@@ -23,7 +23,7 @@ export const textCodec: ContentCodec = {
     requireLeaf(target, 'text/plain');
     let text: string;
     try {
-      text = utf8.decode(payload);
+      text = decodeUtf8(payload);
     } catch {
       throw new ContentError('text/plain payload is not valid UTF-8');
     }

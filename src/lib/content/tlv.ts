@@ -4,6 +4,7 @@ import { Lwm2mPath, PathError } from '../model/path';
 import type { ContentCodec } from './codec';
 import { modelType, requireUnder, sortRecords } from './typing';
 import { ContentError, ContentRecord, ResourceType, ResourceValue, isObjectLink, timeToSeconds } from './values';
+import { decodeUtf8 } from './utf8';
 
 /** TLV identifier types (LwM2M Core, OMA TLV section). */
 const enum Kind {
@@ -180,7 +181,7 @@ function decodeValue(bytes: Buffer, type: ResourceType, path: Lwm2mPath): Resour
     case 'string':
     case 'corelnk':
       try {
-        return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+        return decodeUtf8(bytes);
       } catch {
         throw new ContentError(`TLV string at ${path} is not valid UTF-8`);
       }

@@ -220,7 +220,11 @@ function answer<R>(request: DeviceRequest<R>, context: RequestContext, response:
   }
   try {
     const observe = uintOption(response.options, OptionNumber.Observe);
-    const result: R & ResponseBase = { ...request.fromCoap(response, context), code, contentFormat: contentFormatOf(response), raw: response.payload };
+    // The operation's own fresh result, completed in place rather than copied: this runs for every answer.
+    const result = request.fromCoap(response, context) as R & ResponseBase;
+    result.code = code;
+    result.contentFormat = contentFormatOf(response);
+    result.raw = response.payload;
     if (observe !== undefined) result.observe = observe;
     return result;
   } catch (error) {

@@ -2,6 +2,7 @@ import { ContentFormat, ResponseCode } from '../coap/codes';
 import { CoapRequestError } from '../coap/errors';
 import { Link, LinkFormatError, parseLinkFormat } from './link-format';
 import type { ClientDescription } from './registration';
+import { decodeUtf8 } from '../content/utf8';
 
 export const SUPPORTED_LWM2M_VERSIONS = ['1.0', '1.1', '1.2'];
 export const DEFAULT_LIFETIME = 86400;
@@ -11,7 +12,6 @@ const BINDING_LETTERS = /^[UMHTSNQ]+$/;
 const MAX_OBJECT_ID = 65535;
 const MAX_INSTANCE_ID = 65534;
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function badRequest(reason: string): CoapRequestError {
   return new CoapRequestError(ResponseCode.BadRequest, reason);
@@ -135,7 +135,7 @@ function describePayload(payload: Buffer, contentFormat: number | undefined): Re
   }
   let text: string;
   try {
-    text = utf8.decode(payload);
+    text = decodeUtf8(payload);
   } catch {
     throw badRequest('registration payload is not valid UTF-8');
   }

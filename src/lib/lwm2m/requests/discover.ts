@@ -5,6 +5,7 @@ import { Link, LinkFormatError, parseLinkFormat } from '../link-format';
 import type { Lwm2mPath } from '../../model/path';
 import { contentFormatOf } from './response-content';
 import type { CoapRequestSpec, DeviceRequest } from './device-request';
+import { decodeUtf8 } from '../../content/utf8';
 
 export interface DiscoverResult {
   links: Link[];
@@ -36,7 +37,7 @@ export class DiscoverRequest implements DeviceRequest<DiscoverResult> {
     const format = contentFormatOf(response);
     if (format !== undefined && format !== ContentFormat.LinkFormat) throw new ContentError(`discover answer is content format ${format}, not link format`);
     try {
-      return { links: parseLinkFormat(new TextDecoder('utf-8', { fatal: true }).decode(response.payload)) };
+      return { links: parseLinkFormat(decodeUtf8(response.payload)) };
     } catch (error) {
       if (error instanceof LinkFormatError || error instanceof TypeError) throw new ContentError(`discover answer is not valid link format: ${error.message}`);
       throw error;
