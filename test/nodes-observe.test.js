@@ -78,6 +78,22 @@ describe('Node-RED: lwm2m observe and the information-reporting events', () => {
     assert.equal(received(out).length, 0, 'one msg per notification');
   });
 
+  it('coalesces its status updates while a fleet registers', async () => {
+    await loadFlow({ path: '/3303/0/5700', start: 'register' });
+    const devices = await Promise.all(Array.from({ length: 25 }, (_, i) => device(`fleet-${i}`)));
+    const observe = helper.getNode('obs');
+    const before = observe.status.callCount;
+    await Promise.all(devices.map((d) => d.register()));
+    const out = helper.getNode('out');
+    for (let i = 0; i < devices.length; i++) await nextMessage(out);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const updates = observe.status.callCount - before;
+    assert.ok(updates >= 1 && updates <= 6, `${updates} status updates for 25 observations`);
+    const server = helper.getNode('srv').host.service;
+    assert.equal(server.observations.size, 25);
+    assert.equal(observe.status.lastCall.args[0].text, 'lwm2m-observe.status.observing');
+  });
+
   it('skips devices without the observed object', async () => {
     await loadFlow({ path: '/3442/0/110', start: 'register' });
     const d = await device('plain');

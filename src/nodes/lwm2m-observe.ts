@@ -50,7 +50,23 @@ export = function register(RED: NodeAPI): void {
     );
     host.register(this);
 
-    const showCount = () => node.status({ fill: 'green', shape: 'dot', text: RED._('lwm2m-observe.status.observing', { count: String(mine.size) }) });
+    // At most one status update per 250 ms, the first at once: a fleet that registers establishes thousands of observations a second.
+    let statusTimer: NodeJS.Timeout | undefined;
+    let statusStale = false;
+    const showCount = (): void => {
+      if (statusTimer) {
+        statusStale = true;
+        return;
+      }
+      node.status({ fill: 'green', shape: 'dot', text: RED._('lwm2m-observe.status.observing', { count: String(mine.size) }) });
+      statusTimer = setTimeout(() => {
+        statusTimer = undefined;
+        if (statusStale && !closing) {
+          statusStale = false;
+          showCount();
+        }
+      }, 250);
+    };
 
     const emit = (event: NotificationEvent, first: boolean, base: Msg = {}, send: Send = (msg) => node.send(msg)) => {
       const { observation } = event;
@@ -176,6 +192,7 @@ export = function register(RED: NodeAPI): void {
 
     this.on('close', (removed: boolean, done: () => void) => {
       closing = true;
+      clearTimeout(statusTimer);
       server.off('registered', onRegistered);
       host.deregister(this);
       if (!removed) {
