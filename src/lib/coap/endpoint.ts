@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { randomFillSync } from 'node:crypto';
 import {
   DEFAULT_TRANSMISSION,
   EMPTY_CODE,
@@ -17,6 +16,7 @@ import { Exchange, NotificationHandler, PENDING, Peer, PeerKey, PeerState, peerK
 import { assembleBlock1 } from './block1-assembly';
 import { DEFAULT_RECEIVE_BUFFER, DatagramTransport, UdpTransport } from './transport';
 import type { PeerIdentity } from '../dtls/credentials';
+import { randomText } from '../random-text';
 
 export interface IncomingRequest {
   peer: Peer;
@@ -111,8 +111,6 @@ export class CoapEndpoint extends EventEmitter {
   private dueHead: Exchange | undefined = undefined;
   private clock?: NodeJS.Timeout;
   private readonly clockMs: number;
-  private readonly tokenPool = Buffer.allocUnsafe(4096);
-  private tokenPoolOffset = this.tokenPool.length;
   private closed = false;
 
   constructor(
@@ -182,7 +180,7 @@ export class CoapEndpoint extends EventEmitter {
     if (this.closed || !this.listening) return Promise.reject(new CoapClosedError());
     const state = this.peerState(peer.address, peer.port);
     const confirmable = options.confirmable !== false;
-    const tokenKey = options.token ?? this.newTokenKey();
+    const tokenKey = options.token ?? randomText(8, 'hex');
     const token = Buffer.from(tokenKey, 'hex');
     const messageId = state.allocateMessageId();
     const datagram = encode({
@@ -209,7 +207,6 @@ export class CoapEndpoint extends EventEmitter {
         timeoutMs,
         dueAt: Infinity,
         ackTimeoutMs: 0,
-        linked: false,
         dueNext: undefined,
         duePrev: undefined,
         resolve,
@@ -259,7 +256,6 @@ export class CoapEndpoint extends EventEmitter {
         timeoutMs: Infinity,
         dueAt: Infinity,
         ackTimeoutMs: 0,
-        linked: false,
         dueNext: undefined,
         duePrev: undefined,
         resolve: () => resolve(messageId),
@@ -272,34 +268,35 @@ export class CoapEndpoint extends EventEmitter {
 
   private transmit(exchange: Exchange, ackTimeoutMs: number): void {
     exchange.transmissions++;
+    exchange.ackTimeoutMs = ackTimeoutMs;
     this.send(exchange.datagram, exchange.peer);
-    this.arm(exchange, exchange.confirmable ? ackTimeoutMs : Infinity, ackTimeoutMs);
+    this.arm(exchange, exchange.confirmable ? ackTimeoutMs : Infinity);
   }
 
   /** Schedules the exchange's next retransmission or its deadline, whichever is sooner, on the endpoint's clock. */
-  private arm(exchange: Exchange, untilRetransmissionMs: number, ackTimeoutMs: number): void {
+  private arm(exchange: Exchange, untilRetransmissionMs: number): void {
     exchange.dueAt = Math.min(Date.now() + untilRetransmissionMs, exchange.deadline);
-    exchange.ackTimeoutMs = ackTimeoutMs;
     if (exchange.dueAt === Infinity) {
       this.unlinkDue(exchange);
       return;
     }
-    if (!exchange.linked) {
-      exchange.linked = true;
-      exchange.dueNext = this.dueHead;
-      if (this.dueHead) this.dueHead.duePrev = exchange;
-      this.dueHead = exchange;
-    }
+    if (this.isDue(exchange)) return;
+    exchange.dueNext = this.dueHead;
+    if (this.dueHead) this.dueHead.duePrev = exchange;
+    this.dueHead = exchange;
+  }
+
+  private isDue(exchange: Exchange): boolean {
+    return exchange.duePrev !== undefined || this.dueHead === exchange;
   }
 
   private unlinkDue(exchange: Exchange): void {
-    if (!exchange.linked) return;
+    if (!this.isDue(exchange)) return;
     if (exchange.duePrev) exchange.duePrev.dueNext = exchange.dueNext;
     else this.dueHead = exchange.dueNext;
     if (exchange.dueNext) exchange.dueNext.duePrev = exchange.duePrev;
     exchange.dueNext = undefined;
     exchange.duePrev = undefined;
-    exchange.linked = false;
   }
 
   /**
@@ -316,22 +313,22 @@ export class CoapEndpoint extends EventEmitter {
       if (exchange.dueAt <= now) {
         // Re-armed exchanges go to the head of the list, behind this walk.
         this.unlinkDue(exchange);
-        this.onDue(exchange, exchange.ackTimeoutMs);
+        this.onDue(exchange);
       }
       exchange = next;
     }
   }
 
-  private onDue(exchange: Exchange, ackTimeoutMs: number): void {
+  private onDue(exchange: Exchange): void {
     if (exchange.finished) return;
     if (Date.now() >= exchange.deadline) {
       this.finish(exchange, new CoapTimeoutError(`no response from ${exchange.peer.label} within ${exchange.timeoutMs} ms`));
     } else if (exchange.acknowledged) {
-      this.arm(exchange, Infinity, ackTimeoutMs);
+      this.arm(exchange, Infinity);
     } else if (exchange.transmissions > this.transmission.maxRetransmit) {
       this.finish(exchange, new CoapTimeoutError(`no acknowledgement from ${exchange.peer.label} after ${exchange.transmissions} transmissions`));
     } else {
-      this.transmit(exchange, ackTimeoutMs * 2);
+      this.transmit(exchange, exchange.ackTimeoutMs * 2);
     }
   }
 
@@ -390,7 +387,7 @@ export class CoapEndpoint extends EventEmitter {
     } else if (message.type === MessageType.Acknowledgement) {
       // A separate response follows (RFC 7252 section 5.2.2): no more retransmissions, only the deadline.
       exchange.acknowledged = true;
-      this.arm(exchange, Infinity, 0);
+      this.arm(exchange, Infinity);
       peer.untrackId(exchange);
     } else if (message.type === MessageType.Reset) {
       this.finish(exchange, new CoapResetError(`${peer.label} rejected the request with a Reset`));
@@ -537,16 +534,6 @@ export class CoapEndpoint extends EventEmitter {
       peer.rotate();
       if (peer.isIdle()) this.peers.delete(key);
     }
-  }
-
-  /** 8 random bytes in hex, cut from a pool refilled 512 tokens at a time. */
-  private newTokenKey(): string {
-    if (this.tokenPoolOffset + 8 > this.tokenPool.length) {
-      randomFillSync(this.tokenPool);
-      this.tokenPoolOffset = 0;
-    }
-    this.tokenPoolOffset += 8;
-    return this.tokenPool.toString('hex', this.tokenPoolOffset - 8, this.tokenPoolOffset);
   }
 
   private initialAckTimeoutMs(): number {

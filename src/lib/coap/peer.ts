@@ -54,9 +54,9 @@ export interface Exchange {
   timeoutMs: number;
   /** When the endpoint's clock next looks at it: a retransmission or the deadline, whichever comes first. */
   dueAt: number;
+  /** The current retransmission timeout, doubled at each retransmission. */
   ackTimeoutMs: number;
   /** Its place in the endpoint's list of exchanges waiting for the clock. */
-  linked: boolean;
   dueNext: Exchange | undefined;
   duePrev: Exchange | undefined;
   resolve(response: CoapMessage): void;

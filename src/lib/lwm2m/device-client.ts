@@ -118,7 +118,7 @@ export class DeviceClient {
   /**
    * Sends an operation and resolves with its decoded answer. Written with
    * plain promise chains rather than async functions: this runs for every
-   * read, and their suspended frames were what kept the collector busiest.
+   * read, and each suspended async frame is more garbage for the collector.
    */
   send<R>(endpointName: string, request: DeviceRequest<R>, options: SendOptions = {}): Promise<R & ResponseBase> {
     // Only failures are described: the text is not built for every request that succeeds.

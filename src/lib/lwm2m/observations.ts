@@ -1,8 +1,8 @@
-import { randomFillSync } from 'node:crypto';
 import { OptionNumber, codeClass, formatCode } from '../coap/codes';
 import type { CoapMessage } from '../coap/message';
 import { findOption, decodeUint } from '../coap/options';
 import type { NotificationHandler, Peer } from '../coap/peer';
+import { randomText } from '../random-text';
 import { ContentError, ContentRecord } from '../content/values';
 import type { ObjectModel } from '../model/object-model';
 import type { EndpointFor, SendOptions } from './device-client';
@@ -61,18 +61,6 @@ class ParkedListener implements ObservationListener {
 
 /** How old a notification may look before it is taken as newer anyway (RFC 7641 section 3.4). */
 const REORDER_WINDOW_SECONDS = 128;
-
-/** Tokens (8 random bytes, kept as hex) and observation ids are cut from one random pool, not a CSPRNG call each. */
-const randomPool = { bytes: Buffer.alloc(8 * 512), offset: 8 * 512 };
-
-function randomText(bytes: number, encoding: 'hex' | 'base64url'): string {
-  if (randomPool.offset + bytes > randomPool.bytes.length) {
-    randomFillSync(randomPool.bytes);
-    randomPool.offset = 0;
-  }
-  randomPool.offset += bytes;
-  return randomPool.bytes.toString(encoding, randomPool.offset - bytes, randomPool.offset);
-}
 
 const newTokenKey = () => randomText(8, 'hex');
 

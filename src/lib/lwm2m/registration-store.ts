@@ -1,5 +1,5 @@
-import { randomFillSync } from 'node:crypto';
 import { PeerKey, peerKey } from '../coap/peer';
+import { randomText } from '../random-text';
 import { Registration, Transport, expiresAt } from './registration';
 
 const ID_BYTES = 6;
@@ -22,8 +22,6 @@ export class RegistrationStore {
   private readonly tickEpoch = Date.now();
   private sweptTick = 0;
   private sweepTimer?: NodeJS.Timeout;
-  private readonly idPool = Buffer.alloc(ID_BYTES * 512);
-  private idPoolOffset = this.idPool.length;
 
   constructor(private readonly onExpired: (registration: Registration) => void) {}
 
@@ -58,15 +56,10 @@ export class RegistrationStore {
     return this.byEndpoint.values();
   }
 
-  /** A random registration id (8 characters), drawn from a pool refilled 512 ids at a time. */
+  /** A random registration id (8 characters) no registration has. */
   newId(): string {
     for (;;) {
-      if (this.idPoolOffset + ID_BYTES > this.idPool.length) {
-        randomFillSync(this.idPool);
-        this.idPoolOffset = 0;
-      }
-      const id = this.idPool.toString('base64url', this.idPoolOffset, this.idPoolOffset + ID_BYTES);
-      this.idPoolOffset += ID_BYTES;
+      const id = randomText(ID_BYTES, 'base64url');
       if (!this.byId.has(id)) return id;
     }
   }
