@@ -172,7 +172,7 @@ function isRootLink(link: Link): boolean {
 }
 
 /** Turns the object links into the root path, content formats and object list. */
-export function describeObjects(links: Link[]): Pick<ClientDescription, 'rootPath' | 'objects' | 'contentFormats'> {
+function describeObjects(links: Link[]): Pick<ClientDescription, 'rootPath' | 'objects' | 'contentFormats'> {
   const rootLink = links.find(isRootLink) ?? links.find((link) => link.path === '/');
   const rootPath = rootLink ? normalizeRoot(rootLink.path) : '/';
   const prefix = rootPath === '/' ? '' : rootPath;

@@ -140,14 +140,15 @@ export class RegistrationStore {
   }
 
   private sweep(): void {
-    const now = this.tickAt(Date.now());
+    const nowMs = Date.now();
+    const now = this.tickAt(nowMs);
     for (let tick = this.sweptTick + 1; tick <= now; tick++) {
       const group = this.expiring.get(tick);
       if (!group) continue;
       this.expiring.delete(tick);
       for (const registration of group) {
         // Re-checked: an entry whose bucket could not be found again (put in a later tick when restored as already due) may have been renewed since.
-        if (expiresAt(registration) > Date.now()) {
+        if (expiresAt(registration) > nowMs) {
           if (this.byId.get(registration.id) === registration) this.schedule(registration);
           continue;
         }
