@@ -114,15 +114,18 @@ describe('bootstrap server', () => {
   it('refuses an unknown endpoint with 4.00 and a failed event', async () => {
     const d = await device('stranger');
     const failed = once(bootstrap, 'failed');
-    await assert.rejects(d.bootstrap(), (error) => error.responseCode === '4.00' && /no bootstrap configuration for "stranger"/.test(error.message));
-    assert.match((await failed)[1], /no bootstrap configuration/);
+    // The device (an address the server has not heard back from) gets the reason cut to the size of its request; the event has it whole.
+    await assert.rejects(d.bootstrap(), (error) => error.responseCode === '4.00' && /server answered 4\.00 no bootstrap/.test(error.message));
+    assert.match((await failed)[1], /no bootstrap configuration for "stranger"/);
   });
 
   it('answers malformed bootstrap requests with clear errors', async () => {
     const d = await device('probe');
     const ask = (query) => d.send(2, '/bs', { query });
     d.options.server = { address: '127.0.0.1', port: bsPort };
-    assert.match((await ask({})).payload.toString(), /missing endpoint client name/);
+    const rejected = once(bootstrap, 'malformed');
+    assert.equal(formatCode((await ask({})).code), '4.00');
+    assert.match((await rejected)[0].reason, /missing endpoint client name/);
     assert.equal(formatCode((await ask({ ep: 'x', pct: 'json' })).code), '4.00');
     assert.equal(formatCode((await d.send(1, '/bs', {})).code), '4.05');
     assert.equal(formatCode((await d.send(2, '/rd', {})).code), '4.04');

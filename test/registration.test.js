@@ -202,9 +202,10 @@ describe('LwM2M registration interface', () => {
         const extra = extraQueries ? Object.fromEntries(extraQueries.map((q) => [q, true])) : {};
         const response = await d.send(Method.POST, '/rd', { query: { ...query, ...extra }, payload: Buffer.from(payload), contentFormat: 40 });
         assert.equal(formatCode(response.code), code);
-        assert.match(response.payload.toString(), reason);
         const [detail] = await rejected;
         assert.match(detail.reason, reason);
+        // An address that has not answered the server yet gets no more bytes than it sent: the reason, cut to fit.
+        assert.ok(detail.reason.startsWith(`${code} ${response.payload.toString()}`), `${response.payload} is the start of ${detail.reason}`);
         assert.equal(registered, false);
         assert.equal(server.registrations.size, 0);
       });
@@ -218,9 +219,10 @@ describe('LwM2M registration interface', () => {
 
     it('answers 4.00 for a payload that is not UTF-8', async () => {
       const d = await device('probe');
+      const rejected = once(server, 'malformed');
       const response = await d.send(Method.POST, '/rd', { query: { ep: 'x' }, payload: Buffer.from([0xff, 0xfe, 0x3c]) });
       assert.equal(formatCode(response.code), '4.00');
-      assert.match(response.payload.toString(), /UTF-8/);
+      assert.match((await rejected)[0].reason, /UTF-8/);
     });
 
     it('answers 4.05 for GET /rd and 4.04 for unknown paths', async () => {

@@ -8,7 +8,9 @@ import { DeviceClient, DeviceClientOptions, SendOptions } from './device-client'
 import { NotificationEvent, Observation, ObservationListener, ObservationService, ObserveKind } from './observations';
 import { PresenceTracker } from './presence';
 import { Registration, Transport } from './registration';
-import { RegistrationInterface } from './registration-interface';
+import { DEFAULT_MAX_LIFETIME, RegistrationInterface } from './registration-interface';
+import { EndpointBindings } from './endpoint-bindings';
+import type { PeerIdentity } from '../dtls/credentials';
 import { RegistrationStore } from './registration-store';
 import type { DeviceRequest, ResponseBase } from './requests/device-request';
 import { SendInterface } from './send-interface';
@@ -28,9 +30,19 @@ export interface Lwm2mServerOptions extends ListenerOptions {
   reobserve?: boolean;
   /** Registrations held at most; new endpoints beyond get 5.03 (default 500,000). */
   maxRegistrations?: number;
+  /** Longest lifetime kept, in seconds (default 7 days); longer requests are shortened. */
+  maxLifetime?: number;
+  /**
+   * Endpoints that are not in the security list and never registered over
+   * DTLS: "nosec" lets them register over plain UDP (default), "dtls"
+   * requires DTLS, "listed" requires a listed or certified identity.
+   */
+  unlistedEndpoints?: UnlistedEndpoints;
   /** Keeps registrations, observations and parked requests across restarts. */
   stateStore?: StateStore;
 }
+
+export type UnlistedEndpoints = 'nosec' | 'dtls' | 'listed';
 
 /** Changes are written at most this often. */
 const SAVE_DELAY_MS = 1000;
@@ -39,7 +51,8 @@ const SAVE_DELAY_MS = 1000;
 export type Lwm2mServerEvents = {
   registered: [registration: Registration, replaced: Registration | undefined];
   updated: [registration: Registration, changes: string[]];
-  deregistered: [registration: Registration];
+  /** removedBy: set when the server removed it on request ("flow", "editor"), not the device. */
+  deregistered: [registration: Registration, removedBy?: string];
   expired: [registration: Registration];
   /** A queue-mode device talked after sleeping. */
   awake: [registration: Registration];
@@ -70,6 +83,10 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   readonly observations: ObservationService;
   readonly presence: PresenceTracker;
   readonly model: ObjectModel;
+  /** Endpoint names that registered over DTLS, with their identity: nobody else may take them over. */
+  readonly bindings: EndpointBindings;
+  private readonly unlisted: UnlistedEndpoints;
+  private readonly maxLifetime: number;
   private readonly registrationInterface: RegistrationInterface;
   private readonly sendInterface: SendInterface;
   private readonly client: DeviceClient;
@@ -93,7 +110,10 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       this.emit('expired', registration);
     });
     this.security = options.security ?? new SecurityRegistry();
-    this.coap = new Listeners(options, this.security, (request) => this.handle(request), this);
+    this.unlisted = options.unlistedEndpoints ?? 'nosec';
+    this.maxLifetime = options.maxLifetime ?? DEFAULT_MAX_LIFETIME;
+    this.bindings = new EndpointBindings(options.maxRegistrations ?? 500_000, (endpoint) => this.registrations.getByEndpoint(endpoint) !== undefined);
+    this.coap = new Listeners(options, this.security, (request) => this.handle(request), this, (transport, peer) => this.registrations.getByPeer(transport, peer.address, peer.port) !== undefined);
     this.coap.dtls?.on('moved', (from, to) => this.followDtlsPeer(from, to));
     const endpointFor = (transport: Transport) => this.coap.for(transport);
     this.client = new DeviceClient(endpointFor, this.registrations, () => this.model, this.presence, options.client);
@@ -107,6 +127,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     );
     this.registrationInterface = new RegistrationInterface(this.registrations, {
       registered: (registration, replaced) => {
+        if (registration.identity && this.bindings.bind(registration.endpoint, registration.identity)) this.scheduleSave();
         this.emit('registered', registration, replaced);
         this.presence.seen(registration);
         this.observations.onRegistered(registration, replaced);
@@ -121,7 +142,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
         this.emit('deregistered', registration);
       },
       refused: (endpoint, peer, reason) => this.emit('refused', endpoint, peer, reason),
-    }, options.maxRegistrations, (endpoint, identity) => this.security.refusal(endpoint, identity));
+    }, { maxRegistrations: options.maxRegistrations, maxLifetime: this.maxLifetime, authorize: (endpoint, identity) => this.refusal(endpoint, identity) });
     this.sendInterface = new SendInterface(this.registrations, () => this.model, (registration, records, format, raw) => {
       this.presence.seen(registration);
       this.emit('send', registration, records, format, raw);
@@ -169,7 +190,52 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       registrations: [...this.registrations.all()],
       observations: this.observations.persisted(),
       parked: [...this.parked],
+      bindings: this.bindings.list(),
+      verified: this.verifiedEndpoints(),
     };
+  }
+
+  /**
+   * Removes a registration as a de-registration would (a flow or the editor
+   * asked): its observations end and its waiting requests fail. A device
+   * that is still running registers again when it next updates.
+   * forgetIdentity: also lets another identity take the name (see bindings).
+   */
+  remove(endpoint: string, removedBy: string, forgetIdentity = false): { removed?: Registration; unbound: boolean } {
+    const unbound = forgetIdentity && this.bindings.forget(endpoint);
+    const registration = this.registrations.getByEndpoint(endpoint);
+    if (registration) {
+      this.registrations.remove(registration);
+      this.gone(registration, 'removed');
+      this.emit('deregistered', registration, removedBy);
+    } else if (unbound) this.scheduleSave();
+    return { removed: registration, unbound };
+  }
+
+  /** Why an identity may not act as an endpoint: the security list, then the name's DTLS binding, then the policy for unlisted names. */
+  private refusal(endpoint: string, identity: PeerIdentity | undefined): string | undefined {
+    const refusal = this.security.refusal(endpoint, identity);
+    if (refusal || this.security.get(endpoint)) return refusal;
+    const bound = this.bindings.refusal(endpoint, identity);
+    if (bound) return bound;
+    // Past the security list, an identity is a certificate whose CN is the endpoint name (PSK and RPK identities are always listed).
+    if (!identity && this.unlisted !== 'nosec') {
+      return this.unlisted === 'dtls'
+        ? `endpoint ${endpoint} must register over DTLS (the server refuses plain UDP)`
+        : `endpoint ${endpoint} is not in the security list and has no certificate from a trusted CA`;
+    }
+    return undefined;
+  }
+
+  /** Plain-UDP devices whose address answered the server: they need no ping after a restart. */
+  private verifiedEndpoints(): string[] {
+    const plain = this.coap.plain;
+    if (!plain) return [];
+    const verified: string[] = [];
+    for (const registration of this.registrations.all()) {
+      if (registration.transport === 'udp' && plain.isVerified(registration)) verified.push(registration.endpoint);
+    }
+    return verified;
   }
 
   /** Saves soon, once for a burst of changes. */
@@ -197,10 +263,17 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   private restore(state: ServerState): void {
     const now = Date.now();
     for (const registration of state.registrations) {
+      // Saved before the limit existed, or under a higher one.
+      registration.lifetime = Math.min(registration.lifetime, this.maxLifetime);
       // Lifetimes kept counting while the server was down.
       if (registration.lastUpdate + registration.lifetime * 1000 <= now) continue;
       this.registrations.add(registration);
       this.presence.asleep(registration);
+    }
+    this.bindings.restore(state.bindings ?? []);
+    for (const endpoint of state.verified ?? []) {
+      const registration = this.registrations.getByEndpoint(endpoint);
+      if (registration?.transport === 'udp') this.coap.plain?.markVerified(registration);
     }
     this.observations.restore(state.observations);
     this.parked = state.parked.filter((request) => request.deadline > now && this.registrations.getByEndpoint(request.endpoint));

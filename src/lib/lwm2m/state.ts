@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Peer } from '../coap/peer';
 import type { Registration, Transport } from './registration';
+import type { EndpointBinding } from './endpoint-bindings';
 
 /** An observation as kept across restarts: enough to match its notifications and hand it to its node again. */
 export interface PersistedObservation {
@@ -33,6 +34,10 @@ export interface ServerState {
   registrations: Registration[];
   observations: PersistedObservation[];
   parked: ParkedRequest[];
+  /** Endpoint names bound to the DTLS identity they registered with (absent in state saved before). */
+  bindings?: EndpointBinding[];
+  /** Plain-UDP devices whose address had answered the server (absent in state saved before). */
+  verified?: string[];
 }
 
 /** Where a server keeps its state: a file by default, another store (Redis...) for several instances. */
