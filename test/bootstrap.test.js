@@ -73,7 +73,30 @@ describe('bootstrap server', () => {
     assert.equal((await registered)[0].endpoint, 'fresh');
   });
 
-  it('writes PSK accounts, the bootstrap account and ACLs, and keeps keys out of events', async () => {
+  it('never hands key material to a device that did not authenticate over DTLS: 4.03 and a failed event', async () => {
+    bootstrap.setConfig('meter-9', parseBootstrapConfig({ uri: 'coaps://127.0.0.1:5684', securityMode: 'psk', pskIdentity: 'meter-9-id', pskKey: '6b65796b65796b6579' }));
+    const failed = once(bootstrap, 'failed');
+    // Anyone can send POST /bs?ep=meter-9 over plain UDP.
+    const raw = await RawPeer.open();
+    try {
+      const request = encode({ type: 0, code: 2, messageId: 9, token: Buffer.from([9]), options: [{ number: 11, value: Buffer.from('bs') }, { number: 15, value: Buffer.from('ep=meter-9') }], payload: Buffer.alloc(0) });
+      const answer = decode(await raw.exchange(request, bsPort));
+      assert.equal(formatCode(answer.code), '4.03');
+      const [endpoint, reason] = await failed;
+      assert.equal(endpoint, 'meter-9');
+      assert.match(reason, /secret keys \(PSK key of server 1\).*only to a device that authenticated over DTLS/);
+      assert.equal(reason.includes('6b6579'), false);
+      // Nothing else came: no Bootstrap-Write of /0/0/5.
+      assert.equal(await raw.next(300), undefined);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('writes PSK accounts, the bootstrap account and ACLs over plain UDP when allowed, and keeps keys out of events', async () => {
+    await bootstrap.stop();
+    bootstrap = new BootstrapServer({ address: '127.0.0.1', port: bsPort, transmission: FAST, requestTimeoutMs: 1000, allowKeysOverUdp: true });
+    await bootstrap.start();
     const withAcl = (d) => d.objects.set(2, new Map());
     bootstrap.setConfig('secure', parseBootstrapConfig({
       servers: [{ uri: 'coaps://127.0.0.1:5684', securityMode: 'psk', pskIdentity: 'secure-id', pskKey: '000102030405060708090a0b0c0d0e0f', shortServerId: 2 }],

@@ -4,7 +4,8 @@ import { BootstrapServer } from '../lib/bootstrap/bootstrap-server';
 import { parseEndpointSecurity } from '../lib/lwm2m/security';
 import type { BootstrapServerConfigNode } from './config-nodes';
 import { SocketHost } from './socket-host';
-import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, keysOf, portOf, secureListener } from './dtls-settings';
+import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, portOf, secureListener } from './dtls-settings';
+import { keyIdOf, keysOf } from './key-credentials';
 
 /** One server account as the editor holds it; its PSK key lives in the node's credentials. */
 interface EditorAccount {
@@ -18,6 +19,8 @@ interface EditorAccount {
 
 interface EndpointEntry extends EditorAccount {
   endpoint: string;
+  /** Names the row's keys in the credentials (absent in flows saved before: the endpoint). */
+  keyId?: string;
   /** The PSK identity the device uses with this bootstrap server over DTLS (its key is in the credentials). */
   bootstrapIdentity?: string;
 }
@@ -27,17 +30,22 @@ interface BootstrapServerNodeDef extends NodeDef, DtlsNodeDef {
   /** Plain UDP port; empty for none. */
   port: string | number;
   allowDefault?: boolean;
+  /** Lets configurations with keys go to devices that did not authenticate over DTLS (off by default). */
+  allowKeysOverUdp?: boolean;
   defaultAccount?: EditorAccount;
   endpoints?: EndpointEntry[];
 }
 
+/** Every key is a password credential; each key list comes with the editor's changes to it (see key-credentials). */
 interface BootstrapCredentials extends DtlsCredentialsDef {
-  /** {"endpoint": "hex key"}: the PSK keys devices use with this bootstrap server. */
+  /** {"keyId": "hex key"}: the PSK keys devices use with this bootstrap server. */
   bootstrapKeys?: string;
+  bootstrapKeyChanges?: string;
   /** PSK key of the default account, hex. */
   defaultPskKey?: string;
-  /** {"endpoint": "hex key"} for the per-endpoint accounts. */
+  /** {"keyId": "hex key"} for the per-endpoint accounts. */
   endpointKeys?: string;
+  endpointKeyChanges?: string;
 }
 
 type BootstrapServerThis = BootstrapServerConfigNode & Node<BootstrapCredentials>;
@@ -48,9 +56,11 @@ export = function register(RED: NodeAPI): void {
     const address = (def.bindAddress || '0.0.0.0').trim();
     const secure = secureListener(RED, this, def, address, 5686, 'lwm2m-bootstrap-server');
     const port = portOf(def.port, 5685) ?? (secure ? undefined : 5685);
-    const server = new BootstrapServer({ address, port, secure });
-    const keys = keysOf(RED, this, this.credentials?.endpointKeys, 'lwm2m-bootstrap-server');
-    const bootstrapKeys = keysOf(RED, this, this.credentials?.bootstrapKeys, 'lwm2m-bootstrap-server');
+    const server = new BootstrapServer({ address, port, secure, allowKeysOverUdp: def.allowKeysOverUdp === true });
+    const entries = (def.endpoints ?? []).filter((entry) => entry.endpoint);
+    const keyIds = entries.map(keyIdOf);
+    const keys = keysOf(RED, this, { stored: 'endpointKeys', changes: 'endpointKeyChanges' }, keyIds, 'lwm2m-bootstrap-server');
+    const bootstrapKeys = keysOf(RED, this, { stored: 'bootstrapKeys', changes: 'bootstrapKeyChanges' }, keyIds, 'lwm2m-bootstrap-server');
     // A configuration that does not parse is reported by endpoint, without its key, and left out.
     const load = (account: EditorAccount, pskKey: string | undefined, label: string) => {
       try {
@@ -61,14 +71,13 @@ export = function register(RED: NodeAPI): void {
         return undefined;
       }
     };
-    for (const entry of def.endpoints ?? []) {
-      if (!entry.endpoint) continue;
-      const config = load(entry, keys[entry.endpoint], entry.endpoint);
+    for (const entry of entries) {
+      const config = load(entry, keys[keyIdOf(entry)], entry.endpoint);
       if (!config) continue;
       try {
         server.setConfig(entry.endpoint, config);
         if (entry.bootstrapIdentity) {
-          server.security.set(entry.endpoint, parseEndpointSecurity({ mode: 'psk', identity: entry.bootstrapIdentity, key: bootstrapKeys[entry.endpoint] }));
+          server.security.set(entry.endpoint, parseEndpointSecurity({ mode: 'psk', identity: entry.bootstrapIdentity, key: bootstrapKeys[keyIdOf(entry)] }));
         }
       } catch (error) {
         this.error(RED._('lwm2m-bootstrap-server.errors.config', { endpoint: entry.endpoint, reason: (error as Error).message }));
@@ -89,8 +98,10 @@ export = function register(RED: NodeAPI): void {
   RED.nodes.registerType<BootstrapServerThis, BootstrapServerNodeDef, object, BootstrapCredentials>('lwm2m-bootstrap-server', Lwm2mBootstrapServerNode, {
     credentials: {
       defaultPskKey: { type: 'password' },
-      endpointKeys: { type: 'text' },
-      bootstrapKeys: { type: 'text' },
+      endpointKeys: { type: 'password' },
+      endpointKeyChanges: { type: 'password' },
+      bootstrapKeys: { type: 'password' },
+      bootstrapKeyChanges: { type: 'password' },
       privateKey: { type: 'password' },
     },
   });
