@@ -158,6 +158,46 @@ describe('LwM2M registration interface', () => {
     assert.equal(server.registrations.size, 1);
   });
 
+  it('shortens lifetimes beyond the maximum (7 days by default), in the event and in the saved state', async () => {
+    const d = await device('forever', { lifetime: 4294967295 });
+    const registered = once(server, 'registered');
+    await d.register();
+    const [registration] = await registered;
+    assert.equal(registration.lifetime, 604800);
+    assert.equal(new Date(registration.lastUpdate + 604800 * 1000).toISOString(), require('../dist/lib/lwm2m/registration').registrationToJson(registration).expiresAt);
+    const updated = once(server, 'updated');
+    await d.update({ lt: 4000000000 });
+    assert.equal((await updated)[0].lifetime, 604800);
+    await d.update({ lt: 3600 });
+    assert.equal(server.registrations.getByEndpoint('forever').lifetime, 3600, 'shorter ones are kept');
+    assert.equal(server.snapshot().registrations[0].lifetime, 3600);
+    // A registration saved before the limit (or under a higher one) is shortened when restored.
+    const saved = { ...server.snapshot(), registrations: [{ ...server.snapshot().registrations[0], lifetime: 4294967295 }] };
+    const restored = new Lwm2mServer({ address: '127.0.0.1', port: 0, maxLifetime: 600, stateStore: { load: async () => saved, save: async () => undefined } });
+    await restored.start();
+    try {
+      assert.equal(restored.registrations.getByEndpoint('forever').lifetime, 600);
+    } finally {
+      await restored.stop();
+    }
+  });
+
+  it('removes a registration on request as a de-registration would, and the device registers again', async () => {
+    const d = await device('stale');
+    const location = await d.register();
+    const deregistered = once(server, 'deregistered');
+    const { removed } = server.remove('stale', 'flow');
+    assert.equal(removed.endpoint, 'stale');
+    const [registration, removedBy] = await deregistered;
+    assert.deepEqual([registration.endpoint, removedBy], ['stale', 'flow']);
+    assert.equal(server.registrations.size, 0);
+    assert.deepEqual(server.remove('stale', 'flow'), { removed: undefined, unbound: false });
+    const stale = await d.send(Method.POST, location, {});
+    assert.equal(formatCode(stale.code), '4.04');
+    await d.register();
+    assert.ok(server.registrations.getByEndpoint('stale'));
+  });
+
   it('a re-registration of a known endpoint replaces the old one', async () => {
     const d = await device('phoenix');
     const oldLocation = await d.register();
