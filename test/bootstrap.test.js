@@ -138,7 +138,7 @@ describe('bootstrap server', () => {
     const d = await device('stranger');
     const failed = once(bootstrap, 'failed');
     // The device (an address the server has not heard back from) gets the reason cut to the size of its request; the event has it whole.
-    await assert.rejects(d.bootstrap(), (error) => error.responseCode === '4.00' && /server answered 4\.00 no bootstrap/.test(error.message));
+    await assert.rejects(d.bootstrap(), (error) => error.responseCode === '4.00' && /server answered 4\.00 no b/.test(error.message));
     assert.match((await failed)[1], /no bootstrap configuration for "stranger"/);
   });
 

@@ -61,8 +61,9 @@ describe('interop: libcoap coap-client as an LwM2M device', () => {
     const reasons = [];
     server.on('malformed', (detail) => reasons.push(detail.reason));
     let result = await run(coapClient, ['-m', 'post', '-e', '</3/0>', `coap://127.0.0.1:${port}/rd?lt=60`]);
-    // The request weighed 20 bytes: an address that never answered the server gets no more back (no amplification).
-    assert.match(result.output, /4\.00 missing endpoint c\b/);
+    // The request weighed 20 bytes: an address that never answered the server gets no more back (no amplification),
+    // less 8 bytes kept for the pings that would verify it.
+    assert.match(result.output, /4\.00 missing en\n/);
     result = await run(coapClient, ['-m', 'post', '-e', '</3/0>', `coap://127.0.0.1:${port}/rd?ep=old&lwm2m=0.9&padding-to-make-room-for-the-reason`]);
     assert.match(result.output, /4\.12 LwM2M version 0\.9 is not supported/);
     assert.equal(reasons.length, 2);

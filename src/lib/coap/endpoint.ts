@@ -112,6 +112,8 @@ const DEFAULT_MAX_PEERS = 50_000;
 const MAX_REASON_CHARS = 160;
 /** An unanswered CoAP ping to an unverified address is sent again once, not MAX_RETRANSMIT times. */
 const PROBE_RETRANSMISSIONS = 1;
+/** What two pings cost: a diagnostic reason to an unverified address leaves this much of its credit. */
+const PROBE_RESERVE = 8;
 const EMPTY = Buffer.alloc(0);
 
 /**
@@ -628,9 +630,9 @@ export class CoapEndpoint extends EventEmitter {
       payload: response.payload ?? EMPTY,
     };
     let datagram = encode(message);
-    if (!peer.verified && datagram.length > peer.credit && message.payload.length > 0) {
-      // To an address that has not shown it is real, no more than it sent: the reason is cut to fit (payload marker included).
-      message.payload = utf8Prefix(message.payload, peer.credit - (datagram.length - message.payload.length));
+    if (!peer.verified && datagram.length > peer.credit - PROBE_RESERVE && message.payload.length > 0) {
+      // To an address that has not shown it is real, no more than it sent: the reason is cut to fit (payload marker included), leaving room for the pings that would verify it.
+      message.payload = utf8Prefix(message.payload, peer.credit - PROBE_RESERVE - (datagram.length - message.payload.length));
       datagram = encode(message);
     }
     this.remember(peer, request.messageId, datagram);
