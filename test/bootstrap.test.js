@@ -10,6 +10,7 @@ const { Lwm2mPath } = require('../dist/lib/model/path');
 const { encode, decode } = require('../dist/lib/coap/message');
 const { formatCode } = require('../dist/lib/coap/codes');
 const { freePort, RawPeer, once } = require('./support/udp');
+const { until } = require('./support/wait');
 
 const FAST = { ackTimeoutMs: 100, maxRetransmit: 2 };
 
@@ -90,6 +91,32 @@ describe('bootstrap server', () => {
       assert.equal(await raw.next(300), undefined);
     } finally {
       await raw.close();
+    }
+  });
+
+  it('runs a bounded number of sessions at once: 5.03 beyond, as forged requests would pile up', async () => {
+    await bootstrap.stop();
+    bootstrap = new BootstrapServer({ address: '127.0.0.1', port: bsPort, transmission: FAST, requestTimeoutMs: 1000, maxSessions: 2 });
+    bootstrap.setDefaultConfig(parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}` }));
+    await bootstrap.start();
+    // Devices that ask and then never answer (not even the ping) hold their sessions.
+    const silent = await Promise.all([0, 1, 2].map(() => RawPeer.open()));
+    const failures = [];
+    bootstrap.on('failed', (endpoint) => failures.push(endpoint));
+    try {
+      for (const peer of silent) peer.socket.removeAllListeners('message');
+      const request = (i) => encode({ type: 0, code: 2, messageId: i, token: Buffer.from([i]), options: [{ number: 11, value: Buffer.from('bs') }, { number: 15, value: Buffer.from(`ep=silent-${i}`) }], payload: Buffer.alloc(0) });
+      await silent[0].send(request(0), bsPort);
+      await silent[1].send(request(1), bsPort);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const third = new Promise((resolve) => silent[2].socket.once('message', resolve));
+      await silent[2].send(request(2), bsPort);
+      assert.equal(formatCode(decode(await third).code), '5.03');
+      // A real device gets its turn once the silent ones have given up.
+      await until(() => failures.length === 2, 5000, 'the silent sessions to fail');
+      await (await device('patient')).bootstrap();
+    } finally {
+      await Promise.all(silent.map((p) => p.close()));
     }
   });
 

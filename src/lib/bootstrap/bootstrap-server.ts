@@ -20,6 +20,8 @@ export interface BootstrapServerOptions extends ListenerOptions {
    * send a Bootstrap-Request over plain UDP in any device's name.
    */
   allowKeysOverUdp?: boolean;
+  /** Sessions run at once (default 1,000); further Bootstrap-Requests get 5.03. A forged one holds its place until its device fails to answer. */
+  maxSessions?: number;
   model?: ObjectModel;
 }
 
@@ -122,6 +124,9 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
       const reason = `the configuration for "${name}" holds secret keys (${secrets.join(', ')}), which go only to a device that authenticated over DTLS: bootstrap it over coaps, or allow keys over plain UDP`;
       this.emit('failed', name, reason, request.peer);
       throw new CoapRequestError(ResponseCode.Forbidden, reason);
+    }
+    if (this.sessions.size >= (this.options.maxSessions ?? 1000) && !this.sessions.has(name)) {
+      throw new CoapRequestError(ResponseCode.ServiceUnavailable, `${this.sessions.size} bootstrap sessions are running: try again later`);
     }
     this.sessions.get(name)?.cancel();
     const session = new BootstrapSession(this.coap.of(request.identity), request.peer, name, config, this.model, { timeoutMs: this.options.requestTimeoutMs ?? 10_000, preferredFormat });
