@@ -557,7 +557,8 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
           : lwm2mClient({ endpoint, port: ports.dtls, psk: { identity: DTLS_IDENTITY, key: DTLS_KEY } });
         const { registrationId } = (await event('registered', endpoint)).payload;
         await ok('observe', { endpoint, path: '/3/0/9' });
-        await helper.setFlows(flow('Wakaama redeployed'), 'full', credentials());
+        // As the editor deploys: credentials it did not change stay as they are.
+        await helper.setFlows(flow('Wakaama redeployed'), 'full');
         await server().ready;
         assert.equal(server().registrations.getByEndpoint(endpoint).id, registrationId, 'same registration');
         assert.equal((await ok('read', { endpoint, path: '/3/0/0' })).payload, MANUFACTURER, 'addressable at once');
@@ -617,6 +618,7 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
     for (const transport of ['udp', 'dtls']) {
       const endpoint = transport === 'udp' ? 'wk-udp' : DTLS_ENDPOINT;
       // issue 16 (i16-dtls): DTLS sessions are not kept across a restart yet; the device is unreachable until it handshakes again.
+      // With i16-dtls as of 2a4d486 it still fails here: the state key the node makes at start is saved only at the next deploy.
       const test = transport === 'dtls' ? it.skip : it;
       test(`keeps the registration and observation of a client over ${transport} across a Node-RED restart`, async function () {
         this.timeout(60_000);
