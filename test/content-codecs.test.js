@@ -227,8 +227,102 @@ describe('content formats', () => {
       );
     });
 
-    for (const [name, hex] of [['truncated', 'a1'], ['indefinite length', '9f'], ['trailing bytes', 'a0a0'], ['a non-map', '01'], ['a text key', 'a16161 01'.replace(' ', '')], ['too deep', 'a1'.repeat(40) + '01']]) {
+    for (const [name, hex] of [['truncated', 'a1'], ['indefinite length without its break', 'bf'], ['trailing bytes', 'a0a0'], ['a non-map', '01'], ['a text key', 'a16161 01'.replace(' ', '')], ['too deep', 'a1'.repeat(40) + '01']]) {
       it(`rejects ${name} LwM2M CBOR`, () => assert.throws(() => decodeContent(Buffer.from(hex, 'hex'), F.lwm2mCbor, Lwm2mPath.ROOT, model), ContentError));
+    }
+  });
+
+  describe('CBOR with indefinite lengths (RFC 8949 sections 3.2.2, 3.2.3)', () => {
+    /** The value as the cbor package encodes it with an indefinite length wherever choose() says, strings in chunks of size. */
+    function indefinite(value, choose, size) {
+      if (Array.isArray(value)) {
+        const copy = value.map((item) => indefinite(item, choose, size));
+        if (choose()) copy.encodeCBOR = cbor.Encoder.encodeIndefinite;
+        return copy;
+      }
+      if (value instanceof Map) {
+        const copy = new Map([...value].map(([key, item]) => [key, indefinite(item, choose, size)]));
+        if (choose()) copy.encodeCBOR = cbor.Encoder.encodeIndefinite;
+        return copy;
+      }
+      if ((typeof value === 'string' || Buffer.isBuffer(value)) && choose()) return { encodeCBOR: (gen) => cbor.Encoder.encodeIndefinite(gen, value, { chunkSize: size }) };
+      return value;
+    }
+    const always = () => true;
+
+    it('reads the LwM2M 1.2 client answer {_ [3,0,0]: "hello"} of the issue', () => {
+      const records = decodeContent(Buffer.from('bf830300006568656c6c6fff', 'hex'), F.lwm2mCbor, P('/3/0/0'), model);
+      assert.deepEqual(plain(records), [{ path: '/3/0/0', type: 'string', value: 'hello' }]);
+    });
+
+    it('reads LwM2M CBOR, SenML CBOR and CBOR that the cbor package encodes with indefinite lengths and chunked strings', () => {
+      const tree = new Map([[3, new Map([[0, new Map([[0, 'Open Mobile Alliance'], [6, new Map([[0, 1], [1, 5]])]])]])], [[3303, 0], new Map([[5700, 21.5]])]]);
+      const lwm2m = cbor.encode(indefinite(tree, always, 4));
+      assert.equal(lwm2m[0], 0xbf);
+      assert.deepEqual(plain(decodeContent(lwm2m, F.lwm2mCbor, Lwm2mPath.ROOT, model)), [
+        { path: '/3/0/0', type: 'string', value: 'Open Mobile Alliance' },
+        { path: '/3/0/6/0', type: 'integer', value: 1 },
+        { path: '/3/0/6/1', type: 'integer', value: 5 },
+        { path: '/3303/0/5700', type: 'float', value: 21.5 },
+      ]);
+      const senml = [new Map([[-2, '/3/0/'], [0, '0'], [3, 'Open Mobile Alliance']]), new Map([[-2, '/5/0/'], [0, '0'], [8, Buffer.from('firmware-image')]])];
+      const records = decodeContent(cbor.encode(indefinite(senml, always, 3)), F.senmlCbor, Lwm2mPath.ROOT, model);
+      assert.deepEqual(plain(records), [
+        { path: '/3/0/0', type: 'string', value: 'Open Mobile Alliance' },
+        { path: '/5/0/0', type: 'opaque', value: Buffer.from('firmware-image') },
+      ]);
+      assert.equal(decodeContent(cbor.encode(indefinite('Acme Corp', always, 2)), F.cbor, P('/3/0/0'), model)[0].value, 'Acme Corp');
+    });
+
+    it('decodes whatever mix of definite and indefinite lengths the cbor package writes, as the same value', () => {
+      const item = fc.letrec((tie) => ({
+        value: fc.oneof(
+          { depthSize: 'small' },
+          fc.integer(),
+          fc.double({ noNaN: true }),
+          fc.string(),
+          fc.boolean(),
+          fc.uint8Array().map((b) => Buffer.from(b)),
+          fc.array(tie('value'), { maxLength: 4 }),
+          fc.array(fc.tuple(fc.integer(), tie('value')), { maxLength: 4 }).map((entries) => new Map(entries)),
+        ),
+      })).value;
+      fc.assert(
+        fc.property(item, fc.array(fc.boolean(), { minLength: 1, maxLength: 16 }), fc.integer({ min: 1, max: 5 }), (value, flags, size) => {
+          let i = 0;
+          const bytes = cbor.encode(indefinite(value, () => flags[i++ % flags.length], size));
+          assert.deepEqual(decodeCbor(bytes), value);
+        }),
+        { numRuns: 500 },
+      );
+    });
+
+    for (const [name, hex, pattern] of [
+      ['an array without its break', '9f0102', /ends before the break of an indefinite-length array/],
+      ['a map without its break', 'bf0102', /ends before the break of an indefinite-length map/],
+      ['a byte string without its break', '5f4101', /ends before the break of an indefinite-length byte string/],
+      ['a break in a definite array', '830102ff', /break \(0xff\) where no indefinite-length item is open/],
+      ['a break in a definite map', 'a201ff', /break \(0xff\) where no indefinite-length item is open/],
+      ['a break between a key and its value', 'bf01ff', /break between a map key and its value/],
+      ['a break on its own', 'ff', /break \(0xff\) where no indefinite-length item is open/],
+      ['a text chunk in a byte string', '5f41016161ff', /chunk of an indefinite-length byte string must be a byte string, not a text string/],
+      ['a byte chunk in a text string', '7f61614101ff', /chunk of an indefinite-length text string must be a text string, not a byte string/],
+      ['an integer chunk in a text string', '7f01ff', /must be a text string, not a unsigned integer/],
+      ['an indefinite chunk inside an indefinite string', '7f7f6161ffff', /cannot be indefinite itself/],
+      ['a chunk split inside a character', '7f61c361a9ff', /not valid UTF-8/],
+      ['an indefinite integer', '1f', /integer cannot have an indefinite length/],
+      ['an indefinite tag', 'df00', /tag cannot have an indefinite length/],
+      ['indefinite arrays nested too deep', '9f'.repeat(40) + 'ff'.repeat(40), /nested deeper than 32/],
+      ['too many items in an indefinite array', '9f' + '00'.repeat(100_001) + 'ff', /more than 100000 CBOR items/],
+      ['too many chunks in an indefinite string', '5f' + '40'.repeat(100_001) + 'ff', /more than 100000 CBOR items/],
+    ]) {
+      it(`refuses ${name} with the reader's error, in every CBOR format`, () => {
+        const bytes = Buffer.from(hex, 'hex');
+        assert.throws(() => decodeCbor(bytes), (error) => error.name === 'CborError' && pattern.test(error.message));
+        for (const [format, target] of [[F.cbor, P('/3/0/0')], [F.senmlCbor, Lwm2mPath.ROOT], [F.lwm2mCbor, Lwm2mPath.ROOT]]) {
+          assert.throws(() => decodeContent(bytes, format, target, model), (error) => error instanceof ContentError && pattern.test(error.message));
+        }
+      });
     }
   });
 
