@@ -173,6 +173,119 @@ describe('content formats', () => {
       assert.ok(Math.abs(records[1].timestamp - (Date.now() / 1000 - 20)) < 5);
     });
 
+    describe('resolution of base fields (RFC 8428 sections 4.1, 4.5, 4.6), one resolver for SenML JSON, SenML CBOR and LwM2M JSON', () => {
+      const LABELS = { bver: -1, bn: -2, bt: -3, bu: -4, bv: -5, bs: -6, n: 0, u: 1, v: 2, vs: 3, vb: 4, s: 5, t: 6, ut: 7, vd: 8 };
+      /** The same pack in SenML CBOR, written by the cbor package with the labels of RFC 8428 section 6. */
+      const senmlCbor = (pack) => cbor.encode(pack.map((record) => new Map(Object.entries(record).map(([key, value]) => [LABELS[key] ?? key, value]))));
+      const timed = (records) => records.map((r) => ({ path: r.path.toString(), value: r.value, timestamp: r.timestamp }));
+      const decodeAll = (pack, target = Lwm2mPath.ROOT) => [
+        decodeContent(Buffer.from(JSON.stringify(pack)), F.senmlJson, target, model),
+        decodeContent(senmlCbor(pack), F.senmlCbor, target, model),
+      ];
+
+      it('gives every record of the Send in the issue the base time of the first', () => {
+        const pack = [{ n: '/3/0/0', bt: 1795769114.53, vs: 'x' }, { n: '/3/0/9', v: 0 }];
+        const lwm2mJson = { bn: '/', bt: 1795769114.53, e: [{ n: '3/0/0', sv: 'x' }, { n: '3/0/9', v: 0 }] };
+        for (const records of [...decodeAll(pack), decodeContent(Buffer.from(JSON.stringify(lwm2mJson)), F.json, Lwm2mPath.ROOT, model)]) {
+          assert.deepEqual(timed(records), [
+            { path: '/3/0/0', value: 'x', timestamp: 1795769114.53 },
+            { path: '/3/0/9', value: 0, timestamp: 1795769114.53 },
+          ]);
+        }
+      });
+
+      it('resolves the RFC 8428 section 5.1.2 example (bt, bu, bver 5, times relative to bt), its names made LwM2M paths', () => {
+        const pack = [
+          { bn: '/3303/0/', bt: 1.276020076001e9, bu: 'A', bver: 5, n: '5601', u: 'V', v: 120.1 },
+          { n: '5700', t: -5, v: 1.2 },
+          { n: '5700', t: -4, v: 1.3 },
+          { n: '5700', t: -3, v: 1.4 },
+          { n: '5700', t: -2, v: 1.5 },
+          { n: '5700', t: -1, v: 1.6 },
+          { n: '5700', v: 1.7 },
+        ];
+        const expected = [['/3303/0/5601', 120.1, 0], ...[1.2, 1.3, 1.4, 1.5, 1.6, 1.7].map((v, i) => ['/3303/0/5700', v, i - 5])].map(([path, value, t]) => ({ path, value, timestamp: 1.276020076001e9 + t }));
+        for (const records of decodeAll(pack, P('/3303/0'))) assert.deepEqual(timed(records), expected);
+      });
+
+      it('keeps each base field until a record changes it (RFC 8428 section 5.1.6: a later bn with the first bt)', () => {
+        const pack = [
+          { bn: '/3303/0/', bt: 1320078429, n: '5700', v: 27.2 },
+          { n: '5701', vs: 'Cel' },
+          { bn: '/3304/0/', bt: 1320078430, n: '5700', v: 25.2 },
+          { bn: '/3303/1/', n: '5700', v: 24.3 },
+        ];
+        for (const records of decodeAll(pack)) {
+          assert.deepEqual(timed(records), [
+            { path: '/3303/0/5700', value: 27.2, timestamp: 1320078429 },
+            { path: '/3303/0/5701', value: 'Cel', timestamp: 1320078429 },
+            { path: '/3304/0/5700', value: 25.2, timestamp: 1320078430 },
+            { path: '/3303/1/5700', value: 24.3, timestamp: 1320078430 },
+          ]);
+        }
+      });
+
+      it('adds the base value to every following numeric value, and the base sum to sums', () => {
+        const pack = [{ bn: '/3303/0/', bv: 20, n: '5700', v: 1.5 }, { n: '5601', v: -2 }, { n: '5701', vs: 'Cel' }, { bv: 0, n: '5602', v: 3 }, { bn: '/3331/0/', bs: 1000, n: '5805', s: 5 }];
+        for (const records of decodeAll(pack)) {
+          assert.deepEqual(plain(records).map((r) => [r.path, r.value]), [
+            ['/3303/0/5700', 21.5],
+            ['/3303/0/5601', 18],
+            ['/3303/0/5701', 'Cel'],
+            ['/3303/0/5602', 3],
+            ['/3331/0/5805', 1005],
+          ]);
+        }
+      });
+
+      it('counts times below 2^28 from now (RFC 8428 section 4.5.3) and leaves records without any time untimed', () => {
+        const now = Date.now() / 1000;
+        const pack = [{ bn: '/3303/0/', n: '5700', v: 1 }, { n: '5601', t: 0, v: 2 }, { n: '5602', t: -60, v: 3 }, { bt: -10, n: '5603', t: -10, v: 4 }, { n: '5604', v: 5 }];
+        for (const records of decodeAll(pack)) {
+          const times = records.map((r) => (r.timestamp === undefined ? undefined : Math.round(r.timestamp - now)));
+          assert.deepEqual(times, [undefined, 0, -60, -20, -10]);
+        }
+      });
+
+      it('resolves random packs in SenML JSON and SenML CBOR as a reference resolution of RFC 8428 does', () => {
+        const record = fc.record(
+          { bn: fc.constantFrom('/3303/0/', '/3304/1/', '/3303/0'), bt: fc.integer({ min: 1.5e9, max: 2e9 }), bv: fc.integer({ min: -50, max: 50 }), n: fc.constantFrom('5700', '5601', '5602'), t: fc.integer({ min: -1000, max: 1000 }), v: fc.integer({ min: -100, max: 100 }) },
+          { requiredKeys: ['n', 'v'] },
+        );
+        fc.assert(
+          fc.property(fc.array(record, { minLength: 1, maxLength: 8 }), (tail) => {
+            const pack = [{ bn: '/3303/0/', ...tail[0] }, ...tail.slice(1)];
+            let bn;
+            let bt;
+            let bv;
+            const expected = pack.map((r) => {
+              bn = r.bn ?? bn;
+              bt = r.bt ?? bt;
+              bv = r.bv ?? bv;
+              const timestamp = bt === undefined && r.t === undefined ? undefined : (bt ?? 0) + (r.t ?? 0);
+              return { path: `${bn.replace(/\/$/, '')}/${r.n}`, value: (bv ?? 0) + r.v, timestamp };
+            });
+            const absolute = expected.every((r) => r.timestamp === undefined || r.timestamp > 2 ** 28);
+            fc.pre(absolute);
+            for (const records of decodeAll(pack)) assert.deepEqual(timed(records), expected);
+          }),
+          { numRuns: 300 },
+        );
+      });
+
+      for (const [name, pack, pattern] of [
+        ['a newer SenML version', [{ bver: 11, n: '/3/0/9', v: 1 }], /SenML version 11; this server reads version 10 and older/],
+        ['a version that is not a positive integer', [{ bver: 0, n: '/3/0/9', v: 1 }], /"bver" must be a positive integer/],
+        ['a base value that is not a number', [{ bv: '1', n: '/3/0/9', v: 1 }], /"bv" must be a number/],
+        ['an unknown mandatory field', [{ n: '/3/0/9', v: 1, x_: 1 }], /unsupported mandatory field "x_"/],
+      ]) {
+        it(`refuses ${name} in SenML JSON and SenML CBOR`, () => {
+          assert.throws(() => decodeContent(Buffer.from(JSON.stringify(pack)), F.senmlJson, Lwm2mPath.ROOT, model), (error) => error instanceof ContentError && pattern.test(error.message));
+          assert.throws(() => decodeContent(senmlCbor(pack), F.senmlCbor, Lwm2mPath.ROOT, model), (error) => error instanceof ContentError && pattern.test(error.message));
+        });
+      }
+    });
+
     it('carries Read-Composite paths', () => {
       for (const format of [F.senmlJson, F.senmlCbor]) {
         const paths = [P('/3/0/0'), P('/3303/0/5700'), P('/1')];

@@ -79,14 +79,3 @@ export function requireUnder(records: ContentRecord[], target: Lwm2mPath, format
     if (!record.path.startsWith(target)) throw new ContentError(`${format} content names ${record.path}, outside the requested ${target}`);
   }
 }
-
-/**
- * Base name plus name. LwM2M names are paths, so a base name without its
- * trailing slash ("/3303/0" + "5700", as some encoders write) still means
- * /3303/0/5700 rather than a mangled id.
- */
-export function joinName(base: string, name: string | undefined): string {
-  if (name === undefined || name === '') return base;
-  if (base === '' || base.endsWith('/') || name.startsWith('/')) return base + name;
-  return `${base}/${name}`;
-}
