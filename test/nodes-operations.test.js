@@ -192,6 +192,23 @@ describe('Node-RED: operation nodes', () => {
       assert.equal(device.getResource('/3303/1/5700'), 30);
     });
 
+    for (const payload of [undefined, '', {}]) {
+      it(`creates an instance with the device's defaults from ${JSON.stringify(payload) ?? 'no payload'}: no payload sent, the device picks the id`, async () => {
+        await loadWithDevice({ type: 'lwm2m-create', endpoint: 'lamp-1', path: '/3303' });
+        const created = await run({}, { payload });
+        assert.deepEqual(created.payload, { instanceId: 1, location: '/3303/1' });
+        assert.equal(created.code, '2.01');
+        assert.ok(device.objects.get(3303).has(1));
+      });
+    }
+
+    it('refuses an instance id without values to carry it, before sending', async () => {
+      await loadWithDevice({ type: 'lwm2m-create', endpoint: 'lamp-1', path: '/3303' });
+      const caught = await run({}, { payload: {}, instanceId: 4 }, { expectError: true });
+      assert.match(caught.error.message, /instance id \(4\) travels with resource values/);
+      assert.equal(device.objects.get(3303).has(4), false);
+    });
+
     it('deletes an instance', async () => {
       await loadWithDevice({ type: 'lwm2m-delete', endpoint: 'lamp-1' });
       device.objects.get(3303).set(1, new Map());

@@ -1,0 +1,149 @@
+'use strict';
+// Content as real LwM2M clients put it on the wire (issue 15): bytes quoted from the
+// issue and from RFCs, or written by the independent cbor package, sent from a raw
+// UDP socket as the device's answers, notifications and Sends to a running server.
+const assert = require('node:assert/strict');
+const cbor = require('cbor');
+const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
+const { ReadRequest } = require('../dist/lib/lwm2m/requests/read');
+const { ObserveRequest } = require('../dist/lib/lwm2m/requests/observe');
+const { CreateRequest } = require('../dist/lib/lwm2m/requests/create');
+const { recordsToPayload } = require('../dist/lib/content/payload');
+const { Lwm2mPath } = require('../dist/lib/model/path');
+const { encode, decode } = require('../dist/lib/coap/message');
+const { freePort, RawPeer, once } = require('./support/udp');
+
+const FAST = { ackTimeoutMs: 100, maxRetransmit: 2 };
+const P = (text) => Lwm2mPath.parse(text);
+const CF = 12;
+const OBSERVE = 6;
+const LOCATION_PATH = 8;
+const URI_PATH = 11;
+const uint = (n) => (n === 0 ? Buffer.alloc(0) : n < 256 ? Buffer.from([n]) : Buffer.from([n >> 8, n & 0xff]));
+/** {_ [3, 0, 0]: "hello"}: how a LwM2M 1.2 client answers a read of /3/0/0 (issue 15). */
+const INDEFINITE_HELLO = Buffer.from('bf830300006568656c6c6fff', 'hex');
+
+describe('content from real clients, on a real socket', () => {
+  let server;
+  let port;
+  let raw;
+  let messageId;
+
+  /** A raw socket registered as endpoint with the given ct and version. */
+  async function registerRaw(endpoint, { ct = '0 60 110 112 11542 11543 11544', version = '1.2', links = '</3/0>,</3303/0>' } = {}) {
+    raw = await RawPeer.open();
+    messageId = 100;
+    const register = encode({
+      type: 0, code: 2, messageId: messageId++, token: Buffer.from([1]),
+      options: [{ number: URI_PATH, value: Buffer.from('rd') }, { number: 15, value: Buffer.from(`ep=${endpoint}`) }, { number: 15, value: Buffer.from(`lwm2m=${version}`) }],
+      payload: Buffer.from(`</>;ct="${ct}",${links}`),
+    });
+    assert.equal(decode(await raw.exchange(register, port)).code, 65);
+  }
+
+  /** The server's next request to the raw device, answered by build(request) in a piggybacked ACK. */
+  async function answerNext(build) {
+    const request = decode(await raw.next(2000));
+    await raw.send(encode({ type: 2, messageId: request.messageId, token: request.token, options: [], payload: Buffer.alloc(0), ...build(request) }), port);
+    return request;
+  }
+
+  beforeEach(async () => {
+    port = await freePort();
+    server = new Lwm2mServer({ address: '127.0.0.1', port, transmission: FAST, client: { defaultTimeoutMs: 2000 } });
+    await server.start();
+  });
+
+  afterEach(async () => {
+    if (raw) await raw.close();
+    raw = undefined;
+    await server.stop();
+  });
+
+  describe('LwM2M CBOR with indefinite lengths (RFC 8949 section 3.2.2)', () => {
+    it('reads {_ [3,0,0]: "hello"} as the answer to a read of /3/0/0', async () => {
+      await registerRaw('cbor-read');
+      const pending = server.send('cbor-read', new ReadRequest(P('/3/0/0')));
+      await answerNext(() => ({ code: 69, options: [{ number: CF, value: uint(11544) }], payload: INDEFINITE_HELLO }));
+      const response = await pending;
+      assert.equal(response.contentFormat, 11544);
+      assert.equal(recordsToPayload(response.records, P('/3/0/0')), 'hello');
+    });
+
+    it('observes with an indefinite first answer and indefinite notifications written by the cbor package', async () => {
+      await registerRaw('cbor-observe');
+      const notifications = [];
+      const errors = [];
+      const listener = { notify: (event) => notifications.push(event), error: (error) => errors.push(error), ended: () => {} };
+      const pending = server.observe('cbor-observe', new ObserveRequest(P('/3/0')), listener);
+      const request = await answerNext(() => ({ code: 69, options: [{ number: OBSERVE, value: uint(1) }, { number: CF, value: uint(11544) }], payload: INDEFINITE_HELLO }));
+      const { first } = await pending;
+      assert.deepEqual(recordsToPayload(first.records, P('/3/0')), { 0: 'hello' });
+      // {_ [3, 0]: {_ 0: (_ "wor", "ld"), 9: 42}} as the cbor package writes it with indefinite lengths.
+      const inner = new Map([[0, { encodeCBOR: (gen) => cbor.Encoder.encodeIndefinite(gen, 'world', { chunkSize: 3 }) }], [9, 42]]);
+      inner.encodeCBOR = cbor.Encoder.encodeIndefinite;
+      const outer = new Map([[[3, 0], inner]]);
+      outer.encodeCBOR = cbor.Encoder.encodeIndefinite;
+      const payload = cbor.encode(outer);
+      assert.equal(payload.toString('hex'), 'bf8203 00bf007f63776f72626c64ff09182aff ff'.replace(/ /g, ''));
+      await raw.send(encode({ type: 1, code: 69, messageId: messageId++, token: request.token, options: [{ number: OBSERVE, value: uint(2) }, { number: CF, value: uint(11544) }], payload }), port);
+      const deadline = Date.now() + 2000;
+      while (notifications.length === 0 && errors.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual(errors, []);
+      assert.deepEqual(recordsToPayload(notifications[0].records, P('/3/0')), { 0: 'world', 9: 42 });
+    });
+
+    it('takes a Send of indefinite LwM2M CBOR, and refuses one without its break with 4.00 and the reason', async () => {
+      await registerRaw('cbor-send');
+      const send = (mid, payload) =>
+        raw.exchange(encode({ type: 0, code: 2, messageId: mid, token: Buffer.from([mid & 0xff]), options: [{ number: URI_PATH, value: Buffer.from('dp') }, { number: CF, value: uint(11544) }], payload }), port);
+      const sent = once(server, 'send');
+      const answer = decode(await send(500, INDEFINITE_HELLO));
+      assert.equal(answer.code, 68);
+      const [registration, records, format] = await sent;
+      assert.equal(registration.endpoint, 'cbor-send');
+      assert.equal(format, 11544);
+      assert.deepEqual(recordsToPayload(records, Lwm2mPath.ROOT), { 3: { 0: { 0: 'hello' } } });
+      const refused = decode(await send(501, INDEFINITE_HELLO.subarray(0, -1)));
+      assert.equal(refused.code, 128);
+      assert.match(refused.payload.toString(), /ends before the break of an indefinite-length map/);
+    });
+  });
+
+  describe('SenML base fields (RFC 8428 section 4.1)', () => {
+    it('gives both values of the Send in the issue the base time of the first record', async () => {
+      await registerRaw('senml-send');
+      const sent = once(server, 'send');
+      const payload = Buffer.from('[{"n":"/3/0/0","bt":1795769114.53,"vs":"x"},{"n":"/3/0/9","v":0}]');
+      const answer = decode(await raw.exchange(encode({ type: 0, code: 2, messageId: 600, token: Buffer.from([6]), options: [{ number: URI_PATH, value: Buffer.from('dp') }, { number: CF, value: uint(110) }], payload }), port));
+      assert.equal(answer.code, 68);
+      const [, records] = await sent;
+      assert.deepEqual(records.map((r) => [r.path.toString(), r.value, r.timestamp]), [
+        ['/3/0/0', 'x', 1795769114.53],
+        ['/3/0/9', 0, 1795769114.53],
+      ]);
+    });
+  });
+
+  describe('Create with an empty payload', () => {
+    it('sends POST /3303 with no payload and no Content-Format, and takes the id from Location-Path', async () => {
+      await registerRaw('create-empty');
+      const pending = server.send('create-empty', new CreateRequest(P('/3303'), []));
+      const request = await answerNext(() => ({ code: 65, options: [{ number: LOCATION_PATH, value: Buffer.from('3303') }, { number: LOCATION_PATH, value: Buffer.from('7') }] }));
+      assert.equal(request.code, 2);
+      assert.deepEqual(request.options.filter((o) => o.number === URI_PATH).map((o) => o.value.toString()), ['3303']);
+      assert.equal(request.options.find((o) => o.number === CF), undefined);
+      assert.equal(request.payload.length, 0);
+      const created = await pending;
+      assert.equal(created.code, '2.01');
+      assert.deepEqual([created.instanceId, created.location], [7, '/3303/7']);
+    });
+
+    it('reports a device that creates without saying which instance', async () => {
+      await registerRaw('create-silent');
+      const pending = server.send('create-silent', new CreateRequest(P('/3303'), []));
+      await answerNext(() => ({ code: 65 }));
+      await assert.rejects(pending, (error) => error.kind === 'invalid-response' && /without saying which \(no Location-Path\)/.test(error.message));
+    });
+  });
+});
