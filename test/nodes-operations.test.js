@@ -174,13 +174,16 @@ describe('Node-RED: operation nodes', () => {
       await loadWithDevice({ type: 'lwm2m-execute', endpoint: 'lamp-1', path: '/3/0/4' });
       await run({}, { payload: "0='soon'" });
       await run({}, { payload: '' });
-      assert.deepEqual(rebootArgs, ["0='soon'", '']);
+      await run({}, { payload: "0='a,b',1" });
+      assert.deepEqual(rebootArgs, ["0='soon'", '', "0='a,b',1"]);
     });
 
     it('refuses malformed execute arguments', async () => {
       await loadWithDevice({ type: 'lwm2m-execute', endpoint: 'lamp-1', path: '/3/0/4' });
       const caught = await run({}, { payload: "x='y'" }, { expectError: true });
       assert.match(caught.error.message, /invalid execute argument/);
+      const spaced = await run({}, { payload: "0='a b'" }, { expectError: true });
+      assert.match(spaced.error.message, /" " at character 4 is not allowed in a value/);
       assert.deepEqual(rebootArgs, []);
     });
 

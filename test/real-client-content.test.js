@@ -8,6 +8,7 @@ const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
 const { ReadRequest } = require('../dist/lib/lwm2m/requests/read');
 const { ObserveRequest } = require('../dist/lib/lwm2m/requests/observe');
 const { CreateRequest } = require('../dist/lib/lwm2m/requests/create');
+const { ExecuteRequest } = require('../dist/lib/lwm2m/requests/execute');
 const { recordsToPayload } = require('../dist/lib/content/payload');
 const { Lwm2mPath } = require('../dist/lib/model/path');
 const { encode, decode } = require('../dist/lib/coap/message');
@@ -122,6 +123,18 @@ describe('content from real clients, on a real socket', () => {
         ['/3/0/0', 'x', 1795769114.53],
         ['/3/0/9', 0, 1795769114.53],
       ]);
+    });
+  });
+
+  describe('Execute arguments by the LwM2M ABNF', () => {
+    it("sends 0='a,b' as it is, a comma inside the quotes, and refuses 0='a b' without sending anything", async () => {
+      await registerRaw('exec');
+      assert.throws(() => new ExecuteRequest(P('/3/0/4'), "0='a b'"), /" " at character 4 is not allowed in a value/);
+      const pending = server.send('exec', new ExecuteRequest(P('/3/0/4'), "0='a,b',1"));
+      const request = await answerNext(() => ({ code: 68 }));
+      assert.equal(request.payload.toString('latin1'), "0='a,b',1");
+      assert.equal((await pending).code, '2.04');
+      assert.equal(await raw.next(200), undefined);
     });
   });
 
