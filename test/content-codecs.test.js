@@ -439,6 +439,75 @@ describe('content formats', () => {
     }
   });
 
+  describe('a payload without Content-Format, read by the path and the object model', () => {
+    const none = (bytes, target) => decodeContent(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes), undefined, P(target), model);
+
+    it('reads one value as text/plain, typed by the model', () => {
+      assert.deepEqual(plain(none('100', '/3/0/9')), [{ path: '/3/0/9', type: 'integer', value: 100 }]);
+      assert.deepEqual(plain(none('Acme', '/3/0/0')), [{ path: '/3/0/0', type: 'string', value: 'Acme' }]);
+    });
+
+    it('reads an opaque resource as its bytes, not as base64 text', () => {
+      const image = Buffer.from([0x00, 0xff, 0x41, 0x42, 0x3d]);
+      assert.deepEqual(plain(none(image, '/5/0/0')), [{ path: '/5/0/0', type: 'opaque', value: image }]);
+      assert.deepEqual(plain(none('QUJD', '/5/0/0')), [{ path: '/5/0/0', type: 'opaque', value: Buffer.from('QUJD') }]);
+    });
+
+    it('reads one value sent as TLV when it is not text of the resource type', () => {
+      assert.deepEqual(plain(none(Buffer.from('c10964', 'hex'), '/3/0/9')), [{ path: '/3/0/9', type: 'integer', value: 100 }]);
+    });
+
+    it('reads several values as TLV, SenML JSON, LwM2M JSON or CBOR, never as text', () => {
+      const expected = [{ path: '/3/0/0', type: 'string', value: 'Open Mobile Alliance' }, { path: '/3/0/9', type: 'integer', value: 100 }];
+      assert.deepEqual(plain(none(Buffer.from('c800144f70656e204d6f62696c6520416c6c69616e6365c10964', 'hex'), '/3/0')), expected);
+      assert.deepEqual(plain(none(' [{"bn":"/3/0/","n":"0","vs":"Open Mobile Alliance"},{"n":"9","v":100}]', '/3/0')), expected);
+      assert.deepEqual(plain(none('{"e":[{"n":"0","sv":"Open Mobile Alliance"},{"n":"9","v":100}]}', '/3/0')), expected);
+      assert.deepEqual(plain(none(cbor.encode([new Map([[0, '/3/0/0'], [3, 'Open Mobile Alliance']]), new Map([[0, '/3/0/9'], [2, 100]])]), '/3/0')), expected);
+      assert.deepEqual(plain(none(cbor.encode(new Map([[[3, 0], new Map([[0, 'Open Mobile Alliance'], [9, 100]])]])), '/3/0')), expected);
+      assert.deepEqual(plain(none(Buffer.from('88070842000ed842011388', 'hex'), '/3/0/7')), [
+        { path: '/3/0/7/0', type: 'integer', value: 3800 },
+        { path: '/3/0/7/1', type: 'integer', value: 5000 },
+      ]);
+    });
+
+    it('says it had no Content-Format and what it tried when nothing reads', () => {
+      assert.throws(() => none('hot', '/3303/0/5700'), /without a Content-Format, read as text\/plain for \/3303\/0\/5700: .*is not a number/);
+      assert.throws(() => none('soup', '/3/0'), /without a Content-Format, read as application\/vnd\.oma\.lwm2m\+tlv for \/3\/0/);
+    });
+  });
+
+  describe('values of objects outside the model', () => {
+    // /30000/0/1 is in no object definition: the format alone says what its value is.
+    const target = P('/30000/0/1');
+    const one = (bytes, format) => plain(decodeContent(bytes, format, target, model));
+
+    it('keeps the type a self-describing format gives a number, in every one of them', () => {
+      const expected = [{ path: '/30000/0/1', type: 'float', value: 21.5 }];
+      assert.deepEqual(one(Buffer.from('[{"n":"/30000/0/1","v":21.5}]'), F.senmlJson), expected);
+      assert.deepEqual(one(cbor.encode([new Map([[0, '/30000/0/1'], [2, 21.5]])]), F.senmlCbor), expected);
+      assert.deepEqual(one(Buffer.from('{"bn":"/30000/0/","e":[{"n":"1","v":21.5}]}'), F.json), expected);
+      assert.deepEqual(one(cbor.encode(new Map([[[30000, 0, 1], 21.5]])), F.lwm2mCbor), expected);
+      assert.deepEqual(one(cbor.encode(21.5), F.cbor), expected);
+    });
+
+    it('keeps text, booleans, bytes and object links as the format marks them', () => {
+      const senml = Buffer.from('[{"bn":"/30000/0/","n":"1","vs":"on"},{"n":"2","vb":true},{"n":"3","vd":"AQI"},{"n":"4","vlo":"3:0"}]');
+      assert.deepEqual(plain(decodeContent(senml, F.senmlJson, P('/30000/0'), model)), [
+        { path: '/30000/0/1', type: 'string', value: 'on' },
+        { path: '/30000/0/2', type: 'boolean', value: true },
+        { path: '/30000/0/3', type: 'opaque', value: Buffer.from([1, 2]) },
+        { path: '/30000/0/4', type: 'objlnk', value: '3:0' },
+      ]);
+      assert.deepEqual(plain(decodeContent(Buffer.from('{"bn":"/30000/0/","e":[{"n":"4","ov":"3:0"}]}'), F.json, P('/30000/0'), model)), [{ path: '/30000/0/4', type: 'objlnk', value: '3:0' }]);
+      assert.throws(() => decodeContent(Buffer.from('[{"n":"/30000/0/4","vlo":"three"}]'), F.senmlJson, Lwm2mPath.ROOT, model), /object link "three" is not like "3:0"/);
+    });
+
+    it('hands over bytes from TLV and text from text/plain, which carry no type', () => {
+      assert.deepEqual(one(Buffer.from('c1010a', 'hex'), F.tlv), [{ path: '/30000/0/1', type: 'opaque', value: Buffer.from([10]) }]);
+      assert.deepEqual(one(Buffer.from('21.5'), F.text), [{ path: '/30000/0/1', type: 'string', value: '21.5' }]);
+    });
+  });
+
   describe('text/plain and opaque', () => {
     it('types text by the model', () => {
       assert.equal(decodeContent(Buffer.from('95'), F.text, P('/3/0/9'), model)[0].value, 95);

@@ -92,6 +92,19 @@ describe('Node-RED: operation nodes', () => {
       assert.equal(msg.payload[3303][0][5700], 21.5);
     });
 
+    it('warns when a device announced no SenML format and Read-Composite asks in SenML JSON', async () => {
+      await loadWithDevice({ type: 'lwm2m-read', endpoint: 'lamp-1', composite: true }, { contentFormats: [0, 110, 11542] });
+      await run({}, { paths: ['/3/0/0'] });
+      assert.equal(helper.getNode('op').warn.callCount, 0);
+      await device.stop();
+      device = new SimulatedDevice({ endpoint: 'lamp-1', server: { address: '127.0.0.1', port }, transmission: FAST, contentFormats: [0, 11542] });
+      await device.start();
+      await device.register();
+      const caught = await run({}, { paths: ['/3/0/0'] }, { expectError: true });
+      assert.match(helper.getNode('op').warn.lastCall.args[0], /lamp-1 announced ct="0 11542", no SenML format: composite operations ask it in SenML JSON/);
+      assert.match(caught.code, /^4\.(06|15)$/);
+    });
+
     for (const [name, msg, pattern] of [
       ['an unknown device', { endpoint: 'nobody', path: '/3/0/0' }, /"nobody" is not registered/],
       ['a missing endpoint', { path: '/3/0/0' }, /no device/],

@@ -6,7 +6,9 @@ const assert = require('node:assert/strict');
 const cbor = require('cbor');
 const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
 const { ReadRequest } = require('../dist/lib/lwm2m/requests/read');
-const { ObserveRequest } = require('../dist/lib/lwm2m/requests/observe');
+const { ObserveRequest, ObserveCompositeRequest } = require('../dist/lib/lwm2m/requests/observe');
+const { ReadCompositeRequest } = require('../dist/lib/lwm2m/requests/composite');
+const { WriteAttributesRequest } = require('../dist/lib/lwm2m/requests/write-attributes');
 const { CreateRequest } = require('../dist/lib/lwm2m/requests/create');
 const { ExecuteRequest } = require('../dist/lib/lwm2m/requests/execute');
 const { recordsToPayload } = require('../dist/lib/content/payload');
@@ -20,6 +22,13 @@ const CF = 12;
 const OBSERVE = 6;
 const LOCATION_PATH = 8;
 const URI_PATH = 11;
+const URI_QUERY = 15;
+const ACCEPT = 17;
+const optionValue = (message, number) => message.options.find((o) => o.number === number)?.value;
+const optionUint = (message, number) => {
+  const value = optionValue(message, number);
+  return value === undefined ? undefined : value.length === 0 ? 0 : value.readUIntBE(0, value.length);
+};
 const uint = (n) => (n === 0 ? Buffer.alloc(0) : n < 256 ? Buffer.from([n]) : Buffer.from([n >> 8, n & 0xff]));
 /** {_ [3, 0, 0]: "hello"}: how a LwM2M 1.2 client answers a read of /3/0/0 (issue 15). */
 const INDEFINITE_HELLO = Buffer.from('bf830300006568656c6c6fff', 'hex');
@@ -37,7 +46,7 @@ describe('content from real clients, on a real socket', () => {
     const register = encode({
       type: 0, code: 2, messageId: messageId++, token: Buffer.from([1]),
       options: [{ number: URI_PATH, value: Buffer.from('rd') }, { number: 15, value: Buffer.from(`ep=${endpoint}`) }, { number: 15, value: Buffer.from(`lwm2m=${version}`) }],
-      payload: Buffer.from(`</>;ct="${ct}",${links}`),
+      payload: Buffer.from(ct === null ? links : `</>;ct="${ct}",${links}`),
     });
     assert.equal(decode(await raw.exchange(register, port)).code, 65);
   }
@@ -135,6 +144,76 @@ describe('content from real clients, on a real socket', () => {
       assert.equal(request.payload.toString('latin1'), "0='a,b',1");
       assert.equal((await pending).code, '2.04');
       assert.equal(await raw.next(200), undefined);
+    });
+  });
+
+  describe('formats (issue 15 item 14)', () => {
+    const SENML_ANSWER = '[{"n":"/3/0/9","v":88},{"n":"/3303/0/5700","v":21.5}]';
+    for (const [ct, format] of [['0 110 11542', 110], ['0 60 110 112 11542 11543 11544', 112], ['0 11542', 110], [null, 110]]) {
+      it(`asks a device with ${ct === null ? 'no ct' : `ct="${ct}"`} for Observe-Composite and Read-Composite in ${format}`, async () => {
+        await registerRaw('composite', { ct });
+        const answer = (request) => {
+          const body = format === 110 ? Buffer.from(SENML_ANSWER) : cbor.encode([new Map([[0, '/3/0/9'], [2, 88]]), new Map([[0, '/3303/0/5700'], [2, 21.5]])]);
+          return { code: 69, options: [...(request.options.some((o) => o.number === OBSERVE) ? [{ number: OBSERVE, value: uint(1) }] : []), { number: CF, value: uint(format) }], payload: body };
+        };
+        const paths = [P('/3/0/9'), P('/3303/0/5700')];
+        const observing = server.observe('composite', new ObserveCompositeRequest(paths), { notify() {}, error() {}, ended() {} });
+        const fetch = await answerNext(answer);
+        const reading = server.send('composite', new ReadCompositeRequest(paths));
+        const fetch2 = await answerNext(answer);
+        for (const request of [fetch, fetch2]) {
+          assert.equal(request.code, 5);
+          assert.deepEqual([optionUint(request, CF), optionUint(request, ACCEPT)], [format, format]);
+        }
+        const names = format === 110 ? JSON.parse(fetch.payload.toString()).map((r) => r.n) : cbor.decodeFirstSync(fetch.payload).map((r) => r.get(0));
+        assert.deepEqual(names, ['/3/0/9', '/3303/0/5700']);
+        const { first } = await observing;
+        assert.deepEqual(recordsToPayload(first.records, Lwm2mPath.ROOT), { 3: { 0: { 9: 88 } }, 3303: { 0: { 5700: 21.5 } } });
+        assert.deepEqual(recordsToPayload((await reading).records, Lwm2mPath.ROOT), { 3: { 0: { 9: 88 } }, 3303: { 0: { 5700: 21.5 } } });
+      });
+    }
+
+    it('writes attribute numbers in plain decimal, never in exponent form', async () => {
+      await registerRaw('attributes');
+      const pending = server.send('attributes', new WriteAttributesRequest(P('/3303/0/5700'), { gt: 1e21, lt: -1e21, st: 1e-7 }));
+      const request = await answerNext(() => ({ code: 68 }));
+      assert.deepEqual(request.options.filter((o) => o.number === URI_QUERY).map((o) => o.value.toString()), ['gt=1000000000000000000000', 'lt=-1000000000000000000000', 'st=0.0000001']);
+      await pending;
+    });
+
+    for (const [name, target, payload, expected] of [
+      ['opaque bytes for an opaque resource', '/5/0/0', Buffer.from([0x00, 0xff, 0x3d, 0x41]), Buffer.from([0x00, 0xff, 0x3d, 0x41])],
+      ['TLV for an instance', '/3/0', Buffer.from('c800144f70656e204d6f62696c6520416c6c69616e6365c10964', 'hex'), { 0: 'Open Mobile Alliance', 9: 100 }],
+      ['TLV for an integer', '/3/0/9', Buffer.from('c10964', 'hex'), 100],
+      ['text for an integer', '/3/0/9', Buffer.from('100'), 100],
+    ]) {
+      it(`reads an answer without Content-Format by the path and the model: ${name}`, async () => {
+        await registerRaw('no-format');
+        const pending = server.send('no-format', new ReadRequest(P(target)));
+        await answerNext(() => ({ code: 69, payload }));
+        const response = await pending;
+        assert.equal(response.contentFormat, undefined);
+        assert.deepEqual(recordsToPayload(response.records, P(target)), expected);
+      });
+    }
+  });
+
+  describe('objects outside the model (issue 15 item 17)', () => {
+    it('asks for a format that carries types, so a value of an unknown object comes out a number', async () => {
+      await registerRaw('vendor', { ct: '0 110 11542', links: '</30000/0>' });
+      const pending = server.send('vendor', new ReadRequest(P('/30000/0/1')));
+      const request = await answerNext((r) => ({ code: 69, options: [{ number: CF, value: uint(optionUint(r, ACCEPT)) }], payload: Buffer.from('[{"n":"/30000/0/1","v":21.5}]') }));
+      assert.equal(optionUint(request, ACCEPT), 110);
+      const response = await pending;
+      assert.deepEqual(response.records.map((r) => [r.path.toString(), r.type, r.value]), [['/30000/0/1', 'float', 21.5]]);
+    });
+
+    it('lets a device without a typed format choose, and hands over what it sent', async () => {
+      await registerRaw('vendor-tlv', { ct: '0 11542', links: '</30000/0>' });
+      const pending = server.send('vendor-tlv', new ReadRequest(P('/30000/0/1')));
+      const request = await answerNext(() => ({ code: 69, payload: Buffer.from('21.5') }));
+      assert.equal(optionUint(request, ACCEPT), undefined);
+      assert.deepEqual((await pending).records.map((r) => [r.type, r.value]), [['string', '21.5']]);
     });
   });
 

@@ -33,11 +33,11 @@ export const lwm2mJsonCodec: ContentCodec = {
     const entries = e.map(toSenml);
     if (entries.length > 0 && bt !== undefined) entries[0].bt = bt;
     const resolved = resolveRecords(entries, 'LwM2M JSON', bn ?? (target.isRoot() ? '/' : `${target}/`));
-    const records = resolved.map(({ path, value, timestamp }, index) => {
+    const records = resolved.map(({ path, value, timestamp, objectLink }, index) => {
       if (path.length < 3) throw new ContentError(`LwM2M JSON entry ${index} names ${path}, not a resource`);
       // Opaque values travel as base64 text in this format.
       const bytes = typeof value === 'string' && entries[index].vs !== undefined && modelType(model, path) === 'opaque';
-      return typedRecord(model, path, bytes ? Buffer.from(value, 'base64') : value!, timestamp, 'LwM2M JSON');
+      return typedRecord(model, path, bytes ? Buffer.from(value, 'base64') : value!, timestamp, 'LwM2M JSON', objectLink);
     });
     requireUnder(records, target, 'LwM2M JSON');
     return records;

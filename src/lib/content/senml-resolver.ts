@@ -28,6 +28,8 @@ export interface ResolvedRecord {
   value?: ResourceValue;
   /** Seconds since 1970; absent when neither the record nor a base time carried one (measured "now"). */
   timestamp?: number;
+  /** The value came as an object link (vlo). */
+  objectLink?: boolean;
 }
 
 /** The SenML version this server reads; a newer one may carry fields it must not ignore (RFC 8428 section 4.4). */
@@ -67,6 +69,7 @@ export function resolveRecords(records: readonly SenmlRecord[], format: string, 
     const resolved: ResolvedRecord = { path };
     const value = record.v !== undefined ? (bv ?? 0) + record.v : record.vs ?? record.vb ?? record.vd ?? record.vlo;
     if (value !== undefined) resolved.value = value;
+    if (record.vlo !== undefined) resolved.objectLink = true;
     else if (record.s !== undefined || bs !== undefined) resolved.value = (bs ?? 0) + (record.s ?? 0);
     if (record.t !== undefined || bt !== undefined) {
       const time = (bt ?? 0) + (record.t ?? 0);

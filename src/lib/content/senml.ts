@@ -60,7 +60,7 @@ function toRecords(resolved: ResolvedRecord[], target: Lwm2mPath, model: ObjectM
   const records = resolved.map((record, index) => {
     if (record.value === undefined) throw new ContentError(`${format} record ${index} (${record.path}) has no value`);
     if (record.path.length < 3) throw new ContentError(`${format} record ${index} names ${record.path}, not a resource`);
-    return typedRecord(model, record.path, record.value, record.timestamp, format);
+    return typedRecord(model, record.path, record.value, record.timestamp, format, record.objectLink);
   });
   requireUnder(records, target, format);
   return records;

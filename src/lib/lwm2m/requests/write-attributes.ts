@@ -36,6 +36,9 @@ export function parseAttributes(input: unknown): NotificationAttributes {
       throw new ContentError(`attribute ${name} must be a whole number of seconds ≥ 0`);
     }
     if (name === 'st' && value < 0) throw new ContentError('attribute st must not be negative');
+    if (name.length + 1 + plainDecimal(value).length > MAX_QUERY_BYTES) {
+      throw new ContentError(`attribute ${name} is ${plainDecimal(value).length} digits long written out, more than a CoAP query option holds (${MAX_QUERY_BYTES} bytes)`);
+    }
     attributes[name as keyof NotificationAttributes] = value;
   }
   const { pmin, pmax, epmin, epmax, gt, lt, st } = attributes;
@@ -49,8 +52,30 @@ export function parseAttributes(input: unknown): NotificationAttributes {
   return attributes;
 }
 
+/** CoAP's limit on one Uri-Query option (RFC 7252 section 5.10). */
+const MAX_QUERY_BYTES = 255;
+
 export function attributeQueries(attributes: NotificationAttributes): string[] {
-  return Object.entries(attributes).map(([name, value]) => (value === null ? name : `${name}=${value}`));
+  return Object.entries(attributes).map(([name, value]) => (value === null ? name : `${name}=${plainDecimal(value as number)}`));
+}
+
+/**
+ * A number in plain decimal notation with the digits that read back as the
+ * same number: LwM2M attribute values are decimal numbers, and devices do not
+ * read JavaScript's exponent form (1e+21, 1e-7).
+ */
+export function plainDecimal(value: number): string {
+  const text = String(value);
+  const e = text.indexOf('e');
+  if (e < 0) return text;
+  const negative = text.startsWith('-');
+  const digits = text.slice(negative ? 1 : 0, e).replace('.', '');
+  const point = 1 + Number(text.slice(e + 1));
+  let plain: string;
+  if (point <= 0) plain = `0.${'0'.repeat(-point)}${digits}`;
+  else if (point >= digits.length) plain = digits + '0'.repeat(point - digits.length);
+  else plain = `${digits.slice(0, point)}.${digits.slice(point)}`;
+  return negative ? `-${plain}` : plain;
 }
 
 /** Write-Attributes (PUT with query parameters, no payload). */
