@@ -226,7 +226,7 @@ describe('content formats', () => {
       });
 
       it('adds the base value to every following numeric value, and the base sum to sums', () => {
-        const pack = [{ bn: '/3303/0/', bv: 20, n: '5700', v: 1.5 }, { n: '5601', v: -2 }, { n: '5701', vs: 'Cel' }, { bv: 0, n: '5602', v: 3 }, { bn: '/3331/0/', bs: 1000, n: '5805', s: 5 }];
+        const pack = [{ bn: '/3303/0/', bv: 20, n: '5700', v: 1.5 }, { n: '5601', v: -2 }, { n: '5701', vs: 'Cel' }, { bv: 0, n: '5602', v: 3 }, { bn: '/3331/0/', bs: 1000, n: '5805', s: 5 }, { n: '5700', v: 7 }];
         for (const records of decodeAll(pack)) {
           assert.deepEqual(plain(records).map((r) => [r.path, r.value]), [
             ['/3303/0/5700', 21.5],
@@ -234,6 +234,7 @@ describe('content formats', () => {
             ['/3303/0/5701', 'Cel'],
             ['/3303/0/5602', 3],
             ['/3331/0/5805', 1005],
+            ['/3331/0/5700', 7],
           ]);
         }
       });

@@ -51,7 +51,9 @@ export function resolveRecords(records: readonly SenmlRecord[], format: string, 
   let bv: number | undefined;
   let bs: number | undefined;
   const now = Date.now() / 1000;
-  return records.map((record, index) => {
+  const resolved: ResolvedRecord[] = [];
+  for (let index = 0; index < records.length; index++) {
+    const record = records[index];
     if (record.bver !== undefined && record.bver > SENML_VERSION) {
       throw new ContentError(`${format} record ${index} is SenML version ${record.bver}; this server reads version ${SENML_VERSION} and older`);
     }
@@ -66,17 +68,18 @@ export function resolveRecords(records: readonly SenmlRecord[], format: string, 
     } catch (error) {
       throw new ContentError(`${format} record ${index}: name "${name}" is not an LwM2M path (${(error as PathError).message})`);
     }
-    const resolved: ResolvedRecord = { path };
-    const value = record.v !== undefined ? (bv ?? 0) + record.v : record.vs ?? record.vb ?? record.vd ?? record.vlo;
-    if (value !== undefined) resolved.value = value;
-    if (record.vlo !== undefined) resolved.objectLink = true;
-    else if (record.s !== undefined || bs !== undefined) resolved.value = (bs ?? 0) + (record.s ?? 0);
+    const one: ResolvedRecord = { path };
+    const value = record.v !== undefined ? (bv === undefined ? record.v : bv + record.v) : record.vs ?? record.vb ?? record.vd ?? record.vlo;
+    if (value !== undefined) one.value = value;
+    else if (record.s !== undefined || bs !== undefined) one.value = (bs ?? 0) + (record.s ?? 0);
+    if (record.vlo !== undefined) one.objectLink = true;
     if (record.t !== undefined || bt !== undefined) {
       const time = (bt ?? 0) + (record.t ?? 0);
-      resolved.timestamp = time < RELATIVE_TIME_LIMIT ? now + time : time;
+      one.timestamp = time < RELATIVE_TIME_LIMIT ? now + time : time;
     }
-    return resolved;
-  });
+    resolved.push(one);
+  }
+  return resolved;
 }
 
 /**
