@@ -411,6 +411,26 @@ describe('content formats', () => {
       );
     });
 
+    it('never throws anything but its own error on random mixes of indefinite heads, chunks and breaks', () => {
+      const bytes = fc.array(fc.constantFrom(0x9f, 0xbf, 0x5f, 0x7f, 0xff, 0x40, 0x41, 0x60, 0x61, 0x62, 0x00, 0x01, 0x18, 0x80, 0x82, 0xa0, 0xa1, 0xc1, 0xf4, 0xf6, 0xfb, 0xc3, 0x83), { maxLength: 40 });
+      fc.assert(
+        fc.property(bytes, fc.constantFrom([F.cbor, P('/3/0/0')], [F.senmlCbor, Lwm2mPath.ROOT], [F.lwm2mCbor, Lwm2mPath.ROOT]), (array, [format, target]) => {
+          const payload = Buffer.from(array);
+          try {
+            decodeCbor(payload);
+          } catch (error) {
+            assert.equal(error.name, 'CborError', error.stack);
+          }
+          try {
+            decodeContent(payload, format, target, model);
+          } catch (error) {
+            assert.ok(error instanceof ContentError, error.stack);
+          }
+        }),
+        { numRuns: 5000 },
+      );
+    });
+
     for (const [name, hex, pattern] of [
       ['an array without its break', '9f0102', /ends before the break of an indefinite-length array/],
       ['a map without its break', 'bf0102', /ends before the break of an indefinite-length map/],
@@ -586,7 +606,7 @@ describe('content formats', () => {
 
   it('never throws anything but ContentError on random bytes', () => {
     fc.assert(
-      fc.property(fc.constantFrom(...Object.values(F)), fc.constantFrom('/3/0', '/3', '/3/0/6', '/3/0/0', '/'), fc.uint8Array({ maxLength: 64 }), (format, target, bytes) => {
+      fc.property(fc.constantFrom(...Object.values(F), undefined), fc.constantFrom('/3/0', '/3', '/3/0/6', '/3/0/0', '/5/0/0', '/'), fc.uint8Array({ maxLength: 64 }), (format, target, bytes) => {
         try {
           decodeContent(Buffer.from(bytes), format, P(target), model);
         } catch (error) {
