@@ -70,7 +70,7 @@ class Reader {
     if (++this.items > MAX_ITEMS) throw new CborError(`more than ${MAX_ITEMS} CBOR items`);
   }
 
-  /** The argument of a head; 31 (indefinite) only where the caller allows it, so it never gets here. */
+  /** The argument of a head; callers that allow an indefinite length (31) check for it first. */
   private argument(major: number, info: number): number | bigint {
     if (info < 24) return info;
     switch (info) {
