@@ -543,6 +543,12 @@ describe('content formats', () => {
       it(`rejects text ${JSON.stringify(text)} for ${path}`, () => assert.throws(() => decodeContent(Buffer.from(text), F.text, P(path), model), ContentError));
     }
 
+    it('writes numbers in plain decimal, never in exponent form, and floats with a point', () => {
+      const text = (value, type = 'float') => encodeContent([{ path: P('/3303/0/5700'), type, value }], F.text, P('/3303/0/5700'), model).toString();
+      assert.deepEqual([1e21, 1e-7, -2.5e-5, 21, 21.5].map((v) => text(v)), ['1000000000000000000000.0', '0.0000001', '-0.000025', '21.0', '21.5']);
+      assert.equal(text(2 ** 53, 'integer'), '9007199254740992');
+    });
+
     it('refuses text for more than one value', () => {
       assert.throws(() => decodeContent(Buffer.from('x'), F.text, P('/3/0'), model), ContentError);
     });

@@ -8,6 +8,7 @@ const { spawn } = require('node:child_process');
 const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
 const { ReadRequest } = require('../dist/lib/lwm2m/requests/read');
 const { WriteAttributesRequest } = require('../dist/lib/lwm2m/requests/write-attributes');
+const { WriteRequest } = require('../dist/lib/lwm2m/requests/write');
 const { recordsToPayload } = require('../dist/lib/content/payload');
 const { Lwm2mPath } = require('../dist/lib/model/path');
 const { freePort, once } = require('./support/udp');
@@ -52,6 +53,17 @@ describe('content formats against Eclipse Wakaama lwm2mclient', function () {
     // Wakaama refuses exponent form in gt, lt and st (utils_textToFloat(..., false)) with 4.00.
     const response = await server.send('wakaama-content', new WriteAttributesRequest(P('/3/0/9'), { gt: 1e21, lt: -1e21, st: 1e-7 }));
     assert.equal(response.code, '2.04');
+  });
+
+  it('writes text/plain floats that Wakaama reads: plain decimal, never 1e-7', async () => {
+    // Wakaama reads text floats without exponent (lwm2m_data_decode_float: utils_textToFloat(..., false)).
+    for (const value of [1e-7, -2.5e-5, 1e21]) {
+      const response = await server.send('wakaama-content', new WriteRequest(P('/31024/10/3'), [{ path: P('/31024/10/3'), type: 'float', value }], 'replace', 0));
+      assert.equal(response.code, '2.04', `writing ${value}`);
+      // Read back as text: Wakaama keeps a 32-bit float, and its SenML JSON drops exponents (it writes 1e-7 as 1.0).
+      const back = await server.send('wakaama-content', new ReadRequest(P('/31024/10/3'), 0));
+      assert.ok(Math.abs(Number(back.records[0].value) - value) <= Math.abs(value) * 1e-6, `wrote ${value}, read ${back.records[0].value}`);
+    }
   });
 
   it('reads values of an object outside the model (31024) typed by the format, the same whatever format Wakaama answers in', async () => {

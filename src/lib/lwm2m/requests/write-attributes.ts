@@ -1,4 +1,5 @@
 import { Method, ResponseCode } from '../../coap/codes';
+import { plainDecimal } from '../../content/decimal';
 import { ContentError } from '../../content/values';
 import type { Lwm2mPath } from '../../model/path';
 import type { CoapRequestSpec, DeviceRequest } from './device-request';
@@ -59,24 +60,6 @@ export function attributeQueries(attributes: NotificationAttributes): string[] {
   return Object.entries(attributes).map(([name, value]) => (value === null ? name : `${name}=${plainDecimal(value as number)}`));
 }
 
-/**
- * A number in plain decimal notation with the digits that read back as the
- * same number: LwM2M attribute values are decimal numbers, and devices do not
- * read JavaScript's exponent form (1e+21, 1e-7).
- */
-export function plainDecimal(value: number): string {
-  const text = String(value);
-  const e = text.indexOf('e');
-  if (e < 0) return text;
-  const negative = text.startsWith('-');
-  const digits = text.slice(negative ? 1 : 0, e).replace('.', '');
-  const point = 1 + Number(text.slice(e + 1));
-  let plain: string;
-  if (point <= 0) plain = `0.${'0'.repeat(-point)}${digits}`;
-  else if (point >= digits.length) plain = digits + '0'.repeat(point - digits.length);
-  else plain = `${digits.slice(0, point)}.${digits.slice(point)}`;
-  return negative ? `-${plain}` : plain;
-}
 
 /** Write-Attributes (PUT with query parameters, no payload). */
 export class WriteAttributesRequest implements DeviceRequest<Record<string, never>> {
