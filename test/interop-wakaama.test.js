@@ -249,6 +249,16 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
         await client.waitFor(new RegExp(dump), from, 2000);
         const refused = await fails('execute', { endpoint, path: '/3/0/12', payload: '0' });
         assert.equal(refused.code, '4.00', 'the Device object takes no arguments');
+        // The LwM2M argument grammar: a comma inside quotes is part of the value; a space is refused before sending.
+        client.mark();
+        const quoted = "0='a,b',1";
+        await ok('execute', { endpoint, path: '/31024/10/2', payload: quoted });
+        await client.expect(`Parameter (${quoted.length} bytes)`);
+        client.mark();
+        const spaced = await fails('execute', { endpoint, path: '/31024/10/2', payload: "0='a b'" });
+        assert.equal(spaced.code, undefined, 'refused by the pack, not by the device');
+        await pause(200);
+        assert.doesNotMatch(client.output, /bytes received/, 'nothing sent');
       });
 
       it('creates and deletes an instance; the client updates its object list', async () => {
@@ -262,6 +272,11 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
         const shrunk = await event('updated', endpoint);
         assert.deepEqual(shrunk.payload.objects.find((o) => o.id === 31024).instances, [10, 11, 12]);
         assert.equal((await fails('read', { endpoint, path: '/31024/20' })).code, '4.04');
+
+        // A Create without values goes out (issue 15 item 10); Wakaama refuses any Create without payload
+        // (core/objects.c object_create: length 0 is 4.00), and the pack reports its answer.
+        const empty = await fails('create', { endpoint, path: '/31024', payload: '' });
+        assert.equal(empty.code, '4.00');
       });
 
       it('discovers objects, instances and resources with their attributes', async () => {
