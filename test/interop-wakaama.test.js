@@ -109,29 +109,29 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
   }
 
   /** Sends msg into an operation node; resolves with its output msg or, as {error}, with what the Catch node got. */
-  async function run(type, msg, timeoutMs = 8000) {
-    const out = helper.getNode(`${type}-out`);
+  async function run(operation, msg, timeoutMs = 8000) {
+    const out = helper.getNode(`${operation}-out`);
     const arrived = firstMessage([out, helper.getNode('caught')], timeoutMs);
-    helper.getNode(type).receive(msg);
+    helper.getNode(operation).receive(msg);
     const { node, msg: answer } = await arrived;
     return node === out ? answer : { error: answer.error, code: answer.code, caught: answer };
   }
 
-  async function ok(type, msg) {
-    const answer = await run(type, msg);
-    assert.equal(answer.error, undefined, `${type} ${JSON.stringify(msg)} failed: ${answer.error && answer.error.message}`);
+  async function ok(operation, msg) {
+    const answer = await run(operation, msg);
+    assert.equal(answer.error, undefined, `${operation} ${JSON.stringify(msg)} failed: ${answer.error && answer.error.message}`);
     return answer;
   }
 
-  async function fails(type, msg) {
-    const answer = await run(type, msg);
-    assert.ok(answer.error, `${type} ${JSON.stringify(msg)} should have failed, got ${JSON.stringify(answer.payload)}`);
+  async function fails(operation, msg) {
+    const answer = await run(operation, msg);
+    assert.ok(answer.error, `${operation} ${JSON.stringify(msg)} should have failed, got ${JSON.stringify(answer.payload)}`);
     return answer;
   }
 
-  /** Waits until the helper node has had no msg for quietMs, and returns what it had. */
-  async function quietFor(type, quietMs) {
-    const box = received(helper.getNode(`${type}-out`));
+  /** Forgets what an operation's output had, waits quietMs, and returns what arrived meanwhile. */
+  async function quietFor(operation, quietMs) {
+    const box = received(helper.getNode(`${operation}-out`));
     box.length = 0;
     await pause(quietMs);
     return box.splice(0);
@@ -156,7 +156,8 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
         return event('registered', endpoint);
       }
 
-      it('registers with its objects, version and content formats, updates and de-registers', async () => {
+      // Wakaama's tinydtls client crashes (SIGSEGV) on quit, mostly before its De-register leaves: de-registration over UDP only.
+      it(`registers with its objects, version and content formats, updates${transport === 'udp' ? ' and de-registers' : ''}`, async () => {
         const registered = await start();
         const registration = registered.payload;
         assert.equal(registration.lwm2mVersion, '1.1');
@@ -173,7 +174,6 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
         const updated = await event('updated', endpoint);
         assert.equal(updated.payload.registrationId, registration.registrationId);
 
-        // Wakaama's tinydtls client crashes (SIGSEGV) on quit, mostly before its De-register leaves.
         if (transport === 'dtls') return;
         await client.quit();
         const deregistered = await event('deregistered', endpoint);
