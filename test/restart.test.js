@@ -43,8 +43,8 @@ describe('Node-RED restart', function () {
 
     await stopNodeRed(child);
     const saved = JSON.parse(fs.readFileSync(path.join(userDir, 'lwm2m-state', 'srv1.json'), 'utf8'));
-    assert.deepEqual(saved.registrations.map((r) => r.endpoint), ['survivor']);
-    assert.equal(saved.observations.length, 1);
+    assert.deepEqual(Object.keys(saved.collections.registrations), ['survivor']);
+    assert.equal(Object.keys(saved.collections.observations).length, 1);
 
     child = await startNodeRed(userDir, httpPort);
     // Addressable at once, without a new registration.

@@ -101,7 +101,7 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
   private readonly maxConnections: number;
   private readonly maxHandshakes: number;
   private readonly maxHandshakesPerAddress: number;
-  private readonly idleTimeoutMs: number;
+  readonly idleTimeoutMs: number;
   private readonly evictIdleAfterMs: number;
   private readonly cidLength: number;
 
@@ -149,6 +149,21 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
 
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  get sessionLifetimeMs(): number {
+    return this.sessions.lifetimeMs;
+  }
+
+  /**
+   * Lets go of every established connection without a word to its client,
+   * whose session goes on after a restore (a redeploy, a restart): close()
+   * then has no close_notify to send.
+   */
+  keepSessions(): void {
+    for (const connection of this.connections.values()) connection.abandon();
+    this.connections.clear();
+    this.byCid.clear();
   }
 
   /** Encrypts and sends application data over the peer's established connection; false when there is none. */
@@ -209,15 +224,10 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
     return { connections, removedConnections, sessions: saved, removedSessions: removed };
   }
 
-  /** Sends close_notify to every client (unless its session is to be kept: a redeploy, a restart), then closes the socket. */
-  close(options: { keepSessions?: boolean } = {}): Promise<void> {
+  /** Sends close_notify to every client (see keepSessions), then closes the socket. */
+  close(): Promise<void> {
     clearInterval(this.sweepTimer);
-    for (const connection of [...this.connections.values(), ...this.handshakes.values()]) {
-      if (options.keepSessions && connection.phase === 'established') connection.abandon();
-      else connection.close('server closing');
-    }
-    this.connections.clear();
-    this.byCid.clear();
+    for (const connection of [...this.connections.values(), ...this.handshakes.values()]) connection.close('server closing');
     const socket = this.socket;
     this.socket = undefined;
     if (!socket) return Promise.resolve();
@@ -253,7 +263,7 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
   }
 
   data(connection: ServerConnection, data: Buffer): void {
-    this.receiveData?.(data, connection.peer);
+    this.receiveData?.(data, connection.peer, connection);
   }
 
   closed(connection: ServerConnection, reason: string): void {
