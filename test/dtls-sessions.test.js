@@ -13,7 +13,8 @@ const { SecurityRegistry } = require('../dist/lib/lwm2m/security');
 const { ReadRequest } = require('../dist/lib/lwm2m/requests/read');
 const { Lwm2mPath } = require('../dist/lib/model/path');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
-const { requireTool } = require('./support/tools');
+const execFile = require('node:util').promisify(require('node:child_process').execFile);
+const { requirePion, requireTool } = require('./support/tools');
 const { runPeer } = require('./support/dtls');
 const { holdsWithin } = require('./support/wait');
 
@@ -132,6 +133,18 @@ describe('DTLS sessions across restarts and resumption', function () {
     assert.match(third.output, /Reused, /, 'resumed on the restarted server');
     assert.match(third.output, /echo:third/);
     assert.deepEqual(server.events, ['resumed']);
+  });
+
+  it('pion/dtls completes full and resumed handshakes and exchanges data', async function () {
+    const pion = requirePion(this);
+    server = await echoServer();
+    // Run beside this process's event loop, which serves the handshakes.
+    const peer = async (...args) => JSON.parse((await execFile(pion, ['-addr', `127.0.0.1:${server.port}`, '-identity', 'dev1', '-key', PSK.dev1.toString('hex'), ...args], { timeout: 20_000 })).stdout);
+    assert.deepEqual(await peer('-mode', 'echo', '-message', 'hello from pion'), { answer: 'echo:hello from pion' });
+    const resumed = await peer('-mode', 'handshake', '-resume', '-workers', '1', '-duration', '500ms');
+    assert.ok(resumed.count > 0 && resumed.failed === 0, JSON.stringify(resumed));
+    assert.equal(server.events.filter((event) => event === 'full').length, 2, 'the echo and the session every resumption reuses');
+    assert.equal(server.events.filter((event) => event === 'resumed').length, resumed.count);
   });
 
   it('resumes only what may be resumed: not after the key changed, not past the session lifetime, not with another suite', async function () {
