@@ -148,7 +148,14 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     const dtls = this.coap.dtls;
     if (dtls && this.stateStore && this.stateKey) {
       for (const event of ['established', 'closed', 'moved'] as const) dtls.on(event, () => this.scheduleSave());
-      this.dtlsSaveCheck = setInterval(() => this.scheduleSave(), DTLS_SAVE_CHECK_MS).unref();
+      // Traffic alone (sequence numbers, replay windows) changes only the DTLS entries: saved without looking at the rest.
+      this.dtlsSaveCheck = setInterval(() => {
+        const store = this.stateStore as StateStore;
+        this.saveDtls(store);
+        this.saving = this.saving.then(() => store.flush()).catch((error: Error) => {
+          this.emit('warning', new Error(`state not saved: ${error.message}`));
+        });
+      }, DTLS_SAVE_CHECK_MS).unref();
     }
   }
 
