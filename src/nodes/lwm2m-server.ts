@@ -65,16 +65,30 @@ function storeFor(id: string, file: string): FileStateStore {
 
 export = function register(RED: NodeAPI): void {
   /**
-   * The node's state key; a node without one (flows written by hand or
-   * imported) gets one now, saved with the credentials at the next deploy.
+   * The secret the node's DTLS sessions are sealed under: its stateKey
+   * credential (the editor makes one); for a node without one (a flow file
+   * written by hand, a flow deployed through the admin API) one derived from
+   * Node-RED's own credential secret and the node id, so it is the same after
+   * a restart; with credentials kept unencrypted (credentialSecret false), a
+   * new one, saved with the credentials at the next deploy.
    */
   function stateKeyOf(node: ServerNodeThis): string {
     const existing = node.credentials?.stateKey;
     if (existing) return existing;
+    const secret = settingOf('credentialSecret') ?? settingOf('_credentialSecret');
+    if (typeof secret === 'string' && secret.length > 0) return `${secret}\u0000lwm2m-server ${node.id}`;
     const stateKey = randomBytes(32).toString('hex');
     node.credentials = { ...node.credentials, stateKey };
     void RED.nodes.addCredentials(node.id, node.credentials);
     return stateKey;
+  }
+
+  function settingOf(name: string): unknown {
+    try {
+      return (RED.settings as unknown as { get(name: string): unknown }).get(name);
+    } catch {
+      return undefined; // a runtime without these settings (a test harness)
+    }
   }
 
   /** The devices' security from the editor; entries that do not parse are reported by endpoint, never with their key. */
