@@ -58,7 +58,7 @@ const MIN_RETRANSMIT_INTERVAL_MS = 250;
  * after a crash, the restored connection starts past anything it may have
  * sent since the save (a save is due again at half of it).
  */
-export const SEQUENCE_RESERVE = 1_000_000;
+const SEQUENCE_RESERVE = 1_000_000;
 
 type Awaiting = 'certificate' | 'keyExchange' | 'certificateVerify' | 'changeCipherSpec' | 'finished' | 'nothing';
 type FlightItem = { epoch: number; type: number; content: Buffer };

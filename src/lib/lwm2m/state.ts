@@ -62,7 +62,7 @@ export interface StateStore {
   destroy(): Promise<void>;
 }
 
-export function emptyState(): StoredState {
+function emptyState(): StoredState {
   return Object.fromEntries(COLLECTIONS.map((name) => [name, new Map<string, StoredEntry>()])) as StoredState;
 }
 
