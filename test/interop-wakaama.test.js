@@ -563,9 +563,7 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
 
   describe('redeploy in the middle', () => {
     for (const transport of ['udp', 'dtls']) {
-      // issue 16 (i16-dtls): DTLS sessions do not survive a redeploy yet ("no DTLS session with wk-dtls").
-      const test = transport === 'dtls' ? it.skip : it;
-      test(`keeps the registration and observation of a client over ${transport} across a full redeploy`, async () => {
+      it(`keeps the registration and observation of a client over ${transport} across a full redeploy`, async () => {
         await loadFlow();
         const endpoint = transport === 'udp' ? 'wk-udp' : DTLS_ENDPOINT;
         const client = transport === 'udp'
@@ -633,10 +631,7 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
 
     for (const transport of ['udp', 'dtls']) {
       const endpoint = transport === 'udp' ? 'wk-udp' : DTLS_ENDPOINT;
-      // issue 16 (i16-dtls): DTLS sessions are not kept across a restart yet; the device is unreachable until it handshakes again.
-      // With i16-dtls as of 2a4d486 it still fails here: the state key the node makes at start is saved only at the next deploy.
-      const test = transport === 'dtls' ? it.skip : it;
-      test(`keeps the registration and observation of a client over ${transport} across a Node-RED restart`, async function () {
+      it(`keeps the registration and observation of a client over ${transport} across a Node-RED restart`, async function () {
         this.timeout(60_000);
         await startWithFlow();
         const client = transport === 'udp'
