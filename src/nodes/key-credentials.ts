@@ -53,6 +53,12 @@ export function keysOf(RED: NodeAPI, node: Node, names: KeyListCredentials, keyI
     const next: Record<string, unknown> = { ...raw, [names.stored]: current };
     delete next[names.changes];
     void RED.nodes.addCredentials(node.id, next);
+    // The node's own copy too: whatever stores it later (a new state key) stores the result, not the changes again.
+    const own = node.credentials as Record<string, unknown> | undefined;
+    if (own) {
+      own[names.stored] = current;
+      delete own[names.changes];
+    }
   }
   return keys;
 }

@@ -172,7 +172,7 @@ export class CoapEndpoint extends EventEmitter {
   /** Binds the transport; rejects with the bind error (EADDRINUSE, EADDRNOTAVAIL...) instead of throwing later. */
   async listen(): Promise<Peer> {
     const bound = await this.transport.listen(
-      (datagram, peer) => this.receive(datagram, peer.address, peer.port),
+      (datagram, peer, session) => this.receive(datagram, peer.address, peer.port, session),
       (error) => this.emit('socketError', error),
     );
     this.listening = true;
@@ -387,6 +387,7 @@ export class CoapEndpoint extends EventEmitter {
 
   private proven(peer: PeerState): void {
     peer.verified = true;
+    this.emit('verified', { address: peer.address, port: peer.port } satisfies Peer);
     const waiting = this.unproven.get(peer);
     this.unproven.delete(peer);
     for (const exchange of waiting ?? []) if (!exchange.finished) this.transmit(exchange, this.initialAckTimeoutMs());
@@ -482,7 +483,7 @@ export class CoapEndpoint extends EventEmitter {
     exchange.resolve(outcome);
   }
 
-  private receive(datagram: Buffer, address: string, port: number): void {
+  private receive(datagram: Buffer, address: string, port: number, session: object | undefined): void {
     let message: CoapMessage;
     try {
       message = decode(datagram);
@@ -492,6 +493,7 @@ export class CoapEndpoint extends EventEmitter {
     }
     const peer = this.knownPeer(address, port);
     if (!peer.verified) peer.credit += datagram.length;
+    if (peer.session !== session) this.enterSession(peer, session);
     if (message.code === EMPTY_CODE) this.receiveEmpty(peer, message);
     else if (codeClass(message.code) === 0) this.receiveRequest(peer, message);
     else this.receiveResponse(peer, message);
@@ -568,7 +570,11 @@ export class CoapEndpoint extends EventEmitter {
       return;
     }
     this.remember(peer, message.messageId, PENDING);
-    const answer = (response: OutgoingResponse) => this.respond(peer, message, response);
+    // An answer belongs to the session its request came in: once another session has the address, it is not sent.
+    const session = peer.session;
+    const answer = (response: OutgoingResponse) => {
+      if (peer.session === session) this.respond(peer, message, response);
+    };
 
     const critical = unrecognizedCriticalOption(message.options);
     if (critical !== undefined) {
@@ -707,6 +713,13 @@ export class CoapEndpoint extends EventEmitter {
     peer.table = PeerTable.Main;
     this.peers.set(key, peer);
     return peer;
+  }
+
+  /** The address speaks in a new DTLS session: what was remembered for the old one is dropped. */
+  private enterSession(peer: PeerState, session: object | undefined): void {
+    this.block1.drop(peer);
+    const change = peer.enterSession(session);
+    if (peer.table !== PeerTable.Detached) this.dedupBytes += change;
   }
 
   /** Drops a peer's state (no exchange of ours is in flight with a newcomer or an idle peer). */

@@ -172,6 +172,8 @@ export class PeerState {
   verified = true;
   /** Bytes received from an unverified address minus the bytes sent to it. */
   credit = 0;
+  /** The DTLS session the peer's latest datagram came in (undefined over plain UDP). */
+  session: object | undefined = undefined;
 
   /** The exchange whose acknowledgement (or Reset) carries this message id. */
   exchangeById(messageId: number): Exchange | undefined {
@@ -278,6 +280,20 @@ export class PeerState {
     let change = 0;
     if ((this.recent.size >= capacity || this.recent.bytes >= maxBytes) && !this.recent.has(messageId)) change = this.rotate();
     return change + this.recent.set(messageId, answer);
+  }
+
+  /**
+   * The address now speaks in another DTLS session (a new handshake, another
+   * identity perhaps): message ids start over there, so what was remembered
+   * for deduplication stays with the old session (and a Block1 transfer,
+   * which the endpoint drops first). Returns the change in remembered bytes.
+   */
+  enterSession(session: object | undefined): number {
+    const dropped = this.dedupBytes;
+    this.session = session;
+    this.recent = new DedupGeneration();
+    this.older = undefined;
+    return -dropped;
   }
 
   /** Ages the dedup generations (entries survive one to two rotations); returns the change in remembered bytes. */
