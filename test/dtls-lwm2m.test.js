@@ -229,7 +229,7 @@ describe('LwM2M over DTLS', function () {
         await assert.rejects(impostor(), (error) => error.responseCode === '4.03');
         const [endpoint, , reason] = await refused;
         assert.equal(endpoint, 'dev-x509');
-        assert.equal(reason, 'endpoint dev-x509 registered over DTLS as certificate CN=dev-x509: a device without DTLS may not take it over');
+        assert.equal(reason, 'endpoint dev-x509 registered over DTLS as certificate CN="dev-x509": a device without DTLS may not take it over');
         assert.equal(server.registrations.getByEndpoint('dev-x509').transport, 'dtls', 'the certificate device keeps its registration');
         // Gone (removed, de-registered or expired), the name stays bound; after a restart too.
         server.remove('dev-x509', 'flow');

@@ -386,10 +386,14 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     };
     for (const [, saved] of entries<Registration & { verified?: boolean }>('registrations')) {
       const { verified, ...registration } = saved;
-      // Saved before the limit existed, or under a higher one.
-      registration.lifetime = Math.min(registration.lifetime, this.maxLifetime);
       // Lifetimes kept counting while the server was down.
-      if (expiresAt(registration) <= now) continue;
+      if (expiresAt(registration) <= now && registration.lifetime <= this.maxLifetime) continue;
+      if (registration.lifetime > this.maxLifetime) {
+        // Saved before the limit existed, or under a higher one: shortened, and saved so.
+        registration.lifetime = this.maxLifetime;
+        this.changedRegistrations.add(registration.endpoint);
+        if (expiresAt(registration) <= now) continue;
+      }
       this.registrations.add(registration);
       this.presence.asleep(registration);
       if (verified && registration.transport === 'udp') this.coap.plain?.markVerified(registration);
