@@ -9,7 +9,7 @@ import {
   codeClass,
   formatCode,
 } from './codes';
-import { CoapClosedError, CoapRequestError, CoapResetError, CoapTimeoutError } from './errors';
+import { CoapClosedError, CoapRequestError, CoapResetError, CoapResponseError, CoapTimeoutError } from './errors';
 import { CoapMessage, CoapOption, CoapFormatError, decode, encode, peekConfirmableMessageId } from './message';
 import { findOption, stringOptions, uintOptionOf, unrecognizedCriticalOption, uriPath } from './options';
 import { Exchange, NotificationHandler, PENDING, Peer, PeerKey, PeerState, peerKey } from './peer';
@@ -395,6 +395,11 @@ export class CoapEndpoint extends EventEmitter {
   }
 
   private receiveResponse(peer: PeerState, message: CoapMessage): void {
+    const critical = unrecognizedCriticalOption(message.options);
+    if (critical !== undefined) {
+      this.rejectResponse(peer, message, critical);
+      return;
+    }
     if (message.type === MessageType.Acknowledgement) {
       const exchange = peer.exchangeById(message.messageId);
       if (exchange && exchange.tokenKey === message.token.toString('hex')) this.finish(exchange, message);
@@ -422,6 +427,27 @@ export class CoapEndpoint extends EventEmitter {
     }
     peer.remember(message.messageId, ack ?? Buffer.alloc(0), this.dedupCapacity);
     this.finish(exchange!, message);
+  }
+
+  /**
+   * A response with a critical option we do not understand is rejected
+   * (RFC 7252 section 5.4.1): a Reset for a confirmable or non-confirmable
+   * one, nothing for a piggybacked one. Whoever waited for it is told at once
+   * rather than left to time out; an observation it belonged to ends.
+   */
+  private rejectResponse(peer: PeerState, message: CoapMessage, critical: number): void {
+    const reason = `response carries the unrecognized critical option ${critical}`;
+    this.emit('malformed', { peer: { address: peer.address, port: peer.port }, reason } satisfies MalformedDatagram);
+    if (message.type === MessageType.Reset) return;
+    if (message.type !== MessageType.Acknowledgement) this.sendEmpty(MessageType.Reset, message.messageId, peer);
+    const tokenKey = message.token.toString('hex');
+    const exchange = message.type === MessageType.Acknowledgement ? peer.exchangeById(message.messageId) : peer.exchangeByToken(tokenKey);
+    if (exchange && exchange.tokenKey === tokenKey) {
+      this.finish(exchange, new CoapResponseError(`${peer.label}: ${reason}`));
+      return;
+    }
+    const observer = message.type === MessageType.Acknowledgement ? undefined : peer.removeObserver(tokenKey);
+    observer?.refused(reason);
   }
 
   private receiveRequest(peer: PeerState, message: CoapMessage): void {
