@@ -536,12 +536,22 @@ export class SimulatedDevice {
     };
   }
 
-  /** Bootstrap-Discover of "/": the LwM2M version and every object instance. */
+  /**
+   * Bootstrap-Discover of "/": the LwM2M version and every object instance,
+   * with the short server id of each server account and the URI of its
+   * Security instance (LwM2M 1.1 section 5.2.7.3); the bootstrap account has no ssid.
+   */
   private discoverRoot(): OutgoingResponse {
     const links: Link[] = [{ path: '/', attributes: { lwm2m: this.options.lwm2mVersion ?? '1.1' } }];
     for (const [objectId, instances] of this.objects) {
       if (instances.size === 0) links.push({ path: `/${objectId}`, attributes: {} });
-      for (const instanceId of instances.keys()) links.push({ path: `/${objectId}/${instanceId}`, attributes: {} });
+      for (const [instanceId, resources] of instances) {
+        const attributes: Record<string, string> = {};
+        const ssid = objectId === 0 ? (resources.get(1) === true ? undefined : resources.get(10)) : objectId === 1 ? resources.get(0) : undefined;
+        if (typeof ssid === 'number') attributes.ssid = String(ssid);
+        if (objectId === 0 && typeof ssid === 'number' && typeof resources.get(0) === 'string') attributes.uri = resources.get(0) as string;
+        links.push({ path: `/${objectId}/${instanceId}`, attributes });
+      }
     }
     return {
       code: ResponseCode.Content,
