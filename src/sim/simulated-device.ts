@@ -102,8 +102,11 @@ export class SimulatedDevice {
   /** Attributes written per path, as Discover reports them. */
   readonly attributes = new Map<string, Record<string, string>>();
   readonly model = ObjectModel.builtIn();
-  private readonly endpoint: CoapEndpoint;
-  private readonly dtls?: DtlsClient;
+  /** Talks to the LwM2M server; after a bootstrap, over what the account it was given says (coap:// or coaps:// with its PSK). */
+  private endpoint: CoapEndpoint;
+  private dtls?: DtlsClient;
+  /** Talks to the bootstrap server: the endpoint the device started with. */
+  private readonly bootstrapEndpoint: CoapEndpoint;
   private location?: string;
   private updateTimer?: NodeJS.Timeout;
   private readonly observers = new Map<string, Observer>();
@@ -115,14 +118,19 @@ export class SimulatedDevice {
     this.objects = options.objects ?? defaultObjectTree(options.endpoint);
     const server = this.objects.get(1)?.get(0);
     if (server && typeof server.get(9) === 'function') this.addServerTriggers(server);
-    const address = options.address ?? (options.server.address.includes(':') ? '::1' : '127.0.0.1');
     if (options.dtls) this.dtls = new DtlsClient({ ...options.dtls, address: options.server.address, port: options.server.port, localAddress: options.address });
-    this.endpoint = new CoapEndpoint({ address, port: 0, transmission: options.transmission, transport: this.dtls }, (request) => this.answer(request));
+    this.endpoint = this.bootstrapEndpoint = this.newEndpoint(options.server, this.dtls);
+  }
+
+  private newEndpoint(server: Peer, transport: DtlsClient | undefined): CoapEndpoint {
+    const address = this.options.address ?? (server.address.includes(':') ? '::1' : '127.0.0.1');
+    const endpoint = new CoapEndpoint({ address, port: 0, transmission: this.options.transmission, transport }, (request) => this.answer(request));
     // A Reset for a notification cancels its observation (RFC 7641 section 3.6).
-    this.endpoint.on('reset', (_peer: Peer, messageId: number) => {
+    endpoint.on('reset', (_peer: Peer, messageId: number) => {
       const tokenKey = this.recentNotifications.get(messageId);
       if (tokenKey) this.observers.delete(tokenKey);
     });
+    return endpoint;
   }
 
   /** Observations the server holds on this device, as "path" lists. */
@@ -151,7 +159,7 @@ export class SimulatedDevice {
 
   async stop(): Promise<void> {
     clearTimeout(this.updateTimer);
-    await this.endpoint.close();
+    await Promise.all([this.endpoint.close(), this.bootstrapEndpoint.close()]);
   }
 
   private get formats(): number[] {
@@ -223,7 +231,7 @@ export class SimulatedDevice {
       };
     });
     finished.catch(() => undefined);
-    const response = await this.endpoint.request(bootstrapServer, {
+    const response = await this.bootstrapEndpoint.request(bootstrapServer, {
       code: Method.POST,
       options: [...pathOptions(OptionNumber.UriPath, '/bs'), ...queryOptions({ ep: this.options.endpoint, pct: this.options.preferredFormat })],
     });
@@ -233,8 +241,23 @@ export class SimulatedDevice {
     }
     await finished;
     this.bootstrapping = undefined;
-    this.options.server = this.provisionedServer();
+    await this.useAccount(this.provisionedAccount());
     return this.options.server;
+  }
+
+  /**
+   * Talks to the provisioned server as its account says: plain CoAP for
+   * coap://, DTLS with the account's PSK identity and key for coaps://
+   * (a session of its own, from its own socket).
+   */
+  private async useAccount(account: { server: Peer; psk?: { identity: string; key: Buffer } }): Promise<void> {
+    this.options.server = account.server;
+    const previous = this.endpoint;
+    if (!account.psk && !this.dtls) return;
+    this.dtls = account.psk ? new DtlsClient({ ...account.psk, address: account.server.address, port: account.server.port, localAddress: this.options.address }) : undefined;
+    this.endpoint = this.newEndpoint(account.server, this.dtls);
+    await this.endpoint.listen();
+    if (previous !== this.bootstrapEndpoint) await previous.close();
   }
 
   /** The executable resources of a Server instance: Registration Update Trigger (8) and Bootstrap-Request Trigger (9). */
@@ -246,13 +269,19 @@ export class SimulatedDevice {
     });
   }
 
-  /** The LwM2M server of the first non-bootstrap Security instance. */
-  private provisionedServer(): Peer {
+  /** The LwM2M server account of the first non-bootstrap Security instance: where, and with which PSK for coaps://. */
+  private provisionedAccount(): { server: Peer; psk?: { identity: string; key: Buffer } } {
     for (const resources of this.objects.get(0)?.values() ?? []) {
       if (resources.get(1) === true) continue;
       const uri = resources.get(0);
-      const match = typeof uri === 'string' ? /^coaps?:\/\/(\[([^\]]+)\]|[^/:]+)(?::(\d+))?/.exec(uri) : null;
-      if (match) return { address: match[2] ?? match[1], port: Number(match[3] ?? 5683) };
+      const match = typeof uri === 'string' ? /^(coaps?):\/\/(\[([^\]]+)\]|[^/:]+)(?::(\d+))?/.exec(uri) : null;
+      if (!match) continue;
+      const secure = match[1] === 'coaps';
+      const server = { address: match[3] ?? match[2], port: Number(match[4] ?? (secure ? 5684 : 5683)) };
+      if (!secure) return { server };
+      const [mode, identity, key] = [resources.get(2), resources.get(3), resources.get(5)];
+      if (mode !== 0 || !Buffer.isBuffer(identity) || !Buffer.isBuffer(key)) throw new Error(`the account for ${uri} is not a PSK account this device can use`);
+      return { server, psk: { identity: identity.toString('utf8'), key } };
     }
     throw new Error('the bootstrap server wrote no LwM2M server account');
   }
