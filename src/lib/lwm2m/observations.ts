@@ -231,10 +231,10 @@ export class ObservationService {
   /** Where the device's notifications come from: its registered address and transport. */
   private locate(observation: Observation): void {
     const registration = this.registrations.getByEndpoint(observation.endpoint);
-    if (registration) {
-      observation.peer = { address: registration.address, port: registration.port };
-      observation.transport = registration.transport;
-    }
+    if (!registration) return;
+    const peer = observation.peer;
+    if (peer?.address !== registration.address || peer.port !== registration.port) observation.peer = { address: registration.address, port: registration.port };
+    observation.transport = registration.transport;
   }
 
   /** An observation that could not be established: no token kept, and the device told when it took it all the same. */
