@@ -110,6 +110,8 @@ export class SimulatedDevice {
   private location?: string;
   private updateTimer?: NodeJS.Timeout;
   private readonly observers = new Map<string, Observer>();
+  /** The binding (and handshake) of an endpoint made for a provisioned account, once started. */
+  private connecting?: Promise<unknown>;
   /** Set while a bootstrap server provisions this device: resolved by Bootstrap-Finish. */
   private bootstrapping?: { finish(): void };
   private readonly recentNotifications = new Map<number, string>();
@@ -256,8 +258,20 @@ export class SimulatedDevice {
     if (!account.psk && !this.dtls) return;
     this.dtls = account.psk ? new DtlsClient({ ...account.psk, address: account.server.address, port: account.server.port, localAddress: this.options.address }) : undefined;
     this.endpoint = this.newEndpoint(account.server, this.dtls);
-    await this.endpoint.listen();
+    // Bound (and the handshake made) when the device first talks to the server, as a real client does.
+    this.connecting = undefined;
     if (previous !== this.bootstrapEndpoint) await previous.close();
+  }
+
+  /** The server endpoint, bound and (over DTLS) connected. */
+  private connected(): Promise<unknown> {
+    this.connecting ??= this.endpoint === this.bootstrapEndpoint
+      ? Promise.resolve()
+      : this.endpoint.listen().catch((error: Error) => {
+          this.connecting = undefined; // tried again at the next request
+          throw error;
+        });
+    return this.connecting;
   }
 
   /** The executable resources of a Server instance: Registration Update Trigger (8) and Bootstrap-Request Trigger (9). */
@@ -294,7 +308,7 @@ export class SimulatedDevice {
   ): Promise<CoapMessage> {
     const options = [...pathOptions(OptionNumber.UriPath, path), ...queryOptions(request.query ?? {})];
     if (request.contentFormat !== undefined) options.push(uintOptionOf(OptionNumber.ContentFormat, request.contentFormat));
-    return this.endpoint.request(this.options.server, { code: method, options, payload: request.payload });
+    return this.connected().then(() => this.endpoint.request(this.options.server, { code: method, options, payload: request.payload }));
   }
 
   /** Sets a resource value as the device's own sensors would, and notifies its observers. */
