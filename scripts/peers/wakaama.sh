@@ -27,7 +27,7 @@ for tool in cmake make cc patch autoreconf sha256sum; do
 done
 
 KEY=$(cat "$WAKAAMA_TAR" "$TINYDTLS_TAR" "$PATCH" "$0" | sha256sum | cut -d' ' -f1)
-PROGRAMS=(lwm2mclient lwm2mclient_tinydtls lwm2mclient_senml_json lightclient bootstrap_server lwm2mserver)
+PROGRAMS=(lwm2mclient lwm2mclient_tinydtls lightclient bootstrap_server lwm2mserver)
 up_to_date() {
   [ "$(cat "$OUT/build-key" 2>/dev/null)" = "$KEY" ] || return 1
   for program in "${PROGRAMS[@]}"; do [ -x "$OUT/bin/$program" ] || return 1; done
@@ -62,12 +62,6 @@ build() {
 }
 build lwm2mclient examples/client/udp
 build lwm2mclient_tinydtls examples/client/tinydtls
-# The example client as upstream configures it (SenML JSON, no SenML CBOR): it asks to be bootstrapped in SenML JSON (pct=110).
-cp -r "$SRC/examples/client/udp" "$SRC/examples/client/udp-senml-json"
-sed -i 's/^set(WAKAAMA_DATA_SENML_CBOR ON)$/set(WAKAAMA_DATA_SENML_CBOR OFF)/' "$SRC/examples/client/udp-senml-json/CMakeLists.txt"
-grep -q '^set(WAKAAMA_DATA_SENML_CBOR OFF)$' "$SRC/examples/client/udp-senml-json/CMakeLists.txt" || { echo "wakaama.sh: cannot configure lwm2mclient_senml_json" >&2; exit 1; }
-build lwm2mclient_senml_json examples/client/udp-senml-json
-mv "$OUT/build/lwm2mclient_senml_json/lwm2mclient" "$OUT/build/lwm2mclient_senml_json/lwm2mclient_senml_json"
 # lightclient is the LwM2M 1.0 device (the full example client does not build as 1.0); SenML is 1.1 only.
 build lightclient examples/lightclient -DWAKAAMA_CLIENT_LWM2M_V_1_0=ON -DWAKAAMA_DATA_SENML_JSON=OFF -DWAKAAMA_DATA_SENML_CBOR=OFF
 build bootstrap_server examples/bootstrap_server
