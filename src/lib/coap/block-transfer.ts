@@ -1,6 +1,6 @@
 import { Method, OptionNumber, ResponseCode } from './codes';
 import { blockSize, decodeBlock, encodeBlock } from './block';
-import type { CoapEndpoint, OutgoingRequest, RequestOptions } from './endpoint';
+import { type CoapEndpoint, type OutgoingRequest, type RequestOptions, TICK_MASK } from './endpoint';
 import { CoapResponseError, CoapTimeoutError } from './errors';
 import type { CoapMessage, CoapOption } from './message';
 import { decodeUint, findOption, uintOptionOf } from './options';
@@ -32,20 +32,28 @@ export function requestBlockwise(endpoint: CoapEndpoint, peer: Peer, request: Ou
   const baseOptions = given.some(isBlockOption) ? given.filter((o) => !isBlockOption(o)) : given;
   const body = request.payload ?? NO_BODY;
   const szx = options.block1Szx ?? DEFAULT_SZX;
-  const startedAt = Date.now();
+  const startedAt = endpoint.ticks;
   // Most requests fit in one message and most answers too: no async machinery unless a block-wise answer needs it.
   if (body.length <= blockSize(szx)) {
     const single = baseOptions === given ? request : { ...request, options: baseOptions };
+    // What the callback keeps is kept for every read: the request (not its body apart), and the start as a small integer.
     return endpoint.request(peer, single, options).then((response) => {
       if (blockOption(response, OptionNumber.Block2)?.more) {
-        return collectBlock2(new FollowUps(endpoint, peer, request.code, baseOptions, body, options, startedAt), response);
+        return collectBlock2(new FollowUps(endpoint, peer, request.code, baseOptions, request.payload ?? NO_BODY, options, startedAt), response);
       }
-      const smaller = response.code === ResponseCode.RequestEntityTooLarge ? requestedSzx(response, body.length) : undefined;
+      if (response.code !== ResponseCode.RequestEntityTooLarge) return response;
+      const payload = request.payload ?? NO_BODY;
+      const smaller = requestedSzx(response, payload.length);
       if (smaller === undefined) return response;
-      return sendBlock1(new FollowUps(endpoint, peer, request.code, baseOptions, body, options, startedAt), smaller);
+      return sendBlock1(new FollowUps(endpoint, peer, request.code, baseOptions, payload, options, startedAt), smaller);
     });
   }
   return sendBlock1(new FollowUps(endpoint, peer, request.code, baseOptions, body, options, startedAt), szx);
+}
+
+/** Milliseconds since the endpoint ticks given (right for transfers shorter than 12 days). */
+function elapsed(since: number): number {
+  return ((Date.now() & TICK_MASK) - since) & TICK_MASK;
 }
 
 /**
@@ -56,7 +64,7 @@ export function requestBlockwise(endpoint: CoapEndpoint, peer: Peer, request: Ou
 export function completeBlock2(endpoint: CoapEndpoint, peer: Peer, request: OutgoingRequest, first: CoapMessage, options: BlockwiseOptions = {}): Promise<CoapMessage> {
   const given = request.options ?? [];
   const baseOptions = given.some(isBlockOption) ? given.filter((o) => !isBlockOption(o)) : given;
-  return collectBlock2(new FollowUps(endpoint, peer, request.code, baseOptions, request.payload ?? NO_BODY, options, Date.now()), first);
+  return collectBlock2(new FollowUps(endpoint, peer, request.code, baseOptions, request.payload ?? NO_BODY, options, endpoint.ticks), first);
 }
 
 /** Whether a response is the first block of a body that continues (Block2 with the more flag). */
@@ -75,9 +83,10 @@ class FollowUps {
     readonly baseOptions: CoapOption[],
     readonly body: Buffer,
     readonly options: BlockwiseOptions,
+    /** The endpoint's ticks when the transfer started. */
     startedAt: number,
   ) {
-    this.deadline = options.timeoutMs === undefined ? Infinity : startedAt + options.timeoutMs;
+    this.deadline = options.timeoutMs === undefined ? Infinity : Date.now() - elapsed(startedAt) + options.timeoutMs;
   }
 
   /** One request of the transfer, given the time that is left of the whole. */

@@ -84,6 +84,9 @@ export interface MalformedDatagram {
   reason: string;
 }
 
+/** ticks count milliseconds modulo 2^30: they stay small integers. */
+export const TICK_MASK = 0x3fffffff;
+
 const DEFAULT_DEDUP_CAPACITY = 64;
 const DEFAULT_MAX_BODY = 64 * 1024;
 const DEFAULT_MAX_PEERS = 200_000;
@@ -111,6 +114,12 @@ export class CoapEndpoint extends EventEmitter {
   private dueHead: Exchange | undefined = undefined;
   private clock?: NodeJS.Timeout;
   private readonly clockMs: number;
+  /**
+   * Milliseconds modulo 2^30 at the clock's last tick (at most clockMs ago):
+   * a small integer, so a request can note when it started without the boxed
+   * number a Date.now() per request would leave behind.
+   */
+  ticks = Date.now() & TICK_MASK;
   private closed = false;
 
   constructor(
@@ -132,6 +141,7 @@ export class CoapEndpoint extends EventEmitter {
       (error) => this.emit('socketError', error),
     );
     this.listening = true;
+    this.ticks = Date.now() & TICK_MASK;
     this.sweepTimer = setInterval(() => this.sweep(), this.transmission.exchangeLifetimeMs).unref();
     this.clock = setInterval(() => this.tick(), this.clockMs).unref();
     return bound;
@@ -307,6 +317,7 @@ export class CoapEndpoint extends EventEmitter {
    */
   private tick(): void {
     const now = Date.now();
+    this.ticks = now & TICK_MASK;
     let exchange = this.dueHead;
     while (exchange) {
       const next: Exchange | undefined = exchange.dueNext;
