@@ -109,29 +109,29 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
   }
 
   /** Sends msg into an operation node; resolves with its output msg or, as {error}, with what the Catch node got. */
-  async function run(type, msg, timeoutMs = 8000) {
-    const out = helper.getNode(`${type}-out`);
+  async function run(operation, msg, timeoutMs = 8000) {
+    const out = helper.getNode(`${operation}-out`);
     const arrived = firstMessage([out, helper.getNode('caught')], timeoutMs);
-    helper.getNode(type).receive(msg);
+    helper.getNode(operation).receive(msg);
     const { node, msg: answer } = await arrived;
     return node === out ? answer : { error: answer.error, code: answer.code, caught: answer };
   }
 
-  async function ok(type, msg) {
-    const answer = await run(type, msg);
-    assert.equal(answer.error, undefined, `${type} ${JSON.stringify(msg)} failed: ${answer.error && answer.error.message}`);
+  async function ok(operation, msg) {
+    const answer = await run(operation, msg);
+    assert.equal(answer.error, undefined, `${operation} ${JSON.stringify(msg)} failed: ${answer.error && answer.error.message}`);
     return answer;
   }
 
-  async function fails(type, msg) {
-    const answer = await run(type, msg);
-    assert.ok(answer.error, `${type} ${JSON.stringify(msg)} should have failed, got ${JSON.stringify(answer.payload)}`);
+  async function fails(operation, msg) {
+    const answer = await run(operation, msg);
+    assert.ok(answer.error, `${operation} ${JSON.stringify(msg)} should have failed, got ${JSON.stringify(answer.payload)}`);
     return answer;
   }
 
-  /** Waits until the helper node has had no msg for quietMs, and returns what it had. */
-  async function quietFor(type, quietMs) {
-    const box = received(helper.getNode(`${type}-out`));
+  /** Forgets what an operation's output had, waits quietMs, and returns what arrived meanwhile. */
+  async function quietFor(operation, quietMs) {
+    const box = received(helper.getNode(`${operation}-out`));
     box.length = 0;
     await pause(quietMs);
     return box.splice(0);
@@ -156,7 +156,8 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
         return event('registered', endpoint);
       }
 
-      it('registers with its objects, version and content formats, updates and de-registers', async () => {
+      // Wakaama's tinydtls client crashes (SIGSEGV) on quit, mostly before its De-register leaves: de-registration over UDP only.
+      it(`registers with its objects, version and content formats, updates${transport === 'udp' ? ' and de-registers' : ''}`, async () => {
         const registered = await start();
         const registration = registered.payload;
         assert.equal(registration.lwm2mVersion, '1.1');
@@ -173,7 +174,6 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
         const updated = await event('updated', endpoint);
         assert.equal(updated.payload.registrationId, registration.registrationId);
 
-        // Wakaama's tinydtls client crashes (SIGSEGV) on quit, mostly before its De-register leaves.
         if (transport === 'dtls') return;
         await client.quit();
         const deregistered = await event('deregistered', endpoint);
@@ -249,6 +249,16 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
         await client.waitFor(new RegExp(dump), from, 2000);
         const refused = await fails('execute', { endpoint, path: '/3/0/12', payload: '0' });
         assert.equal(refused.code, '4.00', 'the Device object takes no arguments');
+        // The LwM2M argument grammar: a comma inside quotes is part of the value; a space is refused before sending.
+        client.mark();
+        const quoted = "0='a,b',1";
+        await ok('execute', { endpoint, path: '/31024/10/2', payload: quoted });
+        await client.expect(`Parameter (${quoted.length} bytes)`);
+        client.mark();
+        const spaced = await fails('execute', { endpoint, path: '/31024/10/2', payload: "0='a b'" });
+        assert.equal(spaced.code, undefined, 'refused by the pack, not by the device');
+        await pause(200);
+        assert.doesNotMatch(client.output, /bytes received/, 'nothing sent');
       });
 
       it('creates and deletes an instance; the client updates its object list', async () => {
@@ -262,6 +272,11 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
         const shrunk = await event('updated', endpoint);
         assert.deepEqual(shrunk.payload.objects.find((o) => o.id === 31024).instances, [10, 11, 12]);
         assert.equal((await fails('read', { endpoint, path: '/31024/20' })).code, '4.04');
+
+        // A Create without values goes out (issue 15 item 10); Wakaama refuses any Create without payload
+        // (core/objects.c object_create: length 0 is 4.00), and the pack reports its answer.
+        const empty = await fails('create', { endpoint, path: '/31024', payload: '' });
+        assert.equal(empty.code, '4.00');
       });
 
       it('discovers objects, instances and resources with their attributes', async () => {
@@ -374,8 +389,8 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
       client.mark();
       const instance = await ok('read', { endpoint, path: '/3/0', contentFormat: 'tlv' });
       assert.deepEqual([instance.payload[0], instance.payload[1], instance.payload[15]], [MANUFACTURER, 'Lightweight M2M Client', 'Europe/Berlin']);
-      // The client's log reaches us through a pipe, possibly after its answers: waited for.
-      await until(() => (client.output.match(/bytes received/g) || []).length > 5, 3000, 'the client log of many blocks');
+      // Its console output may trail the answers a little.
+      await until(() => (client.output.match(/bytes received/g) || []).length > 5, 2000, 'many block requests at the client');
       const object = await ok('read', { endpoint, path: '/31024', contentFormat: 'senml-json' });
       assert.deepEqual(object.payload[12], { 1: 22, 3: -27.98, 5: 'II' });
     });
@@ -546,9 +561,7 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
 
   describe('redeploy in the middle', () => {
     for (const transport of ['udp', 'dtls']) {
-      // issue 16 (i16-dtls): DTLS sessions do not survive a redeploy yet ("no DTLS session with wk-dtls").
-      const test = transport === 'dtls' ? it.skip : it;
-      test(`keeps the registration and observation of a client over ${transport} across a full redeploy`, async () => {
+      it(`keeps the registration and observation of a client over ${transport} across a full redeploy`, async () => {
         await loadFlow();
         const endpoint = transport === 'udp' ? 'wk-udp' : DTLS_ENDPOINT;
         const client = transport === 'udp'
@@ -556,7 +569,8 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
           : lwm2mClient({ endpoint, port: ports.dtls, psk: { identity: DTLS_IDENTITY, key: DTLS_KEY } });
         const { registrationId } = (await event('registered', endpoint)).payload;
         await ok('observe', { endpoint, path: '/3/0/9' });
-        await helper.setFlows(flow('Wakaama redeployed'), 'full', credentials());
+        // As the editor deploys: credentials it did not change stay as they are.
+        await helper.setFlows(flow('Wakaama redeployed'), 'full');
         await server().ready;
         assert.equal(server().registrations.getByEndpoint(endpoint).id, registrationId, 'same registration');
         assert.equal((await ok('read', { endpoint, path: '/3/0/0' })).payload, MANUFACTURER, 'addressable at once');
@@ -615,9 +629,7 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
 
     for (const transport of ['udp', 'dtls']) {
       const endpoint = transport === 'udp' ? 'wk-udp' : DTLS_ENDPOINT;
-      // issue 16 (i16-dtls): DTLS sessions are not kept across a restart yet; the device is unreachable until it handshakes again.
-      const test = transport === 'dtls' ? it.skip : it;
-      test(`keeps the registration and observation of a client over ${transport} across a Node-RED restart`, async function () {
+      it(`keeps the registration and observation of a client over ${transport} across a Node-RED restart`, async function () {
         this.timeout(60_000);
         await startWithFlow();
         const client = transport === 'udp'
