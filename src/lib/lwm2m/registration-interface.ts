@@ -83,6 +83,7 @@ export class RegistrationInterface {
       binding: description.binding,
       queueMode: description.queueMode,
       smsNumber: description.smsNumber,
+      profileId: description.profileId,
       rootPath: description.rootPath,
       objects: description.objects,
       contentFormats: description.contentFormats,
@@ -100,7 +101,7 @@ export class RegistrationInterface {
 
   private update(id: string, request: IncomingRequest): OutgoingResponse {
     const registration = this.requireRegistration(id, request);
-    const update = parseUpdateRequest(request.queries, request.payload, request.contentFormat);
+    const update = parseUpdateRequest(request.queries, request.payload, request.contentFormat, registration.lwm2mVersion);
     const refusal = this.authorize(registration.endpoint, request.identity);
     if (refusal) this.refuse(registration.endpoint, request, refusal);
     if (update.lifetime !== undefined && update.lifetime > this.maxLifetime) update.lifetime = this.maxLifetime;
