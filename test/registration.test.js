@@ -5,7 +5,6 @@ const os = require('node:os');
 const path = require('node:path');
 const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
 const { FileStateStore } = require('../dist/lib/lwm2m/state');
-const { registrationToJson } = require('../dist/lib/lwm2m/registration');
 const { ServerRejectedError } = require('../dist/sim/simulated-device');
 const { encode, decode } = require('../dist/lib/coap/message');
 const { Method, OptionNumber, ResponseCode, formatCode } = require('../dist/lib/coap/codes');
