@@ -90,7 +90,7 @@ export interface EndpointOptions {
    * until then, so forged source addresses cannot turn the server into a reflector.
    */
   verifyPeers?: boolean;
-  /** Whether a peer's state is worth keeping while it is idle (a registered device): it then lives with the peers that are never crowded out. */
+  /** Whether a peer's state is worth keeping while it is idle (a registered device): it is never forgotten for a newcomer, and never swept. */
   retainPeer?: (peer: Peer) => boolean;
   /** What to talk over; plain UDP on address:port unless given. */
   transport?: DatagramTransport;
@@ -127,9 +127,9 @@ const EMPTY = Buffer.alloc(0);
 export class CoapEndpoint extends EventEmitter {
   readonly transport: DatagramTransport;
   private listening = false;
-  /** Registered devices and the peers we sent requests to. */
+  /** The peers we sent requests to, and registered devices once newcomers pressed on them. */
   private readonly peers = new Map<PeerKey, PeerState>();
-  /** Addresses that only sent requests, oldest first: a flood of forged sources churns these, never the peers above. */
+  /** Addresses that only sent requests, oldest first: a flood of forged sources churns these; registered devices among them move to the peers above instead of being forgotten. */
   private readonly newcomers = new Map<PeerKey, PeerState>();
   private readonly maxNewcomers: number;
   private readonly transmission: TransmissionParameters;
@@ -679,7 +679,6 @@ export class CoapEndpoint extends EventEmitter {
       datagram = encode(message);
     }
     this.remember(peer, request.messageId, datagram);
-    if (peer.table === PeerTable.Newcomer && this.options.retainPeer?.(peer)) this.promote(peer);
     this.send(datagram, peer);
   }
 
@@ -692,11 +691,26 @@ export class CoapEndpoint extends EventEmitter {
 
   /** Forgets newcomers, oldest first, until an answer of this size fits the dedup budget; false when it still does not. */
   private relieve(bytes: number): boolean {
+    while (this.dedupBytes + bytes > this.dedupBudget) if (!this.evictNewcomer()) return false;
+    return true;
+  }
+
+  /**
+   * Makes room among the newcomers: forgets the oldest that is not a
+   * registered device; registered ones met on the way move to the table
+   * newcomers never reach. They move only then, so that a registration costs
+   * no more than before until the newcomers' table fills. False when no
+   * newcomer was left to forget.
+   */
+  private evictNewcomer(): boolean {
     for (const peer of this.newcomers.values()) {
-      if (this.dedupBytes + bytes <= this.dedupBudget) break;
-      this.forget(peer);
+      if (!this.options.retainPeer?.(peer)) {
+        this.forget(peer);
+        return true;
+      }
+      this.promote(peer);
     }
-    return this.dedupBytes + bytes <= this.dedupBudget;
+    return false;
   }
 
   private sendEmpty(type: MessageType, messageId: number, peer: PeerState): Buffer {
@@ -719,7 +733,7 @@ export class CoapEndpoint extends EventEmitter {
     const key = peerKey(address, port);
     const state = this.peers.get(key) ?? this.newcomers.get(key);
     if (state) return state;
-    if (this.newcomers.size >= this.maxNewcomers) this.forget(this.newcomers.values().next().value as PeerState);
+    if (this.newcomers.size >= this.maxNewcomers) this.evictNewcomer();
     const newcomer = this.newPeer(address, port, PeerTable.Newcomer);
     this.newcomers.set(key, newcomer);
     return newcomer;
@@ -773,7 +787,8 @@ export class CoapEndpoint extends EventEmitter {
   /**
    * Once per exchange lifetime: ages every peer's dedup memory, drops
    * Block1 transfers left unfinished that long, and forgets idle peers
-   * (registered devices excepted).
+   * (registered devices excepted: an idle newcomer that is one moves to the
+   * table newcomers never reach).
    */
   private sweep(): void {
     const stale = Date.now() - this.transmission.exchangeLifetimeMs;
@@ -781,7 +796,9 @@ export class CoapEndpoint extends EventEmitter {
       for (const peer of table.values()) {
         this.dedupBytes += peer.rotate();
         if (peer.blockTransfer && peer.blockTransfer.lastAt <= stale) this.block1.drop(peer);
-        if (peer.isIdle() && !(table === this.peers && this.options.retainPeer?.(peer))) this.forget(peer);
+        if (!peer.isIdle()) continue;
+        if (!this.options.retainPeer?.(peer)) this.forget(peer);
+        else if (table === this.newcomers) this.promote(peer);
       }
     }
   }
@@ -804,7 +821,7 @@ export function diagnostic(responseCode: number, reason: string): OutgoingRespon
 }
 
 /** A reason cut to a few lines' worth, so that no error echoes unbounded input (a 60 KB path) to a peer, a flow or a log. */
-export function shortReason(reason: string): string {
+function shortReason(reason: string): string {
   if (reason.length <= MAX_REASON_CHARS) return reason;
   // Not between the two halves of a surrogate pair.
   const cut = MAX_REASON_CHARS - (/[\ud800-\udbff]/.test(reason[MAX_REASON_CHARS - 2]) ? 2 : 1);

@@ -38,9 +38,9 @@ function ipv4Number(address: string): number | undefined {
 export const enum PeerTable {
   /** Forgotten (evicted or swept) while something still held it. */
   Detached,
-  /** An address that only sent us requests: kept in a small table, the oldest forgotten first. */
+  /** An address that only sent us requests: kept in a bounded table, the oldest forgotten first (unless registered). */
   Newcomer,
-  /** A registered device, or a peer we sent requests to: never crowded out by newcomers. */
+  /** A peer we sent requests to, or a registered device newcomers pressed on: never crowded out by newcomers. */
   Main,
 }
 

@@ -2,29 +2,26 @@ import { PeerIdentity, describeIdentity } from '../dtls/credentials';
 import { identityKey } from './security';
 
 /** An endpoint name and the DTLS identity it registered with, as saved with the server's state. */
-export interface EndpointBinding {
+interface EndpointBinding {
   endpoint: string;
   identity: PeerIdentity;
 }
 
 /**
  * Endpoint names that registered over DTLS, with the identity they proved:
- * from then on only that identity may act as the name, whatever the
- * security list says later (an entry removed, a NoSec impostor). A binding
- * outlives its registration; only removing it on purpose lets another identity in.
+ * from then on only that identity may act as the name (no NoSec impostor,
+ * no other certificate). The security list decides for the names it holds; a
+ * name taken out of it stays bound. A binding outlives its registration;
+ * only removing it on purpose lets another identity in.
  */
 export class EndpointBindings {
   private readonly byEndpoint = new Map<string, PeerIdentity>();
 
-  /** bound: whether a name is registered now (those are never evicted to make room). */
+  /** registered: whether a name is registered now (those are never evicted to make room). */
   constructor(
     private readonly limit: number,
     private readonly registered: (endpoint: string) => boolean,
   ) {}
-
-  get size(): number {
-    return this.byEndpoint.size;
-  }
 
   /** Why this identity may not act as the endpoint; undefined when it may (or the name is not bound). */
   refusal(endpoint: string, identity: PeerIdentity | undefined): string | undefined {
@@ -49,10 +46,6 @@ export class EndpointBindings {
 
   get(endpoint: string): PeerIdentity | undefined {
     return this.byEndpoint.get(endpoint);
-  }
-
-  list(): EndpointBinding[] {
-    return [...this.byEndpoint].map(([endpoint, identity]) => ({ endpoint, identity }));
   }
 
   restore(bindings: EndpointBinding[]): void {
