@@ -166,10 +166,15 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       },
       refused: (endpoint, peer, reason) => this.emit('refused', endpoint, peer, reason),
     }, { maxRegistrations: options.maxRegistrations, maxLifetime: this.maxLifetime, authorize: (endpoint, identity) => this.refusal(endpoint, identity) });
-    this.sendInterface = new SendInterface(this.registrations, () => this.model, (registration, records, format, raw) => {
-      this.presence.seen(registration);
-      this.emit('send', registration, records, format, raw);
-    });
+    this.sendInterface = new SendInterface(
+      this.registrations,
+      () => this.model,
+      (registration, records, format, raw) => {
+        this.presence.seen(registration);
+        this.emit('send', registration, records, format, raw);
+      },
+      (endpoint, peer, reason) => this.emit('refused', endpoint, peer, reason),
+    );
     for (const event of ['registered', 'updated', 'deregistered', 'expired'] as const) {
       this.on(event, (...[registration]: [Registration, ...unknown[]]) => {
         this.changedRegistrations.add(registration.endpoint);
