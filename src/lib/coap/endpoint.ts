@@ -317,25 +317,7 @@ export class CoapEndpoint extends EventEmitter {
       return Promise.resolve(messageId);
     }
     return new Promise((resolve, reject) => {
-      const exchange: Exchange = {
-        peer: state,
-        messageId,
-        tokenKey: notification.token.toString('hex'),
-        datagram,
-        confirmable: true,
-        acknowledged: false,
-        finished: false,
-        ackOnly: true,
-        transmissions: 0,
-        deadline: Infinity,
-        timeoutMs: Infinity,
-        dueAt: Infinity,
-        ackTimeoutMs: 0,
-        dueNext: undefined,
-        duePrev: undefined,
-        resolve: () => resolve(messageId),
-        reject,
-      };
+      const exchange = acknowledgedExchange(state, messageId, notification.token.toString('hex'), datagram, () => resolve(messageId), reject);
       state.track(exchange, false);
       this.dispatch(exchange);
     });
@@ -368,25 +350,9 @@ export class CoapEndpoint extends EventEmitter {
   private probe(peer: PeerState): void {
     const messageId = peer.allocateMessageId();
     const proven = () => this.proven(peer);
-    const exchange: Exchange = {
-      peer,
-      messageId,
-      tokenKey: '',
-      datagram: emptyMessage(MessageType.Confirmable, messageId),
-      confirmable: true,
-      acknowledged: false,
-      finished: false,
-      ackOnly: true,
-      transmissions: 0,
-      deadline: Infinity,
-      timeoutMs: Infinity,
-      dueAt: Infinity,
-      ackTimeoutMs: 0,
-      dueNext: undefined,
-      duePrev: undefined,
-      resolve: proven,
-      reject: (error) => (error instanceof CoapResetError ? proven() : this.unprovable(peer, error)),
-    };
+    const exchange = acknowledgedExchange(peer, messageId, '', emptyMessage(MessageType.Confirmable, messageId), proven, (error) =>
+      error instanceof CoapResetError ? proven() : this.unprovable(peer, error),
+    );
     if (peer.credit < exchange.datagram.length) {
       this.unprovable(peer, new CoapUnverifiedPeerError(`${peer.label} has not shown it is a real address (it sent too little to answer with a ping): no request is sent to it`));
       return;
@@ -835,6 +801,29 @@ function utf8Prefix(text: Buffer, bytes: number): Buffer {
   let end = bytes;
   while (end > 0 && (text[end] & 0xc0) === 0x80) end--;
   return text.subarray(0, end);
+}
+
+/** A confirmable message that is done when acknowledged, with no response to wait for: a notification we send, a ping. */
+function acknowledgedExchange(peer: PeerState, messageId: number, tokenKey: string, datagram: Buffer, resolve: () => void, reject: (error: Error) => void): Exchange {
+  return {
+    peer,
+    messageId,
+    tokenKey,
+    datagram,
+    confirmable: true,
+    acknowledged: false,
+    finished: false,
+    ackOnly: true,
+    transmissions: 0,
+    deadline: Infinity,
+    timeoutMs: Infinity,
+    dueAt: Infinity,
+    ackTimeoutMs: 0,
+    dueNext: undefined,
+    duePrev: undefined,
+    resolve,
+    reject,
+  };
 }
 
 function emptyMessage(type: MessageType, messageId: number): Buffer {
