@@ -92,11 +92,6 @@ export class Onem2mClient {
     return this.options.originator;
   }
 
-  /** The resourceName of the CSE base, the first segment of the structured paths the CSE answers with. */
-  get baseName(): string {
-    return decodeURIComponent(this.base.pathname.split('/').filter(Boolean).at(-1) ?? '');
-  }
-
   create(parent: string[], type: number, resource: Record<string, unknown>, originator?: string): Promise<Onem2mResponse> {
     return this.request('POST', parent, originator, resource, type);
   }

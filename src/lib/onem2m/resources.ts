@@ -6,7 +6,7 @@ import { Registration, expiresAt } from '../lwm2m/registration';
 import { nodeIdOf, nodeNameOf, resourceNameOf } from './names';
 
 /** oneM2M time: basic ISO 8601, UTC, as in expirationTime. */
-export function onem2mTime(epochMs: number): string {
+function onem2mTime(epochMs: number): string {
   return new Date(epochMs).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '');
 }
 
