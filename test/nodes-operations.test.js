@@ -92,6 +92,19 @@ describe('Node-RED: operation nodes', () => {
       assert.equal(msg.payload[3303][0][5700], 21.5);
     });
 
+    it('warns when a device announced no SenML format and Read-Composite asks in SenML JSON', async () => {
+      await loadWithDevice({ type: 'lwm2m-read', endpoint: 'lamp-1', composite: true }, { contentFormats: [0, 110, 11542] });
+      await run({}, { paths: ['/3/0/0'] });
+      assert.equal(helper.getNode('op').warn.callCount, 0);
+      await device.stop();
+      device = new SimulatedDevice({ endpoint: 'lamp-1', server: { address: '127.0.0.1', port }, transmission: FAST, contentFormats: [0, 11542] });
+      await device.start();
+      await device.register();
+      const caught = await run({}, { paths: ['/3/0/0'] }, { expectError: true });
+      assert.match(helper.getNode('op').warn.lastCall.args[0], /lamp-1 announced ct="0 11542", no SenML format: composite operations ask it in SenML JSON/);
+      assert.match(caught.code, /^4\.(06|15)$/);
+    });
+
     for (const [name, msg, pattern] of [
       ['an unknown device', { endpoint: 'nobody', path: '/3/0/0' }, /"nobody" is not registered/],
       ['a missing endpoint', { path: '/3/0/0' }, /no device/],
@@ -174,13 +187,16 @@ describe('Node-RED: operation nodes', () => {
       await loadWithDevice({ type: 'lwm2m-execute', endpoint: 'lamp-1', path: '/3/0/4' });
       await run({}, { payload: "0='soon'" });
       await run({}, { payload: '' });
-      assert.deepEqual(rebootArgs, ["0='soon'", '']);
+      await run({}, { payload: "0='a,b',1" });
+      assert.deepEqual(rebootArgs, ["0='soon'", '', "0='a,b',1"]);
     });
 
     it('refuses malformed execute arguments', async () => {
       await loadWithDevice({ type: 'lwm2m-execute', endpoint: 'lamp-1', path: '/3/0/4' });
       const caught = await run({}, { payload: "x='y'" }, { expectError: true });
       assert.match(caught.error.message, /invalid execute argument/);
+      const spaced = await run({}, { payload: "0='a b'" }, { expectError: true });
+      assert.match(spaced.error.message, /" " at character 4 is not allowed in a value/);
       assert.deepEqual(rebootArgs, []);
     });
 
@@ -190,6 +206,23 @@ describe('Node-RED: operation nodes', () => {
       assert.deepEqual(created.payload, { instanceId: 1, location: '/3303/1' });
       assert.equal(created.code, '2.01');
       assert.equal(device.getResource('/3303/1/5700'), 30);
+    });
+
+    for (const payload of [undefined, '', {}]) {
+      it(`creates an instance with the device's defaults from ${JSON.stringify(payload) ?? 'no payload'}: no payload sent, the device picks the id`, async () => {
+        await loadWithDevice({ type: 'lwm2m-create', endpoint: 'lamp-1', path: '/3303' });
+        const created = await run({}, { payload });
+        assert.deepEqual(created.payload, { instanceId: 1, location: '/3303/1' });
+        assert.equal(created.code, '2.01');
+        assert.ok(device.objects.get(3303).has(1));
+      });
+    }
+
+    it('refuses an instance id without values to carry it, before sending', async () => {
+      await loadWithDevice({ type: 'lwm2m-create', endpoint: 'lamp-1', path: '/3303' });
+      const caught = await run({}, { payload: {}, instanceId: 4 }, { expectError: true });
+      assert.match(caught.error.message, /instance id \(4\) travels with resource values/);
+      assert.equal(device.objects.get(3303).has(4), false);
     });
 
     it('deletes an instance', async () => {

@@ -15,7 +15,7 @@ export interface OperationNodeDef extends NodeDef {
 /** What distinguishes one operation node from another. */
 export interface Operation<D extends OperationNodeDef, R> {
   /** Builds the request from the node's settings and the msg; throws InputError or ContentError for a bad msg. */
-  request(def: D, msg: Msg, server: Lwm2mServer): DeviceRequest<R>;
+  request(def: D, msg: Msg, server: Lwm2mServer, node: Node): DeviceRequest<R>;
   /** Puts the response into the msg that goes out. */
   output(response: R & ResponseBase, msg: Msg, context: OutputContext<D, R>): void;
 }
@@ -52,7 +52,7 @@ export function registerOperationNode<D extends OperationNodeDef, R>(RED: NodeAP
         endpoint = resolveEndpoint(def.endpoint, msg);
         timeoutMs = resolveTimeoutMs(def.timeout, msg);
         ttlMs = resolveTtlMs(msg);
-        request = operation.request(def, msg, server);
+        request = operation.request(def, msg, server, this);
       } catch (error) {
         fail(this, msg, error as Error, done);
         return;

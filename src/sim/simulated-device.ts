@@ -373,7 +373,8 @@ export class SimulatedDevice {
           this.write(this.decode(request, target), target, false);
           return { code: ResponseCode.Changed };
         }
-        if (target.isObject()) return this.create(this.decode(request, target), target);
+        // No payload: an instance with defaults, its id the device's choice.
+        if (target.isObject()) return this.create(request.payload.length === 0 ? [] : this.decode(request, target), target);
         throw new Refusal(ResponseCode.MethodNotAllowed, `POST is not allowed on ${target}`);
       case Method.DELETE:
         if (!target.isInstance()) throw new Refusal(ResponseCode.MethodNotAllowed, 'only object instances can be deleted');
@@ -501,7 +502,8 @@ export class SimulatedDevice {
 
   private create(records: ContentRecord[], target: Lwm2mPath): OutgoingResponse {
     const instances = this.instances(target);
-    const instanceId = records[0]?.path.instanceId ?? 0;
+    let instanceId = records[0]?.path.instanceId ?? 0;
+    if (records.length === 0) while (instances.has(instanceId)) instanceId++;
     if (instances.has(instanceId)) throw new Refusal(ResponseCode.BadRequest, `instance ${target}/${instanceId} already exists`);
     instances.set(instanceId, new Map());
     this.write(records, target, false);

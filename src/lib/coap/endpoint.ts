@@ -128,7 +128,7 @@ export class CoapEndpoint extends EventEmitter {
   /** Binds the transport; rejects with the bind error (EADDRINUSE, EADDRNOTAVAIL...) instead of throwing later. */
   async listen(): Promise<Peer> {
     const bound = await this.transport.listen(
-      (datagram, peer) => this.receive(datagram, peer.address, peer.port),
+      (datagram, peer, session) => this.receive(datagram, peer.address, peer.port, session),
       (error) => this.emit('socketError', error),
     );
     this.listening = true;
@@ -348,7 +348,7 @@ export class CoapEndpoint extends EventEmitter {
     exchange.resolve(outcome);
   }
 
-  private receive(datagram: Buffer, address: string, port: number): void {
+  private receive(datagram: Buffer, address: string, port: number, session: object | undefined): void {
     let message: CoapMessage;
     try {
       message = decode(datagram);
@@ -361,6 +361,7 @@ export class CoapEndpoint extends EventEmitter {
       this.emit('malformed', { peer: { address, port }, reason: 'too many peers: datagram dropped' } satisfies MalformedDatagram);
       return;
     }
+    if (peer.session !== session) peer.enterSession(session);
     if (message.code === EMPTY_CODE) this.receiveEmpty(peer, message);
     else if (codeClass(message.code) === 0) this.receiveRequest(peer, message);
     else this.receiveResponse(peer, message);
@@ -436,7 +437,11 @@ export class CoapEndpoint extends EventEmitter {
       return;
     }
     peer.remember(message.messageId, PENDING, this.dedupCapacity);
-    const answer = (response: OutgoingResponse) => this.respond(peer, message, response);
+    // An answer belongs to the session its request came in: once another session has the address, it is not sent.
+    const session = peer.session;
+    const answer = (response: OutgoingResponse) => {
+      if (peer.session === session) this.respond(peer, message, response);
+    };
 
     const critical = unrecognizedCriticalOption(message.options);
     if (critical !== undefined) {

@@ -137,6 +137,8 @@ export class PeerState {
   private firstObserver: NotificationHandler | undefined = undefined;
   private moreObservers: Map<string, NotificationHandler> | undefined = undefined;
   blockTransfer: BlockTransfer | undefined = undefined;
+  /** The DTLS session the peer's latest datagram came in (undefined over plain UDP). */
+  session: object | undefined = undefined;
 
   /** The exchange whose acknowledgement (or Reset) carries this message id. */
   exchangeById(messageId: number): Exchange | undefined {
@@ -238,6 +240,18 @@ export class PeerState {
   remember(messageId: number, answer: Buffer | null, capacity: number): void {
     if (this.recent.size >= capacity && !this.recent.has(messageId)) this.rotate();
     this.recent.set(messageId, answer);
+  }
+
+  /**
+   * The address now speaks in another DTLS session (a new handshake, another
+   * identity perhaps): message ids start over there, so what was remembered
+   * for deduplication, and a Block1 transfer, stay with the old session.
+   */
+  enterSession(session: object | undefined): void {
+    this.session = session;
+    this.recent = new DedupGeneration();
+    this.older = undefined;
+    this.blockTransfer = undefined;
   }
 
   /** Ages the dedup generations; entries survive one to two rotations. */

@@ -3,7 +3,7 @@ import { payloadToRecords } from '../../lib/content/payload';
 import { ContentRecord } from '../../lib/content/values';
 import { WriteCompositeRequest } from '../../lib/lwm2m/requests/composite';
 import { WriteMode, WriteRequest } from '../../lib/lwm2m/requests/write';
-import { InputError, parsePath, resolveFormat, resolvePath } from '../inputs';
+import { InputError, checkCompositeFormat, parsePath, resolveEndpoint, resolveFormat, resolvePath } from '../inputs';
 import { OperationNodeDef, registerOperationNode } from '../operation-node';
 
 interface WriteNodeDef extends OperationNodeDef {
@@ -16,7 +16,7 @@ interface WriteNodeDef extends OperationNodeDef {
 /** lwm2m write: msg.payload is the value, {resource: value} for an instance, or {path: value} for Write-Composite. */
 export function registerWrite(RED: NodeAPI): void {
   registerOperationNode<WriteNodeDef, Record<string, never>>(RED, 'lwm2m-write', {
-    request(def, msg, server) {
+    request(def, msg, server, node) {
       const format = resolveFormat(def.format, msg);
       const mode = def.mode || (msg.mode as WriteNodeDef['mode']) || 'replace';
       if (mode === 'composite') {
@@ -25,6 +25,7 @@ export function registerWrite(RED: NodeAPI): void {
           throw new InputError('Write-Composite takes msg.payload as {"/1/0/1": 300, "/3308/0/5900": 21}');
         }
         const records: ContentRecord[] = Object.entries(payload).flatMap(([path, value]) => payloadToRecords(value, parsePath(path), server.model));
+        checkCompositeFormat(node, format, server.registrations.getByEndpoint(resolveEndpoint(def.endpoint, msg)));
         return new WriteCompositeRequest(records, format);
       }
       if (mode !== 'replace' && mode !== 'update') throw new InputError(`unknown write mode "${mode}": use replace, update or composite`);
