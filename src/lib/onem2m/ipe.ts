@@ -165,9 +165,8 @@ export class Lwm2mIpe extends TypedEmitter<IpeEvents> {
     this.queue = new MirrorQueue(
       {
         failed: (task, error) => {
-          const source = error instanceof DeviceRequestError ? 'device' : 'cse';
-          if (source === 'cse') this.refusals.set(task.endpoint, error instanceof CseRefusedError ? describeStatus(error.rsc) : error.message);
-          this.emit('failed', task.endpoint, task.what, error.message, source);
+          this.refusals.set(task.endpoint, error instanceof CseRefusedError ? describeStatus(error.rsc) : error.message);
+          this.emit('failed', task.endpoint, task.what, error.message, 'cse');
         },
         done: (task) => {
           this.refusals.delete(task.endpoint);
@@ -185,24 +184,16 @@ export class Lwm2mIpe extends TypedEmitter<IpeEvents> {
     };
   }
 
+  /** CSE operations waiting or running. */
   get queued(): number {
     return this.queue.length;
   }
 
-  get reachable(): boolean {
-    return this.queue.reachable;
-  }
-
-  /** Devices whose AE exists in the CSE. */
-  get mirrored(): number {
-    let count = 0;
-    for (const mirror of this.mirrors.values()) if (mirror.aeExists) count++;
-    return count;
-  }
-
   health(): IpeHealth {
+    let mirrored = 0;
+    for (const mirror of this.mirrors.values()) if (mirror.aeExists) mirrored++;
     const reasons = [...this.refusals.values()];
-    return { reachable: this.queue.reachable, mirrored: this.mirrored, queued: this.queue.length, refused: reasons.length, reason: reasons.at(-1) };
+    return { reachable: this.queue.reachable, mirrored, queued: this.queue.length, refused: reasons.length, reason: reasons.at(-1) };
   }
 
   /**
