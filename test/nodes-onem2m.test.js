@@ -36,6 +36,14 @@ describe('Node-RED: oneM2M interworking nodes', function () {
     await cse.stop().catch(() => undefined);
   });
 
+  /** The next msg of the events node that satisfies the predicate (earlier ones skipped). */
+  async function nextOut(predicate) {
+    for (;;) {
+      const msg = await nextMessage(helper.getNode('out'));
+      if (predicate(msg)) return msg;
+    }
+  }
+
   function flow(ipe = {}) {
     return [
       { id: 'tab', type: 'tab' },
@@ -91,9 +99,7 @@ describe('Node-RED: oneM2M interworking nodes', function () {
     const events = helper.getNode('events');
     const meter = await device('refused');
     await meter.register();
-    let failed;
-    do failed = await nextMessage(helper.getNode('out'));
-    while (failed.endpoint !== 'refused');
+    const failed = await nextOut((msg) => msg.endpoint === 'refused');
     assert.deepEqual([failed.topic, failed.payload.what, failed.payload.source], ['failed', 'register', 'cse']);
     assert.match(failed.payload.reason, /4004 Not Found \(LwM2M 4\.00 Bad Request\)/);
     const warnings = helper.getNode('ipe').warn.args.map((a) => a[0]);
@@ -108,9 +114,7 @@ describe('Node-RED: oneM2M interworking nodes', function () {
     await load(flow({ observe: '/3/0/77' }));
     const meter = await device('no-77');
     await meter.register();
-    let failed;
-    do failed = await nextMessage(helper.getNode('out'));
-    while (failed.topic !== 'failed');
+    const failed = await nextOut((msg) => msg.topic === 'failed');
     assert.deepEqual([failed.endpoint, failed.payload.what, failed.payload.source], ['no-77', 'observe /3/0/77', 'device']);
     assert.ok(helper.getNode('ipe').warn.args.some((a) => a[0] === 'lwm2m-onem2m.errors.deviceFailed'));
     assert.equal(helper.getNode('ipe').warn.args.some((a) => a[0] === 'lwm2m-onem2m.errors.failed'), false);
