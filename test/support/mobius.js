@@ -13,9 +13,12 @@ const MOBIUS_DIR = path.join(root, '.peers', 'mobius', 'src');
 /** Where Debian puts MariaDB's programs; /usr/sbin is not on every user's PATH. */
 const SEARCH_PATH = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/usr/bin'];
 const running = new Set();
+const directories = new Set();
 
+// A test run that ends without stopping them (a crash, Ctrl-C) leaves no database or CSE behind.
 process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
+  for (const dir of directories) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 function which(program) {
@@ -120,6 +123,7 @@ function request(port, method, target, { origin = 'Sponde', body, ty, headers = 
 async function startMobius({ timeoutMs = 60_000 } = {}) {
   const deadline = Date.now() + timeoutMs;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-mobius-'));
+  directories.add(dir);
   const socket = path.join(dir, 'mariadb.sock');
   const asRoot = process.getuid?.() === 0 ? ['--user=root'] : [];
   const [dbPort, csePort, mqttPort] = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
@@ -192,6 +196,7 @@ async function startMobius({ timeoutMs = 60_000 } = {}) {
     await stopProcess(mobius, 3000);
     await stopProcess(database, 10_000);
     fs.rmSync(dir, { recursive: true, force: true });
+    directories.delete(dir);
     throw error;
   }
 
@@ -203,6 +208,7 @@ async function startMobius({ timeoutMs = 60_000 } = {}) {
     await stopProcess(mobius, 3000);
     await stopProcess(database, 10_000);
     fs.rmSync(dir, { recursive: true, force: true });
+    directories.delete(dir);
   };
   return cse;
 }
