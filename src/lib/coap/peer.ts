@@ -68,6 +68,8 @@ export interface Exchange {
 /** Receives the notifications of one observation (RFC 7641), matched by peer and token. An object, not a closure: one per observed device adds up. */
 export interface NotificationHandler {
   notified(notification: CoapMessage): void;
+  /** A notification was rejected (and the observation cancelled at the peer with a Reset): the reason. */
+  refused(reason: string): void;
 }
 
 /** A Block1 transfer being reassembled (RFC 7959 section 2.5). */

@@ -114,6 +114,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       endpointFor,
       this.registrations,
       (endpoint, request, sendOptions) => this.client.send(endpoint, request, sendOptions),
+      (endpoint, request, first) => this.client.completeNotification(endpoint, request, first),
       () => this.model,
       this.presence,
       options.reobserve ?? true,
