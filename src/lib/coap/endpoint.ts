@@ -377,7 +377,7 @@ export class CoapEndpoint extends EventEmitter {
     const pending = this.unproven.get(peer);
     this.unproven.delete(peer);
     // Silence is a timeout like any other; having sent too little to be pinged is its own failure.
-    const failure = error instanceof CoapUnverifiedPeerError ? error : new CoapTimeoutError(`${peer.label} did not answer a CoAP ping, and no request goes to an address before it answers`);
+    const failure = error instanceof CoapUnverifiedPeerError ? error : new CoapTimeoutError(`no acknowledgement of a CoAP ping from ${peer.label}, and no request goes to an address before it answers one`);
     for (const exchange of pending?.waiting ?? []) this.finish(exchange, failure);
   }
 
