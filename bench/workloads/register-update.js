@@ -1,0 +1,89 @@
+'use strict';
+// Register and Update of N devices (one socket each, 64 requests outstanding, every answer checked),
+// against the pack, the Node.js and C echoes (the same datagrams, echoed) and the peers, interleaved
+// round by round. The pack runs twice: every device with the same link list, and each with its own.
+const { Fleet } = require('../lib/fleet');
+const { ask, rssBytes } = require('../lib/processes');
+const { measure } = require('../lib/results');
+const servers = require('../lib/servers');
+
+/** Peers are measured up to this many devices (Wakaama's lists make each registration O(n)). */
+const PEER_MAX_DEVICES = Number(process.env.BENCH_PEER_MAX_DEVICES || 50000);
+/** An echo run does at least this many round trips, so that a small fleet still gives a steady figure. */
+const MIN_ECHO_OPERATIONS = 20000;
+const NODE_ECHO = 'Node.js echo';
+
+const kb = (bytes) => `${(bytes / 1024).toFixed(2)} KB`;
+
+/** The pack's notes: RSS per device (identical or distinct lists), with one observation, time for all. */
+function describe(subject, samples) {
+  const notes = [];
+  const mid = (key) => {
+    const values = samples.map((s) => s[key]).filter((v) => v !== undefined).sort((a, b) => a - b);
+    return values.length ? values[values.length >> 1] : undefined;
+  };
+  if (mid('rssPerDevice') !== undefined) notes.push(`RSS ${kb(mid('rssPerDevice'))}/device`);
+  if (mid('rssPerObservedDevice') !== undefined) notes.push(`${kb(mid('rssPerObservedDevice'))} with one observation`);
+  if (mid('seconds') !== undefined) notes.push(`all in ${mid('seconds').toFixed(2)} s`);
+  if (samples.some((s) => s.retransmissions)) notes.push(`${samples.reduce((sum, s) => sum + (s.retransmissions ?? 0), 0)} retransmissions`);
+  if (samples.some((s) => s.firstBadCode >= 0)) notes.push(`bad answer code ${samples.find((s) => s.firstBadCode >= 0).firstBadCode}`);
+  return notes.join('; ');
+}
+
+async function echo(results, names, round, size, subject, start) {
+  const server = await start();
+  const fleet = await Fleet.open(server.port, size, { prefix: 'e' });
+  try {
+    const sample = await measure(server.pid, () => fleet.echo(Math.max(size, MIN_ECHO_OPERATIONS)));
+    for (const workload of names) results.add(workload, subject, round, sample);
+  } finally {
+    await fleet.close();
+    await server.stop();
+  }
+}
+
+/** Registers then updates size devices on an LwM2M server; RSS per device after settling (a forced collection for Node.js servers). */
+async function lwm2m(results, [register, update], round, size, subject, start, { distinct = false, observe = false } = {}) {
+  const server = await start();
+  if (!server) return;
+  const fleet = await Fleet.open(server.port, size, { prefix: `r${round}`, distinct });
+  try {
+    await server.settle();
+    const before = rssBytes(server.pid);
+    const registered = await measure(server.pid, () => fleet.all('register'));
+    await server.settle();
+    registered.rssPerDevice = (rssBytes(server.pid) - before) / size;
+    registered.seconds = registered.ms / 1000;
+    const updated = await measure(server.pid, () => fleet.all('update'));
+    if (observe) {
+      const { observations } = await ask(server.child, { command: 'observeAll', path: '/3303/0/5700' });
+      if (observations !== size) throw new Error(`${observations} of ${size} devices observed`);
+      await server.settle();
+      registered.rssPerObservedDevice = (rssBytes(server.pid) - before) / size;
+    }
+    results.add(register, subject, round, registered);
+    results.add(update, subject, round, updated);
+  } finally {
+    await fleet.close();
+    await server.stop();
+  }
+}
+
+async function run({ runs, sizes, results }) {
+  for (const size of sizes) {
+    const names = [`register ${size.toLocaleString('en')}`, `update ${size.toLocaleString('en')}`];
+    for (const name of names) results.workload(name, { baseline: NODE_ECHO, describe });
+    for (let round = 0; round < runs; round++) {
+      await echo(results, names, round, size, NODE_ECHO, servers.nodeEcho);
+      await echo(results, names, round, size, 'C echo', servers.cEcho);
+      await lwm2m(results, names, round, size, 'pack', servers.pack, { observe: true });
+      await lwm2m(results, names, round, size, 'pack, distinct link lists', servers.pack, { distinct: true });
+      if (size <= PEER_MAX_DEVICES) {
+        await lwm2m(results, names, round, size, 'lwm2m-node-lib', servers.lwm2mNodeLib);
+        await lwm2m(results, names, round, size, 'Eclipse Wakaama', servers.wakaama);
+      }
+    }
+  }
+}
+
+module.exports = { name: 'register', run };
