@@ -10,6 +10,7 @@
  *                      location, 2.04 expected), at most W requests outstanding
  *   echo OPS           OPS register datagrams to an echo server, each expecting its own bytes back
  *   burst ROUND con|non  every observed device sends one notification (value ROUND)
+ *   pace VALUE con|non RATE SECONDS  notifications at RATE per second in all, spread evenly, round-robin
  *   blast ROUND        every device sends one notification-sized NON datagram to the server (a one-way baseline)
  *   stats              counters: ACKs of confirmable notifications, requests served
  *   quit
@@ -395,6 +396,30 @@ static void burst(uint32_t round, bool confirmable) {
   printf("{\"sent\":%d}\n", sent);
 }
 
+/* Notifications spread evenly at rate per second for seconds, round-robin over the observed devices (independent devices do not notify in step). */
+static void pace(uint32_t value, bool confirmable, double rate, double seconds) {
+  uint8_t out[64];
+  long total = (long)(rate * seconds), sent = 0;
+  int cursor = 0, observed = 0;
+  for (int i = 0; i < count; i++) observed += devices[i].observed;
+  int64_t started = now_ns();
+  while (observed && sent < total) {
+    long due = (long)((now_ns() - started) / 1e9 * rate);
+    if (due > total) due = total;
+    while (sent < due) {
+      device_t *d = &devices[cursor];
+      cursor = (cursor + 1) % count;
+      if (!d->observed) continue;
+      d->sequence = (d->sequence + 1) & 0xffffff;
+      d->mid++;
+      send_to(d->fd, out, notification(d, confirmable, d->observer_token, d->observer_token_length, value + (uint32_t)(sent / observed), out), &d->observer);
+      sent++;
+    }
+    poll_once(1);
+  }
+  printf("{\"sent\":%ld,\"ms\":%.3f}\n", sent, (now_ns() - started) / 1e6);
+}
+
 static void blast(uint32_t round) {
   uint8_t out[64], token[4];
   for (int i = 0; i < count; i++) {
@@ -477,11 +502,13 @@ int main(int argc, char **argv) {
       char command[32] = "";
       unsigned argument = 0;
       char mode[8] = "";
-      sscanf(line, "%31s %u %7s", command, &argument, mode);
+      double rate = 0, seconds = 0;
+      sscanf(line, "%31s %u %7s %lf %lf", command, &argument, mode, &rate, &seconds);
       if (!strcmp(command, "register")) run(REGISTER, count);
       else if (!strcmp(command, "update")) run(UPDATE, count);
       else if (!strcmp(command, "echo")) run(ECHO, (int)argument);
       else if (!strcmp(command, "burst")) burst(argument, !strcmp(mode, "con"));
+      else if (!strcmp(command, "pace")) pace(argument, !strcmp(mode, "con"), rate, seconds);
       else if (!strcmp(command, "blast")) blast(argument);
       else if (!strcmp(command, "stats")) printf("{\"acks\":%llu,\"served\":%llu}\n", (unsigned long long)acks, (unsigned long long)served);
       else if (!strcmp(command, "quit")) return 0;

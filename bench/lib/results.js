@@ -9,14 +9,14 @@ const now = () => performance.now();
 
 /**
  * Runs body() (which performs operations) and measures process pid meanwhile: wall time, CPU of all its
- * threads, the load average before. body resolves with {ok, bad?, lost?, retransmissions?, ...extras}.
+ * threads, the load average before. body resolves with {ok, bad?, lost?, retransmissions?, ms?, ...extras}.
  */
 async function measure(pid, body) {
   const load = loadAverage();
   const cpuBefore = cpuNs(pid);
   const started = now();
   const outcome = await body();
-  const ms = now() - started;
+  const ms = outcome.ms ?? now() - started; // the body's own clock when it has one (the generator's, or up to the last delivery)
   const cpu = cpuNs(pid) - cpuBefore;
   const operations = outcome.ok;
   return { ...outcome, ms, rate: (operations / ms) * 1000, cpuMsPer1k: operations ? cpu / 1e3 / operations : undefined, load };

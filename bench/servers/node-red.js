@@ -39,7 +39,7 @@ const sink = { id: 'sink', type: 'debug', active: false, tosidebar: false, wires
 async function reads({ perDevice, perSecond, durationMs }) {
   const server = red.node('s').host.service;
   const endpoints = [...server.registrations.all()].map((registration) => registration.endpoint);
-  const inject = red.node('inject');
+  const inject = red.node('trigger');
   latencies = [];
   delivered = 0;
   failed = 0;
@@ -85,9 +85,9 @@ process.on('message', async (message) => {
       process.send({ port });
     } else if (message.command === 'read') {
       const port = await deploy([
-        { id: 'inject', type: 'inject', props: [], repeat: '', once: false, wires: [['read']] },
+        { id: 'trigger', type: 'inject', props: [], repeat: '', once: false, wires: [['read']] },
         { id: 'read', type: 'lwm2m-read', server: 's', path: '/3/0/9', wires: [['sink']] },
-        { id: 'catch', type: 'catch', scope: ['read'], wires: [['failures']] },
+        { id: 'catcher', type: 'catch', scope: ['read'], wires: [['failures']] },
         { id: 'failures', type: 'debug', active: false, tosidebar: false, wires: [] },
         sink,
       ]);
