@@ -11,15 +11,15 @@ const WINDOW = 64;
 const share = (total, parts, p) => Math.floor(total / parts) + (p < total % parts ? 1 : 0);
 
 class Fleet {
-  /** count devices named prefix-0 .. prefix-(count-1), sending to port on 127.0.0.1. */
-  static async open(port, count, { prefix = 'd', distinct = false, window = WINDOW } = {}) {
+  /** count devices named prefix-0 .. prefix-(count-1), sending to port on 127.0.0.1, from 127.0.NETWORK.1, .2, ... */
+  static async open(port, count, { prefix = 'd', distinct = false, window = WINDOW, network = 1 } = {}) {
     const binary = cTool('fleet');
     const processes = Math.max(Math.ceil(count / DEVICES_PER_PROCESS), 1);
     const fleet = new Fleet();
     let first = 0;
     for (let p = 0; p < processes; p++) {
       const devices = share(count, processes, p);
-      const args = ['--server', `127.0.0.1:${port}`, '--bind', `127.0.1.${p + 1}`, '--first', String(first), '--count', String(devices), '--prefix', prefix, '--window', String(Math.max(share(window, processes, p), 1))];
+      const args = ['--server', `127.0.0.1:${port}`, '--bind', `127.0.${network}.${p + 1}`, '--first', String(first), '--count', String(devices), '--prefix', prefix, '--window', String(Math.max(share(window, processes, p), 1))];
       if (distinct) args.push('--distinct');
       fleet.parts.push(new LineProcess(binary, args));
       first += devices;

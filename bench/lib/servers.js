@@ -21,13 +21,18 @@ async function forkServer(file, args, first, execArgv = []) {
     /** Collects garbage, so that RSS is what is live. */
     settle: () => ask(child, { command: 'settle' }),
     async stop() {
-      child.kill();
+      // Asked to exit rather than killed, so that a CPU profile is written.
+      child.send({ command: 'exit' });
+      const timer = setTimeout(() => child.kill(), 3000);
       await exited;
+      clearTimeout(timer);
     },
   };
 }
 
-const pack = () => forkServer('pack.js', [], { command: 'start' });
+/** BENCH_PROFILE=DIR writes a V8 CPU profile of each pack process into DIR (node --cpu-prof). */
+const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+const pack = () => forkServer('pack.js', [], { command: 'start' }, profile);
 // Its dependencies warn of circular requires on start: not the bench's output.
 const lwm2mNodeLib = () => forkServer('lwm2m-node-lib.js', [], undefined, ['--no-warnings']);
 

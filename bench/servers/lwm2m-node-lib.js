@@ -37,5 +37,6 @@ process.on('message', (message) => {
     global.gc?.();
     process.send({ settled: true });
   }
+  if (message.command === 'exit') process.exit(0);
 });
 process.on('disconnect', () => process.exit(0));

@@ -13,5 +13,6 @@ socket.on('message', (datagram, remote) => {
 socket.bind(0, '127.0.0.1', () => process.send({ port: socket.address().port }));
 process.on('message', (message) => {
   if (message.command === 'count') process.send({ received });
+  if (message.command === 'exit') process.exit(0);
 });
 process.on('disconnect', () => process.exit(0));

@@ -88,9 +88,9 @@ process.on('message', async (message) => {
       // A warm-up of the same kind first, not measured: a fresh process runs its first reads before the JIT has compiled them.
       await reads(message.perSecond ? { ...message, durationMs: 1000 } : { ...message, perDevice: Math.ceil(message.perDevice / 5) });
       process.send(await reads(message));
-    } else if (message.command === 'stop') {
-      await server.stop();
-      process.send({ stopped: true });
+    } else if (message.command === 'exit') {
+      await server?.stop();
+      process.exit(0);
     }
   } catch (error) {
     process.send({ error: error.message });

@@ -14,6 +14,10 @@ const PEER_ALL_ROUNDS_MAX = 20000;
 const MIN_ECHO_OPERATIONS = 20000;
 const NODE_ECHO = 'Node.js echo';
 
+/** BENCH_SERVERS=pack,echo measures only the subjects whose names contain one of these words (while developing). */
+const SERVERS = process.env.BENCH_SERVERS?.toLowerCase().split(',');
+const wanted = (subject) => !SERVERS || SERVERS.some((word) => subject.toLowerCase().includes(word));
+
 const kb = (bytes) => `${(bytes / 1024).toFixed(2)} KB`;
 
 /** The pack's notes: RSS per device (identical or distinct lists), with one observation, time for all. */
@@ -32,6 +36,7 @@ function describe(subject, samples) {
 }
 
 async function echo(results, names, round, size, subject, start) {
+  if (!wanted(subject)) return;
   const server = await start();
   const fleet = await Fleet.open(server.port, size, { prefix: 'e' });
   try {
@@ -45,6 +50,7 @@ async function echo(results, names, round, size, subject, start) {
 
 /** Registers then updates size devices on an LwM2M server; RSS per device after settling (a forced collection for Node.js servers). */
 async function lwm2m(results, [register, update], round, size, subject, start, { distinct = false, observe = false } = {}) {
+  if (!wanted(subject)) return;
   const server = await start();
   if (!server) return;
   const fleet = await Fleet.open(server.port, size, { prefix: `r${round}`, distinct });

@@ -1,7 +1,7 @@
 import { ContentFormat, ResponseCode } from '../coap/codes';
 import { CoapRequestError } from '../coap/errors';
 import { Link, LinkFormatError, parseLinkFormat } from './link-format';
-import type { ClientDescription } from './registration';
+import type { ClientDescription, ObjectInfo } from './registration';
 import { decodeUtf8 } from '../content/utf8';
 
 export const SUPPORTED_LWM2M_VERSIONS = ['1.0', '1.1', '1.2'];
@@ -141,20 +141,10 @@ function describePayload(payload: Buffer, contentFormat: number | undefined): Re
   }
   const known = descriptions.get(text);
   if (known) return known;
-  const described = freezeDescription(describeObjects(parseObjectLinks(text)));
+  const described = Object.freeze(describeObjects(parseObjectLinks(text)));
   if (descriptions.size >= MAX_SHARED_DESCRIPTIONS) descriptions.clear();
   descriptions.set(text, described);
   return described;
-}
-
-function freezeDescription(description: ObjectDescription): Readonly<ObjectDescription> {
-  for (const object of description.objects) {
-    Object.freeze(object.instances);
-    Object.freeze(object);
-  }
-  Object.freeze(description.objects);
-  Object.freeze(description.contentFormats);
-  return Object.freeze(description);
 }
 
 function parseObjectLinks(text: string): Link[] {
@@ -171,12 +161,37 @@ function isRootLink(link: Link): boolean {
   return typeof rt === 'string' && rt.split(' ').includes('oma.lwm2m');
 }
 
-/** Turns the object links into the root path, content formats and object list. */
-function describeObjects(links: Link[]): Pick<ClientDescription, 'rootPath' | 'objects' | 'contentFormats'> {
+/**
+ * Object descriptions (id, version, instances) by their text: devices whose
+ * lists differ still announce mostly the same objects with the same
+ * instances, so each device keeps only its array of shared, frozen entries.
+ * Bounded: cleared when full.
+ */
+const sharedObjects = new Map<string, ObjectInfo>();
+const MAX_SHARED_OBJECTS = 16384;
+const NO_INSTANCES: readonly number[] = Object.freeze([]);
+const NO_CONTENT_FORMATS: readonly number[] = Object.freeze([]);
+
+function sharedObject(id: number, version: string | undefined, instances: number[]): ObjectInfo {
+  const key = `${id}/${version ?? ''}/${instances.join(',')}`;
+  const known = sharedObjects.get(key);
+  if (known) return known;
+  const object: ObjectInfo = Object.freeze(
+    version === undefined
+      ? { id, instances: instances.length ? Object.freeze(instances) : NO_INSTANCES }
+      : { id, version, instances: instances.length ? Object.freeze(instances) : NO_INSTANCES },
+  );
+  if (sharedObjects.size >= MAX_SHARED_OBJECTS) sharedObjects.clear();
+  sharedObjects.set(key, object);
+  return object;
+}
+
+/** Turns the object links into the root path, content formats and object list (of shared entries). */
+function describeObjects(links: Link[]): ObjectDescription {
   const rootLink = links.find(isRootLink) ?? links.find((link) => link.path === '/');
   const rootPath = rootLink ? normalizeRoot(rootLink.path) : '/';
   const prefix = rootPath === '/' ? '' : rootPath;
-  const objects = new Map<number, { id: number; version?: string; instances: number[] }>();
+  const objects = new Map<number, { version?: string; instances: number[] }>();
 
   for (const link of links) {
     if (link === rootLink) continue;
@@ -186,7 +201,7 @@ function describeObjects(links: Link[]): Pick<ClientDescription, 'rootPath' | 'o
     const objectId = parseId(segments[0], MAX_OBJECT_ID, link.path);
     let object = objects.get(objectId);
     if (!object) {
-      object = { id: objectId, instances: [] };
+      object = { version: undefined, instances: [] };
       objects.set(objectId, object);
     }
     const version = link.attributes.ver;
@@ -199,11 +214,12 @@ function describeObjects(links: Link[]): Pick<ClientDescription, 'rootPath' | 'o
       if (!object.instances.includes(instanceId)) object.instances.push(instanceId);
     }
   }
-  for (const object of objects.values()) object.instances.sort((a, b) => a - b);
+  const described: ObjectInfo[] = [];
+  for (const [id, object] of objects) described.push(sharedObject(id, object.version, object.instances.sort((a, b) => a - b)));
   return {
     rootPath,
-    objects: [...objects.values()].sort((a, b) => a.id - b.id),
-    contentFormats: rootLink ? parseContentFormats(rootLink) : [],
+    objects: Object.freeze(described.sort((a, b) => a.id - b.id)),
+    contentFormats: rootLink ? sharedContentFormats(rootLink) : NO_CONTENT_FORMATS,
   };
 }
 
@@ -217,6 +233,20 @@ function normalizeRoot(path: string): string {
 function parseId(text: string, max: number, path: string): number {
   if (!/^\d{1,5}$/.test(text) || Number(text) > max) throw badRequest(`invalid object link <${path}>`);
   return Number(text);
+}
+
+/** Content-format lists by their text, shared the same way (a fleet announces a handful). */
+const sharedFormats = new Map<string, readonly number[]>();
+
+function sharedContentFormats(rootLink: Link): readonly number[] {
+  const ct = rootLink.attributes.ct;
+  if (ct === undefined) return NO_CONTENT_FORMATS;
+  const known = typeof ct === 'string' ? sharedFormats.get(ct) : undefined;
+  if (known) return known;
+  const formats = Object.freeze(parseContentFormats(rootLink));
+  if (sharedFormats.size >= MAX_SHARED_OBJECTS) sharedFormats.clear();
+  sharedFormats.set(ct as string, formats);
+  return formats;
 }
 
 function parseContentFormats(rootLink: Link): number[] {
