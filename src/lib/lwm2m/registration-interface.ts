@@ -54,7 +54,9 @@ export class RegistrationInterface {
   }
 
   private register(request: IncomingRequest): OutgoingResponse {
-    const { endpoint, ...description } = parseRegisterRequest(request.queries, request.payload, request.contentFormat);
+    // Fields read one by one: a rest pattern would copy the object (CopyDataProperties) on every Register.
+    const description = parseRegisterRequest(request.queries, request.payload, request.contentFormat);
+    const endpoint = description.endpoint;
     const refusal = this.authorize(endpoint, request.identity);
     if (refusal) this.refuse(endpoint, request, refusal);
     if (this.store.size >= this.maxRegistrations && !this.store.getByEndpoint(endpoint)) {

@@ -59,15 +59,20 @@ export function parseRegisterRequest(queries: string[], payload: Buffer, content
     binding,
     queueMode: parameters.get('Q') === true || binding.includes('Q'),
     smsNumber: stringParameter(parameters, 'sms', 'MSISDN'),
-    ...links,
+    rootPath: links.rootPath,
+    objects: links.objects,
+    contentFormats: links.contentFormats,
   };
 }
 
 export type UpdateRequest = Partial<Pick<ClientDescription, 'lifetime' | 'binding' | 'smsNumber' | 'queueMode'>> &
   Partial<Pick<ClientDescription, 'rootPath' | 'objects' | 'contentFormats'>>;
 
+const NO_UPDATE: UpdateRequest = Object.freeze({});
+
 /** Reads an Update request (POST /rd/{id}?lt=...): only what the client sent. */
 export function parseUpdateRequest(queries: string[], payload: Buffer, contentFormat: number | undefined): UpdateRequest {
+  if (queries.length === 0 && payload.length === 0) return NO_UPDATE; // the common Update: "still here"
   const parameters = parseQueries(queries);
   const update: UpdateRequest = {};
   const lifetime = stringParameter(parameters, 'lt', 'lifetime');
@@ -162,27 +167,36 @@ function isRootLink(link: Link): boolean {
 }
 
 /**
- * Object descriptions (id, version, instances) by their text: devices whose
- * lists differ still announce mostly the same objects with the same
- * instances, so each device keeps only its array of shared, frozen entries.
- * Bounded: cleared when full.
+ * Object descriptions (id, version, instances), shared: devices whose lists
+ * differ still announce mostly the same objects with the same instances, so
+ * each device keeps only its array of shared, frozen entries. By object id,
+ * a few variants each; bounded (cleared when full, variants past the limit
+ * not shared).
  */
-const sharedObjects = new Map<string, ObjectInfo>();
-const MAX_SHARED_OBJECTS = 16384;
+const sharedObjects = new Map<number, ObjectInfo[]>();
+const MAX_SHARED_IDS = 4096;
+const MAX_VARIANTS_PER_ID = 64;
 const NO_INSTANCES: readonly number[] = Object.freeze([]);
 const NO_CONTENT_FORMATS: readonly number[] = Object.freeze([]);
 
+function sameInstances(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function sharedObject(id: number, version: string | undefined, instances: number[]): ObjectInfo {
-  const key = `${id}/${version ?? ''}/${instances.join(',')}`;
-  const known = sharedObjects.get(key);
-  if (known) return known;
-  const object: ObjectInfo = Object.freeze(
-    version === undefined
-      ? { id, instances: instances.length ? Object.freeze(instances) : NO_INSTANCES }
-      : { id, version, instances: instances.length ? Object.freeze(instances) : NO_INSTANCES },
-  );
-  if (sharedObjects.size >= MAX_SHARED_OBJECTS) sharedObjects.clear();
-  sharedObjects.set(key, object);
+  let variants = sharedObjects.get(id);
+  if (variants) {
+    for (const known of variants) if (known.version === version && sameInstances(known.instances, instances)) return known;
+  } else {
+    if (sharedObjects.size >= MAX_SHARED_IDS) sharedObjects.clear();
+    variants = [];
+    sharedObjects.set(id, variants);
+  }
+  const list = instances.length ? Object.freeze(instances) : NO_INSTANCES;
+  const object: ObjectInfo = Object.freeze(version === undefined ? { id, instances: list } : { id, version, instances: list });
+  if (variants.length < MAX_VARIANTS_PER_ID) variants.push(object);
   return object;
 }
 
@@ -196,9 +210,11 @@ function describeObjects(links: Link[]): ObjectDescription {
   for (const link of links) {
     if (link === rootLink) continue;
     if (!link.path.startsWith(prefix + '/')) throw badRequest(`link <${link.path}> is outside the root path ${rootPath}`);
-    const segments = link.path.slice(prefix.length + 1).split('/');
-    if (segments.length > 2) throw badRequest(`link <${link.path}> names a resource; only objects and instances are allowed`);
-    const objectId = parseId(segments[0], MAX_OBJECT_ID, link.path);
+    // "/{object}" or "/{object}/{instance}" after the root, read in place (this runs for every link of every Register).
+    const start = prefix.length + 1;
+    const slash = link.path.indexOf('/', start);
+    if (slash >= 0 && link.path.indexOf('/', slash + 1) >= 0) throw badRequest(`link <${link.path}> names a resource; only objects and instances are allowed`);
+    const objectId = parseId(link.path, start, slash < 0 ? link.path.length : slash, MAX_OBJECT_ID);
     let object = objects.get(objectId);
     if (!object) {
       object = { version: undefined, instances: [] };
@@ -209,8 +225,8 @@ function describeObjects(links: Link[]): ObjectDescription {
       if (!/^\d+\.\d+$/.test(version)) throw badRequest(`invalid object version "${version}" on <${link.path}>`);
       object.version = version;
     }
-    if (segments.length === 2) {
-      const instanceId = parseId(segments[1], MAX_INSTANCE_ID, link.path);
+    if (slash >= 0) {
+      const instanceId = parseId(link.path, slash + 1, link.path.length, MAX_INSTANCE_ID);
       if (!object.instances.includes(instanceId)) object.instances.push(instanceId);
     }
   }
@@ -230,9 +246,16 @@ function normalizeRoot(path: string): string {
   return trimmed;
 }
 
-function parseId(text: string, max: number, path: string): number {
-  if (!/^\d{1,5}$/.test(text) || Number(text) > max) throw badRequest(`invalid object link <${path}>`);
-  return Number(text);
+/** The id written in path between start and end: 1 to 5 digits, at most max. */
+function parseId(path: string, start: number, end: number, max: number): number {
+  let id = 0;
+  for (let i = start; i < end; i++) {
+    const digit = path.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) throw badRequest(`invalid object link <${path}>`);
+    id = id * 10 + digit;
+  }
+  if (end === start || end - start > 5 || id > max) throw badRequest(`invalid object link <${path}>`);
+  return id;
 }
 
 /** Content-format lists by their text, shared the same way (a fleet announces a handful). */
@@ -244,7 +267,7 @@ function sharedContentFormats(rootLink: Link): readonly number[] {
   const known = typeof ct === 'string' ? sharedFormats.get(ct) : undefined;
   if (known) return known;
   const formats = Object.freeze(parseContentFormats(rootLink));
-  if (sharedFormats.size >= MAX_SHARED_OBJECTS) sharedFormats.clear();
+  if (sharedFormats.size >= MAX_SHARED_IDS) sharedFormats.clear();
   sharedFormats.set(ct as string, formats);
   return formats;
 }
