@@ -230,8 +230,10 @@ function describeObjects(links: Link[]): ObjectDescription {
       if (!object.instances.includes(instanceId)) object.instances.push(instanceId);
     }
   }
-  const described: ObjectInfo[] = [];
-  for (const [id, object] of objects) described.push(sharedObject(id, object.version, object.instances.sort((a, b) => a - b)));
+  // Sized once: a device keeps this array for as long as it is registered, without the slack pushes leave.
+  const described = new Array<ObjectInfo>(objects.size);
+  let at = 0;
+  for (const [id, object] of objects) described[at++] = sharedObject(id, object.version, object.instances.sort((a, b) => a - b));
   return {
     rootPath,
     objects: Object.freeze(described.sort((a, b) => a.id - b.id)),
