@@ -167,6 +167,17 @@ describe('content formats', () => {
       assert.deepEqual(records[0].value, Buffer.from([1, 2, 3, 255]));
     });
 
+    it('writes opaque values in base64url (RFC 8428 section 4.3) and reads base64 as well', () => {
+      const bytes = Buffer.from([0xfb, 0xff, 0xbf]);
+      const written = JSON.parse(encodeContent([{ path: P('/5/0/0'), type: 'opaque', value: bytes }], F.senmlJson, Lwm2mPath.ROOT, model).toString());
+      assert.equal(written[0].vd, '-_-_');
+      for (const text of ['-_-_', '+/+/', '-_8', '+/8=']) {
+        const [record] = decodeContent(Buffer.from(`[{"n":"/5/0/0","vd":"${text}"}]`), F.senmlJson, Lwm2mPath.ROOT, model);
+        assert.deepEqual(record.value, text.length === 4 && !text.endsWith('=') ? bytes : Buffer.from([0xfb, 0xff]), text);
+      }
+      assert.throws(() => decodeContent(Buffer.from('[{"n":"/5/0/0","vd":"-/"}]'), F.senmlJson, Lwm2mPath.ROOT, model), /"vd" must be base64url/);
+    });
+
     it('resolves relative times against now and keeps absolute ones', () => {
       const records = decodeContent(Buffer.from('[{"bn":"/3303/0/5700","bt":1700000000,"v":20},{"t":-10,"bt":-10,"v":21}]'), F.senmlJson, P('/3303/0/5700'), model);
       assert.equal(records[0].timestamp, 1700000000);

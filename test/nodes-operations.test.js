@@ -3,6 +3,7 @@ const assert = require('node:assert/strict');
 const { helper, load, nextMessage, firstMessage } = require('./support/flow');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { freePort } = require('./support/udp');
+const { RawDevice, OPT, blockOf, blockValue, uint } = require('./support/raw-device');
 
 const FAST = { ackTimeoutMs: 100, maxRetransmit: 2 };
 
@@ -139,6 +140,28 @@ describe('Node-RED: operation nodes', () => {
       assert.match(caught.error.message, /no (response|acknowledgement)/);
       assert.equal(helper.getNode('op').status.lastCall.args[0].text, 'timeout');
     });
+  });
+
+  it('lwm2m read: msg.timeout bounds a read that comes in Block2 blocks, every block included', async () => {
+    await load(flow({ type: 'lwm2m-read', timeout: 10 }));
+    const raw = await RawDevice.register(port, 'slow-blocks');
+    try {
+      const startedAt = Date.now();
+      const caught = run({}, { endpoint: 'slow-blocks', path: '/3/0', timeout: 0.8, contentFormat: 'senml-json' }, { expectError: true });
+      const body = Buffer.from(`[{"bn":"/3/0/","n":"0","vs":"${'x'.repeat(400)}"}]`);
+      // Each 16-byte block after 100 ms, as the slow device of the issue: the whole would take over 2.5 s.
+      for (let request = await raw.next(); request; request = await raw.next(300)) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const num = blockOf(request, OPT.Block2)?.num ?? 0;
+        await raw.reply(request, { code: 69, options: [{ number: OPT.ContentFormat, value: uint(110) }, { number: OPT.Block2, value: blockValue(num, (num + 1) * 16 < body.length, 0) }], payload: body.subarray(num * 16, num * 16 + 16) });
+      }
+      const msg = await caught;
+      assert.match(msg.error.message, /within 800 ms/);
+      assert.equal(helper.getNode('op').status.lastCall.args[0].text, 'timeout');
+      assert.ok(Date.now() - startedAt < 2000);
+    } finally {
+      await raw.close();
+    }
   });
 
   describe('lwm2m write', () => {

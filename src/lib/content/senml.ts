@@ -98,7 +98,8 @@ function parseJsonRecords(payload: Buffer, format: string): SenmlRecord[] {
     if (!record || typeof record !== 'object' || Array.isArray(record)) throw new ContentError(`SenML record ${index} is not an object`);
     const { vd, ...rest } = record as Record<string, unknown>;
     if (vd !== undefined) {
-      if (typeof vd !== 'string' || !/^[A-Za-z0-9_-]*={0,2}$/.test(vd)) throw new ContentError(`SenML record ${index}: "vd" must be base64url`);
+      // base64url as RFC 8428 section 4.3 wants it; plain base64 too, which some devices write.
+      if (typeof vd !== 'string' || !/^(?:[A-Za-z0-9_-]*|[A-Za-z0-9+/]*)={0,2}$/.test(vd)) throw new ContentError(`SenML record ${index}: "vd" must be base64url (or base64)`);
       return fieldCheck({ ...rest, vd: Buffer.from(vd, 'base64url') }, index);
     }
     return fieldCheck(rest, index);
