@@ -109,7 +109,7 @@ static size_t header(uint8_t *out, int type, int code, uint16_t mid, const uint8
 /* The link list a device announces: the same for all, or (--distinct) its own objects and instances. */
 static int links(int index, char *out, size_t size) {
   if (!distinct) return snprintf(out, size, "</1/0>,</3/0>,</3303/0>,</3304/0>");
-  return snprintf(out, size, "</1/0>,</3/0>,</%d/0>,</%d/%d>", 3300 + index % 100, 3300 + (index / 100) % 100, (index / 10000) % 10);
+  return snprintf(out, size, "</1/0>,</3/0>,</%d/0>,</%d/%d>", 3300 + index % 100, 3400 + (index / 100) % 100, (index / 10000) % 10);
 }
 
 static void token_of(int index, uint8_t token[4]) {

@@ -12,6 +12,13 @@ const PEER_MAX_DEVICES = Number(process.env.BENCH_PEER_MAX_DEVICES || 50000);
 const PEER_ALL_ROUNDS_MAX = 20000;
 /** An echo run does at least this many round trips, so that a small fleet still gives a steady figure. */
 const MIN_ECHO_OPERATIONS = 20000;
+/**
+ * Every server first gets this many devices registered and updated (an echo, as many round trips), not
+ * measured: a Node.js server compiles its hot code during its first thousands of requests, a one-time
+ * cost, not one per operation. Fleets no larger than the warm-up are measured cold instead (a fresh
+ * process: what a restart costs), and named so.
+ */
+const WARM_UP_DEVICES = 2000;
 const NODE_ECHO = 'Node.js echo';
 
 /** BENCH_SERVERS=pack,echo measures only the subjects whose names contain one of these words (while developing). */
@@ -35,24 +42,38 @@ function describe(subject, samples) {
   return notes.join('; ');
 }
 
-async function echo(results, names, round, size, subject, start) {
+/** The warm-up fleet, from addresses of its own (127.0.9.x). */
+async function warmUp(server, distinct, registering, cold) {
+  if (cold) return { close: async () => undefined };
+  const warm = await Fleet.open(server.port, WARM_UP_DEVICES, { prefix: 'w', distinct, network: 9 });
+  if (registering) {
+    await warm.all('register');
+    await warm.all('update');
+  } else await warm.echo(2 * WARM_UP_DEVICES);
+  return warm;
+}
+
+async function echo(results, names, round, size, subject, start, cold) {
   if (!wanted(subject)) return;
   const server = await start();
+  const warm = await warmUp(server, false, false, cold);
   const fleet = await Fleet.open(server.port, size, { prefix: 'e' });
   try {
     const sample = await measure(server.pid, () => fleet.echo(Math.max(size, MIN_ECHO_OPERATIONS)));
     for (const workload of names) results.add(workload, subject, round, sample);
   } finally {
     await fleet.close();
+    await warm.close();
     await server.stop();
   }
 }
 
 /** Registers then updates size devices on an LwM2M server; RSS per device after settling (a forced collection for Node.js servers). */
-async function lwm2m(results, [register, update], round, size, subject, start, { distinct = false, observe = false } = {}) {
+async function lwm2m(results, [register, update], round, size, subject, start, { distinct = false, observe = false, cold = false } = {}) {
   if (!wanted(subject)) return;
   const server = await start();
   if (!server) return;
+  const warm = await warmUp(server, distinct, true, cold);
   const fleet = await Fleet.open(server.port, size, { prefix: `r${round}`, distinct });
   try {
     await server.settle();
@@ -72,22 +93,25 @@ async function lwm2m(results, [register, update], round, size, subject, start, {
     results.add(update, subject, round, updated);
   } finally {
     await fleet.close();
+    await warm.close();
     await server.stop();
   }
 }
 
 async function run({ runs, sizes, results }) {
   for (const size of sizes) {
-    const names = [`register ${size.toLocaleString('en')}`, `update ${size.toLocaleString('en')}`];
+    const cold = size <= WARM_UP_DEVICES;
+    const suffix = cold ? ', cold start' : '';
+    const names = [`register ${size.toLocaleString('en')}${suffix}`, `update ${size.toLocaleString('en')}${suffix}`];
     for (const name of names) results.workload(name, { baseline: NODE_ECHO, describe });
     for (let round = 0; round < runs; round++) {
-      await echo(results, names, round, size, NODE_ECHO, servers.nodeEcho);
-      await echo(results, names, round, size, 'C echo', servers.cEcho);
-      await lwm2m(results, names, round, size, 'pack', servers.pack, { observe: true });
-      await lwm2m(results, names, round, size, 'pack, distinct link lists', servers.pack, { distinct: true });
+      await echo(results, names, round, size, NODE_ECHO, servers.nodeEcho, cold);
+      await echo(results, names, round, size, 'C echo', servers.cEcho, cold);
+      await lwm2m(results, names, round, size, 'pack', servers.pack, { observe: true, cold });
+      await lwm2m(results, names, round, size, 'pack, distinct link lists', servers.pack, { distinct: true, cold });
       if (size <= PEER_MAX_DEVICES && (round === 0 || size <= PEER_ALL_ROUNDS_MAX)) {
-        await lwm2m(results, names, round, size, 'lwm2m-node-lib', servers.lwm2mNodeLib);
-        await lwm2m(results, names, round, size, 'Eclipse Wakaama', servers.wakaama);
+        await lwm2m(results, names, round, size, 'lwm2m-node-lib', servers.lwm2mNodeLib, { cold });
+        await lwm2m(results, names, round, size, 'Eclipse Wakaama', servers.wakaama, { cold });
       }
     }
   }
