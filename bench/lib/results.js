@@ -70,6 +70,7 @@ class Results {
           worstLostOf: Math.max(...samples.map((s, i) => (s.ok + lost[i] ? lost[i] / (s.ok + lost[i]) : 0))),
           load: samples.map((s) => s.load),
           note: workload.describe?.(subject, samples) ?? '',
+          isBaseline: subject === workload.baseline,
         };
         rows.push(row);
       }
@@ -86,7 +87,7 @@ class Results {
     for (const row of this.rows()) {
       const lost = row.lostPerRun.every((l) => l === 0) ? '0' : `${row.lostPerRun.join(' / ')} (${(row.worstLostOf * 100).toFixed(2)} %)`;
       lines.push(
-        `| ${row.workload} | ${row.server} | ${Math.round(row.rate).toLocaleString('en')} (${row.rates.join(' / ')}) | ${fixed(row.cpuMsPer1k, 1)} | ${row.cpuVsBaseline ? `${fixed(row.cpuVsBaseline.median, 2)}x${range(row.cpuVsBaseline.runs, 2)}` : 'baseline'} | ${row.rateVsBaseline ? `${(row.rateVsBaseline.median * 100).toFixed(1)} %${range(row.rateVsBaseline.runs.map((r) => r * 100), 1)}` : ''} | ${lost} | ${row.load.join(' / ')} | ${row.note} |`,
+        `| ${row.workload} | ${row.server} | ${Math.round(row.rate).toLocaleString('en')} (${row.rates.join(' / ')}) | ${fixed(row.cpuMsPer1k, 1)} | ${row.cpuVsBaseline ? `${fixed(row.cpuVsBaseline.median, 2)}x${range(row.cpuVsBaseline.runs, 2)}` : row.isBaseline ? 'baseline' : ''} | ${row.rateVsBaseline ? `${(row.rateVsBaseline.median * 100).toFixed(1)} %${range(row.rateVsBaseline.runs.map((r) => r * 100), 1)}` : ''} | ${lost} | ${row.load.join(' / ')} | ${row.note} |`,
       );
     }
     return lines.join('\n');

@@ -75,8 +75,8 @@ process.on('message', async (message) => {
       await settle();
       process.send({ registrations: server.registrations.size, observations: server.observations.size });
     } else if (message.command === 'observeAll') {
-      // One observation per device, a few hundred at a time.
-      const endpoints = [...server.registrations.all()].map((registration) => registration.endpoint);
+      // One observation per device whose name starts with the prefix (not the warm-up's), a few hundred at a time.
+      const endpoints = [...server.registrations.all()].map((registration) => registration.endpoint).filter((endpoint) => endpoint.startsWith(message.prefix));
       const listener = { notify() {}, error() {}, ended() {} };
       // One request for all, as an observe node that starts on registration has.
       const request = new ObserveRequest(Lwm2mPath.parse(message.path));

@@ -84,7 +84,7 @@ async function lwm2m(results, [register, update], round, size, subject, start, {
     registered.seconds = registered.ms / 1000;
     const updated = await measure(server.pid, () => fleet.all('update'));
     if (observe) {
-      const { observations } = await ask(server.child, { command: 'observeAll', path: '/3303/0/5700' });
+      const { observations } = await ask(server.child, { command: 'observeAll', path: '/3303/0/5700', prefix: `r${round}-` });
       if (observations !== size) throw new Error(`${observations} of ${size} devices observed`);
       await server.settle();
       registered.rssPerObservedDevice = (rssBytes(server.pid) - before) / size;
