@@ -12,10 +12,12 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,6 +26,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: echo ADDR [--sink]\n");
     return 2;
   }
+  prctl(PR_SET_PDEATHSIG, SIGKILL); /* gone with the bench */
   bool sink = argc > 2 && !strcmp(argv[2], "--sink");
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
   int buffer = 4 << 20;

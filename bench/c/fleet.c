@@ -23,12 +23,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -470,6 +472,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: fleet --server ADDR:PORT --bind ADDR --first I --count N --prefix P --window W [--distinct]\n");
     return 2;
   }
+  prctl(PR_SET_PDEATHSIG, SIGKILL); /* gone with the bench, even mid-run */
   setvbuf(stdout, NULL, _IOLBF, 0);
   devices = calloc((size_t)count, sizeof *devices);
   epfd = epoll_create1(0);

@@ -62,7 +62,8 @@ async function wakaama() {
   wakaamaBinary ??= wakaamaServer() ?? null;
   if (!wakaamaBinary) return undefined;
   const port = await freePort();
-  const child = spawn(wakaamaBinary, ['-4', '-l', String(port)], { stdio: ['pipe', 'ignore', 'ignore'] });
+  // Through setpriv (util-linux), so that it dies with the bench: with its console closed it would spin.
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', wakaamaBinary, '-4', '-l', String(port)], { stdio: ['pipe', 'ignore', 'ignore'] });
   const exited = new Promise((resolve) => child.once('exit', resolve));
   await new Promise((resolve) => setTimeout(resolve, 200));
   if (child.exitCode !== null) throw new Error(`Wakaama's server exited (${child.exitCode}) on port ${port}`);

@@ -96,3 +96,4 @@ process.on('message', async (message) => {
     process.send({ error: error.message });
   }
 });
+process.on('disconnect', () => process.exit(0));
