@@ -196,7 +196,7 @@ function isRootLink(link: Link): boolean {
 }
 
 /**
- * Object descriptions (id, version, instances), shared: devices whose lists
+ * Object descriptions (id, version, resource type, instances), shared: devices whose lists
  * differ still announce mostly the same objects with the same instances, so
  * each device keeps only its array of shared, frozen entries. By object id,
  * a few variants each; bounded (cleared when full, variants past the limit
@@ -214,17 +214,22 @@ function sameInstances(a: readonly number[], b: readonly number[]): boolean {
   return true;
 }
 
-function sharedObject(id: number, version: string | undefined, instances: number[]): ObjectInfo {
+function sharedObject(id: number, version: string | undefined, resourceType: string | undefined, instances: number[]): ObjectInfo {
   let variants = sharedObjects.get(id);
   if (variants) {
-    for (const known of variants) if (known.version === version && sameInstances(known.instances, instances)) return known;
+    for (const known of variants) {
+      if (known.version === version && known.resourceType === resourceType && sameInstances(known.instances, instances)) return known;
+    }
   } else {
     if (sharedObjects.size >= MAX_SHARED_IDS) sharedObjects.clear();
     variants = [];
     sharedObjects.set(id, variants);
   }
-  const list = instances.length ? Object.freeze(instances) : NO_INSTANCES;
-  const object: ObjectInfo = Object.freeze(version === undefined ? { id, instances: list } : { id, version, instances: list });
+  // Only the attributes the client gave become fields, as before the entries were shared.
+  const object: ObjectInfo = { id, instances: instances.length ? Object.freeze(instances) : NO_INSTANCES };
+  if (version !== undefined) object.version = version;
+  if (resourceType !== undefined) object.resourceType = resourceType;
+  Object.freeze(object);
   if (variants.length < MAX_VARIANTS_PER_ID) variants.push(object);
   return object;
 }
@@ -234,7 +239,7 @@ function describeObjects(links: Link[]): ObjectDescription {
   const rootLink = links.find(isRootLink) ?? links.find((link) => link.path === '/');
   const rootPath = rootLink ? normalizeRoot(rootLink.path) : '/';
   const prefix = rootPath === '/' ? '' : rootPath;
-  const objects = new Map<number, { version?: string; instances: number[] }>();
+  const objects = new Map<number, { version?: string; resourceType?: string; instances: number[] }>();
 
   for (const link of links) {
     if (link === rootLink) continue;
@@ -246,7 +251,7 @@ function describeObjects(links: Link[]): ObjectDescription {
     const objectId = parseId(link.path, start, slash < 0 ? link.path.length : slash, MAX_OBJECT_ID);
     let object = objects.get(objectId);
     if (!object) {
-      object = { version: undefined, instances: [] };
+      object = { version: undefined, resourceType: undefined, instances: [] };
       objects.set(objectId, object);
     }
     const version = link.attributes.ver;
@@ -254,6 +259,7 @@ function describeObjects(links: Link[]): ObjectDescription {
       if (!/^\d+\.\d+$/.test(version)) throw badRequest(`invalid object version "${version}" on <${link.path}>`);
       object.version = version;
     }
+    if (typeof link.attributes.rt === 'string') object.resourceType = link.attributes.rt;
     if (slash >= 0) {
       const instanceId = parseId(link.path, slash + 1, link.path.length, MAX_INSTANCE_ID);
       if (!object.instances.includes(instanceId)) object.instances.push(instanceId);
@@ -262,7 +268,7 @@ function describeObjects(links: Link[]): ObjectDescription {
   // Sized once: a device keeps this array for as long as it is registered, without the slack pushes leave.
   const described = new Array<ObjectInfo>(objects.size);
   let at = 0;
-  for (const [id, object] of objects) described[at++] = sharedObject(id, object.version, object.instances.sort((a, b) => a - b));
+  for (const [id, object] of objects) described[at++] = sharedObject(id, object.version, object.resourceType, object.instances.sort((a, b) => a - b));
   return {
     rootPath,
     objects: Object.freeze(described.sort((a, b) => a.id - b.id)),
