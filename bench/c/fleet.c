@@ -199,7 +199,7 @@ typedef struct {
   bool observe_zero, has_observe;
 } message_t;
 
-/* Walks the options; calls back for Location-Path (8) into location. Returns false on malformed input. */
+/* Reads a message: header, token, Observe, payload, and its Location-Path options (8) copied into location. False when malformed. */
 static bool parse(const uint8_t *in, size_t length, message_t *m, uint8_t *location, uint8_t *location_length) {
   if (length < 4 || (in[0] >> 6) != 1) return false;
   m->type = (in[0] >> 4) & 3;

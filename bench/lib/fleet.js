@@ -57,4 +57,4 @@ class Fleet {
   }
 }
 
-module.exports = { Fleet, WINDOW };
+module.exports = { Fleet };

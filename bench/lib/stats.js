@@ -23,4 +23,4 @@ function pooled(runs) {
   return { count: total, p50: percentile(all, 0.5), p99: percentile(all, 0.99), p999: percentile(all, 0.999), max: all[total - 1] };
 }
 
-module.exports = { median, percentile, pooled };
+module.exports = { median, pooled };
