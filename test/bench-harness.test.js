@@ -15,7 +15,7 @@ const { decode, encode } = require('../dist/lib/coap/message');
 describe('benchmark harness', function () {
   this.timeout(60000);
 
-  it('the C fleet registers and updates against the pack, distinct link lists give each device its own objects, and it answers reads', async () => {
+  it('the C fleet registers and updates against the pack; distinct link lists give each device its own objects, made of shared entries; it answers reads', async () => {
     const server = new Lwm2mServer({ address: '127.0.0.1', port: 0 });
     const [bound] = await server.start();
     const fleet = await Fleet.open(bound.port, 300, { prefix: 't', distinct: true });
@@ -27,6 +27,11 @@ describe('benchmark harness', function () {
       assert.equal(lists.size, 300, 'every device announced its own list');
       const first = server.registrations.getByEndpoint('t-0');
       assert.deepEqual(first.objects.map((object) => [object.id, [...object.instances]]), [[1, [0]], [3, [0]], [3300, [0]], [3400, [0]]]);
+      // Different lists, the same entries: each device keeps only its array of shared object descriptions.
+      const other = server.registrations.getByEndpoint('t-1'); // </1/0>,</3/0>,</3301/0>,</3400/0>
+      assert.notEqual(other.objects, first.objects);
+      assert.equal(other.objects[0], first.objects[0], '</1/0> is one entry for all devices');
+      assert.equal(other.objects[3], first.objects[3], '</3400/0> too');
       const updated = await fleet.all('update');
       assert.deepEqual([updated.ok, updated.bad, updated.lost], [300, 0, 0]);
       const read = await server.send('t-7', new ReadRequest(Lwm2mPath.parse('/3/0/9')));
