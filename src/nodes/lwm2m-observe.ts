@@ -77,7 +77,7 @@ export = function register(RED: NodeAPI): void {
         endpoint: observation.endpoint,
         path: paths.length === 1 ? paths[0] : [...paths],
         payload: recordsToPayload(event.records, observation.request.path),
-        resources: namedRecords(event.records, server.model),
+        resources: namedRecords(event.records, event.model),
         code: event.code,
         contentFormat: event.contentFormat,
         observation: observation.id,

@@ -22,6 +22,8 @@ export type ObserveKind = ObserveRequest | ObserveCompositeRequest;
 export interface NotificationEvent {
   observation: Observation;
   records: ContentRecord[];
+  /** The object model the values were typed by: the device's view (its object versions), for naming them. */
+  model: ObjectModel;
   code: string;
   contentFormat?: number;
   raw: Buffer;
@@ -163,7 +165,8 @@ export class ObservationService {
     private readonly registrations: RegistrationStore,
     private readonly send: Sender,
     private readonly complete: Completer,
-    private readonly model: () => ObjectModel,
+    /** The object model as the device sees it (its object versions); the newest versions when it is gone. */
+    private readonly model: (registration: Registration | undefined) => ObjectModel,
     private readonly presence: PresenceTracker,
     /** Re-establish observations when their device registers again. */
     private readonly reobserve: boolean,
@@ -223,7 +226,7 @@ export class ObservationService {
     // The answer's sequence number counts: a later notification must be newer (RFC 7641 section 3.4).
     if (response.observe !== undefined) observation.isFresh(response.observe);
     return {
-      first: { observation, records: response.records, code: response.code, contentFormat: response.contentFormat, raw: response.raw, sequence: response.observe },
+      first: { observation, records: response.records, model: this.model(this.registrations.getByEndpoint(observation.endpoint)), code: response.code, contentFormat: response.contentFormat, raw: response.raw, sequence: response.observe },
       established: response.observe !== undefined,
     };
   }
@@ -366,8 +369,9 @@ export class ObservationService {
     if (sequence !== undefined && !observation.isFresh(sequence)) return;
     if (!registration) return;
     try {
-      const { records } = observation.request.fromCoap(message, { registration, model: this.model() });
-      observation.listener.notify({ observation, records, code, contentFormat: contentFormatOf(message), raw: message.payload, sequence });
+      const model = this.model(registration);
+      const { records } = observation.request.fromCoap(message, { registration, model });
+      observation.listener.notify({ observation, records, model, code, contentFormat: contentFormatOf(message), raw: message.payload, sequence });
     } catch (error) {
       if (!(error instanceof ContentError)) throw error;
       observation.listener.error(new ContentError(`notification of ${observation.paths.join(', ')} from ${observation.endpoint}: ${error.message}`), observation);

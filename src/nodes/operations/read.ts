@@ -27,7 +27,7 @@ export function registerRead(RED: NodeAPI): void {
     output(response, msg, { def, request, server }) {
       if (request instanceof ReadRequest) msg.path = request.path.toString();
       msg.payload = recordsToPayload(response.records, request.path);
-      msg.resources = namedRecords(response.records, server.model);
+      msg.resources = namedRecords(response.records, server.modelFor(msg.endpoint as string));
       if (def.raw) msg.raw = response.raw;
     },
   });

@@ -24,13 +24,14 @@ export function registerWrite(RED: NodeAPI): void {
         if (!payload || typeof payload !== 'object' || Array.isArray(payload) || Buffer.isBuffer(payload)) {
           throw new InputError('Write-Composite takes msg.payload as {"/1/0/1": 300, "/3308/0/5900": 21}');
         }
-        const records: ContentRecord[] = Object.entries(payload).flatMap(([path, value]) => payloadToRecords(value, parsePath(path), server.model));
+        const model = server.modelFor(resolveEndpoint(def.endpoint, msg));
+        const records: ContentRecord[] = Object.entries(payload).flatMap(([path, value]) => payloadToRecords(value, parsePath(path), model));
         checkCompositeFormat(node, format, server.registrations.getByEndpoint(resolveEndpoint(def.endpoint, msg)));
         return new WriteCompositeRequest(records, format);
       }
       if (mode !== 'replace' && mode !== 'update') throw new InputError(`unknown write mode "${mode}": use replace, update or composite`);
       const path = resolvePath(def.path, msg);
-      return new WriteRequest(path, payloadToRecords(msg.payload, path, server.model), mode, format);
+      return new WriteRequest(path, payloadToRecords(msg.payload, path, server.modelFor(resolveEndpoint(def.endpoint, msg))), mode, format);
     },
     output(_response, msg, { request }) {
       if (request instanceof WriteRequest) msg.path = request.path.toString();
