@@ -329,15 +329,27 @@ export class ObservationService {
       token: observation.tokenKey,
       peer: observation.peer,
       transport: observation.transport,
+      ...(observation.request.attributes ? { attributes: observation.request.attributes } : {}),
     }));
   }
 
-  /** Brings back saved observations: their notifications are accepted at once and parked until the owner adopts them. */
-  restore(saved: PersistedObservation[]): void {
+  /**
+   * Brings back saved observations: their notifications are accepted at once
+   * and parked until the owner adopts them. Returns why entries that cannot
+   * be used (paths, formats or attributes no longer valid) were left out.
+   */
+  restore(saved: PersistedObservation[]): string[] {
+    const problems: string[] = [];
     for (const entry of saved) {
       if (!this.registrations.getByEndpoint(entry.endpoint) || !entry.peer) continue;
-      const paths = entry.paths.map((path) => Lwm2mPath.parse(path));
-      const request = entry.composite ? new ObserveCompositeRequest(paths, entry.format) : new ObserveRequest(paths[0], entry.format);
+      let request: ObserveKind;
+      try {
+        const paths = entry.paths.map((path) => Lwm2mPath.parse(path));
+        request = entry.composite ? new ObserveCompositeRequest(paths, entry.format, entry.attributes) : new ObserveRequest(paths[0], entry.format, entry.attributes);
+      } catch (error) {
+        problems.push(`observation ${entry.token} of ${entry.endpoint}: ${(error as Error).message}`);
+        continue;
+      }
       const observation = new Observation(entry.endpoint, request, new ParkedListener(), entry.owner, this.sink);
       observation.tokenKey = entry.token;
       observation.peer = entry.peer;
@@ -345,6 +357,7 @@ export class ObservationService {
       this.endpointFor(observation.transport)?.adoptObservation(entry.peer, observation.tokenKey, observation);
       this.add(observation);
     }
+    return problems;
   }
 
   clear(): void {

@@ -319,7 +319,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       this.presence.asleep(registration);
     }
     const observations = entries<PersistedObservation>('observations');
-    this.observations.restore(observations.map(([, observation]) => observation));
+    for (const problem of this.observations.restore(observations.map(([, observation]) => observation))) this.emit('warning', new Error(`not restored: ${problem}`));
     for (const [token, entry] of state.observations) this.stored.observations.set(token, entry.json);
     for (const [id, request] of entries<ParkedRequest>('parked')) {
       this.stored.parked.set(id, state.parked.get(id)?.json as string);
