@@ -559,6 +559,37 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
     });
   });
 
+  describe('object versions (issue 21 item 7)', () => {
+    // Two versions of Wakaama's test object in one folder: 1.0 as the client has it, 2.0 renamed and retyped.
+    const VERSIONED = path.join(__dirname, 'fixtures', 'versioned-objects');
+
+    it('types and names the values of </31024>;ver=1.0 by version 1.0 of a folder that also holds 2.0, and </1>;ver=1.1 by Server 1.1', async () => {
+      serverSettings = { modelFolder: VERSIONED };
+      await loadFlow();
+      const endpoint = 'wk-versions';
+      lwm2mClient({ endpoint, port: ports.udp });
+      const { payload: registration } = await event('registered', endpoint);
+      assert.equal(registration.objects.find((o) => o.id === 31024).version, '1.0');
+      assert.equal(registration.objects.find((o) => o.id === 1).version, '1.1');
+      const model = server().modelFor(endpoint);
+      assert.deepEqual([model.getObject(31024).version, model.getObject(1).version, server().model.getObject(31024).version], ['1.0', '1.1', '2.0']);
+      // Version 2.0 would make resource 1 a string and 3 a boolean: the SenML CBOR numbers would not fit it.
+      for (const format of ['senml-cbor', 'tlv']) {
+        const read = await ok('read', { endpoint, path: '/31024/10', contentFormat: format });
+        assert.deepEqual(read.payload, { 1: 20, 3: -30, 5: '' }, format);
+        assert.deepEqual(read.resources.map((r) => [r.name, r.type]), [['Test', 'integer'], ['Dec', 'float'], ['Str', 'string']], format);
+      }
+      // Writes are checked against version 1.0 too: an integer fits, a label does not.
+      await ok('write', { endpoint, path: '/31024/10/1', payload: 42 });
+      assert.equal((await ok('read', { endpoint, path: '/31024/10/1' })).payload, 42);
+      const refused = await fails('write', { endpoint, path: '/31024/10/1', payload: 'label' });
+      assert.match(refused.error.message, /integer/);
+      // Observations too.
+      const observed = await ok('observe', { endpoint, path: '/31024/11/1' });
+      assert.deepEqual([observed.payload, observed.resources[0].name], [21, 'Test']);
+    });
+  });
+
   describe('redeploy in the middle', () => {
     for (const transport of ['udp', 'dtls']) {
       it(`keeps the registration and observation of a client over ${transport} across a full redeploy`, async () => {
