@@ -69,8 +69,8 @@ export interface ModelLoadResult {
  * newest; forDevice() gives the view a device's announced versions select.
  */
 export class ObjectModel {
-  /** Device views by the (shared, frozen) object list a registration holds, then by LwM2M version. */
-  private readonly views = new WeakMap<object, Map<string, ObjectModel>>();
+  /** Device views by LwM2M version, then by the (shared, frozen) object list a registration holds: one weak entry per list. */
+  private readonly views = new Map<string, WeakMap<object, ObjectModel>>();
   /** Views by the versions they select, so devices that select the same share one. */
   private readonly viewsByChoice = new Map<string, ObjectModel>();
 
@@ -156,8 +156,8 @@ export class ObjectModel {
    */
   forDevice(device: AnnouncedObjects): ObjectModel {
     const base = this.base ?? this;
-    let byVersion = base.views.get(device.objects);
-    const known = byVersion?.get(device.lwm2mVersion);
+    let byList = base.views.get(device.lwm2mVersion);
+    const known = byList?.get(device.objects);
     if (known) return known;
     const chosen = new Map<number, ObjectDefinition>();
     let choice = '';
@@ -175,8 +175,8 @@ export class ObjectModel {
       view = new ObjectModel(base.custom, chosen, base);
       base.viewsByChoice.set(choice, view);
     }
-    if (!byVersion) base.views.set(device.objects, (byVersion = new Map()));
-    byVersion.set(device.lwm2mVersion, view);
+    if (!byList) base.views.set(device.lwm2mVersion, (byList = new WeakMap()));
+    byList.set(device.objects, view);
     return view;
   }
 }
