@@ -42,7 +42,7 @@ describe('LwM2M registration interface', () => {
     assert.equal(registration.smsNumber, '+4912345');
     assert.equal(registration.address, '127.0.0.1');
     assert.equal(registration.port, d.localAddress.port);
-    assert.deepEqual(registration.contentFormats, [0, 42, 60, 110, 112, 320, 322, 11542, 11543, 11544]);
+    assert.deepEqual(registration.contentFormats, [0, 42, 60, 110, 112, 11542, 11543, 11544]);
     assert.deepEqual(registration.objects, [
       { id: 1, instances: [0] },
       { id: 3, instances: [0] },

@@ -24,7 +24,7 @@ export interface SimulatedDeviceOptions {
   /** Alternate root path announced with rt="oma.lwm2m", e.g. "/lwm2m". */
   rootPath?: string;
   objects?: ObjectTree;
-  /** Content formats announced in ct and accepted (default: all LwM2M formats, and SenML-ETCH). */
+  /** Content formats announced in ct and accepted (default: all LwM2M formats; for LwM2M 1.2 SenML-ETCH too). */
   contentFormats?: number[];
   /** Object versions announced with "ver" (</3>;ver=1.1): the device's values are those versions' types. */
   objectVersions?: Record<number, string>;
@@ -79,12 +79,13 @@ const ALL_FORMATS = [
   ContentFormat.Cbor,
   ContentFormat.SenmlJson,
   ContentFormat.SenmlCbor,
-  ContentFormat.SenmlEtchJson,
-  ContentFormat.SenmlEtchCbor,
   ContentFormat.Tlv,
   ContentFormat.Lwm2mJson,
   ContentFormat.Lwm2mCbor,
 ];
+
+/** What an LwM2M 1.2 client speaks besides: SenML FETCH and PATCH packs (RFC 8790). */
+const FORMATS_1_2 = [...ALL_FORMATS.slice(0, 5), ContentFormat.SenmlEtchJson, ContentFormat.SenmlEtchCbor, ...ALL_FORMATS.slice(5)];
 
 /** A request was answered with an error code and reason. */
 class Refusal extends Error {
@@ -180,7 +181,7 @@ export class SimulatedDevice {
   }
 
   private get formats(): number[] {
-    return this.options.contentFormats ?? ALL_FORMATS;
+    return this.options.contentFormats ?? (this.options.lwm2mVersion === '1.2' ? FORMATS_1_2 : ALL_FORMATS);
   }
 
   /** The link-format payload of Register: root link with content formats, then every object instance. */
