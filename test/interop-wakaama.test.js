@@ -559,6 +559,29 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
     });
   });
 
+  describe('notification attributes of the observe node (issue 21 item 3)', () => {
+    it('writes msg.attributes to the LwM2M 1.1 client before its Observe, which then honours them; refuses 1.2 attributes without sending', async () => {
+      await loadFlow();
+      const endpoint = 'wk-attributes';
+      const client = lwm2mClient({ endpoint, port: ports.udp });
+      await event('registered', endpoint);
+      client.mark();
+      const first = await ok('observe', { endpoint, path: '/31024/10/1', attributes: { gt: 50, lt: 20 } });
+      assert.equal(first.payload, 20);
+      // The client's log: a PUT with the attributes, then the GET with Observe, which has no query (LwM2M 1.1).
+      await client.expect('gt=50');
+      const out = helper.getNode('observe-out');
+      for (const value of [30, 60]) await client.command(`change /31024/10/1 ${value}`);
+      assert.equal((await nextMessage(out, 3000)).payload, 60, 'only the crossing of gt 50');
+      assert.deepEqual(await quietFor('observe', 300), []);
+      client.mark();
+      const refused = await fails('observe', { endpoint, path: '/31024/11/1', attributes: { pmin: 1, con: 1 } });
+      assert.match(refused.error.message, /con is an attribute of LwM2M 1\.2; wk-attributes registered with LwM2M 1\.1/);
+      await pause(300);
+      assert.doesNotMatch(client.output, /con=1/, 'nothing sent');
+    });
+  });
+
   describe('object versions (issue 21 item 7)', () => {
     // Two versions of Wakaama's test object in one folder: 1.0 as the client has it, 2.0 renamed and retyped.
     const VERSIONED = path.join(__dirname, 'fixtures', 'versioned-objects');
