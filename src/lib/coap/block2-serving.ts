@@ -3,7 +3,7 @@ import { OptionNumber, ResponseCode, codeClass } from './codes';
 import { blockSize, decodeBlock, encodeBlock } from './block';
 import type { OutgoingResponse } from './endpoint';
 import type { CoapMessage } from './message';
-import { findOption, uintOptionOf } from './options';
+import { uintOption, uintOptionOf } from './options';
 
 /** Largest block served: 1024 bytes (SZX 6), the largest RFC 7959 defines for UDP. */
 const MAX_SZX = 6;
@@ -20,8 +20,8 @@ const MAX_SZX = 6;
 export function serveBlock2(request: CoapMessage, response: OutgoingResponse, maxBlockBytes = 1024): OutgoingResponse {
   const payload = response.payload;
   if (!payload || codeClass(response.code) !== 2) return response;
-  const option = findOption(request.options, OptionNumber.Block2);
-  const asked = option ? decodeBlock(option.value.reduce((value, byte) => value * 256 + byte, 0)) : undefined;
+  const option = uintOption(request.options, OptionNumber.Block2);
+  const asked = option === undefined ? undefined : decodeBlock(option);
   const maxSzx = Math.min(MAX_SZX, Math.floor(Math.log2(Math.max(16, maxBlockBytes))) - 4);
   const szx = Math.min(asked?.szx ?? maxSzx, maxSzx);
   const size = blockSize(szx);

@@ -218,10 +218,12 @@ export function encodeSenmlPatch(records: ContentRecord[], removals: readonly Lw
   return serializeJson(values, names.map((name) => ({ n: name, v: null })));
 }
 
-/** Reads a Patch Pack: the values to write and the paths whose null value asks for their removal. */
+/** Reads the body of a Write-Composite: the values to write and, in a Patch Pack, the paths whose null value asks for their removal. */
 export function decodeSenmlPatch(payload: Buffer, format: number, model: ObjectModel): { records: ContentRecord[]; removals: Lwm2mPath[] } {
   const { name } = encodingOf(format);
-  const resolved = resolveRecords(parseRecords(payload, format, true), name);
+  // A null value means "remove" only in a Patch Pack; elsewhere it is an error like any value of the wrong kind.
+  const patch = format === ContentFormat.SenmlEtchJson || format === ContentFormat.SenmlEtchCbor;
+  const resolved = resolveRecords(parseRecords(payload, format, patch), name);
   const removals = resolved.filter((record) => record.removed).map((record) => record.path);
   return { records: toRecords(resolved.filter((record) => !record.removed), Lwm2mPath.ROOT, model, name), removals };
 }

@@ -47,10 +47,7 @@ export interface CompositeFormats {
  * same encoding), SenML both.
  */
 export function compositeFormats(method: CompositeMethod, requested: number | undefined, registration: Pick<Registration, 'endpoint' | 'contentFormats'>): CompositeFormats {
-  const allowed = method === 'fetch' ? [...FETCH_BODY, Lwm2mCbor] : IPATCH_BODY;
-  if (requested !== undefined && !allowed.includes(requested)) {
-    throw new ContentError(`${method === 'fetch' ? 'Read-Composite and Observe-Composite' : 'Write-Composite'} use ${allowed.map((format) => `${formatName(format)} (${format})`).join(', ')}, not ${formatName(requested)}`);
-  }
+  if (requested !== undefined) requireCompositeFormat(method, requested);
   const announced = (preference: number[]) => preference.find((format) => registration.contentFormats.includes(format));
   const what = registration.contentFormats.length > 0 ? `announced ct="${registration.contentFormats.join(' ')}", no SenML format` : 'announced no content formats (ct)';
   const fallback = `${registration.endpoint} ${what}: composite operations ask it in SenML JSON (msg.contentFormat chooses another)`;
@@ -66,6 +63,13 @@ export function compositeFormats(method: CompositeMethod, requested: number | un
   return { body, accept: accept ?? PLAIN_SENML[body] ?? body };
 }
 
+/** Refuses a format a composite operation cannot be asked in, naming those it can. */
+export function requireCompositeFormat(method: CompositeMethod, format: number): void {
+  const allowed = method === 'fetch' ? [...FETCH_BODY, Lwm2mCbor] : IPATCH_BODY;
+  if (allowed.includes(format)) return;
+  throw new ContentError(`${method === 'fetch' ? 'Read-Composite and Observe-Composite' : 'Write-Composite'} use ${allowed.map((f) => `${formatName(f)} (${f})`).join(', ')}, not ${formatName(format)}`);
+}
+
 /** Read-Composite (FETCH on the root with the paths as SenML names), LwM2M 1.1. */
 export class ReadCompositeRequest implements DeviceRequest<ReadResult> {
   readonly operation = 'read-composite';
@@ -78,7 +82,7 @@ export class ReadCompositeRequest implements DeviceRequest<ReadResult> {
   ) {
     if (paths.length === 0) throw new ContentError('Read-Composite needs at least one path');
     if (paths.some((path) => path.isRoot())) throw new ContentError('Read-Composite paths name objects, instances or resources, not the root');
-    if (format !== undefined) compositeFormats('fetch', format, { endpoint: '', contentFormats: [] });
+    if (format !== undefined) requireCompositeFormat('fetch', format);
   }
 
   toCoap(context: RequestContext): CoapRequestSpec {
@@ -110,7 +114,7 @@ export class WriteCompositeRequest implements DeviceRequest<Record<string, never
     readonly removals: Lwm2mPath[] = [],
   ) {
     if (records.length + removals.length === 0) throw new ContentError('Write-Composite needs at least one value');
-    if (format !== undefined) compositeFormats('ipatch', format, { endpoint: '', contentFormats: [] });
+    if (format !== undefined) requireCompositeFormat('ipatch', format);
     const whole = removals.find((path) => !path.isResourceInstance());
     if (whole) throw new ContentError(`Write-Composite removes resource instances (such as /3/0/7/1), not ${whole}`);
   }

@@ -4,7 +4,7 @@ import { chooseReadFormat, decodeContent } from '../../content/formats';
 import { encodeSenmlPaths } from '../../content/senml';
 import { ContentError } from '../../content/values';
 import { Lwm2mPath } from '../../model/path';
-import { compositeFormats } from './composite';
+import { compositeFormats, requireCompositeFormat } from './composite';
 import type { ReadResult } from './read';
 import { contentFormatOf } from './response-content';
 import { NotificationAttributes, attributeQueries, attributesInObserve, checkAttributeTargets, checkAttributeVersion, parseAttributes } from './write-attributes';
@@ -72,7 +72,7 @@ export class ObserveCompositeRequest implements DeviceRequest<ReadResult> {
     attributes?: unknown,
   ) {
     if (paths.length === 0) throw new ContentError('Observe-Composite needs at least one path');
-    if (format !== undefined) compositeFormats('fetch', format, { endpoint: '', contentFormats: [] });
+    if (format !== undefined) requireCompositeFormat('fetch', format);
     this.attributes = checkedAttributes(attributes, paths);
   }
 
