@@ -24,6 +24,7 @@ const { encode, decode } = require('../dist/lib/coap/message');
 const { formatCode } = require('../dist/lib/coap/codes');
 const { registrationToJson } = require('../dist/lib/lwm2m/registration');
 const { freePort, RawPeer, once } = require('./support/udp');
+const { devicePool } = require('./support/devices');
 const { until } = require('./support/wait');
 
 const FAST = { ackTimeoutMs: 100, maxRetransmit: 2 };
@@ -44,11 +45,11 @@ describe('LwM2M 1.2 (issue 21)', () => {
   let server;
   let port;
   const devices = [];
+  const pool = devicePool(() => port);
 
+  /** A simulated device, started and registered. */
   async function device(endpoint, options = {}) {
-    const d = new SimulatedDevice({ endpoint, server: { address: '127.0.0.1', port }, transmission: FAST, ...options });
-    await d.start();
-    devices.push(d);
+    const d = await pool.device(endpoint, options);
     await d.register();
     return d;
   }
@@ -64,6 +65,7 @@ describe('LwM2M 1.2 (issue 21)', () => {
 
   afterEach(async () => {
     await Promise.all(devices.splice(0).map((d) => d.stop()));
+    await pool.stopAll();
     await server.stop();
   });
 

@@ -7,17 +7,16 @@ const fs = require('node:fs');
 const path = require('node:path');
 const cbor = require('cbor');
 const { helper, load, firstMessage } = require('./support/flow');
-const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { buildObjectTree } = require('../dist/sim/object-tree');
 const { ATTRIBUTE_NAMES } = require('../dist/lib/lwm2m/requests/write-attributes');
 const { freePort } = require('./support/udp');
+const { devicePool } = require('./support/devices');
 
-const FAST = { ackTimeoutMs: 100, maxRetransmit: 2 };
 const [GET, PUT, IPATCH] = [1, 3, 7];
 
 describe('Node-RED: LwM2M 1.2 in flows (issue 21)', () => {
   let port;
-  const devices = [];
+  const pool = devicePool(() => port);
 
   function flow(node) {
     return [
@@ -30,10 +29,9 @@ describe('Node-RED: LwM2M 1.2 in flows (issue 21)', () => {
     ];
   }
 
+  /** A simulated device, started and registered. */
   async function device(endpoint, options = {}) {
-    const d = new SimulatedDevice({ endpoint, server: { address: '127.0.0.1', port }, transmission: FAST, ...options });
-    await d.start();
-    devices.push(d);
+    const d = await pool.device(endpoint, options);
     await d.register();
     return d;
   }
@@ -52,7 +50,7 @@ describe('Node-RED: LwM2M 1.2 in flows (issue 21)', () => {
   });
 
   afterEach(async () => {
-    await Promise.all(devices.splice(0).map((d) => d.stop()));
+    await pool.stopAll();
     await helper.unload();
   });
 
