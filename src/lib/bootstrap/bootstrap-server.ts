@@ -3,6 +3,8 @@ import { Method, ResponseCode } from '../coap/codes';
 import { IncomingRequest, MalformedDatagram, OutgoingResponse, diagnostic } from '../coap/endpoint';
 import { CoapRequestError } from '../coap/errors';
 import type { Peer } from '../coap/peer';
+import type { MessageLayer } from '../coap/message-layer';
+import type { Transport } from '../lwm2m/registration';
 import { ObjectModel } from '../model/object-model';
 import { parseQueries } from '../lwm2m/registration-request';
 import { BootstrapConfig, BootstrapConfigError, describeConfig } from './bootstrap-config';
@@ -28,12 +30,12 @@ export type BootstrapServerEvents = {
 };
 
 /**
- * An LwM2M bootstrap server on its own UDP and/or DTLS endpoints (ports 5685/5686 by default):
+ * An LwM2M bootstrap server on its own UDP, DTLS, TCP and/or TLS endpoints (UDP and DTLS ports 5685/5686 by default):
  * answers Bootstrap-Request (POST /bs?ep=&pct=) and provisions the device
  * with the configuration held for its endpoint name, or the default one.
  */
 export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
-  /** The CoAP endpoints: plain UDP and/or DTLS. */
+  /** The CoAP endpoints: plain UDP, DTLS, TCP and/or TLS. */
   readonly coap: Listeners;
   /** The credentials devices use with this bootstrap server: their bootstrap accounts. */
   readonly security = new SecurityRegistry();
@@ -45,7 +47,7 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
   constructor(private readonly options: BootstrapServerOptions) {
     super();
     this.model = options.model ?? ObjectModel.builtIn();
-    this.coap = new Listeners(options, this.security, (request) => this.handle(request), this);
+    this.coap = new Listeners(options, this.security, (request, transport) => this.handle(request, transport), this);
   }
 
   start(): Promise<BoundListener[]> {
@@ -88,7 +90,7 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
     return [...this.configs.keys()];
   }
 
-  private handle(request: IncomingRequest): OutgoingResponse {
+  private handle(request: IncomingRequest, transport: Transport): OutgoingResponse {
     if (request.path !== '/bs') return diagnostic(ResponseCode.NotFound, `no resource ${request.path}`);
     if (request.method !== Method.POST) throw new CoapRequestError(ResponseCode.MethodNotAllowed, 'only POST is allowed on /bs');
     const parameters = parseQueries(request.queries);
@@ -112,7 +114,7 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
       throw new CoapRequestError(ResponseCode.BadRequest, reason);
     }
     this.sessions.get(name)?.cancel();
-    const session = new BootstrapSession(this.coap.of(request.identity), request.peer, name, config, this.model, { timeoutMs: this.options.requestTimeoutMs ?? 10_000, preferredFormat });
+    const session = new BootstrapSession(this.coap.for(transport) as MessageLayer, request.peer, name, config, this.model, { timeoutMs: this.options.requestTimeoutMs ?? 10_000, preferredFormat });
     this.sessions.set(name, session);
     this.emit('started', name, request.peer);
     // The session's requests start after our 2.04 is on its way.
