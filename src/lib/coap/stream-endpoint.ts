@@ -29,7 +29,7 @@ export interface StreamEndpointOptions {
   idleTimeoutMs?: number;
   /** When the table is full, a connection silent this long gives its place to a new one (default 60 s). */
   evictIdleAfterMs?: number;
-  /** A message begun, and the peer's first CSM, must be complete within this (default 10 s): slow senders are aborted. */
+  /** A message begun, and the peer's first CSM (and over TLS the handshake), must be complete within this (default 10 s): slow senders are aborted. */
   frameTimeoutMs?: number;
   /** Bytes all connections may hold in unfinished messages and Block1 transfers together (default 64 MiB); the connection that goes beyond is aborted. */
   maxHeldBytes?: number;
@@ -79,8 +79,8 @@ export class StreamEndpoint extends EventEmitter implements MessageLayer, Stream
   ticks = Date.now() & TICK_MASK;
   private readonly connections = new Map<PeerKey, StreamConnection>();
   private readonly openingByAddress = new Map<string, Opening>();
-  /** What takes an admitted socket out of its address's opening count, by remote address and port until the socket is ready. */
-  private readonly openings = new Map<PeerKey, () => void>();
+  /** Admitted sockets not yet ready (over TLS: handshaking), by remote address and port: what takes each out of its address's opening count, and its deadline. */
+  private readonly openings = new Map<PeerKey, { socket: net.Socket; settle: () => void; timer: NodeJS.Timeout }>();
   /** Sockets admitted and not closed, connections or handshakes. */
   private open = 0;
   private held = 0;
@@ -151,6 +151,7 @@ export class StreamEndpoint extends EventEmitter implements MessageLayer, Stream
     this.closed = true;
     clearInterval(this.clock);
     for (const connection of [...this.connections.values()]) this.release(connection, 'the endpoint was closed', new CoapClosedError());
+    for (const opening of this.openings.values()) opening.socket.destroy();
     this.listening = false;
     await this.transport.close();
   }
@@ -179,13 +180,17 @@ export class StreamEndpoint extends EventEmitter implements MessageLayer, Stream
       counted = false;
       if (--counter.count === 0 && this.openingByAddress.get(address) === counter) this.openingByAddress.delete(address);
     };
+    // Until it is ready (over TLS: its handshake done) it has the time a message has, whether or not it sends anything.
+    const timer = setTimeout(() => socket.destroy(), this.frameTimeoutMs).unref();
     // Settled at its first CSM (see establish) or when it closes, whichever comes first; found again by address and port, as a TLS socket wraps this one.
     const key = peerKey(address, socket.remotePort ?? 0);
-    this.openings.set(key, settle);
+    const entry = { socket, settle, timer };
+    this.openings.set(key, entry);
     socket.once('close', () => {
       this.open--;
       settle();
-      if (this.openings.get(key) === settle) this.openings.delete(key);
+      clearTimeout(timer);
+      if (this.openings.get(key) === entry) this.openings.delete(key);
     });
     return true;
   }
@@ -197,9 +202,10 @@ export class StreamEndpoint extends EventEmitter implements MessageLayer, Stream
     }
     const key = peerKey(peer.address, peer.port);
     this.connections.get(key)?.socket.destroy();
-    const settle = this.openings.get(key);
+    const opening = this.openings.get(key);
     this.openings.delete(key);
-    const connection = new StreamConnection(socket, peer, key, identity, this.ticks, settle);
+    if (opening) clearTimeout(opening.timer);
+    const connection = new StreamConnection(socket, peer, key, identity, this.ticks, opening?.settle);
     connection.reader = new FrameReader(this.maxMessageSize, (frame) => this.receiveFrame(connection, frame));
     this.connections.set(key, connection);
     socket.setNoDelay(true);

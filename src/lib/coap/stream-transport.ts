@@ -1,6 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { constants } from 'node:crypto';
+import { X509Certificate, constants } from 'node:crypto';
 import { DtlsCredentials, PeerIdentity, authenticateCertificateChain, printable } from '../dtls/credentials';
 import type { Peer } from './peer';
 
@@ -25,11 +25,9 @@ export interface StreamTransport {
   close(): Promise<void>;
 }
 
-/** What OpenSSL says when the client's key differs from ours (TLS 1.3 binder, TLS 1.2 Finished). */
-const KEY_MISMATCH = /binder does not verify|bad record mac|decrypt/i;
+/** What OpenSSL says when the client's key differs from ours (TLS 1.3 binder, TLS 1.2 Finished that does not decrypt). */
+const KEY_MISMATCH = /binder does not verify|bad record mac|decrypt|cipher operation failed/i;
 
-/** A TLS handshake that has not completed in this long is dropped. */
-const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /**
  * TLS 1.2 suites: the LwM2M PSK ones and AES-GCM for PSK, ECDHE-ECDSA for
@@ -108,10 +106,6 @@ export class TcpServerTransport implements StreamTransport {
 /** What a TLS listener authenticates with and whom it trusts: the DTLS listener's credentials (raw public keys aside: TLS in Node has none). */
 export type TlsCredentials = Pick<DtlsCredentials, 'pskKey' | 'privateKey' | 'certificateChain' | 'certificateAuthorities'>;
 
-function pem(label: string, der: Buffer): string {
-  return `-----BEGIN ${label}-----\n${der.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END ${label}-----\n`;
-}
-
 /** The certificates a peer sent, leaf first, as DER (with the issuer the trust store found last). */
 function peerChain(socket: tls.TLSSocket): Buffer[] {
   const chain: Buffer[] = [];
@@ -140,6 +134,8 @@ export class TlsServerTransport implements StreamTransport {
     private readonly bindAddress: string,
     private readonly port: number,
     private readonly credentials: TlsCredentials,
+    /** A handshake not complete in this long is dropped. */
+    private readonly handshakeTimeoutMs = 10_000,
   ) {}
 
   async open(host: StreamHost): Promise<Peer> {
@@ -151,7 +147,7 @@ export class TlsServerTransport implements StreamTransport {
       ciphers: CIPHERS,
       minVersion: 'TLSv1.2',
       ALPNProtocols: ['coap'],
-      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      handshakeTimeout: this.handshakeTimeoutMs,
       requestCert: Boolean(credentials.certificateAuthorities?.length),
       rejectUnauthorized: false,
       secureOptions: constants.SSL_OP_NO_TICKET,
@@ -167,7 +163,7 @@ export class TlsServerTransport implements StreamTransport {
     };
     if (credentials.privateKey && credentials.certificateChain?.length) {
       options.key = credentials.privateKey.export({ format: 'pem', type: 'pkcs8' });
-      options.cert = credentials.certificateChain.map((der) => pem('CERTIFICATE', der)).join('');
+      options.cert = credentials.certificateChain.map((der) => new X509Certificate(der).toString()).join('');
     }
     if (credentials.certificateAuthorities?.length) options.ca = credentials.certificateAuthorities.map((authority) => authority.toString());
     const server = tls.createServer(options);
@@ -201,7 +197,8 @@ export class TlsServerTransport implements StreamTransport {
   private identityOf(socket: tls.TLSSocket, pskIdentity: string | undefined): PeerIdentity | string {
     if (pskIdentity !== undefined) return { kind: 'psk', identity: pskIdentity };
     const chain = peerChain(socket);
-    if (chain.length === 0) return 'the client authenticated with neither a PSK nor a certificate';
+    // A client whose certificate is from none of the authorities our CertificateRequest names may send none.
+    if (chain.length === 0) return 'the client authenticated with neither a PSK nor a certificate from a trusted authority';
     try {
       return authenticateCertificateChain(chain, this.credentials).identity;
     } catch (error) {

@@ -98,7 +98,9 @@ export class Listeners {
     }
     if (options.tls) {
       const { address = options.address, port, privateKey, certificateChain, certificateAuthorities, ...bounds } = options.tls;
-      const transport = new TlsServerTransport(address, port, { pskKey: (identity) => security.pskKey(identity), privateKey, certificateChain, certificateAuthorities });
+      const credentials = { pskKey: (identity: string) => security.pskKey(identity), privateKey, certificateChain, certificateAuthorities };
+      // The handshake has the time a message has (frameTimeoutMs): slow handshakes are slow senders too.
+      const transport = new TlsServerTransport(address, port, credentials, bounds.frameTimeoutMs);
       this.tls = new StreamEndpoint({ maxRequestBodyBytes: options.maxRequestBodyBytes, ...bounds, transport }, over('tls'));
       this.tls.on('handshakeFailed', (peer: Peer, reason: string) => events.emit('handshakeFailed', peer, reason));
     }
