@@ -17,6 +17,10 @@ const { recordsToPayload, payloadToRecords } = require('../dist/lib/content/payl
 const { ObjectModel } = require('../dist/lib/model/object-model');
 const { Lwm2mPath } = require('../dist/lib/model/path');
 const { decodeBlock } = require('../dist/lib/coap/block');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { FileStateStore } = require('../dist/lib/lwm2m/state');
 const { once } = require('./support/udp');
 
 const P = (text) => Lwm2mPath.parse(text);
@@ -296,6 +300,34 @@ for (const transport of ['tcp', 'tls']) {
         assert.deepEqual(server.refusals, ['endpoint listed must use DTLS or TLS (PSK)']);
       });
     }
+
+    it('after a restart the registration is back, and the observation is made again once the device has reconnected (Re-observe)', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-tcp-state-'));
+      try {
+        await server.stop();
+        await startServer({ stateStore: new FileStateStore(path.join(dir, 'state.json')) });
+        const tcpPort = listenerPort();
+        const d = await device();
+        await d.register();
+        const before = collector();
+        await server.observe('dev', new ObserveRequest(P('/3303/0/5700')), before, {}, 'observe-node');
+        await server.stop(); // the connection is released: the device's observation ended with it
+        await startServer({ stateStore: new FileStateStore(path.join(dir, 'state.json')), [transport]: { port: tcpPort } });
+        const registration = server.registrations.getByEndpoint('dev');
+        assert.equal(registration.transport, transport);
+        await assert.rejects(server.send('dev', new ReadRequest(P('/3/0/9'))), (error) => error.kind === 'no-connection');
+        const after = collector();
+        assert.equal(server.observations.adopt('observe-node', after).length, 1);
+        await d.reconnect();
+        await d.update();
+        await until(() => d.observations.length === 1, 3000, 're-observation after the restart');
+        await d.setResource('/3303/0/5700', 19);
+        await until(() => after.events.notifications.some((n) => n.records[0].value === 19));
+        assert.deepEqual(after.events.ended, []);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
 
     it('answers Ping with Pong both ways (RFC 8323 section 5.4)', async () => {
       const d = await device();

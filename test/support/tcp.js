@@ -64,4 +64,16 @@ class RawStream {
   }
 }
 
-module.exports = { RawStream };
+/** A TCP port that was free a moment ago on the loopback address. */
+function freeTcpPort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+module.exports = { RawStream, freeTcpPort };
