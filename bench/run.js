@@ -8,6 +8,7 @@ const path = require('node:path');
 const { fork } = require('node:child_process');
 const { startNodeRed } = require('./embedded-node-red');
 const { dtlsWorkloads } = require('./dtls');
+const { tcpWorkloads } = require('./tcp');
 
 const RUNS = Number(process.env.BENCH_RUNS || 3);
 const SIZES = (process.env.BENCH_DEVICES || '1000,10000,100000').split(',').map(Number);
@@ -310,7 +311,7 @@ async function lwm2mNodeLib() {
   record('peer lwm2m-node-lib: reads (200 devices, 1 in flight each)', read, { p50Ms: median(read.map((r) => r.p50)), p99Ms: median(read.map((r) => r.p99)), lost: read.reduce((sum, r) => sum + r.failed, 0) });
 }
 
-/** BENCH_ONLY=register,notifications,reads,peer,dtls runs a subset (the echo ceiling always runs). */
+/** BENCH_ONLY=register,notifications,reads,tcp,peer,dtls runs a subset (the echo ceiling always runs). */
 const ONLY = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : undefined;
 const wanted = (name) => !ONLY || ONLY.includes(name);
 
@@ -330,6 +331,7 @@ async function main() {
     await reads();
     await pacedReads(10000);
   }
+  if (wanted('tcp')) await tcpWorkloads(record, RUNS, median);
   if (wanted('peer')) await lwm2mNodeLib();
   if (wanted('dtls')) await dtlsWorkloads(record, RUNS, median);
   const rows = Object.entries(results.workloads).map(([name, w]) => ({

@@ -77,7 +77,8 @@ async function usage() {
 process.on('message', async (message) => {
   try {
     if (message.command === 'start') {
-      server = new Lwm2mServer({ address: '127.0.0.1', port: message.port });
+      // options: other listeners (a TCP-only server: {tcp: {port}}).
+      server = new Lwm2mServer({ address: '127.0.0.1', port: message.port, ...message.options });
       await server.start();
       process.send({ started: true });
     } else if (message.command === 'usage') {

@@ -338,3 +338,41 @@ for (const transport of ['tcp', 'tls']) {
     });
   });
 }
+
+describe('the simulator command line with --server coap+tcp:// and coaps+tcp://', function () {
+  this.timeout(15000);
+  const { spawn } = require('node:child_process');
+  let server;
+
+  afterEach(() => server?.stop());
+
+  for (const scheme of ['coap+tcp', 'coaps+tcp']) {
+    it(`registers, is read and de-registers on Ctrl-C (${scheme}://)`, async () => {
+      const security = new SecurityRegistry();
+      security.set('cli-tls', { mode: 'psk', identity: 'cli-id', key: Buffer.from('6b6579', 'hex') });
+      server = new Lwm2mServer({ address: '127.0.0.1', tcp: { port: 0 }, tls: { port: 0 }, security });
+      await server.start();
+      const port = (scheme === 'coap+tcp' ? server.coap.tcp : server.coap.tls).address.port;
+      const endpoint = scheme === 'coap+tcp' ? 'cli-tcp' : 'cli-tls';
+      const psk = scheme === 'coaps+tcp' ? ['--psk-identity', 'cli-id', '--psk-key', '6b6579'] : [];
+      const registered = once(server, 'registered', 10000);
+      const child = spawn(process.execPath, ['dist/sim/cli.js', '--server', `${scheme}://127.0.0.1:${port}`, '--endpoint', endpoint, '--binding', 'T', ...psk], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (chunk) => (output += chunk));
+      child.stderr.on('data', (chunk) => (output += chunk));
+      try {
+        const [registration] = await registered;
+        assert.deepEqual([registration.endpoint, registration.transport, registration.binding], [endpoint, scheme === 'coap+tcp' ? 'tcp' : 'tls', 'T']);
+        assert.equal((await server.send(endpoint, new ReadRequest(P('/3/0/9')))).records[0].value, 100);
+        // Its Ctrl-C handler is in place once it has said where it registered.
+        await until(() => new RegExp(`${endpoint} registered at 127\\.0\\.0\\.1:${port}/rd/`).test(output), 5000, 'the simulator\'s report');
+        const deregistered = once(server, 'deregistered', 5000);
+        child.kill('SIGINT');
+        await deregistered;
+        await new Promise((resolve) => child.once('exit', resolve));
+      } finally {
+        child.kill('SIGKILL');
+      }
+    });
+  }
+});
