@@ -21,6 +21,9 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { FileStateStore } = require('../dist/lib/lwm2m/state');
+const { BootstrapServer } = require('../dist/lib/bootstrap/bootstrap-server');
+const { parseBootstrapConfig } = require('../dist/lib/bootstrap/bootstrap-config');
+const { buildObjectTree } = require('../dist/sim/object-tree');
 const { once } = require('./support/udp');
 
 const P = (text) => Lwm2mPath.parse(text);
@@ -326,6 +329,33 @@ for (const transport of ['tcp', 'tls']) {
         assert.deepEqual(after.events.ended, []);
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it(`bootstraps over ${transport.toUpperCase()} and registers with the ${transport === 'tls' ? 'coaps+tcp' : 'coap+tcp'}:// account it was given`, async () => {
+      const scheme = transport === 'tls' ? 'coaps+tcp' : 'coap+tcp';
+      const bsKey = '0a0b0c0d0e0f';
+      const account = transport === 'tls' ? { securityMode: 'psk', pskIdentity: 'dev-id', pskKey: KEY.toString('hex') } : {};
+      const bootstrapAccount = transport === 'tls' ? { uri: `${scheme}://127.0.0.1:5686`, securityMode: 'psk', pskIdentity: 'bs-dev', pskKey: bsKey } : undefined;
+      const bootstrap = new BootstrapServer({ address: '127.0.0.1', [transport]: { port: 0 }, requestTimeoutMs: 2000 });
+      bootstrap.setConfig('dev', parseBootstrapConfig({ servers: [{ uri: `${scheme}://127.0.0.1:${listenerPort()}`, shortServerId: 3, binding: 'T', ...account }], bootstrapServer: bootstrapAccount }));
+      try {
+        const [bound] = await bootstrap.start();
+        assert.equal(bound.scheme, scheme);
+        const bsPeer = { address: '127.0.0.1', port: bound.port };
+        const objects = buildObjectTree({ 1: { 0: { 0: 99, 1: 10 } }, 3: { 0: { 0: 'Acme' } } });
+        const fresh = await device('dev', { server: bsPeer, bootstrapServer: bsPeer, objects, ...(transport === 'tls' ? { tls: { identity: 'bs-dev', key: Buffer.from(bsKey, 'hex') } } : {}) });
+        const started = once(bootstrap, 'started');
+        assert.deepEqual(await fresh.bootstrap(), { address: '127.0.0.1', port: listenerPort() });
+        assert.equal((await started)[0], 'dev');
+        const registered = once(server, 'registered');
+        await fresh.register();
+        const [registration] = await registered;
+        assert.deepEqual([registration.transport, registration.binding], [transport, 'T']);
+        if (transport === 'tls') assert.equal(registration.identity.identity, 'dev-id');
+        assert.equal((await server.send('dev', new ReadRequest(P('/3/0/0')))).records[0].value, 'Acme');
+      } finally {
+        await bootstrap.stop();
       }
     });
 

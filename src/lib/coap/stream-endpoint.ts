@@ -3,11 +3,12 @@ import type net from 'node:net';
 import { DEFAULT_TRANSMISSION, EMPTY_CODE, OptionNumber, ResponseCode, codeClass, formatCode } from './codes';
 import { CoapClosedError, CoapNoConnectionError, CoapRequestError, CoapResponseError, CoapTimeoutError } from './errors';
 import type { CoapMessage } from './message';
-import { findOption, stringOptions, uintOptionOf, unrecognizedCriticalOption, uriPath } from './options';
+import { findOption, unrecognizedCriticalOption } from './options';
+import { handleRequest, incomingRequest } from './incoming';
 import { NotificationHandler, Peer, PeerKey, peerKey } from './peer';
 import { assembleBlock1 } from './block1-assembly';
 import { StreamConnection, StreamExchange, limitsOf } from './stream-connection';
-import { IncomingRequest, MalformedDatagram, OutgoingRequest, OutgoingResponse, RequestHandler, RequestOptions, TICK_MASK, diagnostic } from './endpoint';
+import { MalformedDatagram, OutgoingRequest, OutgoingResponse, RequestHandler, RequestOptions, TICK_MASK, diagnostic } from './endpoint';
 import type { MessageLayer, StreamBlockLimits } from './message-layer';
 import { FrameError, FrameReader, StreamMessage, decodeFrame, encodeFrame } from './tcp-framing';
 import { Signal, SignalError, abortSignal, checkSignalOptions, csmSignal, pingSignal, pongSignal, readCsm, releaseSignal } from './signals';
@@ -454,32 +455,8 @@ export class StreamEndpoint extends EventEmitter implements MessageLayer, Stream
       answer(assembly.response);
       return;
     }
-    const contentFormat = findOption(message.options, OptionNumber.ContentFormat);
-    const request: IncomingRequest = {
-      peer: { address: connection.peer.address, port: connection.peer.port },
-      message,
-      method: message.code,
-      path: uriPath(message.options),
-      queries: stringOptions(message.options, OptionNumber.UriQuery),
-      payload: assembly.payload,
-      contentFormat: contentFormat === undefined ? undefined : contentFormat.value.reduce((acc, byte) => acc * 256 + byte, 0),
-      identity: connection.identity,
-    };
-    const withBlock1 = (response: OutgoingResponse): OutgoingResponse =>
-      assembly.block1Option === undefined
-        ? response
-        : { ...response, options: [...(response.options ?? []), uintOptionOf(OptionNumber.Block1, assembly.block1Option)] };
-    try {
-      const result = this.handler(request);
-      if (result instanceof Promise) {
-        result.then(
-          (response) => answer(withBlock1(response)),
-          (error) => answer(this.errorResponse(error, connection)),
-        );
-      } else answer(withBlock1(result));
-    } catch (error) {
-      answer(this.errorResponse(error, connection));
-    }
+    const request = incomingRequest(connection.peer, message, assembly.payload, connection.identity);
+    handleRequest(this.handler, request, assembly.block1Option, answer, (error) => this.errorResponse(error, connection));
   }
 
   private errorResponse(error: unknown, connection: StreamConnection): OutgoingResponse {

@@ -63,6 +63,12 @@ function listening(server: net.Server, address: string, port: number): Promise<P
   });
 }
 
+/** Where a server listens; undefined once it is closed (or before it listens). */
+function boundTo(server: net.Server | undefined): Peer | undefined {
+  const bound = server?.listening ? (server.address() as net.AddressInfo) : undefined;
+  return bound && { address: bound.address, port: bound.port };
+}
+
 function closing(server: net.Server | undefined): Promise<void> {
   if (!server?.listening) return Promise.resolve();
   return new Promise((resolve) => server.close(() => resolve()));
@@ -94,8 +100,7 @@ export class TcpServerTransport implements StreamTransport {
   }
 
   get address(): Peer | undefined {
-    const bound = this.server?.listening ? (this.server.address() as net.AddressInfo) : undefined;
-    return bound && { address: bound.address, port: bound.port };
+    return boundTo(this.server);
   }
 
   close(): Promise<void> {
@@ -207,8 +212,7 @@ export class TlsServerTransport implements StreamTransport {
   }
 
   get address(): Peer | undefined {
-    const bound = this.server?.listening ? (this.server.address() as net.AddressInfo) : undefined;
-    return bound && { address: bound.address, port: bound.port };
+    return boundTo(this.server);
   }
 
   close(): Promise<void> {
