@@ -415,6 +415,8 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
    */
   private streamConnected(transport: Transport, peer: Peer, identity: PeerIdentity | undefined): void {
     let registration = this.registrations.getByPeer(transport, peer.address, peer.port);
+    // Another device may have the address now (a NAT reusing the port): over TLS only the registration's own identity counts.
+    if (registration && identityKey(registration.identity) !== identityKey(identity)) registration = undefined;
     if (!registration && identity) {
       const endpoint = this.security.endpointOf(identity);
       const bound = endpoint === undefined ? undefined : this.registrations.getByEndpoint(endpoint);
