@@ -4,7 +4,7 @@ import { BootstrapServer } from '../lib/bootstrap/bootstrap-server';
 import { parseEndpointSecurity } from '../lib/lwm2m/security';
 import type { BootstrapServerConfigNode } from './config-nodes';
 import { SocketHost } from './socket-host';
-import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, portOf, secureListener } from './dtls-settings';
+import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, extraListeners, portOf } from './dtls-settings';
 import { keyIdOf, keysOf } from './key-credentials';
 
 /** One server account as the editor holds it; its PSK key lives in the node's credentials. */
@@ -31,7 +31,7 @@ interface BootstrapServerNodeDef extends NodeDef, DtlsNodeDef {
   port: string | number;
   allowDefault?: boolean;
   /** Lets configurations with keys go to devices that did not authenticate over DTLS (off by default). */
-  allowKeysOverUdp?: boolean;
+  allowKeysInClear?: boolean;
   defaultAccount?: EditorAccount;
   endpoints?: EndpointEntry[];
 }
@@ -54,9 +54,9 @@ export = function register(RED: NodeAPI): void {
   function Lwm2mBootstrapServerNode(this: BootstrapServerThis, def: BootstrapServerNodeDef) {
     RED.nodes.createNode(this, def);
     const address = (def.bindAddress || '0.0.0.0').trim();
-    const secure = secureListener(RED, this, def, address, 5686, 'lwm2m-bootstrap-server');
-    const port = portOf(def.port, 5685) ?? (secure ? undefined : 5685);
-    const server = new BootstrapServer({ address, port, secure, allowKeysOverUdp: def.allowKeysOverUdp === true });
+    const extra = extraListeners(RED, this, def, address, 5686, 'lwm2m-bootstrap-server');
+    const port = portOf(def.port, 5685) ?? (extra.secure || extra.tcp || extra.tls ? undefined : 5685);
+    const server = new BootstrapServer({ address, port, ...extra, allowKeysInClear: def.allowKeysInClear === true });
     const entries = (def.endpoints ?? []).filter((entry) => entry.endpoint);
     const keyIds = entries.map(keyIdOf);
     const keys = keysOf(RED, this, { stored: 'endpointKeys', changes: 'endpointKeyChanges' }, keyIds, 'lwm2m-bootstrap-server');
@@ -87,10 +87,10 @@ export = function register(RED: NodeAPI): void {
 
     this.host = new SocketHost(this, RED, server, {
       messages: 'lwm2m-bootstrap-server',
-      listeners: configuredListeners(address, port, secure),
+      listeners: configuredListeners(address, port, extra),
       count: () => server.endpoints().length,
     });
-    server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
+    server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS or TLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
     this.on('close', (_removed: boolean, done: () => void) => {
       this.host.close().then(done, done);
     });

@@ -15,6 +15,7 @@ import { findOption, stringOptions, uintOptionOf, unrecognizedCriticalOption, ur
 import { Exchange, NotificationHandler, PENDING, Peer, PeerKey, PeerState, PeerTable, peerKey } from './peer';
 import { Block1Budget, assembleBlock1 } from './block1-assembly';
 import { DEFAULT_RECEIVE_BUFFER, DatagramTransport, UdpTransport } from './transport';
+import type { MessageLayer } from './message-layer';
 import type { PeerIdentity } from '../dtls/credentials';
 import { randomText } from '../random-text';
 
@@ -122,8 +123,9 @@ const EMPTY = Buffer.alloc(0);
  * deduplicated per peer, Block1 reassembled) and as client (confirmable
  * requests with retransmission, responses matched per peer by token).
  */
-export class CoapEndpoint extends EventEmitter {
+export class CoapEndpoint extends EventEmitter implements MessageLayer {
   readonly transport: DatagramTransport;
+  readonly reliable = false;
   private listening = false;
   /** The peers we sent requests to, and registered devices once newcomers pressed on them. */
   private readonly peers = new Map<PeerKey, PeerState>();
@@ -191,6 +193,19 @@ export class CoapEndpoint extends EventEmitter {
 
   get address(): Peer | undefined {
     return this.transport.address;
+  }
+
+  get scheme(): 'coap' | 'coaps' {
+    return this.transport.scheme;
+  }
+
+  identityOf(peer: Peer): PeerIdentity | undefined {
+    return this.transport.identityOf(peer);
+  }
+
+  /** Datagrams: the RFC 7959 block sizes the request asks for. */
+  blockLimits(): undefined {
+    return undefined;
   }
 
   /** Peers tracked: registered devices and those we talk to, and newcomers. */
@@ -655,13 +670,39 @@ export class CoapEndpoint extends EventEmitter {
       payload: response.payload ?? EMPTY,
     };
     let datagram = encode(message);
-    if (!peer.verified && datagram.length > peer.credit - PROBE_RESERVE && message.payload.length > 0) {
-      // To an address that has not shown it is real, no more than it sent: the reason is cut to fit (payload marker included), leaving room for the pings that would verify it.
+    if (!peer.verified && datagram.length > peer.credit - PROBE_RESERVE) {
+      // To an address that has not shown it is real, no more than it sent (leaving room for the pings that would verify it).
+      if (codeClass(response.code) < 4 || message.payload.length === 0) {
+        this.respondWhenProven(peer, request, message);
+        return;
+      }
+      // An error's reason is cut to fit (payload marker included).
       message.payload = utf8Prefix(message.payload, peer.credit - PROBE_RESERVE - (datagram.length - message.payload.length));
       datagram = encode(message);
     }
     this.remember(peer, request.messageId, datagram);
     this.send(datagram, peer);
+  }
+
+  /**
+   * An answer larger than what an unverified address sent (a Bootstrap-Pack,
+   * a 2.01 to a tiny Register) goes as a separate response (RFC 7252 section
+   * 5.2.2): an empty Acknowledgement now, the answer once the address has
+   * answered a ping, so that a forged request is never answered in bulk to
+   * someone else.
+   */
+  private respondWhenProven(peer: PeerState, request: CoapMessage, message: CoapMessage): void {
+    if (request.type === MessageType.Confirmable) {
+      const ack = emptyMessage(MessageType.Acknowledgement, request.messageId);
+      this.remember(peer, request.messageId, ack);
+      this.send(ack, peer);
+    } else this.remember(peer, request.messageId, PENDING);
+    message.type = MessageType.Confirmable;
+    message.messageId = peer.allocateMessageId();
+    const state = this.peerState(peer.address, peer.port);
+    const exchange = acknowledgedExchange(state, message.messageId, message.token.toString('hex'), encode(message), IGNORED, IGNORED);
+    state.track(exchange, false);
+    this.dispatch(exchange);
   }
 
   /** Remembers an answer for duplicates, within the peer's and the endpoint's byte budgets. */
@@ -821,6 +862,8 @@ function utf8Prefix(text: Buffer, bytes: number): Buffer {
 
 /** The resolve and reject of a ping's exchange: its outcome is handled by the endpoint (settleProbe), without a closure per ping. */
 const PROBE = (): void => undefined;
+/** Those of a separate response we send: nobody waits for its acknowledgement. */
+const IGNORED = (): void => undefined;
 
 /** A confirmable message that is done when acknowledged, with no response to wait for: a notification we send, a ping. */
 function acknowledgedExchange(peer: PeerState, messageId: number, tokenKey: string, datagram: Buffer, resolve: () => void, reject: (error: Error) => void): Exchange {
