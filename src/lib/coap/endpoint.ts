@@ -673,7 +673,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
     if (!peer.verified && datagram.length > peer.credit - PROBE_RESERVE) {
       // To an address that has not shown it is real, no more than it sent (leaving room for the pings that would verify it).
       if (codeClass(response.code) < 4 || message.payload.length === 0) {
-        this.respondWhenProven(peer, request, message);
+        this.respondWhenProven(peer, request.messageId, datagram);
         return;
       }
       // An error's reason is cut to fit (payload marker included).
@@ -686,23 +686,15 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
 
   /**
    * An answer larger than what an unverified address sent (a Bootstrap-Pack,
-   * a 2.01 to a tiny Register) goes as a separate response (RFC 7252 section
-   * 5.2.2): an empty Acknowledgement now, the answer once the address has
-   * answered a ping, so that a forged request is never answered in bulk to
-   * someone else.
+   * a 2.01 to a tiny Register) waits until the address has answered a ping,
+   * then goes as it is (piggybacked: the client sees it a round trip later),
+   * so that a forged request is never answered in bulk to someone else.
    */
-  private respondWhenProven(peer: PeerState, request: CoapMessage, message: CoapMessage): void {
-    if (request.type === MessageType.Confirmable) {
-      const ack = emptyMessage(MessageType.Acknowledgement, request.messageId);
-      this.remember(peer, request.messageId, ack);
-      this.send(ack, peer);
-    } else this.remember(peer, request.messageId, PENDING);
-    message.type = MessageType.Confirmable;
-    message.messageId = peer.allocateMessageId();
+  private respondWhenProven(peer: PeerState, requestId: number, datagram: Buffer): void {
+    // Duplicates get it too, once the address is verified (send holds it back until then).
+    this.remember(peer, requestId, datagram);
     const state = this.peerState(peer.address, peer.port);
-    const exchange = acknowledgedExchange(state, message.messageId, message.token.toString('hex'), encode(message), IGNORED, IGNORED);
-    state.track(exchange, false);
-    this.dispatch(exchange);
+    this.dispatch(deferredAnswer(state, datagram, Date.now() + this.transmission.exchangeLifetimeMs));
   }
 
   /** Remembers an answer for duplicates, within the peer's and the endpoint's byte budgets. */
@@ -860,9 +852,18 @@ function utf8Prefix(text: Buffer, bytes: number): Buffer {
   return text.subarray(0, end);
 }
 
+/** An answer held back until its address is verified: sent once then (the client retransmits its request if it is lost), dropped at the deadline. */
+function deferredAnswer(peer: PeerState, datagram: Buffer, deadline: number): Exchange {
+  const exchange = acknowledgedExchange(peer, -1, '', datagram, IGNORED, IGNORED);
+  exchange.confirmable = false;
+  exchange.acknowledged = true;
+  exchange.deadline = deadline;
+  return exchange;
+}
+
 /** The resolve and reject of a ping's exchange: its outcome is handled by the endpoint (settleProbe), without a closure per ping. */
 const PROBE = (): void => undefined;
-/** Those of a separate response we send: nobody waits for its acknowledgement. */
+/** Those of an answer held back until its address is verified: nobody waits for them. */
 const IGNORED = (): void => undefined;
 
 /** A confirmable message that is done when acknowledged, with no response to wait for: a notification we send, a ping. */
