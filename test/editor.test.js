@@ -122,6 +122,8 @@ describe('editor: the LwM2M devices panel in Chromium', function () {
     await page.locator('.red-ui-autoComplete-container', { hasText: '/3/0/9 Battery Level' }).first().waitFor({ timeout: 10000 });
     await page.screenshot({ path: path.join(artifacts, 'lwm2m-path-completion.png') });
     await page.evaluate(() => RED.tray.close());
+    // The tray slides away: until it is gone its Done button is a second one.
+    await page.locator('#node-input-path').waitFor({ state: 'detached' });
 
     // The observe node's editor has a field for every notification attribute, and keeps what is typed in them.
     await page.evaluate(() => RED.editor.edit(RED.nodes.node('ob1')));
