@@ -1,9 +1,8 @@
 import { ContentFormat, Method, OptionNumber, ResponseCode, TransmissionParameters, formatCode } from '../lib/coap/codes';
-import { blockSize, decodeBlock, encodeBlock } from '../lib/coap/block';
 import { DtlsClient, DtlsClientOptions } from '../lib/dtls/dtls-client';
 import { CoapEndpoint, IncomingRequest, OutgoingResponse, describeResponse, diagnostic } from '../lib/coap/endpoint';
 import type { CoapMessage } from '../lib/coap/message';
-import { decodeUint, findOption, pathOptions, queryOptions, stringOptions, uintOption, uintOptionOf } from '../lib/coap/options';
+import { pathOptions, queryOptions, stringOptions, uintOption, uintOptionOf } from '../lib/coap/options';
 import type { Peer } from '../lib/coap/peer';
 import { decodeContent, encodeContent, isSupportedFormat } from '../lib/content/formats';
 import { decodeSenmlPaths } from '../lib/content/senml';
@@ -126,7 +125,9 @@ export class SimulatedDevice {
 
   private newEndpoint(server: Peer, transport: DtlsClient | undefined): CoapEndpoint {
     const address = this.options.address ?? (server.address.includes(':') ? '::1' : '127.0.0.1');
-    const endpoint = new CoapEndpoint({ address, port: 0, transmission: this.options.transmission, transport }, (request) => this.answer(request));
+    // Large answers go out in Block2 blocks of maxBlockBytes at most, in the size the server asks for when smaller.
+    const block2Szx = Math.log2(this.options.maxBlockBytes ?? 1024) - 4;
+    const endpoint = new CoapEndpoint({ address, port: 0, transmission: this.options.transmission, transport, block2Szx }, (request) => this.answer(request));
     // A Reset for a notification cancels its observation (RFC 7641 section 3.6).
     endpoint.on('reset', (_peer: Peer, messageId: number) => {
       const tokenKey = this.recentNotifications.get(messageId);
@@ -370,7 +371,7 @@ export class SimulatedDevice {
   private answer(request: IncomingRequest): OutgoingResponse {
     this.received.push(request);
     try {
-      return this.withBlock2(request, this.route(request));
+      return this.route(request);
     } catch (error) {
       if (error instanceof Refusal) return diagnostic(error.code, error.message);
       if (error instanceof ContentError || error instanceof PathError) return diagnostic(ResponseCode.BadRequest, error.message);
@@ -616,23 +617,5 @@ export class SimulatedDevice {
     }
     this.attributes.set(target.toString(), current);
     return { code: ResponseCode.Changed };
-  }
-
-  /** Serves large answers in blocks of maxBlockBytes (RFC 7959 section 2.4). */
-  private withBlock2(request: IncomingRequest, response: OutgoingResponse): OutgoingResponse {
-    const payload = response.payload ?? Buffer.alloc(0);
-    const option = findOption(request.message.options, OptionNumber.Block2);
-    const requested = option ? decodeBlock(decodeUint(option.value)) : undefined;
-    const maxBytes = this.options.maxBlockBytes ?? 1024;
-    if (!requested && payload.length <= maxBytes) return response;
-    const szx = Math.min(requested?.szx ?? 6, Math.log2(maxBytes) - 4);
-    const size = blockSize(szx);
-    const num = requested?.num ?? 0;
-    const more = (num + 1) * size < payload.length;
-    return {
-      ...response,
-      options: [...(response.options ?? []), uintOptionOf(OptionNumber.Block2, encodeBlock({ num, more, szx })), uintOptionOf(OptionNumber.Size2, payload.length)],
-      payload: payload.subarray(num * size, (num + 1) * size),
-    };
   }
 }

@@ -78,6 +78,8 @@ export interface SendOptions {
    * device it can be parked (detach) and handed back after a redeploy or restart.
    */
   park?: { owner: string; msg: unknown };
+  /** For a large body (a firmware package): told how much of it the device has taken, block by block. */
+  onProgress?: (sentBytes: number, totalBytes: number) => void;
 }
 
 /** A request waiting for a sleeping device, which detach() can turn back into its msg. */
@@ -226,6 +228,7 @@ export class DeviceClient {
         block1Szx: this.options.block1Szx,
         token: options.token,
         onNotification: options.onNotification,
+        onProgress: options.onProgress,
       },
     );
   }
