@@ -1,6 +1,7 @@
 import { ContentFormat, Method, OptionNumber, ResponseCode, TransmissionParameters, formatCode } from '../lib/coap/codes';
 import { DtlsClient, DtlsClientOptions } from '../lib/dtls/dtls-client';
 import { CoapEndpoint, IncomingRequest, OutgoingResponse, describeResponse, diagnostic } from '../lib/coap/endpoint';
+import { requestBlockwise } from '../lib/coap/block-transfer';
 import type { CoapMessage } from '../lib/coap/message';
 import { pathOptions, queryOptions, stringOptions, uintOption, uintOptionOf } from '../lib/coap/options';
 import type { Peer } from '../lib/coap/peer';
@@ -10,7 +11,7 @@ import { ContentError, ContentRecord, ResourceValue, inferType } from '../lib/co
 import { Link, formatLinkFormat } from '../lib/lwm2m/link-format';
 import { ObjectModel } from '../lib/model/object-model';
 import { Lwm2mPath, PathError } from '../lib/model/path';
-import { ObjectTree, Resource, defaultObjectTree } from './object-tree';
+import { DeviceRefusal, ObjectTree, Resource, defaultObjectTree } from './object-tree';
 
 export interface SimulatedDeviceOptions {
   endpoint: string;
@@ -39,7 +40,17 @@ export interface SimulatedDeviceOptions {
   bootstrapServer?: Peer;
   /** Talks to the server over DTLS with this PSK (the handshake is part of start()). */
   dtls?: { identity: string; key: Buffer; connectionId?: boolean; cipherSuite?: DtlsClientOptions['cipherSuite'] };
+  /** Paths (and what is below them) whose Observe requests are answered as plain reads, as by a device that cannot observe them. */
+  unobservable?: string[];
+  /** Largest request body taken through Block1 (default 64 KiB; firmware packages need more). */
+  maxRequestBodyBytes?: number;
 }
+
+/** A resource written through a handler of its own (a firmware Package) instead of being stored; it may refuse. */
+export type WriteHandler = (value: ResourceValue) => void | DeviceRefusal;
+
+/** Told as a body comes in Block1 blocks: the request path, the bytes so far, and whether more follow. */
+export type Block1Listener = (path: string, received: number, more: boolean) => void;
 
 /** An observation the server holds on this device. */
 interface Observer {
@@ -78,6 +89,10 @@ const ALL_FORMATS = [
   ContentFormat.Lwm2mCbor,
 ];
 
+function isRefusal(value: unknown): value is DeviceRefusal {
+  return typeof value === 'object' && value !== null && typeof (value as DeviceRefusal).code === 'number';
+}
+
 /** A request was answered with an error code and reason. */
 class Refusal extends Error {
   constructor(
@@ -101,6 +116,11 @@ export class SimulatedDevice {
   /** Attributes written per path, as Discover reports them. */
   readonly attributes = new Map<string, Record<string, string>>();
   readonly model = ObjectModel.builtIn();
+  /** Resources with behaviour of their own, by path ("/5/0/0"). */
+  readonly writeHandlers = new Map<string, WriteHandler>();
+  /** Objects whose new instances (Create without values) start with resources of their own, by object id. */
+  readonly instanceFactories = new Map<number, (instanceId: number) => Map<number, Resource>>();
+  private readonly block1Listeners = new Set<Block1Listener>();
   /** Talks to the LwM2M server; after a bootstrap, over what the account it was given says (coap:// or coaps:// with its PSK). */
   private endpoint: CoapEndpoint;
   private dtls?: DtlsClient;
@@ -127,7 +147,13 @@ export class SimulatedDevice {
     const address = this.options.address ?? (server.address.includes(':') ? '::1' : '127.0.0.1');
     // Large answers go out in Block2 blocks of maxBlockBytes at most, in the size the server asks for when smaller.
     const block2Szx = Math.log2(this.options.maxBlockBytes ?? 1024) - 4;
-    const endpoint = new CoapEndpoint({ address, port: 0, transmission: this.options.transmission, transport, block2Szx }, (request) => this.answer(request));
+    const endpoint = new CoapEndpoint(
+      { address, port: 0, transmission: this.options.transmission, transport, block2Szx, maxRequestBodyBytes: this.options.maxRequestBodyBytes },
+      (request) => this.answer(request),
+    );
+    endpoint.on('block1', (_peer: Peer, path: string, received: number, more: boolean) => {
+      for (const listener of this.block1Listeners) listener(path, received, more);
+    });
     // A Reset for a notification cancels its observation (RFC 7641 section 3.6).
     endpoint.on('reset', (_peer: Peer, messageId: number) => {
       const tokenKey = this.recentNotifications.get(messageId);
@@ -277,7 +303,9 @@ export class SimulatedDevice {
 
   /** The executable resources of a Server instance: Registration Update Trigger (8) and Bootstrap-Request Trigger (9). */
   private addServerTriggers(instance: Map<number, Resource>): void {
-    instance.set(8, () => setImmediate(() => this.update().catch(() => undefined)));
+    instance.set(8, () => {
+      setImmediate(() => this.update().catch(() => undefined));
+    });
     instance.set(9, () => {
       if (!this.options.bootstrapServer) return;
       setImmediate(() => this.bootstrap().then(() => this.register()).catch(() => undefined));
@@ -341,6 +369,45 @@ export class SimulatedDevice {
       sends.push(sent);
     }
     await Promise.all(sends);
+  }
+
+  /** Follows request bodies that come in Block1 blocks (a firmware package being pushed). */
+  onBlock1(listener: Block1Listener): void {
+    this.block1Listeners.add(listener);
+  }
+
+  /**
+   * Downloads a file as a device does for a Package URI: coap:// from its own
+   * socket (coaps:// over its DTLS session with the server) in Block2 blocks
+   * of 2^(szx+4) bytes, http(s):// with the platform's HTTP client.
+   */
+  async download(uri: string, options: { szx?: number; timeoutMs?: number; maxBytes?: number } = {}): Promise<Buffer> {
+    const url = new URL(uri);
+    const scheme = url.protocol.slice(0, -1);
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    if (scheme === 'http' || scheme === 'https') {
+      const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+      if (!response.ok) throw new Error(`HTTP ${response.status} for ${url.pathname}`);
+      return Buffer.from(await response.arrayBuffer());
+    }
+    if (scheme !== 'coap' && scheme !== 'coaps') throw new Error(`unsupported protocol ${scheme}`);
+    if ((scheme === 'coaps') !== (this.dtls !== undefined)) throw new Error(`${scheme}:// is not what this device talks to its server`);
+    await this.connected();
+    const peer = { address: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (scheme === 'coaps' ? 5684 : 5683)) };
+    const response = await requestBlockwise(
+      this.endpoint,
+      peer,
+      { code: Method.GET, options: pathOptions(OptionNumber.UriPath, decodeURIComponent(url.pathname)) },
+      { block2Szx: options.szx ?? 6, timeoutMs, maxResponseBytes: options.maxBytes ?? 64 * 1024 * 1024 },
+    );
+    if (response.code !== ResponseCode.Content) throw new ServerRejectedError(response);
+    return response.payload;
+  }
+
+  /** Notifies the observers of each path (values the device's own logic changed in its tree). */
+  async notifyPaths(paths: string[]): Promise<void> {
+    // A notification that cannot be built (its instance deleted meanwhile) is not sent; the others are.
+    await Promise.all(paths.map((path) => this.notify(Lwm2mPath.parse(path)).catch(() => undefined)));
   }
 
   /** Reports values with the Send operation (POST /dp). */
@@ -447,6 +514,7 @@ export class SimulatedDevice {
     const tokenKey = request.message.token.toString('hex');
     if (observe === 1) this.observers.delete(tokenKey);
     if (observe !== 0) return response;
+    if (this.options.unobservable?.some((prefix) => paths.some((path) => path.startsWith(Lwm2mPath.parse(prefix))))) return response;
     this.observers.set(tokenKey, { token: Buffer.from(request.message.token), peer: request.peer, paths, target, accept, sequence: 1 });
     return { ...response, options: [...(response.options ?? []), uintOptionOf(OptionNumber.Observe, 1)] };
   }
@@ -525,6 +593,12 @@ export class SimulatedDevice {
       if (resources.get(target.resourceId!) instanceof Map) resources.set(target.resourceId!, new Map());
     }
     for (const record of records) {
+      const handler = this.writeHandlers.get(record.path.toString());
+      if (handler) {
+        const refusal: unknown = handler(record.value);
+        if (isRefusal(refusal)) throw new Refusal(refusal.code, refusal.reason);
+        continue;
+      }
       const resources = this.instances(record.path).get(record.path.instanceId!)!;
       const current = resources.get(record.path.resourceId!);
       if (typeof current === 'function') throw new Refusal(ResponseCode.MethodNotAllowed, `${record.path} is executable`);
@@ -540,7 +614,9 @@ export class SimulatedDevice {
     const resource = this.instances(target).get(target.instanceId!)!.get(target.resourceId!);
     if (resource === undefined) throw new Refusal(ResponseCode.NotFound, `no resource ${target}`);
     if (typeof resource !== 'function') throw new Refusal(ResponseCode.MethodNotAllowed, `${target} is not executable`);
-    resource(args);
+    const refusal: unknown = resource(args);
+    // Handlers written in JavaScript may return anything; only a {code, reason} refuses.
+    if (isRefusal(refusal)) throw new Refusal(refusal.code, refusal.reason);
     return { code: ResponseCode.Changed };
   }
 
@@ -549,7 +625,7 @@ export class SimulatedDevice {
     let instanceId = records[0]?.path.instanceId ?? 0;
     if (records.length === 0) while (instances.has(instanceId)) instanceId++;
     if (instances.has(instanceId)) throw new Refusal(ResponseCode.BadRequest, `instance ${target}/${instanceId} already exists`);
-    instances.set(instanceId, new Map());
+    instances.set(instanceId, this.instanceFactories.get(target.objectId!)?.(instanceId) ?? new Map());
     this.write(records, target, false);
     return { code: ResponseCode.Created, options: pathOptions(OptionNumber.LocationPath, `${target}/${instanceId}`) };
   }
