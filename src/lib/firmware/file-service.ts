@@ -212,8 +212,8 @@ function tokenOf(path: string): string | undefined {
   return /^[A-Za-z0-9_-]{1,64}$/.test(token) ? token : undefined;
 }
 
-/** This machine's first address that is not loopback, for URIs when the socket listens on every address. */
-function externalAddress(ipv6: boolean): string {
+/** This machine's first address that is not loopback, for URIs when a socket listens on every address. */
+export function externalAddress(ipv6: boolean): string {
   const candidates = Object.values(os.networkInterfaces())
     .flat()
     .filter((entry): entry is os.NetworkInterfaceInfo => entry !== undefined && !entry.internal);

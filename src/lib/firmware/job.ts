@@ -161,6 +161,9 @@ export interface JobEnvironment {
   persist(): void;
 }
 
+/** Phases in which the device has been given something to undo. */
+const TOUCHED: readonly Phase[] = ['resetting', 'downloading', 'downloaded', 'updating', 'verifying'];
+
 /** How often a device's byte count becomes a progress msg at most. */
 const PROGRESS_INTERVAL_MS = 250;
 
@@ -169,7 +172,8 @@ const PROGRESS_INTERVAL_MS = 250;
  * SoftwareJob), the requests and waits they share, retries, cancel and stop.
  */
 export abstract class Job {
-  protected readonly controller = new AbortController();
+  /** Aborts the waits and requests of the job: a cancel or a stop. */
+  protected controller = new AbortController();
   protected watch?: ResourceWatch;
   /** The file service's grant of the package the device pulls from the server. */
   protected grant?: Grant;
@@ -200,15 +204,18 @@ export abstract class Job {
       } catch (error) {
         this.closeWatch();
         if (this.stopped) throw new JobStopped();
+        // A device left in the middle (stuck downloading, cancelled) is set back to its start; one not yet touched is left alone.
+        const touched = TOUCHED.includes(this.record.phase);
         if (this.cancelled) {
-          await this.resetDevice().catch(() => undefined);
+          this.controller = new AbortController();
+          if (touched) await this.resetDevice().catch(() => undefined);
           return this.result('cancelled', { code: 'cancelled', reason: 'cancelled by the flow' });
         }
         if (error instanceof JobSkip) return this.result('skipped', { code: error.code, reason: error.message });
         const failure = asFailure(error);
+        if (touched) await this.resetDevice().catch(() => undefined);
         if (failure.retryable && this.record.attempt <= settings.retries) {
           this.env.progress({ phase: 'retrying', detail: failure.message, ...failure.details });
-          await this.resetDevice().catch(() => undefined);
           await this.pause(settings.retryDelayMs).catch(() => undefined);
           if (this.stopped) throw new JobStopped();
           if (this.cancelled) return this.result('cancelled', { code: 'cancelled', reason: 'cancelled by the flow' });
@@ -216,8 +223,6 @@ export abstract class Job {
           this.enter('checking');
           continue;
         }
-        // A device left in the middle (stuck downloading) is set back to idle.
-        await this.resetDevice().catch(() => undefined);
         return this.result('failed', { code: failure.code, reason: failure.message, ...failure.details });
       } finally {
         this.closeWatch();
