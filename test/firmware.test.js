@@ -110,7 +110,7 @@ describe('firmware update (/5) campaigns', function () {
       const device = await bench.device(`fail-${result}`, { fw: { failWith: result } });
       const { results } = await bench.run({ package: firmwarePackage('2.0.0', 3000), settings: { delivery } });
       assert.deepEqual([results[0].status, results[0].code, results[0].updateResult], ['failed', code, result]);
-      assert.match(results[0].reason, /fail-\d: [a-z]/);
+      assert.match(results[0].reason, new RegExp(`^[a-z][^:]+ \\(Update Result ${result}\\)$`));
       assert.equal(device.firmware.state, 0);
     });
   }

@@ -88,7 +88,10 @@ export = function register(RED: NodeAPI): void {
       },
       result: (result: DeviceResult) => {
         const msg = { topic: 'result', endpoint: result.endpoint, campaign: result.campaign, payload: result } as NodeMessage;
-        if (result.status === 'failed') node.error(RED._('lwm2m-firmware.errors.device', { endpoint: result.endpoint, reason: result.reason ?? result.code ?? 'failed' }), msg);
+        if (result.status === 'failed') {
+          const reason = result.reason ?? result.code ?? 'failed';
+          node.error(reason.startsWith(result.endpoint) ? reason : `${result.endpoint}: ${reason}`, msg);
+        }
         send(0, msg);
         showStatus();
       },
@@ -104,7 +107,7 @@ export = function register(RED: NodeAPI): void {
         if (msg.cancel === true) {
           const { cancelled, refusals } = firmware.cancel(node.id, { campaign: typeof msg.campaign === 'string' ? msg.campaign : undefined, endpoints: endpointsOf(def, msg) });
           for (const refusal of refusals) node.warn(refusal);
-          if (cancelled === 0 && refusals.length === 0) node.warn(RED._('lwm2m-firmware.errors.nothingToCancel'));
+          if (cancelled === 0 && refusals.length === 0) node.warn('nothing of this node\'s campaigns to cancel');
           done();
           return;
         }
@@ -187,7 +190,7 @@ export = function register(RED: NodeAPI): void {
     const delivers = action === 'update' || action === 'install';
     const url = delivers && typeof msg.url === 'string' ? msg.url : undefined;
     const pkg = delivers && url === undefined ? msg.payload : undefined;
-    if (delivers && url === undefined && !Buffer.isBuffer(pkg)) throw new InputError(RED._('lwm2m-firmware.errors.noPackage'));
+    if (delivers && url === undefined && !Buffer.isBuffer(pkg)) throw new InputError('no package: msg.payload must be a Buffer (the package; a file-in node set to "a single Buffer object" reads one) or msg.url its URI');
     return {
       settings,
       concurrency: setting(def.concurrency, msg.concurrency, DEFAULTS.concurrency),

@@ -121,6 +121,8 @@ export class SimulatedDevice {
   /** Objects whose new instances (Create without values) start with resources of their own, by object id. */
   readonly instanceFactories = new Map<number, (instanceId: number) => Map<number, Resource>>();
   private readonly block1Listeners = new Set<Block1Listener>();
+  /** Registers sent (a firmware update that reboots the device sends one more). */
+  registrations = 0;
   /** Talks to the LwM2M server; after a bootstrap, over what the account it was given says (coap:// or coaps:// with its PSK). */
   private endpoint: CoapEndpoint;
   private dtls?: DtlsClient;
@@ -211,6 +213,7 @@ export class SimulatedDevice {
   /** Registers; like a client that starts afresh, it drops the observations of an earlier registration. */
   async register(extraQuery: Record<string, string | true> = {}): Promise<string> {
     this.observers.clear();
+    this.registrations++;
     const { endpoint, lifetime = 60, lwm2mVersion = '1.1', binding = 'U', queueMode = false } = this.options;
     const response = await this.send(Method.POST, '/rd', {
       query: { ep: endpoint, lt: lifetime, lwm2m: lwm2mVersion, b: binding, Q: queueMode ? true : undefined, ...extraQuery },

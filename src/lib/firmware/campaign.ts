@@ -1,4 +1,3 @@
-import type { Registration } from '../lwm2m/registration';
 import type { Lwm2mServer } from '../lwm2m/server';
 import type { FileService } from './file-service';
 import { FirmwareJob } from './firmware-job';
@@ -56,6 +55,8 @@ export interface CampaignHost {
   claim(endpoint: string, campaign: Campaign): boolean;
   release(endpoint: string, campaign: Campaign): void;
   ended(campaign: Campaign): void;
+  /** Calls back when the device registers (again); returns the function that stops it. */
+  onRegistered(endpoint: string, callback: () => void): () => void;
 }
 
 const MAX_FAILURES_KEPT = 1000;
@@ -76,7 +77,6 @@ export class Campaign {
   private readonly sleeping = new Map<string, { record: DeviceRecord; since: number }>();
   private readonly running = new Map<string, Job>();
   private sleepTimer?: NodeJS.Timeout;
-  private detach?: () => void;
   private stopped = false;
   private finished = false;
   private readonly started = Date.now();
@@ -120,16 +120,6 @@ export class Campaign {
       this.keepHeader();
       for (const device of this.pending) this.keepDevice(device);
     }
-    const { server } = this.host;
-    const woke = (registration: Registration) => this.woke(registration.endpoint);
-    // A registering device is awake once the server has noted it.
-    const registered = (registration: Registration) => setImmediate(() => this.woke(registration.endpoint));
-    server.on('awake', woke);
-    server.on('registered', registered);
-    this.detach = () => {
-      server.off('awake', woke);
-      server.off('registered', registered);
-    };
     this.pump();
   }
 
@@ -159,7 +149,6 @@ export class Campaign {
   /** Stops without a word to the devices (the server stops): every entry stays as it is for the next start. */
   stop(): void {
     this.stopped = true;
-    this.detach?.();
     clearInterval(this.sleepTimer);
     for (const job of this.running.values()) job.stop();
   }
@@ -177,7 +166,8 @@ export class Campaign {
     this.host.ended(this);
   }
 
-  private woke(endpoint: string): void {
+  /** A device talked after sleeping, or registered: one waiting for it goes first. */
+  woke(endpoint: string): void {
     const waiting = this.sleeping.get(endpoint);
     if (!waiting || this.stopped) return;
     this.sleeping.delete(endpoint);
@@ -226,6 +216,7 @@ export class Campaign {
       url: this.record.url,
       progress: (event) => this.listener.progress({ ...event, campaign: this.id, endpoint: device.endpoint, attempt: device.attempt }),
       persist: () => this.keepDevice(device),
+      onRegistered: (callback) => this.host.onRegistered(device.endpoint, callback),
     };
     const job = this.record.settings.object === 5 ? new FirmwareJob(env, device) : new SoftwareJob(env, device);
     this.running.set(device.endpoint, job);
@@ -264,7 +255,6 @@ export class Campaign {
   private finishIfDone(): void {
     if (this.finished || this.stopped || this.running.size > 0 || this.pending.length > 0 || this.sleeping.size > 0) return;
     this.finished = true;
-    this.detach?.();
     clearInterval(this.sleepTimer);
     this.host.keep(this.id, undefined);
     const { settings } = this.record;

@@ -221,14 +221,11 @@ export class FirmwareJob extends Job {
 
   /** A device that reboots into its new firmware registers again: its state is read then. */
   private watchReregistration(): void {
-    const server = this.env.server;
-    const listener = (registration: { endpoint: string }) => {
-      if (registration.endpoint !== this.endpoint) return;
+    const stop = this.env.onRegistered(() => {
       this.reregistered = true;
       void this.watch?.refresh();
-    };
-    server.on('registered', listener);
-    this.afterRun.push(() => server.off('registered', listener));
+    });
+    this.afterRun.push(stop);
   }
 
   /** Writing an empty Package URI (or, to a push-only device, a Package of one zero byte) sets the state machine back to Idle. */
@@ -258,7 +255,7 @@ export class FirmwareJob extends Job {
     const result = asNumber(watch.value(RESULT));
     if (result === undefined || result === FirmwareResult.Initial || result === FirmwareResult.Success || result === FirmwareResult.Deferred) return undefined;
     const meaning = FIRMWARE_RESULTS[result] ?? unknownResult(result);
-    return new JobFailure(meaning.code, `${this.endpoint}: ${meaning.text} (Update Result ${result})`, meaning.retryable, this.details(watch));
+    return new JobFailure(meaning.code, `${meaning.text} (Update Result ${result})`, meaning.retryable, this.details(watch));
   }
 
   private protocolNames(): string {

@@ -71,6 +71,8 @@ export class FirmwareService {
   private readonly loaded = new Map<string, FirmwarePackage>();
   private restoring: Promise<void> = Promise.resolve();
   private readonly host: CampaignHost;
+  /** Jobs waiting for their device to register again, by endpoint (one job per device at a time). */
+  private readonly registrationWatchers = new Map<string, () => void>();
 
   constructor(
     readonly server: Lwm2mServer,
@@ -95,7 +97,25 @@ export class FirmwareService {
         this.campaigns.delete(campaign.id);
         void this.dropPackage(campaign.record.sha256);
       },
+      onRegistered: (endpoint, callback) => {
+        this.registrationWatchers.set(endpoint, callback);
+        return () => {
+          if (this.registrationWatchers.get(endpoint) === callback) this.registrationWatchers.delete(endpoint);
+        };
+      },
     };
+    // One listener each for all campaigns: a device waking up or registering goes first in the campaign waiting for it.
+    server.on('awake', (registration) => {
+      for (const campaign of this.campaigns.values()) campaign.woke(registration.endpoint);
+    });
+    server.on('registered', (registration) => {
+      this.registrationWatchers.get(registration.endpoint)?.();
+      if (this.campaigns.size === 0) return;
+      // Awake once the server has noted it.
+      setImmediate(() => {
+        for (const campaign of this.campaigns.values()) campaign.woke(registration.endpoint);
+      });
+    });
     server.on('restored', () => {
       this.restoring = this.restore();
       this.files.hold(this.restoring);

@@ -159,6 +159,8 @@ export interface JobEnvironment {
   progress(event: Omit<ProgressEvent, 'campaign' | 'endpoint' | 'attempt'>): void;
   /** Keeps the record (its phase changed). */
   persist(): void;
+  /** Calls back when the device registers again (it rebooted); returns the function that stops it. */
+  onRegistered(callback: () => void): () => void;
 }
 
 /** Phases in which the device has been given something to undo. */

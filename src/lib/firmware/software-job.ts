@@ -246,6 +246,6 @@ export class SoftwareJob extends Job {
     const result = asNumber(watch.value(this.path(RESULT)));
     if (result === undefined || result <= SoftwareResult.DownloadedVerified) return undefined;
     const meaning = SOFTWARE_RESULTS[result] ?? unknownResult(result);
-    return new JobFailure(meaning.code, `${this.endpoint}: ${meaning.text} (Update Result ${result})`, meaning.retryable, this.details(watch));
+    return new JobFailure(meaning.code, `${meaning.text} (Update Result ${result})`, meaning.retryable, this.details(watch));
   }
 }
