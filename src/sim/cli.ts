@@ -2,11 +2,16 @@
 /** Registers simulated LwM2M devices to a server until interrupted: `lwm2m-sim-device --endpoint my-sensor`. */
 import { parseArgs } from 'node:util';
 import { SimulatedDevice } from './simulated-device';
+import { SimulatedFirmware } from './firmware-update';
 
 const USAGE = `usage: lwm2m-sim-device [--server coap://127.0.0.1:5683 | --bootstrap coap://127.0.0.1:5685] [--endpoint sim-device] [--count 1]
                         [--lifetime 60] [--lwm2m 1.1] [--binding U] [--queue] [--wander]
+                        [--firmware] [--model name]
                         [--server coaps://127.0.0.1:5684 --psk-identity id --psk-key hex]
   --wander   change the temperature /3303/0/5700 every 5 s, notifying observers
+  --firmware a Firmware Update object /5 (push and pull over CoAP, CoAPs, HTTP, HTTPS):
+             a package starting "LWM2M-SIM-FW <version>\n" installs that version
+  --model    the Model Number /3/0/1
   coaps://   DTLS with the PSK given (one device: --count 1)`;
 
 function coapPeer(uri: string, defaultPort: number, secure = false): { address: string; port: number } {
@@ -28,6 +33,8 @@ async function main(): Promise<void> {
       binding: { type: 'string', default: 'U' },
       queue: { type: 'boolean', default: false },
       wander: { type: 'boolean', default: false },
+      firmware: { type: 'boolean', default: false },
+      model: { type: 'string' },
       'psk-identity': { type: 'string' },
       'psk-key': { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -56,7 +63,10 @@ async function main(): Promise<void> {
       autoUpdate: true,
       bootstrapServer,
       dtls,
+      maxRequestBodyBytes: values.firmware ? 64 * 1024 * 1024 : undefined,
     });
+    if (values.model !== undefined) device.objects.get(3)?.get(0)?.set(1, values.model);
+    if (values.firmware) new SimulatedFirmware(device, { stepMs: 1000 });
     await device.start();
     devices.push(device);
     if (bootstrapServer) {

@@ -140,11 +140,16 @@ export class FirmwareJob extends Job {
     }
     // Only what the device reports about this delivery counts.
     watch.forget(RESULT);
+    this.record.written = false;
     this.enter('downloading');
     const deadline = this.record.since + settings.downloadTimeoutMs;
     try {
       if (uri !== undefined) await this.write(PACKAGE_URI, uri);
-      else await this.write(PACKAGE, pkg!.data, deadline - Date.now(), (sent, total) => this.bytes(sent, total));
+      else {
+        await this.write(PACKAGE, pkg!.data, deadline - Date.now(), (sent, total) => this.bytes(sent, total));
+        this.record.written = true;
+        this.env.persist();
+      }
     } catch (error) {
       // The device may say why it refused (Not enough flash...).
       await this.guard(watch.refresh());
@@ -153,12 +158,12 @@ export class FirmwareJob extends Job {
     }
   }
 
-  /** After a restart in the middle of a download: a pull goes on (the device keeps fetching), a push starts again. */
+  /** After a restart in the middle of a download: a pull goes on (the device keeps fetching), so does a push the device took whole; a push cut off starts again. */
   private async goOnDownloading(watch: ResourceWatch): Promise<void> {
     const state = this.state(watch);
     if (state === FirmwareState.Downloaded) return;
     const grant = this.record.token !== undefined ? this.env.files.find(this.record.token) : undefined;
-    if (this.record.delivery === 'pull' && state === FirmwareState.Downloading && (grant || this.env.url !== undefined)) {
+    if (state === FirmwareState.Downloading && (this.record.written || (this.record.delivery === 'pull' && (grant || this.env.url !== undefined)))) {
       if (grant) this.attach(grant);
       return;
     }

@@ -53,6 +53,8 @@ export interface DeviceRecord {
   scheme?: string;
   /** The file service's token of a pulled package. */
   token?: string;
+  /** The device took the whole pushed package (the write succeeded): after a restart it is not sent again. */
+  written?: boolean;
   previousVersion?: string;
   instanceId?: number;
   /** /5/0/9 as the device reported it (for the way to cancel). */
@@ -258,6 +260,7 @@ export abstract class Job {
   /** Stops without a word to the device (the server stops): the record says where to go on. */
   stop(): void {
     this.stopped = true;
+    this.watch?.detach();
     this.controller.abort(new JobStopped());
   }
 

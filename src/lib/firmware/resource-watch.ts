@@ -151,18 +151,25 @@ export class ResourceWatch implements ObservationListener {
     this.schedulePoll();
   }
 
-  /** Ends the observations (the device is told when it is awake) and the polling. */
-  close(): void {
+  /** Stops following without a word to the device: its observations stay with the server, for the next start to take back. */
+  detach(): void {
     this.closed = true;
     clearTimeout(this.pollTimer);
+    this.waiters.clear();
+  }
+
+  /** Ends the observations (the device is told when it is awake) and the polling. */
+  close(): void {
+    if (this.closed) return;
+    this.detach();
     const registration = this.server.registrations.getByEndpoint(this.endpoint);
     const active = registration !== undefined && !registration.queueMode;
     for (const observation of this.observations) void this.server.observations.cancel(observation, { active, timeoutMs: 2000 });
     this.observations.clear();
-    for (const waiter of [...this.waiters]) this.waiters.delete(waiter);
   }
 
   private apply(records: ContentRecord[]): void {
+    if (this.closed) return;
     let changed = false;
     for (const record of records) {
       const key = record.path.toString();

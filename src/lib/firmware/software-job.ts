@@ -75,7 +75,7 @@ export class SoftwareJob extends Job {
       // After a restart in the middle of a download: a pull goes on (the device keeps fetching), a push starts again.
       const state = this.state(watch);
       const grant = this.record.token !== undefined ? this.env.files.find(this.record.token) : undefined;
-      const fetching = this.record.delivery === 'pull' && (state === SoftwareState.DownloadStarted || state === SoftwareState.Downloaded) && (grant || this.env.url !== undefined);
+      const fetching = (state === SoftwareState.DownloadStarted || state === SoftwareState.Downloaded) && (this.record.written || (this.record.delivery === 'pull' && (grant || this.env.url !== undefined)));
       if (grant && fetching) this.attach(grant);
       else if (state !== SoftwareState.Delivered && !fetching) {
         this.release();
@@ -143,11 +143,14 @@ export class SoftwareJob extends Job {
     watch.forget(this.path(RESULT));
     let uri = url;
     let push = uri === undefined && settings.delivery !== 'pull';
+    this.record.written = false;
     this.enter('downloading');
     if (push) {
       this.record.delivery = 'push';
       try {
         await this.write(this.path(PACKAGE), pkg!.data, this.record.since + settings.downloadTimeoutMs - Date.now(), (sent, total) => this.bytes(sent, total));
+        this.record.written = true;
+        this.env.persist();
         return;
       } catch (error) {
         const missing = error instanceof DeviceRequestError && (error.code === '4.04' || error.code === '4.05');
