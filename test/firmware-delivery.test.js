@@ -55,7 +55,7 @@ describe('firmware file service against independent clients', function () {
     await bench.device('plain-dev');
     const pkg = packageOf(firmwarePackage('1.2.3', 20_000));
     const grant = bench.firmware.files.grant('plain-dev', pkg);
-    const uri = bench.firmware.files.uri(grant, 'coap', {});
+    const uri = bench.firmware.files.uri(grant.token, 'coap', {});
     const out = path.join(dir, 'fw.bin');
     const { output } = await run(client, ['-v', '7', '-b', '64', '-o', out, uri]);
     assert.equal(sha(fs.readFileSync(out)), pkg.sha256, output.slice(-2000));
@@ -71,7 +71,7 @@ describe('firmware file service against independent clients', function () {
     await dtlsDevice('dtls-dev', 'dtls-dev-id', KEY);
     const pkg = packageOf(firmwarePackage('1.2.3', 8000));
     const grant = bench.firmware.files.grant('dtls-dev', pkg);
-    const uri = bench.firmware.files.uri(grant, 'coaps', {});
+    const uri = bench.firmware.files.uri(grant.token, 'coaps', {});
     assert.match(uri, new RegExp(`^coaps://127\\.0\\.0\\.1:${dtlsPort()}/fw/`));
     const out = path.join(dir, 'fw.bin');
     const ok = await run(client, ['-u', 'dtls-dev-id', '-k', KEY.toString(), '-b', '256', '-o', out, uri]);
@@ -85,7 +85,7 @@ describe('firmware file service against independent clients', function () {
     const client = requireTool(this, 'coap-client-notls', 'libcoap3-bin');
     await dtlsDevice('dtls-dev', 'dtls-dev-id', KEY);
     const grant = bench.firmware.files.grant('dtls-dev', packageOf(Buffer.from('secret firmware')));
-    const uri = bench.firmware.files.uri(grant, 'coap', {});
+    const uri = bench.firmware.files.uri(grant.token, 'coap', {});
     const { output } = await run(client, ['-v', '6', uri]);
     assert.match(output, /4\.03/);
   });
@@ -127,7 +127,7 @@ describe('firmware file service against independent clients', function () {
       await bench.device('http-dev');
       const pkg = packageOf(firmwarePackage('1.0.0', 100_000));
       const grant = bench.firmware.files.grant('http-dev', pkg);
-      const uri = bench.firmware.files.uri(grant, 'http', { http: base });
+      const uri = bench.firmware.files.uri(grant.token, 'http', { http: base });
       assert.match(uri, /\/lwm2m-firmware\/[\w-]{22}$/);
       const out = path.join(dir, 'fw.bin');
       const whole = await run(curl, ['-sS', '-D', '-', '-o', out, uri]);

@@ -138,7 +138,7 @@ export class SimulatedFirmware {
     if (this.state !== 1) return; // reset meanwhile
     if (fail === 2 || fail === 3 || fail === 4) return this.set(0, fail);
     this.received = data;
-    this.checked();
+    this.later(() => this.checked());
   }
 
   /** The whole package is in: its check passes (Downloaded) or fails as injected. */

@@ -103,16 +103,16 @@ export class FileService {
     this.grants.delete(token);
   }
 
-  /** The URI a device fetches its file at, over coap, coaps, http or https; undefined when there is no such way. */
-  uri(grant: Grant, scheme: string, bases: PublicUris): string | undefined {
+  /** The URI a device fetches a file at (its token), over coap, coaps, http or https; undefined when the server offers no such way. */
+  uri(token: string, scheme: string, bases: PublicUris): string | undefined {
     if (scheme === 'http' || scheme === 'https') {
       const base = bases.http;
       if (!base || !base.startsWith(`${scheme}://`)) return undefined;
-      return `${base.endsWith('/') ? base : `${base}/`}${HTTP_FILE_PATH}/${grant.token}`;
+      return `${base.endsWith('/') ? base : `${base}/`}${HTTP_FILE_PATH}/${token}`;
     }
     if (scheme !== 'coap' && scheme !== 'coaps') return undefined;
     const base = bases[scheme] ?? this.boundBase(scheme);
-    return base && `${base.replace(/\/+$/, '')}/${COAP_FILE_PATH}/${grant.token}`;
+    return base && `${base.replace(/\/+$/, '')}/${COAP_FILE_PATH}/${token}`;
   }
 
   /** coap://<bound address>:<port> of a listening socket; a wildcard address becomes this machine's first external address. */

@@ -19,6 +19,9 @@ const RESULT = '/5/0/5';
 const FIRMWARE_VERSION = '/3/0/3';
 const MODEL_NUMBER = '/3/0/1';
 
+/** How a package goes to a device: pushed, or pulled over a scheme (from a URI of elsewhere, or from the server's file service). */
+type Plan = { delivery: 'push' } | { delivery: 'pull'; scheme: string; url?: string };
+
 /** Pulled packages by the device's transport: its own secure channel first; a DTLS device is never sent a plain coap URI. */
 const PULL_SCHEMES = { dtls: ['coaps', 'https'], udp: ['coap', 'http', 'https'] } as const;
 
@@ -33,6 +36,7 @@ export class FirmwareJob extends Job {
   /** /5/0/8 as the device reported it (CoAP only, the default, when it has no such resource). */
   private protocols: number[] = [0];
   private firstAttempt = true;
+  private planned?: Plan;
   private reregistered = false;
   private deferredTold = false;
 
@@ -83,6 +87,8 @@ export class FirmwareJob extends Job {
     this.record.method = asNumber(info.single.get(9)) ?? DeliveryMethod.Both;
     const protocols = [...(info.lists.get(8) ?? []), ...(info.single.has(8) ? [info.single.get(8)] : [])].map(asNumber).filter((value): value is number => value !== undefined);
     if (protocols.length > 0) this.protocols = protocols;
+    // Decided before the device is touched: a device that cannot take the package is left as it is.
+    this.planned = this.plan();
     const state = this.state(watch) ?? asNumber(info.single.get(3));
     if (state === FirmwareState.Updating) throw new JobFailure('busy', `${this.endpoint} is installing an update already (State 3 Updating)`, false, { state });
     if (state !== undefined && state !== FirmwareState.Idle) {
@@ -93,50 +99,62 @@ export class FirmwareJob extends Job {
     }
   }
 
+  /**
+   * Waits for Idle after a reset. A device that stays Downloading (it ignores
+   * the reset) is given the new package all the same, which starts its
+   * download again; one that stays Downloaded or Updating is not touched.
+   */
   private async waitForIdle(watch: ResourceWatch): Promise<void> {
-    await this.waitFor(
-      watch,
-      () => (this.state(watch) === FirmwareState.Idle ? true : undefined),
-      Date.now() + this.env.settings.requestTimeoutMs,
-      () => new JobFailure('reset-failed', `${this.endpoint} did not return to Idle after its update was cancelled (State ${this.stateName(watch)})`, true, this.details(watch)),
-    );
+    try {
+      await this.waitFor(
+        watch,
+        () => (this.state(watch) === FirmwareState.Idle ? true : undefined),
+        Date.now() + this.env.settings.requestTimeoutMs,
+        () => new JobFailure('reset-failed', `${this.endpoint} did not return to Idle after its update was cancelled (State ${this.stateName(watch)})`, true, this.details(watch)),
+      );
+    } catch (error) {
+      if (!(error instanceof JobFailure) || this.state(watch) !== FirmwareState.Downloading) throw error;
+      this.env.progress({ phase: 'resetting', detail: `${this.endpoint} stayed Downloading after the reset: the package is delivered all the same`, ...this.details(watch) });
+    }
   }
 
-  /** Push (Write /5/0/0 in Block1 blocks) or pull (Write /5/0/1 with the URI), as the device and the settings allow. */
-  private async deliver(watch: ResourceWatch): Promise<void> {
-    const { settings, pkg, url, files } = this.env;
+  /** How the package goes, as the device (/5/0/9, /5/0/8) and the settings allow; a failure before anything is sent when there is no way. */
+  private plan(): Plan {
+    const { settings, url, files } = this.env;
     const method = this.record.method ?? DeliveryMethod.Both;
     const canPush = method !== DeliveryMethod.PullOnly;
     const canPull = method !== DeliveryMethod.PushOnly;
-    let uri: string | undefined;
     if (url !== undefined) {
       if (!canPull) throw new JobFailure('unsupported-delivery', `${this.endpoint} takes packages only by push (/5/0/9 = 1): it cannot be given a URI`, false);
       const scheme = url.slice(0, url.indexOf(':')).toLowerCase();
       if (!this.protocols.includes(PROTOCOL_OF_SCHEME[scheme])) throw new JobFailure('unsupported-protocol', `${this.endpoint} does not fetch over ${scheme} (it supports ${this.protocolNames()})`, false);
-      this.record.delivery = 'pull';
-      this.record.scheme = scheme;
-      uri = url;
-    } else if (settings.delivery === 'push' || (settings.delivery === 'auto' && canPush)) {
+      return { delivery: 'pull', scheme, url };
+    }
+    if (settings.delivery === 'push' || (settings.delivery === 'auto' && canPush)) {
       if (!canPush) throw new JobFailure('unsupported-delivery', `${this.endpoint} fetches packages only by itself (/5/0/9 = 0): push is not possible`, false);
-      this.record.delivery = 'push';
-    } else {
-      if (!canPull) throw new JobFailure('unsupported-delivery', `${this.endpoint} takes packages only by push (/5/0/9 = 1): pull is not possible`, false);
-      const grant = files.grant(this.endpoint, pkg!);
-      for (const scheme of PULL_SCHEMES[this.registration().transport]) {
-        if (!this.protocols.includes(PROTOCOL_OF_SCHEME[scheme])) continue;
-        uri = files.uri(grant, scheme, settings.publicUris);
-        if (uri !== undefined) {
-          this.record.scheme = scheme;
-          break;
-        }
-      }
+      return { delivery: 'push' };
+    }
+    if (!canPull) throw new JobFailure('unsupported-delivery', `${this.endpoint} takes packages only by push (/5/0/9 = 1): pull is not possible`, false);
+    const scheme = PULL_SCHEMES[this.registration().transport].find((candidate) => this.protocols.includes(PROTOCOL_OF_SCHEME[candidate]) && files.uri('', candidate, settings.publicUris) !== undefined);
+    if (scheme === undefined) throw new JobFailure('unsupported-protocol', `${this.endpoint} fetches over ${this.protocolNames()}, and the server offers none of them to it`, false);
+    return { delivery: 'pull', scheme };
+  }
+
+  /** Push (Write /5/0/0 in Block1 blocks) or pull (Write /5/0/1 with the URI), as planned. */
+  private async deliver(watch: ResourceWatch): Promise<void> {
+    const { settings, pkg, files } = this.env;
+    const plan = this.planned ?? this.plan();
+    this.record.delivery = plan.delivery;
+    let uri: string | undefined;
+    if (plan.delivery === 'pull') {
+      this.record.scheme = plan.scheme;
+      uri = plan.url;
       if (uri === undefined) {
-        files.revoke(grant.token);
-        throw new JobFailure('unsupported-protocol', `${this.endpoint} fetches over ${this.protocolNames()}, and the server offers none of them to it`, false);
+        const grant = files.grant(this.endpoint, pkg!);
+        this.record.token = grant.token;
+        this.attach(grant);
+        uri = files.uri(grant.token, plan.scheme, settings.publicUris);
       }
-      this.record.delivery = 'pull';
-      this.record.token = grant.token;
-      this.attach(grant);
     }
     // Only what the device reports about this delivery counts.
     watch.forget(RESULT);

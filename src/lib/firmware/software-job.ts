@@ -161,7 +161,7 @@ export class SoftwareJob extends Job {
     if (uri === undefined) {
       const grant = files.grant(this.endpoint, pkg!);
       const scheme = this.registration().transport === 'dtls' ? 'coaps' : 'coap';
-      uri = files.uri(grant, scheme, settings.publicUris);
+      uri = files.uri(grant.token, scheme, settings.publicUris);
       if (uri === undefined) {
         files.revoke(grant.token);
         throw new JobFailure('unsupported-protocol', `the server offers no ${scheme} URI to ${this.endpoint}`, false);
