@@ -39,12 +39,7 @@ export function requestBlockwise(endpoint: CoapEndpoint, peer: Peer, request: Ou
   const startedAt = endpoint.ticks;
   // Most requests fit in one message and most answers too: no async machinery unless a block-wise answer needs it.
   if (body.length <= blockSize(szx)) {
-    const single =
-      options.block2Szx !== undefined
-        ? { ...request, options: [...baseOptions, uintOptionOf(OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx: options.block2Szx }))] }
-        : baseOptions === given
-          ? request
-          : { ...request, options: baseOptions };
+    const single = options.block2Szx !== undefined ? withBlock2Size(request, baseOptions, options.block2Szx) : baseOptions === given ? request : { ...request, options: baseOptions };
     // What the callback keeps is kept for every read: the request (not its body apart), and the start as a small integer.
     return endpoint.request(peer, single, options).then((response) => {
       if (blockOption(response, OptionNumber.Block2)?.more) {
@@ -58,6 +53,11 @@ export function requestBlockwise(endpoint: CoapEndpoint, peer: Peer, request: Ou
     });
   }
   return sendBlock1(new FollowUps(endpoint, peer, request.code, baseOptions, body, options, startedAt), szx);
+}
+
+/** The first request of a transfer that asks for its answer in blocks of a size (RFC 7959 section 2.4). */
+function withBlock2Size(request: OutgoingRequest, baseOptions: CoapOption[], szx: number): OutgoingRequest {
+  return { ...request, options: [...baseOptions, uintOptionOf(OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx }))] };
 }
 
 /** Milliseconds since the endpoint ticks given (right for transfers shorter than 12 days). */
