@@ -4,6 +4,7 @@ import { Method, OptionNumber, ResponseCode } from '../coap/codes';
 import { blockSize, decodeBlock } from '../coap/block';
 import { IncomingRequest, OutgoingResponse, diagnostic } from '../coap/endpoint';
 import { decodeUint, findOption, uintOptionOf } from '../coap/options';
+import type { CoapOption } from '../coap/message';
 import type { Peer } from '../coap/peer';
 import { randomText } from '../random-text';
 import type { Registration } from '../lwm2m/registration';
@@ -15,6 +16,8 @@ import type { FirmwarePackage } from './packages';
 export const COAP_FILE_PATH = 'fw';
 /** The path of the files under Node-RED's HTTP root: http://host:port/<httpNodeRoot>lwm2m-firmware/<token>. */
 export const HTTP_FILE_PATH = 'lwm2m-firmware';
+
+const OCTET_STREAM = uintOptionOf(OptionNumber.ContentFormat, 42);
 
 /** The largest Block2 block the file service sends (RFC 7959: SZX 6, 1024 bytes); a device asks for smaller ones. */
 const MAX_SZX = 6;
@@ -32,6 +35,8 @@ export interface Grant {
   token: string;
   endpoint: string;
   pkg: FirmwarePackage;
+  /** The options of every answer: the file's ETag and Content-Format (made once, as each block is a request). */
+  options: CoapOption[];
   /** The furthest byte served so far. */
   served: number;
   onServed?: ServedListener;
@@ -90,7 +95,7 @@ export class FileService {
 
   /** Lets a device fetch a package; with a token, the one it was given before a restart. */
   grant(endpoint: string, pkg: FirmwarePackage, token = randomText(16, 'base64url')): Grant {
-    const grant: Grant = { token, endpoint, pkg, served: 0 };
+    const grant: Grant = { token, endpoint, pkg, served: 0, options: [{ number: OptionNumber.ETag, value: pkg.etag }, OCTET_STREAM] };
     this.grants.set(token, grant);
     return grant;
   }
@@ -139,11 +144,7 @@ export class FileService {
     const offset = block ? block.num * blockSize(block.szx) : 0;
     this.served(grant, Math.min(total, offset + blockSize(Math.min(block?.szx ?? MAX_SZX, MAX_SZX))));
     // The whole file: the endpoint cuts the block asked for.
-    return {
-      code: ResponseCode.Content,
-      options: [{ number: OptionNumber.ETag, value: grant.pkg.etag }, uintOptionOf(OptionNumber.ContentFormat, 42)],
-      payload: grant.pkg.data,
-    };
+    return { code: ResponseCode.Content, options: grant.options, payload: grant.pkg.data };
   }
 
   /**
