@@ -205,7 +205,7 @@ function describeObjects(links: Link[]): Pick<ClientDescription, 'rootPath' | 'o
   const rootLink = links.find(isRootLink) ?? links.find((link) => link.path === '/');
   const rootPath = rootLink ? normalizeRoot(rootLink.path) : '/';
   const prefix = rootPath === '/' ? '' : rootPath;
-  const objects = new Map<number, { id: number; version?: string; instances: number[] }>();
+  const objects = new Map<number, { id: number; version?: string; resourceType?: string; instances: number[] }>();
 
   for (const link of links) {
     if (link === rootLink) continue;
@@ -223,6 +223,7 @@ function describeObjects(links: Link[]): Pick<ClientDescription, 'rootPath' | 'o
       if (!/^\d+\.\d+$/.test(version)) throw badRequest(`invalid object version "${version}" on <${link.path}>`);
       object.version = version;
     }
+    if (typeof link.attributes.rt === 'string') object.resourceType = link.attributes.rt;
     if (segments.length === 2) {
       const instanceId = parseId(segments[1], MAX_INSTANCE_ID, link.path);
       if (!object.instances.includes(instanceId)) object.instances.push(instanceId);

@@ -7,6 +7,8 @@ export interface ObjectInfo {
   id: number;
   /** Object version from the "ver" attribute; absent means the version the client's LwM2M version implies. */
   version?: string;
+  /** The "rt" (resource type) attribute of its links, where the client gave one. */
+  resourceType?: string;
   readonly instances: readonly number[];
 }
 
