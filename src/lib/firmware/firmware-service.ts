@@ -244,6 +244,11 @@ export class FirmwareService {
         devices.set(campaign, [...(devices.get(campaign) ?? []), value as DeviceRecord]);
       }
     }
+    // Devices of a campaign whose own entry is gone (expired, or a crash between two writes) have nothing to go on with.
+    for (const [id, list] of devices) {
+      if (headers.has(id)) continue;
+      for (const device of list) this.server.keepEntry('firmware', `${id}/${device.endpoint}`, undefined);
+    }
     for (const [id, record] of headers) {
       if (record.sha256 !== undefined && !this.loaded.has(record.sha256)) {
         const pkg = await this.packages.load(record.sha256).catch(() => undefined);

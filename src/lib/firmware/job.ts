@@ -308,7 +308,7 @@ export abstract class Job {
   }
 
   protected pause(ms: number): Promise<void> {
-    return this.guard(new Promise((resolve) => setTimeout(resolve, ms)));
+    return this.guard(new Promise((resolve) => setTimeout(resolve, ms).unref()));
   }
 
   /** A resource's value, or undefined when the device has no such resource (4.04). */
