@@ -104,6 +104,23 @@ describe('firmware file service against independent clients', function () {
     assert.match(device.firmware.uris[0], /^coap:\/\/203\.0\.113\.5:15683\/fw\/[\w-]{22}$/);
   });
 
+  it('gives devices a URI of elsewhere (msg.url) to fetch their package from, and follows them to the end', async () => {
+    const pkg = firmwarePackage('6.0.0', 50_000);
+    const files = http.createServer((req, res) => (req.url === '/fw/6.0.0.bin' ? res.end(pkg) : res.writeHead(404).end()));
+    await new Promise((resolve) => files.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${files.address().port}/fw/6.0.0.bin`;
+      const device = await bench.device('external', { fw: { deliveryMethod: 0, protocols: [0, 2] } });
+      const { results } = await bench.run({ url, settings: { version: '6.0.0' } });
+      assert.deepEqual(results.map((r) => [r.status, r.delivery, r.scheme, r.version]), [['success', 'pull', 'http', '6.0.0']]);
+      assert.deepEqual(device.firmware.uris, [url]);
+      const missing = await bench.run({ url: url.replace('6.0.0.bin', 'gone.bin'), endpoints: ['external'] });
+      assert.deepEqual([missing.results[0].code, missing.results[0].updateResult], ['invalid-uri', 7]);
+    } finally {
+      await new Promise((resolve) => files.close(resolve));
+    }
+  });
+
   describe('over HTTP (the node\'s route on Node-RED\'s HTTP server)', () => {
     let server;
     let base;

@@ -198,6 +198,15 @@ describe('firmware update (/5) campaigns', function () {
     assert.equal(device.observations.length, 0);
   });
 
+  it('reads again State and Update Result of a device that accepted the observation but never notifies, after six poll intervals without news', async () => {
+    const device = await bench.device('mute', { fw: {} });
+    device.notifyPaths = async () => undefined;
+    const started = Date.now();
+    const { results } = await bench.run({ package: firmwarePackage('2.0.0', 2000), settings: { pollIntervalMs: 100, downloadTimeoutMs: 15_000, updateTimeoutMs: 15_000 } });
+    assert.equal(results[0].status, 'success');
+    assert.ok(Date.now() - started < 5000, `${Date.now() - started} ms, not the phase timeouts`);
+  });
+
   it('waits out a deferred update (Update Result 11) and reports it', async () => {
     await bench.device('deferring', { fw: { deferMs: 300 } });
     const { results, progress } = await bench.run({ package: firmwarePackage('2.0.0', 2000) });

@@ -371,6 +371,7 @@ export abstract class Job {
     const watch = new ResourceWatch(server, this.endpoint, paths.map((path) => Lwm2mPath.parse(path)), {
       owner: `lwm2m-firmware:${campaign}:${this.endpoint}`,
       pollIntervalMs: settings.pollIntervalMs,
+      staleMs: settings.pollIntervalMs * 6,
       timeoutMs: settings.requestTimeoutMs,
       adopt: resumed,
     });

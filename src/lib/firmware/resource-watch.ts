@@ -19,6 +19,8 @@ export interface WatchOptions {
   owner: string;
   /** Reads of the resources a device would not let us observe. */
   pollIntervalMs: number;
+  /** Observed resources are read again after this long without news (a device that forgets to notify). */
+  staleMs: number;
   /** Timeout of each request. */
   timeoutMs: number;
   /** Takes back the observations the owner left before a restart instead of observing again. */
@@ -36,6 +38,8 @@ export class ResourceWatch implements ObservationListener {
   private readonly polled = new Set<string>();
   private readonly waiters = new Set<() => void>();
   private pollTimer?: NodeJS.Timeout;
+  private staleTimer?: NodeJS.Timeout;
+  private lastNews = Date.now();
   private polling = false;
   private closed = false;
 
@@ -72,6 +76,10 @@ export class ResourceWatch implements ObservationListener {
     }
     if (covered.size > 0) await this.refresh();
     this.schedulePoll();
+    this.staleTimer = setInterval(() => {
+      if (Date.now() - this.lastNews >= this.options.staleMs) void this.refresh();
+    }, this.options.staleMs);
+    this.staleTimer.unref();
   }
 
   /** Whether every path is observed (none polled). */
@@ -155,6 +163,7 @@ export class ResourceWatch implements ObservationListener {
   detach(): void {
     this.closed = true;
     clearTimeout(this.pollTimer);
+    clearInterval(this.staleTimer);
     this.waiters.clear();
   }
 
@@ -170,6 +179,7 @@ export class ResourceWatch implements ObservationListener {
 
   private apply(records: ContentRecord[]): void {
     if (this.closed) return;
+    this.lastNews = Date.now();
     let changed = false;
     for (const record of records) {
       const key = record.path.toString();
