@@ -34,7 +34,8 @@ export function routeFirmwareFiles(RED: NodeAPI): void {
     for (const service of services) {
       const answer = service.files.answerHttp(token, req.socket.remoteAddress, req.headers.range);
       if (!answer) continue;
-      if (answer.reason) RED.log.debug(`lwm2m-firmware: ${req.method} ${req.path} refused: ${answer.reason}`);
+      // The token is the device's secret: never in a log.
+      if (answer.reason) RED.log.debug(`lwm2m-firmware: ${req.method} of a firmware file refused: ${answer.reason}`);
       res.status(answer.status).set(answer.headers);
       const body = answer.body;
       if (req.method === 'HEAD' || !body) {
