@@ -8,11 +8,14 @@ const USAGE = `usage: lwm2m-sim-device [--server coap://127.0.0.1:5683 | --boots
                         [--lifetime 60] [--lwm2m 1.1] [--binding U] [--queue] [--wander]
                         [--firmware] [--model name]
                         [--server coaps://127.0.0.1:5684 --psk-identity id --psk-key hex]
-  --wander   change the temperature /3303/0/5700 every 5 s, notifying observers
-  --firmware a Firmware Update object /5 (push and pull over CoAP, CoAPs, HTTP, HTTPS):
-             a package starting "LWM2M-SIM-FW <version>\n" installs that version
-  --model    the Model Number /3/0/1
-  coaps://   DTLS with the PSK given (one device: --count 1)`;
+                        [--bootstrap-pack] [--object-version 3303=1.0 ...]
+  --wander           change the temperature /3303/0/5700 every 5 s, notifying observers
+  --firmware         a Firmware Update object /5 (push and pull over CoAP, CoAPs, HTTP, HTTPS):
+                     a package whose first line is "LWM2M-SIM-FW <version>" installs that version
+  --model            the Model Number /3/0/1
+  coaps://           DTLS with the PSK given (one device: --count 1)
+  --bootstrap-pack   with --bootstrap: one Bootstrap-Pack-Request (GET /bspack, LwM2M 1.2) instead of a bootstrap session
+  --object-version   announce an object in a version (</3303>;ver=1.0); repeatable`;
 
 function coapPeer(uri: string, defaultPort: number, secure = false): { address: string; port: number } {
   const url = new URL(uri);
@@ -35,6 +38,8 @@ async function main(): Promise<void> {
       wander: { type: 'boolean', default: false },
       firmware: { type: 'boolean', default: false },
       model: { type: 'string' },
+      'bootstrap-pack': { type: 'boolean', default: false },
+      'object-version': { type: 'string', multiple: true, default: [] },
       'psk-identity': { type: 'string' },
       'psk-key': { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -49,6 +54,12 @@ async function main(): Promise<void> {
   if (secure && (!values['psk-identity'] || !/^([0-9a-fA-F]{2})+$/.test(values['psk-key'] ?? ''))) throw new Error('coaps:// needs --psk-identity and --psk-key (hex)');
   const dtls = secure ? { identity: values['psk-identity']!, key: Buffer.from(values['psk-key']!, 'hex') } : undefined;
   const bootstrapServer = values.bootstrap ? coapPeer(values.bootstrap, 5685) : undefined;
+  const objectVersions: Record<number, string> = {};
+  for (const given of values['object-version'] ?? []) {
+    const match = /^(\d{1,5})=(\d+\.\d+)$/.exec(given);
+    if (!match) throw new Error(`--object-version takes id=major.minor, such as 3303=1.0, not ${given}`);
+    objectVersions[Number(match[1])] = match[2];
+  }
   const count = Number(values.count);
   const devices: SimulatedDevice[] = [];
   for (let i = 0; i < count; i++) {
@@ -64,13 +75,14 @@ async function main(): Promise<void> {
       bootstrapServer,
       dtls,
       maxRequestBodyBytes: values.firmware ? 64 * 1024 * 1024 : undefined,
+      objectVersions,
     });
     if (values.model !== undefined) device.objects.get(3)?.get(0)?.set(1, values.model);
     if (values.firmware) new SimulatedFirmware(device, { stepMs: 1000 });
     await device.start();
     devices.push(device);
     if (bootstrapServer) {
-      const provisioned = await device.bootstrap();
+      const provisioned = values['bootstrap-pack'] ? await device.bootstrapPack() : await device.bootstrap();
       console.log(`${endpoint} bootstrapped: LwM2M server ${provisioned.address}:${provisioned.port}`);
     }
     const location = await device.register();

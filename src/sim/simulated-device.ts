@@ -1,12 +1,13 @@
 import { ContentFormat, Method, OptionNumber, ResponseCode, TransmissionParameters, formatCode } from '../lib/coap/codes';
+import { serveBlock2 } from '../lib/coap/block2-serving';
+import { requestBlockwise } from '../lib/coap/block-transfer';
 import { DtlsClient, DtlsClientOptions } from '../lib/dtls/dtls-client';
 import { CoapEndpoint, IncomingRequest, OutgoingResponse, describeResponse, diagnostic } from '../lib/coap/endpoint';
-import { requestBlockwise } from '../lib/coap/block-transfer';
 import type { CoapMessage } from '../lib/coap/message';
 import { pathOptions, queryOptions, stringOptions, uintOption, uintOptionOf } from '../lib/coap/options';
 import type { Peer } from '../lib/coap/peer';
 import { decodeContent, encodeContent, isSupportedFormat } from '../lib/content/formats';
-import { decodeSenmlPaths } from '../lib/content/senml';
+import { decodeSenmlPatch, decodeSenmlPaths } from '../lib/content/senml';
 import { ContentError, ContentRecord, ResourceValue, inferType } from '../lib/content/values';
 import { Link, formatLinkFormat } from '../lib/lwm2m/link-format';
 import { ObjectModel } from '../lib/model/object-model';
@@ -23,8 +24,10 @@ export interface SimulatedDeviceOptions {
   /** Alternate root path announced with rt="oma.lwm2m", e.g. "/lwm2m". */
   rootPath?: string;
   objects?: ObjectTree;
-  /** Content formats announced in ct and accepted (default: all LwM2M formats). */
+  /** Content formats announced in ct and accepted (default: all LwM2M formats; for LwM2M 1.2 SenML-ETCH too). */
   contentFormats?: number[];
+  /** Object versions announced with "ver" (</3>;ver=1.1): the device's values are those versions' types. */
+  objectVersions?: Record<number, string>;
   /** Format for multi-value answers when the server asks for none (default TLV). */
   preferredFormat?: number;
   /** Largest answer sent in one datagram before Block2 is used (default 1024 bytes). */
@@ -61,6 +64,8 @@ interface Observer {
   target: Lwm2mPath;
   accept?: number;
   sequence: number;
+  /** Notification attributes the Observe carried in its query (LwM2M 1.2). */
+  attributes: Record<string, string>;
 }
 
 /** How many non-confirmable notifications are remembered, to match a Reset to its observer. */
@@ -93,6 +98,9 @@ function isRefusal(value: unknown): value is DeviceRefusal {
   return typeof value === 'object' && value !== null && typeof (value as DeviceRefusal).code === 'number';
 }
 
+/** What an LwM2M 1.2 client speaks besides: SenML FETCH and PATCH packs (RFC 8790). */
+const FORMATS_1_2 = [...ALL_FORMATS.slice(0, 5), ContentFormat.SenmlEtchJson, ContentFormat.SenmlEtchCbor, ...ALL_FORMATS.slice(5)];
+
 /** A request was answered with an error code and reason. */
 class Refusal extends Error {
   constructor(
@@ -115,7 +123,8 @@ export class SimulatedDevice {
   readonly received: IncomingRequest[] = [];
   /** Attributes written per path, as Discover reports them. */
   readonly attributes = new Map<string, Record<string, string>>();
-  readonly model = ObjectModel.builtIn();
+  /** The object model in the versions this device announces. */
+  readonly model: ObjectModel;
   /** Resources with behaviour of their own, by path ("/5/0/0"). */
   readonly writeHandlers = new Map<string, WriteHandler>();
   /** Objects whose new instances (Create without values) start with resources of their own, by object id. */
@@ -139,6 +148,8 @@ export class SimulatedDevice {
 
   constructor(readonly options: SimulatedDeviceOptions) {
     this.objects = options.objects ?? defaultObjectTree(options.endpoint);
+    const versions = Object.entries(options.objectVersions ?? {}).map(([id, version]) => ({ id: Number(id), version }));
+    this.model = ObjectModel.builtIn().forDevice({ objects: versions, lwm2mVersion: options.lwm2mVersion ?? '1.1' });
     const server = this.objects.get(1)?.get(0);
     if (server && typeof server.get(9) === 'function') this.addServerTriggers(server);
     if (options.dtls) this.dtls = new DtlsClient({ ...options.dtls, address: options.server.address, port: options.server.port, localAddress: options.address });
@@ -147,10 +158,8 @@ export class SimulatedDevice {
 
   private newEndpoint(server: Peer, transport: DtlsClient | undefined): CoapEndpoint {
     const address = this.options.address ?? (server.address.includes(':') ? '::1' : '127.0.0.1');
-    // Large answers go out in Block2 blocks of maxBlockBytes at most, in the size the server asks for when smaller.
-    const block2Szx = Math.log2(this.options.maxBlockBytes ?? 1024) - 4;
     const endpoint = new CoapEndpoint(
-      { address, port: 0, transmission: this.options.transmission, transport, block2Szx, maxRequestBodyBytes: this.options.maxRequestBodyBytes },
+      { address, port: 0, transmission: this.options.transmission, transport, maxRequestBodyBytes: this.options.maxRequestBodyBytes },
       (request) => this.answer(request),
     );
     endpoint.on('block1', (_peer: Peer, path: string, received: number, more: boolean) => {
@@ -167,6 +176,11 @@ export class SimulatedDevice {
   /** Observations the server holds on this device, as "path" lists. */
   get observations(): string[][] {
     return [...this.observers.values()].map((observer) => observer.paths.map(String));
+  }
+
+  /** The notification attributes each observation was made with (LwM2M 1.2: in the Observe's query). */
+  get observationAttributes(): Record<string, string>[] {
+    return [...this.observers.values()].map((observer) => ({ ...observer.attributes }));
   }
 
   get registrationLocation(): string | undefined {
@@ -194,7 +208,7 @@ export class SimulatedDevice {
   }
 
   private get formats(): number[] {
-    return this.options.contentFormats ?? ALL_FORMATS;
+    return this.options.contentFormats ?? (this.options.lwm2mVersion === '1.2' ? FORMATS_1_2 : ALL_FORMATS);
   }
 
   /** The link-format payload of Register: root link with content formats, then every object instance. */
@@ -204,7 +218,9 @@ export class SimulatedDevice {
     const links: Link[] = [{ path: root, attributes: { rt: 'oma.lwm2m', ct: this.formats.join(' ') } }];
     for (const [objectId, instances] of this.objects) {
       if (objectId === 0) continue; // the Security object is never announced
-      if (instances.size === 0) links.push({ path: `${prefix}/${objectId}`, attributes: {} });
+      const version = this.options.objectVersions?.[objectId];
+      if (version !== undefined) links.push({ path: `${prefix}/${objectId}`, attributes: { ver: version } });
+      else if (instances.size === 0) links.push({ path: `${prefix}/${objectId}`, attributes: {} });
       for (const instanceId of instances.keys()) links.push({ path: `${prefix}/${objectId}/${instanceId}`, attributes: {} });
     }
     return formatLinkFormat(links);
@@ -273,6 +289,42 @@ export class SimulatedDevice {
     }
     await finished;
     this.bootstrapping = undefined;
+    await this.useAccount(this.provisionedAccount());
+    return this.options.server;
+  }
+
+  /**
+   * Bootstrap-Pack-Request (LwM2M 1.2): GET /bspack?ep= in the format asked
+   * for (SenML CBOR by default), the answer fetched block-wise if large, then
+   * applied as a bootstrap session would: everything deleted but the
+   * bootstrap account and the Device object, every instance of the pack
+   * written. The LwM2M server to register with is then read from the Security object.
+   */
+  async bootstrapPack(accept: number = ContentFormat.SenmlCbor, timeoutMs = 10_000): Promise<Peer> {
+    const bootstrapServer = this.options.bootstrapServer;
+    if (!bootstrapServer) throw new Error(`${this.options.endpoint} has no bootstrap server`);
+    const response = await requestBlockwise(
+      this.bootstrapEndpoint,
+      bootstrapServer,
+      { code: Method.GET, options: [...pathOptions(OptionNumber.UriPath, '/bspack'), ...queryOptions({ ep: this.options.endpoint }), uintOptionOf(OptionNumber.Accept, accept)] },
+      { timeoutMs },
+    );
+    if (response.code !== ResponseCode.Content) throw new ServerRejectedError(response);
+    const format = uintOption(response.options, OptionNumber.ContentFormat);
+    if (format !== accept) throw new Error(`the Bootstrap-Pack came in content format ${format}, not ${accept}`);
+    const records = decodeContent(response.payload, format, Lwm2mPath.ROOT, this.model);
+    this.bootstrapDelete(Lwm2mPath.ROOT);
+    for (const record of records) {
+      const instance = Lwm2mPath.of(record.path.objectId!, record.path.instanceId!);
+      if (!this.objects.has(instance.objectId!)) this.objects.set(instance.objectId!, new Map());
+      const instances = this.objects.get(instance.objectId!)!;
+      if (!instances.has(instance.instanceId!)) {
+        const created = new Map<number, Resource>();
+        if (instance.objectId === 1) this.addServerTriggers(created);
+        instances.set(instance.instanceId!, created);
+      }
+    }
+    this.write(records, Lwm2mPath.ROOT, false);
     await this.useAccount(this.provisionedAccount());
     return this.options.server;
   }
@@ -441,7 +493,7 @@ export class SimulatedDevice {
   private answer(request: IncomingRequest): OutgoingResponse {
     this.received.push(request);
     try {
-      return this.route(request);
+      return serveBlock2(request.message, this.route(request), this.options.maxBlockBytes);
     } catch (error) {
       if (error instanceof Refusal) return diagnostic(error.code, error.message);
       if (error instanceof ContentError || error instanceof PathError) return diagnostic(ResponseCode.BadRequest, error.message);
@@ -470,8 +522,11 @@ export class SimulatedDevice {
         if (accept === ContentFormat.LinkFormat) return this.discover(target, request.queries);
         return this.observed(request, observe, [target], target, accept, this.content(this.collect(target), target, accept));
       case Method.FETCH: {
-        const paths = decodeSenmlPaths(request.payload, request.contentFormat ?? ContentFormat.SenmlJson);
-        const format = accept ?? request.contentFormat;
+        const body = request.contentFormat ?? ContentFormat.SenmlJson;
+        if (!this.formats.includes(body)) throw new Refusal(ResponseCode.UnsupportedContentFormat, `content format ${body} is not supported`);
+        const paths = decodeSenmlPaths(request.payload, body);
+        // A Fetch Pack (SenML-ETCH) is answered in the plain SenML of its encoding unless another format is asked for.
+        const format = accept ?? (body === ContentFormat.SenmlEtchCbor ? ContentFormat.SenmlCbor : body === ContentFormat.SenmlEtchJson ? ContentFormat.SenmlJson : body);
         return this.observed(request, observe, paths, Lwm2mPath.ROOT, format, this.content(paths.flatMap((path) => this.collect(path)), Lwm2mPath.ROOT, format));
       }
       case Method.PUT:
@@ -479,6 +534,7 @@ export class SimulatedDevice {
         this.write(this.decode(request, target), target, true);
         return { code: ResponseCode.Changed };
       case Method.IPATCH:
+        if (request.contentFormat === ContentFormat.SenmlEtchJson || request.contentFormat === ContentFormat.SenmlEtchCbor) return this.patch(request);
         this.write(this.decode(request, Lwm2mPath.ROOT), Lwm2mPath.ROOT, false);
         return { code: ResponseCode.Changed };
       case Method.POST:
@@ -512,13 +568,37 @@ export class SimulatedDevice {
     return { code: ResponseCode.Deleted };
   }
 
-  /** Registers (Observe 0) or removes (Observe 1) an observer, and marks the answer as a notification. */
+  /**
+   * Write-Composite with a Patch Pack (RFC 8790): the values written, and the
+   * resource instances whose value is null removed (LwM2M 1.2).
+   */
+  private patch(request: IncomingRequest): OutgoingResponse {
+    if (!this.formats.includes(request.contentFormat!)) throw new Refusal(ResponseCode.UnsupportedContentFormat, `content format ${request.contentFormat} is not supported`);
+    const { records, removals } = decodeSenmlPatch(request.payload, request.contentFormat!, this.model);
+    for (const path of removals) {
+      if (!path.isResourceInstance()) throw new Refusal(ResponseCode.BadRequest, `only resource instances can be removed, not ${path}`);
+    }
+    this.write(records, Lwm2mPath.ROOT, false);
+    for (const path of removals) {
+      const resource = this.instances(path).get(path.instanceId!)!.get(path.resourceId!);
+      if (resource instanceof Map) resource.delete(path.resourceInstanceId!);
+    }
+    return { code: ResponseCode.Changed };
+  }
+
+  /**
+   * Registers (Observe 0) or removes (Observe 1) an observer, and marks the
+   * answer as a notification. Attributes in the query of an Observe are
+   * LwM2M 1.2 (an older client refuses them).
+   */
   private observed(request: IncomingRequest, observe: number | undefined, paths: Lwm2mPath[], target: Lwm2mPath, accept: number | undefined, response: OutgoingResponse): OutgoingResponse {
     const tokenKey = request.message.token.toString('hex');
     if (observe === 1) this.observers.delete(tokenKey);
     if (observe !== 0) return response;
     if (this.options.unobservable?.some((prefix) => paths.some((path) => path.startsWith(Lwm2mPath.parse(prefix))))) return response;
-    this.observers.set(tokenKey, { token: Buffer.from(request.message.token), peer: request.peer, paths, target, accept, sequence: 1 });
+    if (request.queries.length > 0 && (this.options.lwm2mVersion ?? '1.1') !== '1.2') throw new Refusal(ResponseCode.BadRequest, 'attributes in an Observe are LwM2M 1.2');
+    const attributes = this.parseAttributes(request.queries);
+    this.observers.set(tokenKey, { token: Buffer.from(request.message.token), peer: request.peer, paths, target, accept, sequence: 1, attributes });
     return { ...response, options: [...(response.options ?? []), uintOptionOf(OptionNumber.Observe, 1)] };
   }
 
@@ -688,13 +768,26 @@ export class SimulatedDevice {
   private writeAttributes(target: Lwm2mPath, queries: string[]): OutgoingResponse {
     this.instances(target);
     const current = { ...(this.attributes.get(target.toString()) ?? {}) };
-    for (const query of queries) {
-      const [name, value] = query.split('=');
-      if (!['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'].includes(name)) throw new Refusal(ResponseCode.BadRequest, `unknown attribute ${name}`);
-      if (value === undefined) delete current[name];
+    for (const [name, value] of Object.entries(this.parseAttributes(queries))) {
+      if (value === '') delete current[name];
       else current[name] = value;
     }
     this.attributes.set(target.toString(), current);
     return { code: ResponseCode.Changed };
+  }
+
+  /** Notification attributes from a query, as the client's LwM2M version knows them ("" for one without value: removed). */
+  private parseAttributes(queries: string[]): Record<string, string> {
+    const version = this.options.lwm2mVersion ?? '1.1';
+    const known = ['pmin', 'pmax', 'gt', 'lt', 'st', ...(version === '1.0' ? [] : ['epmin', 'epmax']), ...(version === '1.2' ? ['edge', 'con', 'hqmax'] : [])];
+    const attributes: Record<string, string> = {};
+    for (const query of queries) {
+      const [name, value = ''] = query.split('=');
+      if (!known.includes(name)) throw new Refusal(ResponseCode.BadRequest, `unknown attribute ${name}`);
+      if ((name === 'edge' || name === 'con') && value !== '' && value !== '0' && value !== '1') throw new Refusal(ResponseCode.BadRequest, `${name} must be 0 or 1`);
+      if (value !== '' && !/^-?\d+(\.\d+)?$/.test(value)) throw new Refusal(ResponseCode.BadRequest, `${name}=${value} is not a number`);
+      attributes[name] = value;
+    }
+    return attributes;
   }
 }

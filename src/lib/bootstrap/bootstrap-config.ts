@@ -198,3 +198,37 @@ export function aclRecords(instanceId: number, entry: AclEntry): ContentRecord[]
   ];
 }
 
+
+/** One instance a bootstrap provisions: where, and its values. */
+export interface ProvisionedInstance {
+  path: Lwm2mPath;
+  records: ContentRecord[];
+}
+
+/**
+ * The instances a configuration provisions, in the order they are written,
+ * the same for a bootstrap session and a Bootstrap-Pack: the bootstrap
+ * account (into the device's own bootstrap Security instance, bootstrapIds[0],
+ * else the first free id), per server its Security instance (the ids the
+ * bootstrap accounts do not hold, from 0 up) and its Server instance, then
+ * the ACL instances when the device has the Access Control object.
+ */
+export function provisionedInstances(config: BootstrapConfig, bootstrapIds: readonly number[], withAcl: boolean): ProvisionedInstance[] {
+  const instances: ProvisionedInstance[] = [];
+  const add = (records: ContentRecord[]) => instances.push({ path: records[0].path.parent(), records });
+  let next = 0;
+  const freeId = () => {
+    while (bootstrapIds.includes(next)) next++;
+    return next++;
+  };
+  if (config.bootstrapServer) {
+    const id = bootstrapIds[0] ?? freeId();
+    add(securityRecords(id, { ...config.bootstrapServer, shortServerId: 0, lifetime: 0, binding: '', notificationStoring: false }, true));
+  }
+  for (const [index, account] of config.servers.entries()) {
+    add(securityRecords(freeId(), account, false));
+    add(serverRecords(index, account));
+  }
+  if (withAcl) for (const [index, entry] of config.acl.entries()) add(aclRecords(index, entry));
+  return instances;
+}

@@ -1,35 +1,42 @@
+import { createHash } from 'node:crypto';
 import { OptionNumber, ResponseCode, codeClass } from './codes';
 import { blockSize, decodeBlock, encodeBlock } from './block';
 import type { OutgoingResponse } from './endpoint';
-import type { CoapOption } from './message';
-import { decodeUint, findOption, uintOptionOf } from './options';
+import type { CoapMessage } from './message';
+import { findOption, uintOption, uintOptionOf } from './options';
+
+/** Largest block served: 1024 bytes (SZX 6), the largest RFC 7959 defines for UDP. */
+const MAX_SZX = 6;
 
 /**
- * The block of an answer that a request asks for (RFC 7959 section 2.4), as a
- * server: a body larger than one block goes out a block per request, in the
- * request's Block2 size or ours (maxSzx), whichever is smaller, with Block2
- * and Size2. The handler stays stateless: it answers every block request
- * with the whole body (a Buffer it keeps), sliced here without a copy.
- * Answers that fit one block, errors and empty bodies pass unchanged.
+ * Serves a large answer in Block2 blocks (RFC 7959 section 2.4), without
+ * keeping state: every block request is answered from the whole answer,
+ * made again by the handler (or a Buffer it keeps, sliced without a copy),
+ * so the handler must give the same bytes for the same representation. Each
+ * block carries an ETag, so a client sees when the representation changed
+ * between blocks and starts over: the handler's own when it gives one (a
+ * file whose hash it knows), else a hash of the whole answer; block 0
+ * carries Size2. The block size is the client's (Block2 in its request) or
+ * maxBlockBytes, whichever is smaller; block numbers count in the client's
+ * size, so a smaller size of ours answers from the same offset.
  */
-export function serveBlock2(requestOptions: CoapOption[], response: OutgoingResponse, maxSzx: number): OutgoingResponse {
-  const body = response.payload;
-  if (body === undefined || body.length === 0 || codeClass(response.code) !== 2) return response;
-  const option = findOption(requestOptions, OptionNumber.Block2);
-  if (option === undefined && body.length <= blockSize(maxSzx)) return response;
-  const requested = option === undefined ? undefined : option.value.length <= 3 ? decodeBlock(decodeUint(option.value)) : undefined;
-  if (option !== undefined && requested === undefined) return refuse(ResponseCode.BadRequest, 'invalid Block2 option');
-  const szx = Math.min(requested?.szx ?? maxSzx, maxSzx);
+export function serveBlock2(request: CoapMessage, response: OutgoingResponse, maxBlockBytes = 1024): OutgoingResponse {
+  const payload = response.payload;
+  if (!payload || codeClass(response.code) !== 2) return response;
+  const option = uintOption(request.options, OptionNumber.Block2);
+  const asked = option === undefined ? undefined : decodeBlock(option);
+  const maxSzx = Math.min(MAX_SZX, Math.floor(Math.log2(Math.max(16, maxBlockBytes))) - 4);
+  const szx = Math.min(asked?.szx ?? maxSzx, maxSzx);
   const size = blockSize(szx);
-  // Block numbers count in the size of the request; a smaller size of ours keeps the same offset.
-  const offset = requested ? requested.num * blockSize(requested.szx) : 0;
-  if (offset >= body.length) return refuse(ResponseCode.BadOption, `Block2 ${requested?.num} starts past the end of the ${body.length}-byte body`);
-  const options = (response.options ?? []).filter((o) => o.number !== OptionNumber.Block2 && o.number !== OptionNumber.Size2);
-  const more = offset + size < body.length;
-  options.push(uintOptionOf(OptionNumber.Block2, encodeBlock({ num: offset / size, more, szx })), uintOptionOf(OptionNumber.Size2, body.length));
-  return { code: response.code, options, payload: body.subarray(offset, offset + size) };
-}
-
-function refuse(code: number, reason: string): OutgoingResponse {
-  return { code, payload: Buffer.from(reason, 'utf8') };
+  if (!asked && payload.length <= size) return response;
+  const offset = asked ? asked.num * blockSize(asked.szx) : 0;
+  if (offset >= payload.length && !(offset === 0 && payload.length === 0)) {
+    return { code: ResponseCode.BadOption, payload: Buffer.from(`block ${asked?.num} of ${blockSize(asked?.szx ?? szx)} bytes is beyond the ${payload.length}-byte answer`, 'utf8') };
+  }
+  const num = offset / size;
+  const options = [...(response.options ?? [])];
+  if (!findOption(options, OptionNumber.ETag)) options.push({ number: OptionNumber.ETag, value: createHash('sha256').update(payload).digest().subarray(0, 8) });
+  options.push(uintOptionOf(OptionNumber.Block2, encodeBlock({ num, more: offset + size < payload.length, szx })));
+  if (num === 0) options.push(uintOptionOf(OptionNumber.Size2, payload.length));
+  return { ...response, options, payload: payload.subarray(offset, offset + size) };
 }

@@ -14,7 +14,6 @@ import { CoapMessage, CoapOption, CoapFormatError, decode, encode, peekConfirmab
 import { findOption, stringOptions, uintOptionOf, unrecognizedCriticalOption, uriPath } from './options';
 import { Exchange, NotificationHandler, PENDING, Peer, PeerKey, PeerState, peerKey } from './peer';
 import { assembleBlock1 } from './block1-assembly';
-import { serveBlock2 } from './block2-serving';
 import { DEFAULT_RECEIVE_BUFFER, DatagramTransport, UdpTransport } from './transport';
 import type { PeerIdentity } from '../dtls/credentials';
 import { randomText } from '../random-text';
@@ -71,8 +70,6 @@ export interface EndpointOptions {
   dedupCapacityPerPeer?: number;
   /** Largest request body accepted through Block1. */
   maxRequestBodyBytes?: number;
-  /** Largest block of the answers this endpoint sends in Block2 blocks: 2^(szx+4) bytes (default 6: 1024). */
-  block2Szx?: number;
   /** Socket receive buffer, so bursts from many devices wait in the kernel instead of being dropped (default 4 MiB; the system may cap it). */
   receiveBufferBytes?: number;
   /** Remote addresses tracked at once; datagrams from further new ones are dropped (default 200,000). */
@@ -92,12 +89,11 @@ export const TICK_MASK = 0x3fffffff;
 
 const DEFAULT_DEDUP_CAPACITY = 64;
 const DEFAULT_MAX_BODY = 64 * 1024;
-const DEFAULT_BLOCK2_SZX = 6;
 const DEFAULT_MAX_PEERS = 200_000;
 
 /**
  * One CoAP endpoint on one transport (UDP or DTLS), acting as server (incoming requests,
- * deduplicated per peer, Block1 reassembled, large answers in Block2 blocks) and as client (confirmable
+ * deduplicated per peer, Block1 reassembled) and as client (confirmable
  * requests with retransmission, responses matched per peer by token).
  */
 export class CoapEndpoint extends EventEmitter {
@@ -107,7 +103,6 @@ export class CoapEndpoint extends EventEmitter {
   private readonly transmission: TransmissionParameters;
   private readonly dedupCapacity: number;
   private readonly maxBodyBytes: number;
-  private readonly block2Szx: number;
   private sweepTimer?: NodeJS.Timeout;
   /**
    * Exchanges waiting for a retransmission or their deadline, checked by one
@@ -136,7 +131,6 @@ export class CoapEndpoint extends EventEmitter {
     this.dedupCapacity = options.dedupCapacityPerPeer ?? DEFAULT_DEDUP_CAPACITY;
     this.clockMs = Math.max(1, Math.min(20, Math.floor(this.transmission.ackTimeoutMs / 8)));
     this.maxBodyBytes = options.maxRequestBodyBytes ?? DEFAULT_MAX_BODY;
-    this.block2Szx = options.block2Szx ?? DEFAULT_BLOCK2_SZX;
     this.transport = options.transport ?? new UdpTransport(options.address, options.port, options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER);
   }
 
@@ -482,9 +476,8 @@ export class CoapEndpoint extends EventEmitter {
     peer.remember(message.messageId, PENDING, this.dedupCapacity);
     // An answer belongs to the session its request came in: once another session has the address, it is not sent.
     const session = peer.session;
-    // A large answer goes out in the Block2 block the request asks for (the first without one).
     const answer = (response: OutgoingResponse) => {
-      if (peer.session === session) this.respond(peer, message, serveBlock2(message.options, response, this.block2Szx));
+      if (peer.session === session) this.respond(peer, message, response);
     };
 
     const critical = unrecognizedCriticalOption(message.options);

@@ -2,6 +2,7 @@ import os from 'node:os';
 import { isIPv6 } from 'node:net';
 import { Method, OptionNumber, ResponseCode } from '../coap/codes';
 import { blockSize, decodeBlock } from '../coap/block';
+import { serveBlock2 } from '../coap/block2-serving';
 import { IncomingRequest, OutgoingResponse, diagnostic } from '../coap/endpoint';
 import { decodeUint, findOption, uintOptionOf } from '../coap/options';
 import type { CoapOption } from '../coap/message';
@@ -68,8 +69,8 @@ export interface PublicUris {
 /**
  * The pack's own file server for pulled packages: GET /fw/<token> on the
  * LwM2M server's UDP and DTLS sockets, answered block by block in the
- * device's Block2 size (the endpoint slices; each block is a stateless
- * GET), and the same files over HTTP through a route of the node layer.
+ * device's Block2 size (each block a stateless GET, sliced from the file
+ * with its ETag), and the same files over HTTP through a route of the node layer.
  */
 export class FileService {
   private readonly grants = new Map<string, Grant>();
@@ -143,8 +144,7 @@ export class FileService {
     const block = option && option.value.length <= 3 ? decodeBlock(decodeUint(option.value)) : undefined;
     const offset = block ? block.num * blockSize(block.szx) : 0;
     this.served(grant, Math.min(total, offset + blockSize(Math.min(block?.szx ?? MAX_SZX, MAX_SZX))));
-    // The whole file: the endpoint cuts the block asked for.
-    return { code: ResponseCode.Content, options: grant.options, payload: grant.pkg.data };
+    return serveBlock2(request.message, { code: ResponseCode.Content, options: grant.options, payload: grant.pkg.data });
   }
 
   /**

@@ -112,7 +112,8 @@ export class DeviceClient {
   constructor(
     private readonly endpointFor: EndpointFor,
     private readonly registrations: RegistrationStore,
-    private readonly model: () => ObjectModel,
+    /** The object model as the device sees it (its announced object versions). */
+    private readonly model: (registration: Registration) => ObjectModel,
     private readonly presence: PresenceTracker,
     private readonly options: DeviceClientOptions = {},
   ) {
@@ -129,7 +130,7 @@ export class DeviceClient {
     const describe = () => `${request.operation} ${request.path} on ${endpointName}`;
     const registration = this.registrations.getByEndpoint(endpointName);
     if (!registration) return Promise.reject(new DeviceRequestError(`${describe()}: device "${endpointName}" is not registered`, 'unknown-endpoint'));
-    const context: RequestContext = { registration, model: this.model() };
+    const context: RequestContext = { registration, model: this.model(registration) };
     let spec: CoapRequestSpec;
     try {
       spec = request.toCoap(context);
@@ -200,7 +201,7 @@ export class DeviceClient {
     const describe = () => `notification of ${request.path} from ${endpointName}`;
     const registration = this.registrations.getByEndpoint(endpointName);
     if (!registration) return Promise.reject(new DeviceRequestError(`${describe()}: device "${endpointName}" is not registered`, 'unknown-endpoint'));
-    const spec = request.toCoap({ registration, model: this.model() });
+    const spec = request.toCoap({ registration, model: this.model(registration) });
     const timeoutMs = this.options.defaultTimeoutMs ?? 10_000;
     return this.queue
       .run(endpointName, () => {

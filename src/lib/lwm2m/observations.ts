@@ -22,6 +22,8 @@ export type ObserveKind = ObserveRequest | ObserveCompositeRequest;
 export interface NotificationEvent {
   observation: Observation;
   records: ContentRecord[];
+  /** The object model the values were typed by: the device's view (its object versions), for naming them. */
+  model: ObjectModel;
   code: string;
   contentFormat?: number;
   raw: Buffer;
@@ -163,7 +165,8 @@ export class ObservationService {
     private readonly registrations: RegistrationStore,
     private readonly send: Sender,
     private readonly complete: Completer,
-    private readonly model: () => ObjectModel,
+    /** The object model as the device sees it (its object versions); the newest versions when it is gone. */
+    private readonly model: (registration: Registration | undefined) => ObjectModel,
     private readonly presence: PresenceTracker,
     /** Re-establish observations when their device registers again. */
     private readonly reobserve: boolean,
@@ -223,7 +226,7 @@ export class ObservationService {
     // The answer's sequence number counts: a later notification must be newer (RFC 7641 section 3.4).
     if (response.observe !== undefined) observation.isFresh(response.observe);
     return {
-      first: { observation, records: response.records, code: response.code, contentFormat: response.contentFormat, raw: response.raw, sequence: response.observe },
+      first: { observation, records: response.records, model: this.model(this.registrations.getByEndpoint(observation.endpoint)), code: response.code, contentFormat: response.contentFormat, raw: response.raw, sequence: response.observe },
       established: response.observe !== undefined,
     };
   }
@@ -326,15 +329,27 @@ export class ObservationService {
       token: observation.tokenKey,
       peer: observation.peer,
       transport: observation.transport,
+      ...(observation.request.attributes ? { attributes: observation.request.attributes } : {}),
     }));
   }
 
-  /** Brings back saved observations: their notifications are accepted at once and parked until the owner adopts them. */
-  restore(saved: PersistedObservation[]): void {
+  /**
+   * Brings back saved observations: their notifications are accepted at once
+   * and parked until the owner adopts them. Returns why entries that cannot
+   * be used (paths, formats or attributes no longer valid) were left out.
+   */
+  restore(saved: PersistedObservation[]): string[] {
+    const problems: string[] = [];
     for (const entry of saved) {
       if (!this.registrations.getByEndpoint(entry.endpoint) || !entry.peer) continue;
-      const paths = entry.paths.map((path) => Lwm2mPath.parse(path));
-      const request = entry.composite ? new ObserveCompositeRequest(paths, entry.format) : new ObserveRequest(paths[0], entry.format);
+      let request: ObserveKind;
+      try {
+        const paths = entry.paths.map((path) => Lwm2mPath.parse(path));
+        request = entry.composite ? new ObserveCompositeRequest(paths, entry.format, entry.attributes) : new ObserveRequest(paths[0], entry.format, entry.attributes);
+      } catch (error) {
+        problems.push(`observation ${entry.token} of ${entry.endpoint}: ${(error as Error).message}`);
+        continue;
+      }
       const observation = new Observation(entry.endpoint, request, new ParkedListener(), entry.owner, this.sink);
       observation.tokenKey = entry.token;
       observation.peer = entry.peer;
@@ -342,6 +357,7 @@ export class ObservationService {
       this.endpointFor(observation.transport)?.adoptObservation(entry.peer, observation.tokenKey, observation);
       this.add(observation);
     }
+    return problems;
   }
 
   clear(): void {
@@ -366,8 +382,9 @@ export class ObservationService {
     if (sequence !== undefined && !observation.isFresh(sequence)) return;
     if (!registration) return;
     try {
-      const { records } = observation.request.fromCoap(message, { registration, model: this.model() });
-      observation.listener.notify({ observation, records, code, contentFormat: contentFormatOf(message), raw: message.payload, sequence });
+      const model = this.model(registration);
+      const { records } = observation.request.fromCoap(message, { registration, model });
+      observation.listener.notify({ observation, records, model, code, contentFormat: contentFormatOf(message), raw: message.payload, sequence });
     } catch (error) {
       if (!(error instanceof ContentError)) throw error;
       observation.listener.error(new ContentError(`notification of ${observation.paths.join(', ')} from ${observation.endpoint}: ${error.message}`), observation);

@@ -15,7 +15,7 @@ const SEND_FORMATS: number[] = [ContentFormat.SenmlJson, ContentFormat.SenmlCbor
 export class SendInterface {
   constructor(
     private readonly store: RegistrationStore,
-    private readonly model: () => ObjectModel,
+    private readonly model: (registration: Registration) => ObjectModel,
     private readonly sent: (registration: Registration, records: ContentRecord[], contentFormat: number, raw: Buffer) => void,
   ) {}
 
@@ -33,7 +33,7 @@ export class SendInterface {
     }
     let records: ContentRecord[];
     try {
-      records = decodeContent(request.payload, format, Lwm2mPath.ROOT, this.model());
+      records = decodeContent(request.payload, format, Lwm2mPath.ROOT, this.model(registration));
     } catch (error) {
       if (error instanceof ContentError) throw new CoapRequestError(ResponseCode.BadRequest, error.message);
       throw error;

@@ -132,13 +132,14 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     this.coap = new Listeners(options, this.security, (request) => this.handle(request), this);
     this.coap.dtls?.on('moved', (from, to) => this.followDtlsPeer(from, to));
     const endpointFor = (transport: Transport) => this.coap.for(transport);
-    this.client = new DeviceClient(endpointFor, this.registrations, () => this.model, this.presence, options.client);
+    const modelFor = (registration: Registration | undefined) => this.modelFor(registration);
+    this.client = new DeviceClient(endpointFor, this.registrations, modelFor, this.presence, options.client);
     this.observations = new ObservationService(
       endpointFor,
       this.registrations,
       (endpoint, request, sendOptions) => this.client.send(endpoint, request, sendOptions),
       (endpoint, request, first) => this.client.completeNotification(endpoint, request, first),
-      () => this.model,
+      modelFor,
       this.presence,
       options.reobserve ?? true,
     );
@@ -159,7 +160,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       },
       refused: (endpoint, peer, reason) => this.emit('refused', endpoint, peer, reason),
     }, options.maxRegistrations, (endpoint, identity) => this.security.refusal(endpoint, identity));
-    this.sendInterface = new SendInterface(this.registrations, () => this.model, (registration, records, format, raw) => {
+    this.sendInterface = new SendInterface(this.registrations, modelFor, (registration, records, format, raw) => {
       this.presence.seen(registration);
       this.emit('send', registration, records, format, raw);
     });
@@ -385,7 +386,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       this.presence.asleep(registration);
     }
     const observations = entries<PersistedObservation>('observations');
-    this.observations.restore(observations.map(([, observation]) => observation));
+    for (const problem of this.observations.restore(observations.map(([, observation]) => observation))) this.emit('warning', new Error(`not restored: ${problem}`));
     for (const [token, entry] of state.observations) this.stored.observations.set(token, entry.json);
     for (const [id, request] of entries<ParkedRequest>('parked')) {
       this.stored.parked.set(id, state.parked.get(id)?.json as string);
@@ -424,6 +425,17 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     // Until the saved state is back, the device may just not be known yet.
     if (!this.isReady) return this.ready.then(() => this.client.send(endpoint, request, options));
     return this.client.send(endpoint, request, options);
+  }
+
+  /**
+   * The object model as a device sees it: the object versions its Register
+   * announced (or its LwM2M version implies), by registration or endpoint
+   * name; the newest versions for a device that is not registered. Shared
+   * between devices, never a copy per device.
+   */
+  modelFor(device: Registration | string | undefined): ObjectModel {
+    const registration = typeof device === 'string' ? this.registrations.getByEndpoint(device) : device;
+    return registration ? this.model.forDevice(registration) : this.model;
   }
 
   /** Starts an observation; see ObservationService.observe. */
