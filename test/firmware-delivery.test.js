@@ -98,6 +98,27 @@ describe('firmware file service against independent clients', function () {
     assert.match(device.firmware.uris[0], new RegExp(`^coaps://127\\.0\\.0\\.1:${dtlsPort()}/fw/`));
   });
 
+  for (const transport of ['tcp', 'tls']) {
+    it(`a device registered over ${transport.toUpperCase()} pulls its update over ${transport === 'tcp' ? 'coap+tcp' : 'coaps+tcp'} on the server's ${transport.toUpperCase()} listener, its own connection`, async () => {
+      await bench.server.stop();
+      const security = new SecurityRegistry();
+      security.set('stream-dev', { mode: 'psk', identity: 'stream-dev-id', key: KEY });
+      await bench.startServer({ port: undefined, [transport]: { port: 0 }, security });
+      const scheme = transport === 'tcp' ? 'coap+tcp' : 'coaps+tcp';
+      const listener = bench.server.coap[transport].address;
+      const device = await bench.device(transport === 'tcp' ? 'tcp-dev' : 'stream-dev', {
+        fw: { deliveryMethod: 0, protocols: [transport === 'tcp' ? 4 : 5] },
+        server: { address: '127.0.0.1', port: listener.port },
+        binding: 'T',
+        ...(transport === 'tcp' ? { tcp: true } : { tls: { identity: 'stream-dev-id', key: KEY } }),
+      });
+      const { results, progress } = await bench.run({ package: firmwarePackage('8.0.0', 30_000), settings: { version: '8.0.0' } });
+      assert.deepEqual(results.map((r) => [r.status, r.delivery, r.scheme, r.version]), [['success', 'pull', scheme, '8.0.0']]);
+      assert.match(device.firmware.uris[0], new RegExp(`^${scheme.replace('+', '\\+')}://127\\.0\\.0\\.1:${listener.port}/fw/`));
+      assert.equal(progress.filter((event) => event.bytes !== undefined).at(-1).percent, 100);
+    });
+  }
+
   it('uses the public URIs given for NAT in what it writes to the device', async () => {
     const device = await bench.device('natted', { fw: { deliveryMethod: 0, stepMs: 60_000 } });
     const record = bench.run({ package: firmwarePackage('2.0.0', 1000), settings: { publicUris: { coap: 'coap://203.0.113.5:15683' }, downloadTimeoutMs: 300 } });

@@ -31,6 +31,8 @@ interface FirmwareNodeDef extends NodeDef {
   pollInterval?: string | number;
   coapUri?: string;
   coapsUri?: string;
+  coapTcpUri?: string;
+  coapsTcpUri?: string;
   httpUri?: string;
 }
 
@@ -169,6 +171,8 @@ export = function register(RED: NodeAPI): void {
     const publicUris: PublicUris = {
       ...(text(def.coapUri) ? { coap: text(def.coapUri) } : {}),
       ...(text(def.coapsUri) ? { coaps: text(def.coapsUri) } : {}),
+      ...(text(def.coapTcpUri) ? { 'coap+tcp': text(def.coapTcpUri) } : {}),
+      ...(text(def.coapsTcpUri) ? { 'coaps+tcp': text(def.coapsTcpUri) } : {}),
       http: text(def.httpUri) ?? httpBase(),
     };
     const settings: JobSettings = {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { Lwm2mServer } from '../lib/lwm2m/server';
 import { SecurityRegistry, parseEndpointSecurity } from '../lib/lwm2m/security';
-import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, keysOf, portOf, secureListener } from './dtls-settings';
+import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, extraListeners, keysOf, portOf } from './dtls-settings';
 import { FileStateStore } from '../lib/lwm2m/state';
 import { ObjectModel } from '../lib/model/object-model';
 import type { ServerConfigNode } from './config-nodes';
@@ -112,9 +112,9 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, def);
     const address = (def.bindAddress || '0.0.0.0').trim();
     const security = securityOf(this, def);
-    const secure = secureListener(RED, this, def, address, 5684, 'lwm2m-server');
-    // A node with neither port keeps the plain default rather than listening on nothing.
-    const port = portOf(def.port, 5683) ?? (secure ? undefined : 5683);
+    const extra = extraListeners(RED, this, def, address, 5684, 'lwm2m-server');
+    // A node with no port at all keeps the plain default rather than listening on nothing.
+    const port = portOf(def.port, 5683) ?? (extra.secure || extra.tcp || extra.tls ? undefined : 5683);
     const modelFolder = def.modelFolder?.trim();
     let model: ObjectModel | undefined;
     if (modelFolder) {
@@ -127,7 +127,7 @@ export = function register(RED: NodeAPI): void {
     const server = new Lwm2mServer({
       address,
       port,
-      secure,
+      ...extra,
       security,
       model,
       awakeTimeMs: seconds(def.awakeTime, 93),
@@ -136,14 +136,14 @@ export = function register(RED: NodeAPI): void {
       stateStore: persist ? storeFor(this.id, path.join(RED.settings.userDir as string, 'lwm2m-state', `${this.id}.json`)) : undefined,
       stateKey: persist ? stateKeyOf(this) : undefined,
     });
-    const listeners = configuredListeners(address, port, secure);
+    const listeners = configuredListeners(address, port, extra);
     // Before the server starts: campaigns saved before a restart and their files are back when the sockets open.
     const packages = persist ? new FilePackageStore(path.join(RED.settings.userDir as string, 'lwm2m-state', `${this.id}.packages`)) : undefined;
     this.firmware = new FirmwareService(server, { packages });
     addFirmwareService(this.firmware);
     this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', listeners, count: () => server.registrations.size });
     server.on('refused', (endpoint, peer, reason) => this.warn(RED._('lwm2m-server.errors.refused', { endpoint, peer: `${peer.address}:${peer.port}`, reason })));
-    server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
+    server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS or TLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
     for (const event of ['registered', 'deregistered', 'expired'] as const) server.on(event, () => this.host.countChanged());
     trackServer(RED, this);
     this.on('close', (removed: boolean, done: () => void) => {

@@ -6,7 +6,7 @@ import type { SimulatedDevice } from './simulated-device';
 export interface SimulatedFirmwareOptions {
   /** /5/0/9: 0 pull only, 1 push only, 2 both (default). */
   deliveryMethod?: 0 | 1 | 2;
-  /** /5/0/8: 0 CoAP, 1 CoAPs, 2 HTTP, 3 HTTPS (default all four). */
+  /** /5/0/8: 0 CoAP, 1 CoAPs, 2 HTTP, 3 HTTPS, 4 CoAP over TCP, 5 CoAP over TLS (default the first four). */
   protocols?: number[];
   /** The Update Result to fail with (2-9): a download failure during the download, 8 on Update. */
   failWith?: number;
@@ -31,7 +31,7 @@ const HEADER = /^LWM2M-SIM-FW (\S+)\n/;
  * The Firmware Update object (/5) of a simulated device, as LwM2M 1.0-1.2
  * describe its state machine: Idle (0) → Downloading (1) as the package
  * comes (pushed to /5/0/0 in Block1 blocks, or fetched from the URI written
- * to /5/0/1 over CoAP, CoAPs, HTTP or HTTPS) → Downloaded (2) → Updating
+ * to /5/0/1 over CoAP, CoAPs, CoAP over TCP or TLS, HTTP or HTTPS) → Downloaded (2) → Updating
  * (3) on Update (/5/0/2, executable in Downloaded only) → Idle with Update
  * Result 1 and the new Firmware Version (/3/0/3), registering again as a
  * rebooted device does. An empty URI or a one-zero-byte package resets it;
@@ -126,7 +126,7 @@ export class SimulatedFirmware {
       return this.set(0, 7);
     }
     if (fail === 7) return this.set(0, 7);
-    const protocol = { coap: 0, coaps: 1, http: 2, https: 3 }[scheme];
+    const protocol = ({ coap: 0, coaps: 1, http: 2, https: 3, 'coap+tcp': 4, 'coaps+tcp': 5 } as Record<string, number>)[scheme];
     if (fail === 9 || protocol === undefined || !(this.options.protocols ?? [0, 1, 2, 3]).includes(protocol)) return this.set(0, 9);
     let data: Buffer;
     try {

@@ -3,6 +3,8 @@ import { serveBlock2 } from '../lib/coap/block2-serving';
 import { requestBlockwise } from '../lib/coap/block-transfer';
 import { DtlsClient, DtlsClientOptions } from '../lib/dtls/dtls-client';
 import { CoapEndpoint, IncomingRequest, OutgoingResponse, describeResponse, diagnostic } from '../lib/coap/endpoint';
+import { StreamEndpoint } from '../lib/coap/stream-endpoint';
+import { StreamClientTransport } from '../lib/coap/stream-transport';
 import type { CoapMessage } from '../lib/coap/message';
 import { pathOptions, queryOptions, stringOptions, uintOption, uintOptionOf } from '../lib/coap/options';
 import type { Peer } from '../lib/coap/peer';
@@ -47,6 +49,17 @@ export interface SimulatedDeviceOptions {
   unobservable?: string[];
   /** Largest request body taken through Block1 (default 64 KiB; firmware packages need more). */
   maxRequestBodyBytes?: number;
+  /** Talks to the server over TCP (RFC 8323; the connection is made in start()). */
+  tcp?: boolean;
+  /** Talks to the server over TLS with this PSK (RFC 8323; connection and handshake in start()). */
+  tls?: { identity: string; key: Buffer };
+}
+
+/** A provisioned LwM2M server account: where, over what, with which PSK. */
+interface Account {
+  server: Peer;
+  stream: boolean;
+  psk?: { identity: string; key: Buffer };
 }
 
 /** A resource written through a handler of its own (a firmware Package) instead of being stored; it may refuse. */
@@ -132,11 +145,11 @@ export class SimulatedDevice {
   private readonly block1Listeners = new Set<Block1Listener>();
   /** Registers sent (a firmware update that reboots the device sends one more). */
   registrations = 0;
-  /** Talks to the LwM2M server; after a bootstrap, over what the account it was given says (coap:// or coaps:// with its PSK). */
-  private endpoint: CoapEndpoint;
+  /** Talks to the LwM2M server; after a bootstrap, over what the account it was given says (coap://, coaps://, coap+tcp://, coaps+tcp:// with its PSK). */
+  private endpoint: CoapEndpoint | StreamEndpoint;
   private dtls?: DtlsClient;
   /** Talks to the bootstrap server: the endpoint the device started with. */
-  private readonly bootstrapEndpoint: CoapEndpoint;
+  private readonly bootstrapEndpoint: CoapEndpoint | StreamEndpoint;
   private location?: string;
   private updateTimer?: NodeJS.Timeout;
   private readonly observers = new Map<string, Observer>();
@@ -145,6 +158,8 @@ export class SimulatedDevice {
   /** Set while a bootstrap server provisions this device: resolved by Bootstrap-Finish. */
   private bootstrapping?: { finish(): void };
   private readonly recentNotifications = new Map<number, string>();
+  /** The connection's PSK over TLS: the option's, or the provisioned account's. */
+  private streamPsk: { identity: string; key: Buffer } | undefined;
 
   constructor(readonly options: SimulatedDeviceOptions) {
     this.objects = options.objects ?? defaultObjectTree(options.endpoint);
@@ -153,7 +168,15 @@ export class SimulatedDevice {
     const server = this.objects.get(1)?.get(0);
     if (server && typeof server.get(9) === 'function') this.addServerTriggers(server);
     if (options.dtls) this.dtls = new DtlsClient({ ...options.dtls, address: options.server.address, port: options.server.port, localAddress: options.address });
-    this.endpoint = this.bootstrapEndpoint = this.newEndpoint(options.server, this.dtls);
+    const stream = options.tcp === true || options.tls !== undefined;
+    this.streamPsk = options.tls;
+    this.endpoint = this.bootstrapEndpoint = stream ? this.newStreamEndpoint(options.server, options.tls) : this.newEndpoint(options.server, this.dtls);
+  }
+
+  /** Over TCP, or TLS with a PSK: one connection to the server, on which it also sends its requests. */
+  private newStreamEndpoint(server: Peer, psk: { identity: string; key: Buffer } | undefined): StreamEndpoint {
+    const address = this.options.address ?? (server.address.includes(':') ? '::1' : '127.0.0.1');
+    return new StreamEndpoint({ transport: new StreamClientTransport(server, psk, address) }, (request) => this.answer(request));
   }
 
   private newEndpoint(server: Peer, transport: DtlsClient | undefined): CoapEndpoint {
@@ -191,10 +214,29 @@ export class SimulatedDevice {
     return this.endpoint.address;
   }
 
-  /** Binds the socket (and completes the DTLS handshake when the device uses DTLS). */
+  /** Binds the socket (and completes the DTLS handshake when the device uses DTLS; connects over TCP or TLS). */
   async start(): Promise<Peer> {
     return this.endpoint.listen();
   }
+
+  /**
+   * Over TCP or TLS: drops the connection and makes a new one (from a new
+   * port), as a device does after a network outage; the server learns of it
+   * at the next Update (or at once, over TLS, by the device's identity).
+   */
+  async reconnect(): Promise<Peer> {
+    const options = this.options;
+    if (!(this.endpoint instanceof StreamEndpoint)) throw new Error('reconnect() is for TCP and TLS devices');
+    const previous = this.endpoint;
+    this.endpoint = this.newStreamEndpoint(options.server, previous.transport.scheme === 'coaps+tcp' ? this.streamPsk : undefined);
+    await previous.close();
+    // Observations end with their connection (RFC 8323 section 7.2).
+    this.observers.clear();
+    const bound = await this.endpoint.listen();
+    this.connecting = Promise.resolve();
+    return bound;
+  }
+
 
   /** Moves a DTLS device to a new local port, as a NAT rebinding does: it keeps its session only with a connection id. */
   async rebind(): Promise<Peer> {
@@ -334,12 +376,17 @@ export class SimulatedDevice {
    * coap://, DTLS with the account's PSK identity and key for coaps://
    * (a session of its own, from its own socket).
    */
-  private async useAccount(account: { server: Peer; psk?: { identity: string; key: Buffer } }): Promise<void> {
+  private async useAccount(account: Account): Promise<void> {
     this.options.server = account.server;
     const previous = this.endpoint;
-    if (!account.psk && !this.dtls) return;
-    this.dtls = account.psk ? new DtlsClient({ ...account.psk, address: account.server.address, port: account.server.port, localAddress: this.options.address }) : undefined;
-    this.endpoint = this.newEndpoint(account.server, this.dtls);
+    if (account.stream) {
+      this.streamPsk = account.psk;
+      this.endpoint = this.newStreamEndpoint(account.server, account.psk);
+    } else {
+      if (!account.psk && !this.dtls && previous instanceof CoapEndpoint) return;
+      this.dtls = account.psk ? new DtlsClient({ ...account.psk, address: account.server.address, port: account.server.port, localAddress: this.options.address }) : undefined;
+      this.endpoint = this.newEndpoint(account.server, this.dtls);
+    }
     // Bound (and the handshake made) when the device first talks to the server, as a real client does.
     this.connecting = undefined;
     if (previous !== this.bootstrapEndpoint) await previous.close();
@@ -367,19 +414,20 @@ export class SimulatedDevice {
     });
   }
 
-  /** The LwM2M server account of the first non-bootstrap Security instance: where, and with which PSK for coaps://. */
-  private provisionedAccount(): { server: Peer; psk?: { identity: string; key: Buffer } } {
+  /** The LwM2M server account of the first non-bootstrap Security instance: where, over what, and with which PSK for coaps:// and coaps+tcp://. */
+  private provisionedAccount(): Account {
     for (const resources of this.objects.get(0)?.values() ?? []) {
       if (resources.get(1) === true) continue;
       const uri = resources.get(0);
-      const match = typeof uri === 'string' ? /^(coaps?):\/\/(\[([^\]]+)\]|[^/:]+)(?::(\d+))?/.exec(uri) : null;
+      const match = typeof uri === 'string' ? /^(coaps?)(\+tcp)?:\/\/(\[([^\]]+)\]|[^/:]+)(?::(\d+))?/.exec(uri) : null;
       if (!match) continue;
       const secure = match[1] === 'coaps';
-      const server = { address: match[3] ?? match[2], port: Number(match[4] ?? (secure ? 5684 : 5683)) };
-      if (!secure) return { server };
+      const stream = match[2] !== undefined;
+      const server = { address: match[4] ?? match[3], port: Number(match[5] ?? (secure ? 5684 : 5683)) };
+      if (!secure) return { server, stream };
       const [mode, identity, key] = [resources.get(2), resources.get(3), resources.get(5)];
       if (mode !== 0 || !Buffer.isBuffer(identity) || !Buffer.isBuffer(key)) throw new Error(`the account for ${uri} is not a PSK account this device can use`);
-      return { server, psk: { identity: identity.toString('utf8'), key } };
+      return { server, stream, psk: { identity: identity.toString('utf8'), key } };
     }
     throw new Error('the bootstrap server wrote no LwM2M server account');
   }
@@ -445,10 +493,11 @@ export class SimulatedDevice {
       if (!response.ok) throw new Error(`HTTP ${response.status} for ${url.pathname}`);
       return Buffer.from(await response.arrayBuffer());
     }
-    if (scheme !== 'coap' && scheme !== 'coaps') throw new Error(`unsupported protocol ${scheme}`);
-    if ((scheme === 'coaps') !== (this.dtls !== undefined)) throw new Error(`${scheme}:// is not what this device talks to its server`);
+    if (!['coap', 'coaps', 'coap+tcp', 'coaps+tcp'].includes(scheme)) throw new Error(`unsupported protocol ${scheme}`);
+    // The device fetches over the connection it has with its server (its DTLS session, its TCP or TLS connection).
+    if (scheme !== this.endpoint.scheme) throw new Error(`${scheme}:// is not what this device talks to its server`);
     await this.connected();
-    const peer = { address: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (scheme === 'coaps' ? 5684 : 5683)) };
+    const peer = { address: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (scheme.startsWith('coaps') ? 5684 : 5683)) };
     const response = await requestBlockwise(
       this.endpoint,
       peer,
@@ -493,7 +542,7 @@ export class SimulatedDevice {
   private answer(request: IncomingRequest): OutgoingResponse {
     this.received.push(request);
     try {
-      return serveBlock2(request.message, this.route(request), this.options.maxBlockBytes);
+      return serveBlock2(request.message, this.route(request), this.options.maxBlockBytes, this.endpoint instanceof StreamEndpoint);
     } catch (error) {
       if (error instanceof Refusal) return diagnostic(error.code, error.message);
       if (error instanceof ContentError || error instanceof PathError) return diagnostic(ResponseCode.BadRequest, error.message);

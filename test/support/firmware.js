@@ -72,7 +72,7 @@ class FirmwareBench {
 
   /** A registered simulated device with a Firmware Update object (fw options) and/or a Software Management object (sw options). */
   async device(endpoint, { fw, sw, register = true, ...options } = {}) {
-    const device = new SimulatedDevice({ endpoint, server: { address: '127.0.0.1', port: this.port }, transmission: FAST, maxRequestBodyBytes: 16 << 20, ...options });
+    const device = new SimulatedDevice({ endpoint, server: options.server ?? { address: '127.0.0.1', port: this.port }, transmission: FAST, maxRequestBodyBytes: 16 << 20, ...options });
     if (fw !== undefined) device.firmware = new SimulatedFirmware(device, { stepMs: 20, ...fw });
     if (sw !== undefined) device.software = new SimulatedSoftware(device, { stepMs: 20, ...sw });
     await device.start();

@@ -61,14 +61,16 @@ function bytes(value: unknown, what: string, text = false): Buffer | undefined {
 
 function parseAccount(input: Record<string, unknown>, where: string, bootstrap: boolean): ServerAccount {
   const uri = input.uri ?? input.serverUri;
-  if (typeof uri !== 'string' || !/^coaps?:\/\/(\[[0-9a-fA-F:.]+\]|[^/:\s[\]]+)(:\d{1,5})?\/?$/.test(uri.trim())) {
-    fail(`${where}: uri must look like coap://host:5683 or coaps://host:5684, not ${JSON.stringify(uri)}`);
+  // coap+tcp:// and coaps+tcp:// (RFC 8323) for servers reached over TCP and TLS (binding T).
+  if (typeof uri !== 'string' || !/^coaps?(\+tcp)?:\/\/(\[[0-9a-fA-F:.]+\]|[^/:\s[\]]+)(:\d{1,5})?\/?$/.test(uri.trim())) {
+    fail(`${where}: uri must look like coap://host:5683, coaps://host:5684, coap+tcp://host:5683 or coaps+tcp://host:5684, not ${JSON.stringify(uri)}`);
   }
   const mode = text(input.securityMode ?? 'nosec', `${where}: securityMode`).toLowerCase() as SecurityMode;
   if (!(mode in SECURITY_MODE_VALUES)) fail(`${where}: securityMode must be nosec, psk, rpk or x509, not ${JSON.stringify(input.securityMode)}`);
-  const secure = uri.trim().startsWith('coaps://');
-  if (mode === 'nosec' && secure) fail(`${where}: a coaps:// server needs securityMode psk, rpk or x509`);
-  if (mode !== 'nosec' && !secure) fail(`${where}: securityMode ${mode} needs a coaps:// uri`);
+  const secure = uri.trim().startsWith('coaps');
+  if (mode === 'nosec' && secure) fail(`${where}: a coaps:// or coaps+tcp:// server needs securityMode psk, rpk or x509`);
+  if (mode !== 'nosec' && !secure) fail(`${where}: securityMode ${mode} needs a coaps:// or coaps+tcp:// uri`);
+  if (mode === 'rpk' && uri.trim().startsWith('coaps+tcp')) fail(`${where}: raw public keys are for coaps:// only (this server's TLS has none)`);
   const account: ServerAccount = {
     uri: uri.trim(),
     securityMode: mode,

@@ -8,6 +8,8 @@ import { Lwm2mPath } from '../model/path';
 import { IncomingRequest, MalformedDatagram, OutgoingResponse, diagnostic } from '../coap/endpoint';
 import { CoapRequestError } from '../coap/errors';
 import type { Peer } from '../coap/peer';
+import type { MessageLayer } from '../coap/message-layer';
+import type { Transport } from '../lwm2m/registration';
 import { ObjectModel } from '../model/object-model';
 import { parseQueries } from '../lwm2m/registration-request';
 import { BootstrapConfig, BootstrapConfigError, describeConfig, provisionedInstances } from './bootstrap-config';
@@ -33,12 +35,12 @@ export type BootstrapServerEvents = {
 };
 
 /**
- * An LwM2M bootstrap server on its own UDP and/or DTLS endpoints (ports 5685/5686 by default):
+ * An LwM2M bootstrap server on its own UDP, DTLS, TCP and/or TLS endpoints (UDP and DTLS ports 5685/5686 by default):
  * answers Bootstrap-Request (POST /bs?ep=&pct=) and provisions the device
  * with the configuration held for its endpoint name, or the default one.
  */
 export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
-  /** The CoAP endpoints: plain UDP and/or DTLS. */
+  /** The CoAP endpoints: plain UDP, DTLS, TCP and/or TLS. */
   readonly coap: Listeners;
   /** The credentials devices use with this bootstrap server: their bootstrap accounts. */
   readonly security = new SecurityRegistry();
@@ -50,7 +52,7 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
   constructor(private readonly options: BootstrapServerOptions) {
     super();
     this.model = options.model ?? ObjectModel.builtIn();
-    this.coap = new Listeners(options, this.security, (request) => this.handle(request), this);
+    this.coap = new Listeners(options, this.security, (request, transport) => this.handle(request, transport), this);
   }
 
   start(): Promise<BoundListener[]> {
@@ -93,7 +95,7 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
     return [...this.configs.keys()];
   }
 
-  private handle(request: IncomingRequest): OutgoingResponse {
+  private handle(request: IncomingRequest, transport: Transport): OutgoingResponse {
     if (request.path === '/bspack') return this.bootstrapPack(request);
     if (request.path !== '/bs') return diagnostic(ResponseCode.NotFound, `no resource ${request.path}`);
     if (request.method !== Method.POST) throw new CoapRequestError(ResponseCode.MethodNotAllowed, 'only POST is allowed on /bs');
@@ -106,7 +108,7 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
       preferredFormat = Number(pctText);
     }
     this.sessions.get(name)?.cancel();
-    const session = new BootstrapSession(this.coap.of(request.identity), request.peer, name, config, this.model, { timeoutMs: this.options.requestTimeoutMs ?? 10_000, preferredFormat });
+    const session = new BootstrapSession(this.coap.for(transport) as MessageLayer, request.peer, name, config, this.model, { timeoutMs: this.options.requestTimeoutMs ?? 10_000, preferredFormat });
     this.sessions.set(name, session);
     this.emit('started', name, request.peer);
     // The session's requests start after our 2.04 is on its way.

@@ -1,6 +1,6 @@
 import { ContentFormat, Method, OptionNumber, ResponseCode, codeClass, formatCode } from '../coap/codes';
 import { requestBlockwise } from '../coap/block-transfer';
-import type { CoapEndpoint } from '../coap/endpoint';
+import type { MessageLayer } from '../coap/message-layer';
 import type { CoapMessage } from '../coap/message';
 import type { Peer } from '../coap/peer';
 import { decodeContent, encodeContent, formatName, isSupportedFormat } from '../content/formats';
@@ -73,7 +73,7 @@ export class BootstrapSession {
   private bootstrapIds: number[] = [];
 
   constructor(
-    private readonly endpoint: CoapEndpoint,
+    private readonly endpoint: MessageLayer,
     private readonly peer: Peer,
     private readonly name: string,
     private readonly config: BootstrapConfig,

@@ -4,11 +4,11 @@ import { Method, OptionNumber, ResponseCode } from '../coap/codes';
 import { blockSize, decodeBlock } from '../coap/block';
 import { serveBlock2 } from '../coap/block2-serving';
 import { IncomingRequest, OutgoingResponse, diagnostic } from '../coap/endpoint';
-import { decodeUint, findOption, uintOptionOf } from '../coap/options';
+import { uintOption, uintOptionOf } from '../coap/options';
 import type { CoapOption } from '../coap/message';
 import type { Peer } from '../coap/peer';
 import { randomText } from '../random-text';
-import type { Registration } from '../lwm2m/registration';
+import type { Registration, Transport } from '../lwm2m/registration';
 import { identityKey } from '../lwm2m/security';
 import type { Lwm2mServer } from '../lwm2m/server';
 import type { FirmwarePackage } from './packages';
@@ -19,9 +19,6 @@ export const COAP_FILE_PATH = 'fw';
 export const HTTP_FILE_PATH = 'lwm2m-firmware';
 
 const OCTET_STREAM = uintOptionOf(OptionNumber.ContentFormat, 42);
-
-/** The largest Block2 block the file service sends (RFC 7959: SZX 6, 1024 bytes); a device asks for smaller ones. */
-const MAX_SZX = 6;
 
 /** Told, as a device fetches its file, how far it got (the end of the furthest block or range served). */
 export type ServedListener = (bytes: number, total: number) => void;
@@ -62,13 +59,17 @@ export interface PublicUris {
   coap?: string;
   /** "coaps://203.0.113.5:5684": the DTLS socket's address by default. */
   coaps?: string;
+  /** "coap+tcp://203.0.113.5:5683": the TCP listener's address by default. */
+  'coap+tcp'?: string;
+  /** "coaps+tcp://203.0.113.5:5684": the TLS listener's address by default. */
+  'coaps+tcp'?: string;
   /** "https://nodered.example.com/": Node-RED's HTTP root, which the node fills in; no HTTP delivery without it. */
   http?: string;
 }
 
 /**
  * The pack's own file server for pulled packages: GET /fw/<token> on the
- * LwM2M server's UDP and DTLS sockets, answered block by block in the
+ * LwM2M server's UDP and DTLS sockets and its TCP and TLS listeners, answered block by block in the
  * device's Block2 size (each block a stateless GET, sliced from the file
  * with its ETag), and the same files over HTTP through a route of the node layer.
  */
@@ -78,7 +79,7 @@ export class FileService {
   private holding = false;
 
   constructor(private readonly server: Lwm2mServer) {
-    server.serve((request) => this.answerCoap(request));
+    server.serve((request, transport) => this.answerCoap(request, transport));
   }
 
   get size(): number {
@@ -116,35 +117,39 @@ export class FileService {
       if (!base || !base.startsWith(`${scheme}://`)) return undefined;
       return `${base.endsWith('/') ? base : `${base}/`}${HTTP_FILE_PATH}/${token}`;
     }
-    if (scheme !== 'coap' && scheme !== 'coaps') return undefined;
+    if (!isCoapScheme(scheme)) return undefined;
     const base = bases[scheme] ?? this.boundBase(scheme);
     return base && `${base.replace(/\/+$/, '')}/${COAP_FILE_PATH}/${token}`;
   }
 
   /** coap://<bound address>:<port> of a listening socket; a wildcard address becomes this machine's first external address. */
-  private boundBase(scheme: 'coap' | 'coaps'): string | undefined {
-    const bound = (scheme === 'coap' ? this.server.coap.plain : this.server.coap.secure)?.address;
+  private boundBase(scheme: CoapScheme): string | undefined {
+    const bound = this.server.coap.for(TRANSPORT_OF_SCHEME[scheme])?.address;
     if (!bound) return undefined;
     const host = bound.address === '0.0.0.0' || bound.address === '::' ? externalAddress(bound.address === '::') : bound.address;
     return `${scheme}://${isIPv6(host) ? `[${host}]` : host}:${bound.port}`;
   }
 
-  private answerCoap(request: IncomingRequest): OutgoingResponse | undefined {
+  private answerCoap(request: IncomingRequest, transport: Transport): OutgoingResponse | undefined {
     const token = tokenOf(request.path);
     if (token === undefined) return undefined;
     if (request.method !== Method.GET) return diagnostic(ResponseCode.MethodNotAllowed, 'files are only read (GET)');
     const grant = this.grants.get(token);
     if (!grant && this.holding) return { ...diagnostic(ResponseCode.ServiceUnavailable, 'starting: try again'), options: [uintOptionOf(OptionNumber.MaxAge, 2)] };
     if (!grant) return diagnostic(ResponseCode.NotFound, 'no such file');
-    const registration = this.allowed(grant, request.peer, request.identity === undefined ? 'coap' : 'coaps', identityKey(request.identity));
+    const registration = this.allowed(grant, request.peer, transport === 'dtls' || transport === 'tls' ? 'secure' : 'plain', identityKey(request.identity));
     if (!registration) return diagnostic(ResponseCode.Forbidden, 'this file is for another device');
     this.server.presence.seen(registration);
     const total = grant.pkg.data.length;
-    const option = findOption(request.message.options, OptionNumber.Block2);
-    const block = option && option.value.length <= 3 ? decodeBlock(decodeUint(option.value)) : undefined;
-    const offset = block ? block.num * blockSize(block.szx) : 0;
-    this.served(grant, Math.min(total, offset + blockSize(Math.min(block?.szx ?? MAX_SZX, MAX_SZX))));
-    return serveBlock2(request.message, { code: ResponseCode.Content, options: grant.options, payload: grant.pkg.data });
+    // Over TCP and TLS, blocks of as many 1024-byte units as the device agreed to (BERT), else RFC 7959's.
+    const limits = this.server.coap.for(transport)?.blockLimits(request.peer);
+    const bert = limits !== undefined && limits.bertBytes > 0;
+    const answer = serveBlock2(request.message, { code: ResponseCode.Content, options: grant.options, payload: grant.pkg.data }, bert ? limits.bertBytes : undefined, bert);
+    const option = uintOption(answer.options ?? [], OptionNumber.Block2);
+    const block = option === undefined ? undefined : decodeBlock(option, true);
+    // Counted up to the end of the block sent (the whole file when it went in one answer).
+    this.served(grant, block ? Math.min(total, block.num * blockSize(block.szx) + (answer.payload?.length ?? 0)) : total);
+    return answer;
   }
 
   /**
@@ -192,17 +197,26 @@ export class FileService {
 
   /**
    * The registration of the grant's device when the requester is that device:
-   * over DTLS the identity it registered with; over HTTP, and over plain CoAP
-   * for a device that registered without DTLS, the address it registered from
-   * (any port: devices often download from a socket of their own).
+   * over DTLS or TLS the identity it registered with; over HTTP, and over
+   * plain CoAP (UDP, TCP) for a device that registered without security, the
+   * address it registered from (any port: devices often download from a
+   * socket of their own).
    */
-  private allowed(grant: Grant, peer: Peer, via: 'coap' | 'coaps' | 'http', identity: string | undefined): Registration | undefined {
+  private allowed(grant: Grant, peer: Peer, via: 'plain' | 'secure' | 'http', identity: string | undefined): Registration | undefined {
     const registration = this.server.registrations.getByEndpoint(grant.endpoint);
     if (!registration) return undefined;
-    if (via === 'coaps') return registration.identity && identityKey(registration.identity) === identity ? registration : undefined;
-    if (via === 'coap' && registration.identity) return undefined;
+    if (via === 'secure') return registration.identity && identityKey(registration.identity) === identity ? registration : undefined;
+    if (via === 'plain' && registration.identity) return undefined;
     return registration.address === peer.address ? registration : undefined;
   }
+}
+
+type CoapScheme = 'coap' | 'coaps' | 'coap+tcp' | 'coaps+tcp';
+
+const TRANSPORT_OF_SCHEME: Record<CoapScheme, Transport> = { coap: 'udp', coaps: 'dtls', 'coap+tcp': 'tcp', 'coaps+tcp': 'tls' };
+
+function isCoapScheme(scheme: string): scheme is CoapScheme {
+  return scheme in TRANSPORT_OF_SCHEME;
 }
 
 /** The token of /fw/<token>, or undefined for other paths. */

@@ -9,6 +9,7 @@ import {
   unknownResult,
 } from './codes';
 import { DeviceResult, Job, JobFailure, JobSkip, asNumber, asText } from './job';
+import type { Transport } from '../lwm2m/registration';
 import type { ResourceWatch } from './resource-watch';
 
 const PACKAGE = '/5/0/0';
@@ -22,8 +23,8 @@ const MODEL_NUMBER = '/3/0/1';
 /** How a package goes to a device: pushed, or pulled over a scheme (from a URI of elsewhere, or from the server's file service). */
 type Plan = { delivery: 'push' } | { delivery: 'pull'; scheme: string; url?: string };
 
-/** Pulled packages by the device's transport: its own secure channel first; a DTLS device is never sent a plain coap URI. */
-const PULL_SCHEMES = { dtls: ['coaps', 'https'], udp: ['coap', 'http', 'https'] } as const;
+/** Pulled packages by the device's transport: its own channel first; a DTLS or TLS device is never sent a plain coap URI. */
+const PULL_SCHEMES: Record<Transport, readonly string[]> = { udp: ['coap', 'http', 'https'], dtls: ['coaps', 'https'], tcp: ['coap+tcp', 'http', 'https'], tls: ['coaps+tcp', 'https'] };
 
 /**
  * The Firmware Update state machine of one device (Object 5, LwM2M 1.0-1.2):

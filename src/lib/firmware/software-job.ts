@@ -5,6 +5,9 @@ import { PROTOCOL_OF_SCHEME, SOFTWARE_RESULTS, SOFTWARE_STATE_NAMES, SoftwareRes
 import { DeviceResult, Job, JobFailure, JobSkip, asNumber, asText } from './job';
 import type { ResourceWatch } from './resource-watch';
 
+/** A pulled package comes over the device's own channel. */
+const SCHEME_OF_TRANSPORT = { udp: 'coap', dtls: 'coaps', tcp: 'coap+tcp', tls: 'coaps+tcp' } as const;
+
 const VERSION = 1;
 const PACKAGE = 2;
 const PACKAGE_URI = 3;
@@ -160,7 +163,7 @@ export class SoftwareJob extends Job {
     }
     if (uri === undefined) {
       const grant = files.grant(this.endpoint, pkg!);
-      const scheme = this.registration().transport === 'dtls' ? 'coaps' : 'coap';
+      const scheme = SCHEME_OF_TRANSPORT[this.registration().transport];
       uri = files.uri(grant.token, scheme, settings.publicUris);
       if (uri === undefined) {
         files.revoke(grant.token);

@@ -1,12 +1,12 @@
 import { OptionNumber, codeClass, formatCode } from '../coap/codes';
 import { BlockwiseOptions, completeBlock2, requestBlockwise } from '../coap/block-transfer';
-import type { CoapEndpoint } from '../coap/endpoint';
+import type { MessageLayer } from '../coap/message-layer';
 import type { Transport } from './registration';
 import { identityKey } from './security';
 
 /** The endpoint that reaches devices over a transport; undefined when the server does not listen on it. */
-export type EndpointFor = (transport: Transport) => CoapEndpoint | undefined;
-import { CoapClosedError, CoapResetError, CoapResponseError, CoapTimeoutError } from '../coap/errors';
+export type EndpointFor = (transport: Transport) => MessageLayer | undefined;
+import { CoapClosedError, CoapNoConnectionError, CoapResetError, CoapResponseError, CoapTimeoutError } from '../coap/errors';
 import type { CoapMessage } from '../coap/message';
 import { uintOption } from '../coap/options';
 import { ContentError } from '../content/values';
@@ -32,6 +32,7 @@ export type FailureKind =
   | 'queue-full'
   | 'parked'
   | 'no-session'
+  | 'no-connection'
   | 'closed';
 
 /** A waiting request was taken back to be handed to its node again. */
@@ -42,10 +43,11 @@ class ParkedError extends Error {
   }
 }
 
-/** A DTLS device with no secure session under its identity: only the device can start a handshake. */
+/** A DTLS or TLS device with no secure session or connection under its identity: only the device can start a handshake. */
 class NoSessionError extends Error {
   constructor(registration: Registration) {
-    super(`no DTLS session with ${registration.endpoint} at ${registration.address}:${registration.port} (it must handshake again, as it does when it next updates)`);
+    const what = registration.transport === 'tls' ? 'TLS connection' : 'DTLS session';
+    super(`no ${what} with ${registration.endpoint} at ${registration.address}:${registration.port} (it must handshake again, as it does when it next updates)`);
     this.name = 'NoSessionError';
   }
 }
@@ -232,12 +234,14 @@ export class DeviceClient {
   }
 
   /** The endpoint that reaches the device now, or why none does. */
-  private endpointTo(registration: Registration): CoapEndpoint | Error {
+  private endpointTo(registration: Registration): MessageLayer | Error {
     const endpoint = this.endpointFor(registration.transport);
     if (!endpoint) return new CoapClosedError();
-    // The address may now belong to another device's DTLS session (NAT reuse): never send it this device's requests.
-    if (registration.transport === 'dtls' && identityKey(endpoint.transport.identityOf(registration)) !== identityKey(registration.identity)) {
-      return new NoSessionError(registration);
+    // The address may now belong to another device's DTLS session or TLS connection (NAT reuse): never send it this device's requests.
+    if (registration.transport === 'dtls' || registration.transport === 'tls') {
+      const identity = endpoint.identityOf(registration);
+      // No TLS connection at all: the endpoint refuses the request as no-connection.
+      if (!(registration.transport === 'tls' && identity === undefined) && identityKey(identity) !== identityKey(registration.identity)) return new NoSessionError(registration);
     }
     return endpoint;
   }
@@ -277,5 +281,6 @@ function translate(error: unknown, describe: string): Error {
   if (error instanceof DeviceGoneError) return new DeviceRequestError(`${describe}: ${error.message}`, 'unknown-endpoint');
   if (error instanceof ParkedError) return new DeviceRequestError(`${describe}: ${error.message}`, 'parked');
   if (error instanceof NoSessionError) return new DeviceRequestError(`${describe}: ${error.message}`, 'no-session');
+  if (error instanceof CoapNoConnectionError) return new DeviceRequestError(`${describe}: ${error.message} (the device must connect again, as it does when it next updates)`, 'no-connection');
   return error as Error;
 }

@@ -1,13 +1,14 @@
 import { TypedEmitter } from '../typed-emitter';
 import { ResponseCode } from '../coap/codes';
-import { IncomingRequest, MalformedDatagram, RequestHandler, diagnostic } from '../coap/endpoint';
+import { IncomingRequest, MalformedDatagram, diagnostic } from '../coap/endpoint';
 import type { Peer } from '../coap/peer';
+import type { PeerIdentity } from '../dtls/credentials';
 import type { ContentRecord } from '../content/values';
 import { ObjectModel } from '../model/object-model';
 import { DeviceClient, DeviceClientOptions, SendOptions } from './device-client';
 import { NotificationEvent, Observation, ObservationListener, ObservationService, ObserveKind } from './observations';
 import { PresenceTracker } from './presence';
-import { Registration, Transport, expiresAt } from './registration';
+import { Registration, Transport, expiresAt, isStream } from './registration';
 import { RegistrationInterface } from './registration-interface';
 import { RegistrationStore } from './registration-store';
 import type { DeviceRequest, ResponseBase } from './requests/device-request';
@@ -15,8 +16,8 @@ import { SendInterface } from './send-interface';
 import { CollectionName, ParkedRequest, PersistedObservation, ServiceCollection, StateStore, StoredState, deriveStateKey, entryJson, openText, parseEntry, sealText } from './state';
 import { ConnectionJson, ConnectionRecord, DtlsSession, SessionJson, connectionFromJson, connectionToJson, sessionFromJson, sessionToJson } from '../dtls/session';
 import { randomText } from '../random-text';
-import { SecurityRegistry } from './security';
-import { BoundListener, ListenerOptions, Listeners } from './listeners';
+import { SecurityRegistry, identityKey } from './security';
+import { BoundListener, ListenerOptions, Listeners, TransportHandler } from './listeners';
 
 export interface Lwm2mServerOptions extends ListenerOptions {
   /** Which endpoint must use which credentials; empty (every NoSec device may register) by default. */
@@ -68,7 +69,7 @@ export type Lwm2mServerEvents = {
 };
 
 /** Answers the requests to a resource a service serves on the server's sockets (a file service); undefined for the others. */
-export type ResourceHandler = (request: IncomingRequest) => ReturnType<RequestHandler> | undefined;
+export type ResourceHandler = (request: IncomingRequest, transport: Transport) => ReturnType<TransportHandler> | undefined;
 
 /** An entry a service changed since the last save: its JSON, or undefined to delete it. */
 interface ServiceEntryChange {
@@ -79,12 +80,12 @@ interface ServiceEntryChange {
 }
 
 /**
- * An LwM2M server on a plain UDP and/or a DTLS endpoint: the Registration
- * interface and store, the Send operation, observations and queue mode.
- * Requests to a device go out over the transport it registered on.
+ * An LwM2M server on plain UDP, DTLS, TCP and/or TLS endpoints: the
+ * Registration interface and store, the Send operation, observations and
+ * queue mode. Requests to a device go out over the transport it registered on.
  */
 export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
-  /** The CoAP endpoints: plain UDP and/or DTLS. */
+  /** The CoAP endpoints: plain UDP, DTLS, TCP and/or TLS. */
   readonly coap: Listeners;
   readonly security: SecurityRegistry;
   readonly registrations: RegistrationStore;
@@ -129,8 +130,12 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       this.emit('expired', registration);
     });
     this.security = options.security ?? new SecurityRegistry();
-    this.coap = new Listeners(options, this.security, (request) => this.handle(request), this);
+    this.coap = new Listeners(options, this.security, (request, transport) => this.handle(request, transport), this);
     this.coap.dtls?.on('moved', (from, to) => this.followDtlsPeer(from, to));
+    for (const [transport, endpoint] of this.coap.streams()) {
+      endpoint.on('connected', (peer: Peer, identity: PeerIdentity | undefined) => this.streamConnected(transport, peer, identity));
+      endpoint.on('disconnected', (peer: Peer) => this.streamDisconnected(transport, peer));
+    }
     const endpointFor = (transport: Transport) => this.coap.for(transport);
     const modelFor = (registration: Registration | undefined) => this.modelFor(registration);
     this.client = new DeviceClient(endpointFor, this.registrations, modelFor, this.presence, options.client);
@@ -150,7 +155,8 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
         this.observations.onRegistered(registration, replaced);
       },
       updated: (registration, changes, from) => {
-        if (from) this.observations.onMoved(registration, from);
+        if (isStream(registration.transport)) this.observations.onReconnected(registration);
+        else if (from) this.observations.onMoved(registration, from);
         this.emit('updated', registration, changes);
         this.presence.seen(registration);
       },
@@ -481,16 +487,47 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     this.emit('updated', registration, ['address']);
   }
 
+  /**
+   * A device connected over TCP or TLS. Its registration follows it to the
+   * new connection when it is found by address (a reconnection from the same
+   * port) or by its TLS identity (bound to its endpoint name), so requests
+   * reach it before its next Update; its observations are made again there.
+   * A plain TCP device on a new port is found by its next Update.
+   */
+  private streamConnected(transport: Transport, peer: Peer, identity: PeerIdentity | undefined): void {
+    let registration = this.registrations.getByPeer(transport, peer.address, peer.port);
+    // Another device may have the address now (a NAT reusing the port): over TLS only the registration's own identity counts.
+    if (registration && identityKey(registration.identity) !== identityKey(identity)) registration = undefined;
+    if (!registration && identity) {
+      const endpoint = this.security.endpointOf(identity);
+      const bound = endpoint === undefined ? undefined : this.registrations.getByEndpoint(endpoint);
+      if (bound?.transport === transport && identityKey(bound.identity) === identityKey(identity)) {
+        registration = bound;
+        this.registrations.move(bound, peer.address, peer.port);
+        this.emit('updated', bound, ['address']);
+      }
+    }
+    if (!registration) return;
+    this.presence.seen(registration);
+    this.observations.onReconnected(registration);
+  }
+
+  /** A device's TCP or TLS connection closed: its registration stays, its requests fail with no-connection until it reconnects. */
+  private streamDisconnected(transport: Transport, peer: Peer): void {
+    const registration = this.registrations.getByPeer(transport, peer.address, peer.port);
+    if (registration) this.observations.onDisconnected(registration);
+  }
+
   private gone(registration: Registration, reason: string): void {
     this.observations.onGone(registration, reason);
     this.presence.forget(registration.endpoint);
   }
 
-  private handle(request: IncomingRequest): ReturnType<RequestHandler> {
-    const response = this.registrationInterface.handle(request) ?? this.sendInterface.handle(request);
+  private handle(request: IncomingRequest, transport: Transport): ReturnType<TransportHandler> {
+    const response = this.registrationInterface.handle(request, transport) ?? this.sendInterface.handle(request, transport);
     if (response) return response;
     for (const resource of this.resources) {
-      const answer = resource(request);
+      const answer = resource(request, transport);
       if (answer) return answer;
     }
     return diagnostic(ResponseCode.NotFound, `no resource ${request.path}`);
