@@ -14,7 +14,7 @@ import type { Lwm2mServer } from '../lwm2m/server';
 import type { FirmwarePackage } from './packages';
 
 /** The path prefix of the files on the server's CoAP sockets: coap://host:port/fw/<token>. */
-export const COAP_FILE_PATH = 'fw';
+const COAP_FILE_PATH = 'fw';
 /** The path of the files under Node-RED's HTTP root: http://host:port/<httpNodeRoot>lwm2m-firmware/<token>. */
 export const HTTP_FILE_PATH = 'lwm2m-firmware';
 

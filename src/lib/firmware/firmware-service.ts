@@ -28,7 +28,7 @@ export class CampaignError extends Error {
 }
 
 /** The largest package taken (the whole of it is kept in memory while devices fetch it). */
-export const MAX_PACKAGE_BYTES = 64 * 1024 * 1024;
+const MAX_PACKAGE_BYTES = 64 * 1024 * 1024;
 /** Package URI (/5/0/1, /9/x/3): 0..255 characters. */
 const MAX_URI_LENGTH = 255;
 const MAX_CONCURRENCY = 1000;

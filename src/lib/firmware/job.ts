@@ -143,7 +143,7 @@ export class JobStopped extends Error {
 }
 
 /** Cancelled by the flow. */
-export class JobCancelled extends Error {
+class JobCancelled extends Error {
   constructor() {
     super('cancelled');
     this.name = 'JobCancelled';
@@ -433,7 +433,7 @@ export abstract class Job {
 }
 
 /** Any error of a step as a named failure. */
-export function asFailure(error: unknown): JobFailure {
+function asFailure(error: unknown): JobFailure {
   if (error instanceof JobFailure) return error;
   if (error instanceof DeviceRequestError) {
     switch (error.kind) {
