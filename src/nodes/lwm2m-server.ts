@@ -4,7 +4,8 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { Lwm2mServer } from '../lib/lwm2m/server';
 import { SecurityRegistry, parseEndpointSecurity } from '../lib/lwm2m/security';
 import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, keysOf, portOf, secureListener } from './dtls-settings';
-import { FileStateStore } from '../lib/lwm2m/state';
+import { FileStateStore, StateStore } from '../lib/lwm2m/state';
+import { openStateStore, StoreNodeDef } from './state-store';
 import { ObjectModel } from '../lib/model/object-model';
 import type { ServerConfigNode } from './config-nodes';
 import { SocketHost } from './socket-host';
@@ -18,7 +19,7 @@ interface SecurityEntry {
   publicKey?: string;
 }
 
-interface ServerNodeDef extends NodeDef, DtlsNodeDef {
+interface ServerNodeDef extends NodeDef, DtlsNodeDef, StoreNodeDef {
   bindAddress: string;
   /** Plain UDP (NoSec) port; empty for none. */
   port: string | number;
@@ -38,6 +39,8 @@ interface ServerCredentials extends DtlsCredentialsDef {
   pskKeys?: string;
   /** The secret DTLS sessions are sealed under in the state store (made by the editor or at first start). */
   stateKey?: string;
+  /** Password of the Redis store. */
+  redisPassword?: string;
 }
 
 type ServerNodeThis = ServerConfigNode & Node<ServerCredentials>;
@@ -119,8 +122,14 @@ export = function register(RED: NodeAPI): void {
       model = loaded.model;
       for (const problem of loaded.problems) this.warn(RED._('lwm2m-server.errors.model', { problem }));
     }
-    // In the user directory; a runtime without one (an embedding test harness) keeps no state.
-    const persist = def.persist !== false && RED.settings.userDir;
+    // In the user directory (a runtime without one, such as an embedding test harness, keeps no state), or in Redis.
+    const persist = def.store === 'redis' || (def.persist !== false && RED.settings.userDir);
+    let stateStore: StateStore | undefined;
+    try {
+      stateStore = def.store === 'redis' ? openStateStore(def, this.credentials?.redisPassword, this.id) : persist ? storeFor(this.id, path.join(RED.settings.userDir as string, 'lwm2m-state', `${this.id}.json`)) : undefined;
+    } catch (error) {
+      this.error(RED._('lwm2m-server.errors.store', { error: (error as Error).message }));
+    }
     const server = new Lwm2mServer({
       address,
       port,
@@ -130,8 +139,9 @@ export = function register(RED: NodeAPI): void {
       awakeTimeMs: seconds(def.awakeTime, 93),
       reobserve: def.reobserve !== false,
       client: { defaultTtlMs: seconds(def.queueTtl, 300) },
-      stateStore: persist ? storeFor(this.id, path.join(RED.settings.userDir as string, 'lwm2m-state', `${this.id}.json`)) : undefined,
-      stateKey: persist ? stateKeyOf(this) : undefined,
+      stateStore,
+      stateKey: stateStore ? stateKeyOf(this) : undefined,
+      instance: process.env.LWM2M_INSTANCE?.trim() || undefined,
     });
     const listeners = configuredListeners(address, port, secure);
     this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', listeners, count: () => server.registrations.size });
@@ -141,7 +151,8 @@ export = function register(RED: NodeAPI): void {
     trackServer(RED, this);
     this.on('close', (removed: boolean, done: () => void) => {
       if (removed) stores.delete(this.id);
-      this.host.close({ forget: removed }).then(done, done);
+      const closeLink = () => server.cluster?.store.link.close();
+      this.host.close({ forget: removed }).then(closeLink, closeLink).then(done, done);
     });
   }
   RED.nodes.registerType<ServerNodeThis, ServerNodeDef, object, ServerCredentials>('lwm2m-server', Lwm2mServerNode, {
@@ -149,6 +160,7 @@ export = function register(RED: NodeAPI): void {
       pskKeys: { type: 'text' },
       privateKey: { type: 'password' },
       stateKey: { type: 'password' },
+      redisPassword: { type: 'password' },
     },
   });
   registerAdminApi(RED);

@@ -20,10 +20,12 @@ export interface SecureListenerOptions {
   dtls?: Omit<DtlsServerOptions, 'address' | 'port' | 'credentials'>;
 }
 
-export interface ListenerOptions extends Omit<EndpointOptions, 'port' | 'transport'> {
+export interface ListenerOptions extends Omit<EndpointOptions, 'port' | 'transport' | 'unmatched'> {
   /** Plain UDP (NoSec) port; no plain listener when absent. */
   port?: number;
   secure?: SecureListenerOptions;
+  /** A response or notification that matches nothing on the endpoint of a transport (see EndpointOptions.unmatched). */
+  unmatchedOn?: (transport: Transport, ...args: Parameters<NonNullable<EndpointOptions['unmatched']>>) => boolean;
 }
 
 export interface BoundListener extends Peer {
@@ -49,7 +51,9 @@ export class Listeners {
 
   constructor(options: ListenerOptions, security: SecurityRegistry, handler: RequestHandler, events: ListenerEvents) {
     if (options.port === undefined && !options.secure) throw new Error('the server needs a UDP port, a DTLS port or both');
-    if (options.port !== undefined) this.plain = new CoapEndpoint({ ...options, port: options.port }, handler);
+    const unmatched = (transport: Transport): EndpointOptions['unmatched'] =>
+      options.unmatchedOn && ((peer, message, retry) => (options.unmatchedOn as NonNullable<ListenerOptions['unmatchedOn']>)(transport, peer, message, retry));
+    if (options.port !== undefined) this.plain = new CoapEndpoint({ ...options, port: options.port, unmatched: unmatched('udp') }, handler);
     const secure = options.secure;
     if (secure) {
       const address = secure.address ?? options.address;
@@ -65,7 +69,7 @@ export class Listeners {
           certificateAuthorities: secure.certificateAuthorities,
         },
       });
-      this.secure = new CoapEndpoint({ ...options, address, port: secure.port, transport: this.dtls }, handler);
+      this.secure = new CoapEndpoint({ ...options, address, port: secure.port, transport: this.dtls, unmatched: unmatched('dtls') }, handler);
       this.dtls.on('handshakeFailed', (peer, reason) => events.emit('handshakeFailed', peer, reason));
     }
     for (const endpoint of this.all()) {
