@@ -5,6 +5,10 @@ import { parseEndpointSecurity } from '../lib/lwm2m/security';
 import type { BootstrapServerConfigNode } from './config-nodes';
 import { SocketHost } from './socket-host';
 import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, keysOf, portOf, secureListener } from './dtls-settings';
+import path from 'node:path';
+import { FileStateStore, StateStore } from '../lib/lwm2m/state';
+import { RedisStateStore } from '../lib/lwm2m/redis-store';
+import { StoreNodeDef, openStateStore, stateKeyOf } from './state-store';
 
 /** One server account as the editor holds it; its PSK key lives in the node's credentials. */
 interface EditorAccount {
@@ -22,7 +26,7 @@ interface EndpointEntry extends EditorAccount {
   bootstrapIdentity?: string;
 }
 
-interface BootstrapServerNodeDef extends NodeDef, DtlsNodeDef {
+interface BootstrapServerNodeDef extends NodeDef, DtlsNodeDef, StoreNodeDef {
   bindAddress: string;
   /** Plain UDP port; empty for none. */
   port: string | number;
@@ -38,6 +42,9 @@ interface BootstrapCredentials extends DtlsCredentialsDef {
   defaultPskKey?: string;
   /** {"endpoint": "hex key"} for the per-endpoint accounts. */
   endpointKeys?: string;
+  /** The secret configurations given by msg are sealed under in the state store. */
+  stateKey?: string;
+  redisPassword?: string;
 }
 
 type BootstrapServerThis = BootstrapServerConfigNode & Node<BootstrapCredentials>;
@@ -48,7 +55,15 @@ export = function register(RED: NodeAPI): void {
     const address = (def.bindAddress || '0.0.0.0').trim();
     const secure = secureListener(RED, this, def, address, 5686, 'lwm2m-bootstrap-server');
     const port = portOf(def.port, 5685) ?? (secure ? undefined : 5685);
-    const server = new BootstrapServer({ address, port, secure });
+    // Configurations given by msg are kept: in a file in the user directory, or in Redis for every instance.
+    let stateStore: StateStore | undefined;
+    try {
+      if (def.store === 'redis') stateStore = openStateStore(def, this.credentials?.redisPassword, this.id);
+      else if (RED.settings.userDir) stateStore = new FileStateStore(path.join(RED.settings.userDir, 'lwm2m-state', `${this.id}.json`));
+    } catch (error) {
+      this.error(RED._('lwm2m-bootstrap-server.errors.store', { error: (error as Error).message }));
+    }
+    const server = new BootstrapServer({ address, port, secure, stateStore, stateKey: stateStore ? stateKeyOf(RED, this, 'lwm2m-bootstrap-server') : undefined });
     const keys = keysOf(RED, this, this.credentials?.endpointKeys, 'lwm2m-bootstrap-server');
     const bootstrapKeys = keysOf(RED, this, this.credentials?.bootstrapKeys, 'lwm2m-bootstrap-server');
     // A configuration that does not parse is reported by endpoint, without its key, and left out.
@@ -82,8 +97,9 @@ export = function register(RED: NodeAPI): void {
       count: () => server.endpoints().length,
     });
     server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
-    this.on('close', (_removed: boolean, done: () => void) => {
-      this.host.close().then(done, done);
+    this.on('close', (removed: boolean, done: () => void) => {
+      const closeLink = () => (stateStore instanceof RedisStateStore ? stateStore.link.close() : undefined);
+      this.host.close({ forget: removed }).then(closeLink, closeLink).then(done, done);
     });
   }
   RED.nodes.registerType<BootstrapServerThis, BootstrapServerNodeDef, object, BootstrapCredentials>('lwm2m-bootstrap-server', Lwm2mBootstrapServerNode, {
@@ -92,6 +108,8 @@ export = function register(RED: NodeAPI): void {
       endpointKeys: { type: 'text' },
       bootstrapKeys: { type: 'text' },
       privateKey: { type: 'password' },
+      stateKey: { type: 'password' },
+      redisPassword: { type: 'password' },
     },
   });
 };

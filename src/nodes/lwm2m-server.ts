@@ -1,11 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { Lwm2mServer } from '../lib/lwm2m/server';
 import { SecurityRegistry, parseEndpointSecurity } from '../lib/lwm2m/security';
 import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, keysOf, portOf, secureListener } from './dtls-settings';
 import { FileStateStore, StateStore } from '../lib/lwm2m/state';
-import { openStateStore, StoreNodeDef } from './state-store';
+import { openStateStore, stateKeyOf, StoreNodeDef } from './state-store';
 import { ObjectModel } from '../lib/model/object-model';
 import type { ServerConfigNode } from './config-nodes';
 import { SocketHost } from './socket-host';
@@ -67,33 +66,6 @@ function storeFor(id: string, file: string): FileStateStore {
 }
 
 export = function register(RED: NodeAPI): void {
-  /**
-   * The secret the node's DTLS sessions are sealed under: its stateKey
-   * credential (the editor makes one); for a node without one (a flow file
-   * written by hand, a flow deployed through the admin API) one derived from
-   * Node-RED's own credential secret and the node id, so it is the same after
-   * a restart; with credentials kept unencrypted (credentialSecret false), a
-   * new one, saved with the credentials at the next deploy.
-   */
-  function stateKeyOf(node: ServerNodeThis): string {
-    const existing = node.credentials?.stateKey;
-    if (existing) return existing;
-    const secret = settingOf('credentialSecret') ?? settingOf('_credentialSecret');
-    if (typeof secret === 'string' && secret.length > 0) return `${secret}\u0000lwm2m-server ${node.id}`;
-    const stateKey = randomBytes(32).toString('hex');
-    node.credentials = { ...node.credentials, stateKey };
-    void RED.nodes.addCredentials(node.id, node.credentials);
-    return stateKey;
-  }
-
-  function settingOf(name: string): unknown {
-    try {
-      return (RED.settings as unknown as { get(name: string): unknown }).get(name);
-    } catch {
-      return undefined; // a runtime without these settings (a test harness)
-    }
-  }
-
   /** The devices' security from the editor; entries that do not parse are reported by endpoint, never with their key. */
   function securityOf(node: ServerNodeThis, def: ServerNodeDef): SecurityRegistry {
     const security = new SecurityRegistry();
@@ -140,7 +112,7 @@ export = function register(RED: NodeAPI): void {
       reobserve: def.reobserve !== false,
       client: { defaultTtlMs: seconds(def.queueTtl, 300) },
       stateStore,
-      stateKey: stateStore ? stateKeyOf(this) : undefined,
+      stateKey: stateStore ? stateKeyOf(RED, this, 'lwm2m-server') : undefined,
       instance: process.env.LWM2M_INSTANCE?.trim() || undefined,
     });
     const listeners = configuredListeners(address, port, secure);

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import type { Node, NodeAPI } from 'node-red';
 import { RedisLink } from '../lib/cluster/redis-link';
 import { RedisStateStore } from '../lib/lwm2m/redis-store';
 
@@ -18,4 +20,32 @@ export function openStateStore(def: StoreNodeDef, password: string | undefined, 
   const prefix = def.redisPrefix === undefined ? 'lwm2m:' : def.redisPrefix.trim();
   const link = new RedisLink({ url, password: password || undefined });
   return new RedisStateStore(link, `${prefix}${nodeId}:`);
+}
+
+/**
+ * The secret a node's state is sealed under (DTLS sessions, bootstrap
+ * configurations): its stateKey credential (the editor makes one); for a node
+ * without one (a flow file written by hand, a flow deployed through the admin
+ * API) one derived from Node-RED's own credential secret and the node id, so
+ * it is the same after a restart and on every instance of a cluster; with
+ * credentials kept unencrypted (credentialSecret false), a new one, saved
+ * with the credentials at the next deploy.
+ */
+export function stateKeyOf(RED: NodeAPI, node: Node<{ stateKey?: string }>, type: string): string {
+  const existing = node.credentials?.stateKey;
+  if (existing) return existing;
+  const secret = settingOf(RED, 'credentialSecret') ?? settingOf(RED, '_credentialSecret');
+  if (typeof secret === 'string' && secret.length > 0) return `${secret}\u0000${type} ${node.id}`;
+  const stateKey = randomBytes(32).toString('hex');
+  node.credentials = { ...node.credentials, stateKey };
+  void RED.nodes.addCredentials(node.id, node.credentials);
+  return stateKey;
+}
+
+function settingOf(RED: NodeAPI, name: string): unknown {
+  try {
+    return (RED.settings as unknown as { get(name: string): unknown }).get(name);
+  } catch {
+    return undefined; // a runtime without these settings (a test harness)
+  }
 }

@@ -10,11 +10,18 @@ import { BoundListener, ListenerOptions, Listeners } from '../lwm2m/listeners';
 import { EndpointSecurity, SecurityRegistry } from '../lwm2m/security';
 import { parsePublicKey } from '../dtls/credentials';
 import { BootstrapSession } from './bootstrap-session';
+import { KeptConfigs } from './kept-configs';
+import { RedisStateStore } from '../lwm2m/redis-store';
+import { StateStore, deriveStateKey } from '../lwm2m/state';
 
 export interface BootstrapServerOptions extends ListenerOptions {
   /** Per request of a session (default 10 s). */
   requestTimeoutMs?: number;
   model?: ObjectModel;
+  /** Keeps the configurations flows give (keepConfig) across restarts, and with Redis for every instance. */
+  stateStore?: StateStore;
+  /** The secret kept configurations are sealed under (they hold keys); without one none are kept. */
+  stateKey?: string | Buffer;
 }
 
 export type BootstrapServerEvents = {
@@ -25,6 +32,8 @@ export type BootstrapServerEvents = {
   handshakeFailed: [peer: Peer, reason: string];
   malformed: [detail: MalformedDatagram];
   warning: [error: Error];
+  /** Why the state store cannot be used now (Redis unreachable), or undefined once it can again. */
+  storeProblem: [problem: string | undefined];
 };
 
 /**
@@ -41,21 +50,53 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
   private defaultConfig?: BootstrapConfig;
   private readonly sessions = new Map<string, BootstrapSession>();
   private readonly model: ObjectModel;
+  private readonly kept?: KeptConfigs;
 
   constructor(private readonly options: BootstrapServerOptions) {
     super();
     this.model = options.model ?? ObjectModel.builtIn();
     this.coap = new Listeners(options, this.security, (request) => this.handle(request), this);
+    const { stateStore, stateKey } = options;
+    if (stateStore && stateKey !== undefined && stateKey.length > 0) {
+      const apply = (endpoint: string, config: BootstrapConfig | undefined) => {
+        if (!config) this.removeConfig(endpoint);
+        else this.setConfig(endpoint, config);
+      };
+      this.kept = new KeptConfigs(stateStore, deriveStateKey(stateKey), apply, (error) => this.emit('warning', error));
+    }
   }
 
-  start(): Promise<BoundListener[]> {
+  /** Brings back the kept configurations (with Redis as soon as it is reached), then binds the sockets. */
+  async start(): Promise<BoundListener[]> {
+    const store = this.options.stateStore;
+    if (store instanceof RedisStateStore) {
+      store.link.on('down', (reason) => this.emit('storeProblem', `Redis unreachable: ${reason}`));
+      store.link.on('up', () => this.emit('storeProblem', undefined));
+      this.emit('storeProblem', 'Redis: connecting');
+      store.link.open().catch((error: Error) => this.emit('storeProblem', `Redis unreachable: ${error.message}`));
+    } else await this.kept?.load();
     return this.coap.start();
   }
 
-  async stop(): Promise<void> {
+  /** With forget, the server node is deleted: its kept configurations go too. */
+  async stop(options: { forget?: boolean } = {}): Promise<void> {
     for (const session of this.sessions.values()) session.cancel();
     this.sessions.clear();
+    if (options.forget) await this.options.stateStore?.destroy();
     await this.coap.stop();
+  }
+
+  /** Sets an endpoint's configuration and keeps it in the state store (see KeptConfigs); resolves once written. */
+  async keepConfig(endpoint: string, config: BootstrapConfig): Promise<void> {
+    this.setConfig(endpoint, config);
+    await this.kept?.keep(endpoint, config);
+  }
+
+  /** Removes an endpoint's configuration here and from the state store. */
+  async forgetConfig(endpoint: string): Promise<boolean> {
+    const removed = this.removeConfig(endpoint);
+    await this.kept?.forget(endpoint);
+    return removed;
   }
 
   /** Sets an endpoint's configuration; its bootstrap account (if secure) says how the device must authenticate here. */
