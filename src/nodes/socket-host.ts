@@ -70,7 +70,8 @@ export class SocketHost<S extends HostedService> {
     service.on('malformed', (detail) => node.debug(`rejected ${detail.peer.address}:${detail.peer.port}: ${detail.reason}`));
     service.on('warning', (error) => node.warn(error.message));
     service.on('storeProblem', (problem) => {
-      if (problem && !this.storeProblem) node.warn(problem);
+      // Connecting at start is no news; an outage is.
+      if (problem && problem !== this.storeProblem && !problem.endsWith('connecting')) node.warn(problem);
       else if (!problem && this.storeProblem) node.log('state store reachable again');
       this.storeProblem = problem;
       this.pushStatus();
