@@ -46,7 +46,7 @@ const add = (key) => (stats[key] = (stats[key] || 0) + 1);
       id: 'fan-out',
       type: 'function',
       z: 'tab',
-      func: `for (const endpoint of msg.payload.endpoints) node.send({ endpoint, ...(msg.payload.ttl ? { ttl: msg.payload.ttl } : {}) });
+      func: `for (const endpoint of msg.payload.endpoints) node.send({ endpoint, ...(msg.payload.ttl ? { ttl: msg.payload.ttl } : {}), ...(msg.payload.timeout ? { timeout: msg.payload.timeout } : {}) });
 msg.payload = 'ok';
 node.send([null, msg]);`,
       outputs: 2,
@@ -79,6 +79,8 @@ async function startInstance(dir, name, { flow, credentials, env = {} }) {
   const child = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
     env: { ...process.env, NODE_RED_USER_DIR: userDir, PORT: String(httpPort), LWM2M_INSTANCE: name, LWM2M_PORT: String(udpPort), LWM2M_DTLS_PORT: String(dtlsPort), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // A process group of its own: scripts/start.js runs Node-RED as its child, and a kill must reach both.
+    detached: true,
   });
   const instance = { name, child, httpPort, udp: { address: '127.0.0.1', port: udpPort }, dtls: { address: '127.0.0.1', port: dtlsPort }, log: '' };
   child.stdout.on('data', (chunk) => (instance.log = (instance.log + chunk).slice(-50_000)));
@@ -134,12 +136,21 @@ async function stopInstance(instance) {
   await exited;
 }
 
+/** Signals the instance's process group: the start script and Node-RED under it. */
+function signalGroup(child, signal) {
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    child.kill(signal);
+  }
+}
+
 /** kill -9: no close, no save, sockets and the Redis connection dropped by the kernel. */
 async function killInstance(instance) {
   const child = instance.child;
   if (child.exitCode !== null || child.signalCode) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
+  signalGroup(child, 'SIGKILL');
   await exited;
 }
 
