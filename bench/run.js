@@ -310,7 +310,7 @@ async function lwm2mNodeLib() {
   record('peer lwm2m-node-lib: reads (200 devices, 1 in flight each)', read, { p50Ms: median(read.map((r) => r.p50)), p99Ms: median(read.map((r) => r.p99)), lost: read.reduce((sum, r) => sum + r.failed, 0) });
 }
 
-/** BENCH_ONLY=register,notifications,reads,peer,dtls runs a subset (the echo ceiling always runs). */
+/** BENCH_ONLY=register,notifications,reads,peer,dtls,cluster runs a subset (the echo ceiling always runs). */
 const ONLY = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : undefined;
 const wanted = (name) => !ONLY || ONLY.includes(name);
 
@@ -332,6 +332,16 @@ async function main() {
   }
   if (wanted('peer')) await lwm2mNodeLib();
   if (wanted('dtls')) await dtlsWorkloads(record, RUNS, median);
+  if (wanted('cluster')) {
+    await require('./workloads/cluster').run({
+      runs: RUNS,
+      report: (name, samples) =>
+        record(name, samples, {
+          ...(samples[0].redisCommandsPerOperation !== undefined ? { redisCommandsPerOperation: Number(median(samples.map((s) => s.redisCommandsPerOperation)).toFixed(1)) } : {}),
+          ...(samples[0].failoverMs !== undefined ? { failoverMs: samples.map((s) => s.failoverMs) } : {}),
+        }),
+    });
+  }
   const rows = Object.entries(results.workloads).map(([name, w]) => ({
     workload: name,
     'per s (median)': w.rate,
@@ -343,6 +353,8 @@ async function main() {
     ...(w.secondsForAll !== undefined ? { 's for all': w.secondsForAll } : {}),
     ...(w.lost !== undefined ? { lost: w.lost } : {}),
     ...(w.ofLibcoapOpenssl !== undefined ? { 'of coap-server-openssl': w.ofLibcoapOpenssl === null ? 'n/a' : `${w.ofLibcoapOpenssl}x` } : {}),
+    ...(w.redisCommandsPerOperation !== undefined ? { 'Redis cmds/op': w.redisCommandsPerOperation } : {}),
+    ...(w.failoverMs !== undefined ? { 'fail-over ms': w.failoverMs.join(' / ') } : {}),
   }));
   for (const w of Object.values(results.workloads)) w.fractionOfEcho = Number((w.rate / ceiling).toFixed(4));
   console.table(rows);
