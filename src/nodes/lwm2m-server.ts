@@ -119,7 +119,8 @@ export = function register(RED: NodeAPI): void {
     this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', listeners, count: () => server.registrations.size });
     server.on('refused', (endpoint, peer, reason) => this.warn(RED._('lwm2m-server.errors.refused', { endpoint, peer: `${peer.address}:${peer.port}`, reason })));
     server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
-    for (const event of ['registered', 'deregistered', 'expired'] as const) server.on(event, () => this.host.countChanged());
+    // In a cluster devices also come (taken over, then updated) and go (released to another instance).
+    for (const event of ['registered', 'updated', 'deregistered', 'expired', 'released'] as const) server.on(event, () => this.host.countChanged());
     trackServer(RED, this);
     this.on('close', (removed: boolean, done: () => void) => {
       if (removed) stores.delete(this.id);
