@@ -85,6 +85,8 @@ const MAX_HOPS = 1;
 /** Tokens of notifications the store did not know, not looked up again for a while. */
 const UNKNOWN_TOKENS = 10_000;
 const UNKNOWN_TOKEN_MS = 30_000;
+/** Look-ups in Redis for datagrams of unknown devices at once, at most: a flood of forged ones costs Redis no more. */
+const MAX_LOOKUPS = 500;
 
 /**
  * One server's part in a cluster of Node-RED instances that share a Redis
@@ -100,6 +102,7 @@ export class ServerCluster {
   private readonly unknownTokens = new Map<string, number>();
   private subscribed = false;
   private lastWriteWarning = 0;
+  private lookups = 0;
 
   constructor(
     private readonly host: ClusterHost,
@@ -175,9 +178,18 @@ export class ServerCluster {
     if (!this.store.link.isUp) {
       return Promise.reject(new CoapRequestError(ResponseCode.ServiceUnavailable, `this server's state store is unreachable (${this.store.link.downReason}): try again later`));
     }
-    return this.adoptByAlias(alias, fits).catch((error: Error) => {
+    const lookup = this.limited(() => this.adoptByAlias(alias as string, fits));
+    if (!lookup) return Promise.reject(new CoapRequestError(ResponseCode.ServiceUnavailable, 'too many unknown devices at once: try again later'));
+    return lookup.catch((error: Error) => {
       throw new CoapRequestError(ResponseCode.ServiceUnavailable, `this server's state store failed: ${error.message}`);
     });
+  }
+
+  /** Runs a look-up unless MAX_LOOKUPS are running (then undefined). */
+  private limited<T>(lookup: () => Promise<T>): Promise<T> | undefined {
+    if (this.lookups >= MAX_LOOKUPS) return undefined;
+    this.lookups++;
+    return lookup().finally(() => this.lookups--);
   }
 
   /** A notification whose token this instance does not know: perhaps an observation another instance made. */
@@ -186,9 +198,10 @@ export class ServerCluster {
     if (token.length === 0) return false;
     const known = this.unknownTokens.get(token);
     if (known !== undefined && known > Date.now()) return false;
-    // While the store is away nothing is reset: the observation may well be ours.
-    if (!this.store.link.isUp) return true;
-    this.takeOverObservation(transport, peer, token).then(
+    // While the store is away (or too busy with unknown devices) nothing is reset: the observation may well be ours.
+    const lookup = this.store.link.isUp ? this.limited(() => this.takeOverObservation(transport, peer, token)) : undefined;
+    if (!lookup) return true;
+    lookup.then(
       (found) => {
         if (!found) {
           if (this.unknownTokens.size >= UNKNOWN_TOKENS) this.unknownTokens.clear();
