@@ -1,106 +1,116 @@
 'use strict';
-// The cluster workload of npm run bench: 1, 2 and 3 server instances (each a process of its own) on one
-// redis-server, against one instance on the file store in the same run. Lean devices (bench/lean-devices.js,
-// a process per instance on its own loopback address) register and update at their instance; instance 1 reads
-// every device (the others' through their instances). Measured: rates, the instances' CPU per 1,000 operations,
+// The cluster workload: 1, 2 and 3 server instances (each a process of its own, bench/servers/cluster-instance.js)
+// on one redis-server, and one instance on the file store (the baseline), in interleaved rounds. The C fleet
+// (a process per instance, on its own loopback network) registers and updates at its instance; instance 1 reads
+// every device (the others' through their instances). Measured: rates, all instances' CPU per 1,000 operations,
 // Redis commands per operation (INFO's total_commands_processed), and, with 2 and 3 instances, the time from an
-// instance's kill -9 to its devices' Updates all answered by another.
+// instance's kill -9 to all its devices' Updates answered by another (as if the balancer moved them at once).
 const { fork } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { RedisLink } = require('../../dist/lib/cluster/redis-link');
+const { Fleet } = require('../lib/fleet');
+const { ask, cpuNs, loadAverage } = require('../lib/processes');
 const { startRedis } = require('../../test/support/redis');
 
 const DEVICES = Number(process.env.BENCH_CLUSTER_DEVICES || 3000);
-const WINDOW = 128;
 const READ_CONCURRENCY = 64;
+const BASELINE = '1 instance, file store';
+const CONFIGURATIONS = [
+  { subject: BASELINE, store: 'file', count: 1 },
+  { subject: '1 instance, Redis', store: 'redis', count: 1 },
+  { subject: '2 instances, Redis', store: 'redis', count: 2 },
+  { subject: '3 instances, Redis', store: 'redis', count: 3 },
+];
 
-const ask = (child, message) =>
-  new Promise((resolve, reject) => {
-    child.once('message', (reply) => (reply.error ? reject(new Error(reply.error)) : resolve(reply)));
-    child.send(message);
-  });
+const share = (total, parts, p) => Math.floor(total / parts) + (p < total % parts ? 1 : 0);
 
-const cpuMs = (usage) => (usage.user + usage.system) / 1000;
+/** Redis commands per operation, and the fail-over times, beside the medians. */
+function describe(_subject, samples) {
+  const notes = [];
+  const commands = samples.map((s) => s.redisCommandsPerOperation).filter((v) => v !== undefined);
+  if (commands.length) notes.push(`${(commands.reduce((a, b) => a + b, 0) / commands.length).toFixed(1)} Redis commands per operation`);
+  const failovers = samples.map((s) => s.failoverMs).filter((v) => v !== undefined);
+  if (failovers.length) notes.push(`kill -9 to served again: ${failovers.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(' / ')} for ${samples[0].failoverDevices} devices`);
+  return notes.join('; ');
+}
 
-/** One configuration: `count` instances on `store`, the fleet spread over them. */
-async function measureConfiguration({ store, count, redis, redisLink, run }) {
+/** One round of one configuration; adds its register, update and read samples. */
+async function measureConfiguration(results, names, round, { subject, store, count }, redis, redisLink, run) {
   const prefix = `bench${run}:srv:`;
   const file = path.join(os.tmpdir(), `lwm2m-bench-cluster-${process.pid}-${run}.json`);
   const instances = [];
-  const loads = [];
+  const fleets = [];
   try {
     for (let i = 0; i < count; i++) {
       const child = fork(path.join(__dirname, '..', 'servers', 'cluster-instance.js'));
-      const { port } = await ask(child, { command: 'start', store, url: redis?.url, prefix, file, instance: `i${i + 1}` });
+      const { port } = await ask(child, { command: 'start', store, url: redis.url, prefix, file, instance: `i${i + 1}` });
       instances.push({ child, port });
     }
-    const share = (i) => Math.floor(DEVICES / count) + (i < DEVICES % count ? 1 : 0);
-    for (let i = 0; i < count; i++) {
-      const load = fork(path.join(__dirname, '..', 'lean-devices.js'));
-      await ask(load, { command: 'open', count: share(i), prefix: `c${run}-${i}`, address: `127.0.2.${i + 1}` });
-      loads.push(load);
-    }
-    const commands = async () => (redisLink ? Number(/total_commands_processed:(\d+)/.exec(await redisLink.command(['INFO', 'stats']))[1]) : 0);
-    const cpu = async () => (await Promise.all(instances.map((instance) => ask(instance.child, { command: 'cpu' })))).reduce((sum, reply) => sum + cpuMs(reply.cpu), 0);
-
-    const phase = async (kind, body) => {
-      const [cpuBefore, commandsBefore] = await Promise.all([cpu(), commands()]);
-      const elapsedMs = await body();
-      const [cpuAfter, commandsAfter] = await Promise.all([cpu(), commands()]);
-      return { kind, rate: (DEVICES / elapsedMs) * 1000, cpuMsPer1k: ((cpuAfter - cpuBefore) / DEVICES) * 1000, redisCommandsPerOperation: redisLink ? (commandsAfter - commandsBefore) / DEVICES : undefined };
+    for (let i = 0; i < count; i++) fleets.push(await Fleet.open(instances[i].port, share(DEVICES, count, i), { prefix: `c${run}i${i}`, network: 20 + i }));
+    const commands = async () => (store === 'redis' ? Number(/total_commands_processed:(\d+)/.exec(await redisLink.command(['INFO', 'stats']))[1]) : 0);
+    const phase = async (body) => {
+      const load = loadAverage();
+      const [cpuBefore, commandsBefore] = [instances.reduce((sum, instance) => sum + cpuNs(instance.child.pid), 0), await commands()];
+      const outcome = await body();
+      const cpu = instances.reduce((sum, instance) => sum + cpuNs(instance.child.pid), 0) - cpuBefore;
+      const commandsUsed = (await commands()) - commandsBefore;
+      return {
+        ...outcome,
+        rate: (outcome.ok / outcome.ms) * 1000,
+        cpuMsPer1k: cpu / 1e3 / outcome.ok,
+        load,
+        ...(store === 'redis' ? { redisCommandsPerOperation: commandsUsed / outcome.ok } : {}),
+      };
     };
-    const everyLoad = (kind) => async () => {
-      const replies = await Promise.all(loads.map((load, i) => ask(load, { command: 'run', kind, server: { address: '127.0.0.1', port: instances[i].port }, window: WINDOW, lifetime: 3600 })));
-      return Math.max(...replies.map((reply) => reply.elapsedMs));
+    const everyFleet = (command) => async () => {
+      const answers = await Promise.all(fleets.map((fleet) => fleet.all(command)));
+      return { ok: answers.reduce((sum, a) => sum + (a.ok ?? 0), 0), lost: answers.reduce((sum, a) => sum + (a.lost ?? 0), 0), bad: answers.reduce((sum, a) => sum + (a.bad ?? 0), 0), ms: Math.max(...answers.map((a) => a.ms)) };
     };
-    const endpoints = loads.flatMap((_, i) => Array.from({ length: share(i) }, (__, j) => `c${run}-${i}-${j}`));
-    const figures = [await phase('register', everyLoad('register')), await phase('update', everyLoad('update'))];
-    figures.push(
-      await phase('read', async () => {
-        const reply = await ask(instances[0].child, { command: 'reads', endpoints, concurrency: READ_CONCURRENCY });
-        if (reply.failed > 0) throw new Error(`${reply.failed} reads failed: ${reply.firstError}`);
-        return reply.elapsedMs;
-      }),
-    );
-    let failoverMs;
+    const registered = await phase(everyFleet('register'));
+    const updated = await phase(everyFleet('update'));
+    const endpoints = fleets.flatMap((_, i) => Array.from({ length: share(DEVICES, count, i) }, (__, j) => `c${run}i${i}-${j}`));
+    const read = await phase(async () => {
+      const reply = await ask(instances[0].child, { command: 'reads', endpoints, concurrency: READ_CONCURRENCY });
+      return { ok: endpoints.length - reply.failed, bad: reply.failed, ms: reply.elapsedMs };
+    });
     if (count > 1) {
-      // kill -9 of the last instance; its devices' next datagrams go to the first (as a balancer re-hashes them).
+      // kill -9 of the last instance; its devices talk to the first from now on, as the balancer re-hashes them.
       const dead = instances.pop();
-      const killed = Date.now();
+      const moved = fleets[count - 1];
+      const killed = performance.now();
       dead.child.kill('SIGKILL');
-      const reply = await ask(loads[count - 1], { command: 'run', kind: 'update', server: { address: '127.0.0.1', port: instances[0].port }, window: WINDOW, lifetime: 3600 });
-      failoverMs = Date.now() - killed;
-      if (reply.retransmissions > 0) failoverMs = `${failoverMs} (${reply.retransmissions} retransmissions)`;
+      await moved.all(`server ${instances[0].port}`);
+      const answer = await moved.all('update');
+      if (answer.lost || answer.bad) throw new Error(`fail-over: ${answer.lost} lost, ${answer.bad} bad`);
+      updated.failoverMs = performance.now() - killed;
+      updated.failoverDevices = share(DEVICES, count, count - 1);
     }
-    return { figures, failoverMs };
+    results.add(names.register, subject, round, registered);
+    results.add(names.update, subject, round, updated);
+    results.add(names.read, subject, round, read);
   } finally {
-    for (const load of loads) load.kill();
+    await Promise.all(fleets.map((fleet) => fleet.close()));
     for (const instance of instances) await ask(instance.child, { command: 'exit', file }).catch(() => instance.child.kill());
     fs.rmSync(file, { force: true });
   }
 }
 
-/**
- * Runs the workload `runs` times per configuration and reports each figure (median of the runs) through
- * report(name, samples), samples being [{rate, cpuMsPer1k, ...}] per run.
- */
-async function run({ runs, report }) {
+async function run({ runs, results }) {
+  const names = {
+    register: `cluster: register ${DEVICES.toLocaleString('en')}`,
+    update: `cluster: update ${DEVICES.toLocaleString('en')}`,
+    read: `cluster: read ${DEVICES.toLocaleString('en')} from instance 1`,
+  };
+  for (const name of Object.values(names)) results.workload(name, { baseline: BASELINE, describe });
   const redis = await startRedis();
   const redisLink = new RedisLink({ url: redis.url });
   await redisLink.open();
   let counter = 0;
   try {
-    const configurations = [{ store: 'file', count: 1 }, { store: 'redis', count: 1 }, { store: 'redis', count: 2 }, { store: 'redis', count: 3 }];
-    for (const configuration of configurations) {
-      const samples = {};
-      for (let i = 0; i < runs; i++) {
-        const { figures, failoverMs } = await measureConfiguration({ ...configuration, redis: configuration.store === 'redis' ? redis : undefined, redisLink: configuration.store === 'redis' ? redisLink : undefined, run: ++counter });
-        for (const figure of figures) (samples[figure.kind] ??= []).push({ ...figure, failoverMs });
-      }
-      const label = configuration.store === 'file' ? '1 instance, file store' : `${configuration.count} instance${configuration.count > 1 ? 's' : ''}, Redis`;
-      for (const [kind, list] of Object.entries(samples)) report(`cluster ${label}: ${kind} ${DEVICES}`, list);
+    for (let round = 0; round < runs; round++) {
+      for (const configuration of CONFIGURATIONS) await measureConfiguration(results, names, round, configuration, redis, redisLink, ++counter);
     }
   } finally {
     redisLink.close();
