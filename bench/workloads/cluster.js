@@ -80,7 +80,9 @@ async function measureConfiguration(results, names, round, { subject, store, cou
       const dead = instances.pop();
       const moved = fleets[count - 1];
       const killed = performance.now();
+      const exited = new Promise((resolve) => dead.child.once('exit', resolve));
       dead.child.kill('SIGKILL');
+      await exited;
       await moved.all(`server ${instances[0].port}`);
       const answer = await moved.all('update');
       if (answer.lost || answer.bad) throw new Error(`fail-over: ${answer.lost} lost, ${answer.bad} bad`);

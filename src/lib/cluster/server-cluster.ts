@@ -76,8 +76,12 @@ interface ObserveAnswer {
   sequence?: number;
 }
 
-/** How long an instance has to hand a device over before the taker reads it from the store instead. */
-const HANDOVER_TIMEOUT_MS = 2000;
+/**
+ * How long an instance has to hand a device over before the taker reads it
+ * from the store instead: a live one answers in a round trip; one that was
+ * just killed may still look subscribed for a moment.
+ */
+const HANDOVER_TIMEOUT_MS = 500;
 /** Added to a routed request's own time, for the trips through Redis. */
 const ROUTE_MARGIN_MS = 2000;
 /** A call goes on from an instance that no longer owns the device to the one that does, once. */
