@@ -51,6 +51,8 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
   private readonly sessions = new Map<string, BootstrapSession>();
   private readonly model: ObjectModel;
   private readonly kept?: KeptConfigs;
+  /** Until the kept configurations are back from a file store. */
+  private loading?: Promise<void>;
 
   constructor(private readonly options: BootstrapServerOptions) {
     super();
@@ -66,15 +68,21 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
     }
   }
 
-  /** Brings back the kept configurations (with Redis as soon as it is reached), then binds the sockets. */
-  async start(): Promise<BoundListener[]> {
+  /**
+   * Binds the sockets at once while the kept configurations come back (with
+   * Redis as soon as it is reached): Bootstrap-Requests wait for them.
+   */
+  start(): Promise<BoundListener[]> {
     const store = this.options.stateStore;
     if (store instanceof RedisStateStore) {
       store.link.on('down', (reason) => this.emit('storeProblem', `Redis unreachable: ${reason}`));
       store.link.on('up', () => this.emit('storeProblem', undefined));
       this.emit('storeProblem', 'Redis: connecting');
       store.link.open().catch((error: Error) => this.emit('storeProblem', `Redis unreachable: ${error.message}`));
-    } else await this.kept?.load();
+    } else if (this.kept) {
+      const loading = this.kept.load().finally(() => (this.loading = undefined));
+      this.loading = loading;
+    }
     return this.coap.start();
   }
 
@@ -129,7 +137,8 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
     return [...this.configs.keys()];
   }
 
-  private handle(request: IncomingRequest): OutgoingResponse {
+  private handle(request: IncomingRequest): OutgoingResponse | Promise<OutgoingResponse> {
+    if (this.loading) return this.loading.then(() => this.handle(request));
     if (request.path !== '/bs') return diagnostic(ResponseCode.NotFound, `no resource ${request.path}`);
     if (request.method !== Method.POST) throw new CoapRequestError(ResponseCode.MethodNotAllowed, 'only POST is allowed on /bs');
     const parameters = parseQueries(request.queries);

@@ -37,7 +37,11 @@ export class KeptConfigs {
   async load(): Promise<void> {
     try {
       const state = await this.store.load();
-      for (const [endpoint, entry] of entriesOf(state, COLLECTION)) this.apply(endpoint, this.open(endpoint, entry.json));
+      for (const [endpoint, entry] of entriesOf(state, COLLECTION)) {
+        // One that cannot be opened leaves the endpoint's configuration from the editor as it is.
+        const config = this.open(endpoint, entry.json);
+        if (config) this.apply(endpoint, config);
+      }
     } catch (error) {
       this.warn(new Error(`kept bootstrap configurations not loaded: ${(error as Error).message}`));
     }
@@ -63,7 +67,11 @@ export class KeptConfigs {
     const store = this.store as RedisStateStore;
     try {
       const json = await store.get(COLLECTION, endpoint);
-      this.apply(endpoint, json === undefined ? undefined : this.open(endpoint, json));
+      if (json === undefined) this.apply(endpoint, undefined);
+      else {
+        const config = this.open(endpoint, json);
+        if (config) this.apply(endpoint, config);
+      }
     } catch (error) {
       this.warn(new Error(`bootstrap configuration of ${endpoint} not refreshed: ${(error as Error).message}`));
     }
