@@ -6,8 +6,7 @@ const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { freePort } = require('./udp');
-const { freeTcpPort } = require('./node-red-process');
+const { serverPort } = require('./ports');
 
 const root = path.resolve(__dirname, '..', '..');
 
@@ -67,9 +66,9 @@ node.send([null, msg]);`,
 async function startInstance(dir, name, { flow, credentials, env = {} }) {
   const userDir = path.join(dir, name);
   fs.mkdirSync(userDir, { recursive: true });
-  const httpPort = await freeTcpPort();
-  const udpPort = env.LWM2M_PORT ?? (await freePort());
-  const dtlsPort = env.LWM2M_DTLS_PORT ?? (await freePort());
+  const httpPort = await serverPort('tcp');
+  const udpPort = env.LWM2M_PORT ?? (await serverPort('udp'));
+  const dtlsPort = env.LWM2M_DTLS_PORT ?? (await serverPort('udp'));
   fs.writeFileSync(
     path.join(userDir, 'settings.js'),
     `module.exports = { uiHost: '127.0.0.1', uiPort: Number(process.env.PORT), flowFile: 'flows.json', credentialSecret: false, logging: { console: { level: 'warn' } }, telemetry: { enabled: false } };\n`,

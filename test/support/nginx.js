@@ -4,7 +4,7 @@
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { freePort } = require('./udp');
+const { serverPort } = require('./ports');
 
 const root = path.resolve(__dirname, '..', '..');
 const MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
@@ -17,7 +17,7 @@ async function startNginx({ upstreams, listeners }) {
   const dir = path.join(root, 'test-artifacts', `nginx-${process.pid}-${Date.now()}`);
   fs.mkdirSync(dir, { recursive: true });
   const bound = [];
-  for (const listener of listeners) bound.push({ ...listener, address: '127.0.0.1', port: await freePort() });
+  for (const listener of listeners) bound.push({ ...listener, address: '127.0.0.1', port: await serverPort('udp') });
   const servers = bound.map((listener) => `    server { listen 127.0.0.1:${listener.port} udp; proxy_pass lwm2m; proxy_timeout ${listener.proxyTimeout}; }`).join('\n');
   const config = `load_module ${MODULE};
 worker_processes 1;

@@ -5,17 +5,9 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
+const { serverPort } = require('./ports');
 
 const root = path.resolve(__dirname, '..', '..');
-
-function freePort() {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Resolves once a TCP connection to the port is accepted, or rejects after timeoutMs. */
 async function waitForPort(port, timeoutMs = 10_000) {
@@ -36,7 +28,7 @@ async function waitForPort(port, timeoutMs = 10_000) {
 
 /** A started redis-server: url, port, stop(), restart() (same port, empty again), kill() (SIGKILL). */
 async function startRedis(options = {}) {
-  const port = options.port ?? (await freePort());
+  const port = options.port ?? (await serverPort('tcp'));
   const dir = path.join(root, 'test-artifacts', `redis-${process.pid}-${port}`);
   fs.mkdirSync(dir, { recursive: true });
   const redis = {
@@ -75,4 +67,4 @@ async function startRedis(options = {}) {
   return redis;
 }
 
-module.exports = { startRedis, freePort, waitForPort };
+module.exports = { startRedis, waitForPort };
