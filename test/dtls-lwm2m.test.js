@@ -92,7 +92,7 @@ describe('LwM2M over DTLS', function () {
     assert.ok(server.registrations.getByEndpoint('meter-1'));
     assert.deepEqual(server.refusals, [
       'PSK identity "meter-1-id" is not bound to endpoint meter-2',
-      'endpoint meter-1 must use DTLS (PSK)',
+      'endpoint meter-1 must use DTLS or TLS (PSK)',
       `registration ${location.split('/').pop()} of meter-1 belongs to another identity or transport`,
       `registration ${location.split('/').pop()} of meter-1 belongs to another identity or transport`,
     ]);

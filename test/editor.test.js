@@ -22,6 +22,7 @@ async function startWithFlow(userDir, httpPort, lwm2mPort, settings = '') {
       { id: 'srv1', type: 'lwm2m-server', name: 'browser test server', bindAddress: '127.0.0.1', port: String(lwm2mPort) },
       { id: 'ev1', z: 'tab1', type: 'lwm2m-events', server: 'srv1', x: 150, y: 100, wires: [[]] },
       { id: 'rd1', z: 'tab1', type: 'lwm2m-read', server: 'srv1', endpoint: '', path: '', x: 350, y: 100, wires: [[]] },
+      { id: 'ob1', z: 'tab1', type: 'lwm2m-observe', server: 'srv1', endpoint: '', path: '/3303/0/5700', hqmax: '3', x: 550, y: 100, wires: [[]] },
     ]),
   );
   fs.writeFileSync(
@@ -120,6 +121,17 @@ describe('editor: the LwM2M devices panel in Chromium', function () {
     await page.locator('#node-input-path').pressSequentially('battery');
     await page.locator('.red-ui-autoComplete-container', { hasText: '/3/0/9 Battery Level' }).first().waitFor({ timeout: 10000 });
     await page.screenshot({ path: path.join(artifacts, 'lwm2m-path-completion.png') });
+    await page.evaluate(() => RED.tray.close());
+
+    // The observe node's editor has a field for every notification attribute, and keeps what is typed in them.
+    await page.evaluate(() => RED.editor.edit(RED.nodes.node('ob1')));
+    await page.locator('#node-input-hqmax').waitFor();
+    assert.deepEqual(await page.locator('#node-input-attributes input').evaluateAll((inputs) => inputs.map((input) => input.placeholder)), ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax', 'edge', 'con', 'hqmax']);
+    assert.equal(await page.locator('#node-input-hqmax').inputValue(), '3');
+    await page.locator('#node-input-edge').fill('1');
+    await page.locator('#node-dialog-ok').click();
+    await page.waitForFunction(() => RED.nodes.node('ob1').edge === '1', null, { timeout: 5000 });
+    assert.equal(await page.evaluate(() => RED.nodes.node('ob1').hqmax), '3');
     assert.deepEqual(errors, []);
   });
 

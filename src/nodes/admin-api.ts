@@ -30,16 +30,19 @@ function jsonValue(value: unknown): unknown {
 function describeDevice(server: Lwm2mServer, endpoint: string) {
   const registration = server.registrations.getByEndpoint(endpoint);
   if (!registration) return undefined;
+  const model = server.modelFor(registration);
   return {
     ...registrationToJson(registration),
     awake: server.presence.isAwake(endpoint),
     observations: server.observations.list(endpoint).map((observation) => observation.paths),
     objects: registration.objects.map((object) => {
-      const definition = server.model.getObject(object.id);
+      const definition = model.getObject(object.id);
       return {
         id: object.id,
         name: definition?.name,
         version: object.version,
+        /** The version of the definition the device's values are typed and named by (its "ver", or what its LwM2M version implies). */
+        modelVersion: definition?.version,
         instances: object.instances,
         resources: Object.values(definition?.resources ?? {}).map((resource) => ({
           id: resource.id,
@@ -111,7 +114,7 @@ export function registerAdminApi(RED: NodeAPI): void {
           code: response.code,
           contentFormat: response.contentFormat,
           payload: jsonValue(recordsToPayload(response.records, target)),
-          resources: jsonValue(namedRecords(response.records, lwm2m.model)),
+          resources: jsonValue(namedRecords(response.records, lwm2m.modelFor(String(req.params.endpoint)))),
         }),
       (error) => failure(error, res),
     );
@@ -140,7 +143,7 @@ export function registerAdminApi(RED: NodeAPI): void {
     if (!lwm2m || !target) return;
     let request: WriteRequest;
     try {
-      request = new WriteRequest(target, payloadToRecords(req.body.value, target, lwm2m.model));
+      request = new WriteRequest(target, payloadToRecords(req.body.value, target, lwm2m.modelFor(String(req.params.endpoint))));
     } catch (error) {
       failure(error, res);
       return;
@@ -158,7 +161,15 @@ export function registerAdminApi(RED: NodeAPI): void {
       res.json([]);
       return;
     }
-    res.json(model.objects().map((object) => ({ id: object.id, name: object.name, resources: Object.values(object.resources).map((r) => ({ id: r.id, name: r.name, type: r.type, operations: r.operations })) })));
+    res.json(
+      model.objects().map((object) => ({
+        id: object.id,
+        name: object.name,
+        version: object.version,
+        versions: model.versionsOf(object.id).map((definition) => definition.version),
+        resources: Object.values(object.resources).map((r) => ({ id: r.id, name: r.name, type: r.type, operations: r.operations })),
+      })),
+    );
   });
 }
 

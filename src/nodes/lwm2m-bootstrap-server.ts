@@ -4,7 +4,7 @@ import { BootstrapServer } from '../lib/bootstrap/bootstrap-server';
 import { parseEndpointSecurity } from '../lib/lwm2m/security';
 import type { BootstrapServerConfigNode } from './config-nodes';
 import { SocketHost } from './socket-host';
-import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, keysOf, portOf, secureListener } from './dtls-settings';
+import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, extraListeners, keysOf, portOf } from './dtls-settings';
 import path from 'node:path';
 import { FileStateStore, StateStore } from '../lib/lwm2m/state';
 import { RedisStateStore } from '../lib/lwm2m/redis-store';
@@ -53,8 +53,8 @@ export = function register(RED: NodeAPI): void {
   function Lwm2mBootstrapServerNode(this: BootstrapServerThis, def: BootstrapServerNodeDef) {
     RED.nodes.createNode(this, def);
     const address = (def.bindAddress || '0.0.0.0').trim();
-    const secure = secureListener(RED, this, def, address, 5686, 'lwm2m-bootstrap-server');
-    const port = portOf(def.port, 5685) ?? (secure ? undefined : 5685);
+    const extra = extraListeners(RED, this, def, address, 5686, 'lwm2m-bootstrap-server');
+    const port = portOf(def.port, 5685) ?? (extra.secure || extra.tcp || extra.tls ? undefined : 5685);
     // Configurations given by msg are kept: in a file in the user directory, or in Redis for every instance.
     let stateStore: StateStore | undefined;
     try {
@@ -63,7 +63,7 @@ export = function register(RED: NodeAPI): void {
     } catch (error) {
       this.error(RED._('lwm2m-bootstrap-server.errors.store', { error: (error as Error).message }));
     }
-    const server = new BootstrapServer({ address, port, secure, stateStore, stateKey: stateStore ? stateKeyOf(RED, this, 'lwm2m-bootstrap-server') : undefined });
+    const server = new BootstrapServer({ address, port, ...extra, stateStore, stateKey: stateStore ? stateKeyOf(RED, this, 'lwm2m-bootstrap-server') : undefined });
     const keys = keysOf(RED, this, this.credentials?.endpointKeys, 'lwm2m-bootstrap-server');
     const bootstrapKeys = keysOf(RED, this, this.credentials?.bootstrapKeys, 'lwm2m-bootstrap-server');
     // A configuration that does not parse is reported by endpoint, without its key, and left out.
@@ -93,10 +93,10 @@ export = function register(RED: NodeAPI): void {
 
     this.host = new SocketHost(this, RED, server, {
       messages: 'lwm2m-bootstrap-server',
-      listeners: configuredListeners(address, port, secure),
+      listeners: configuredListeners(address, port, extra),
       count: () => server.endpoints().length,
     });
-    server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
+    server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS or TLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
     this.on('close', (removed: boolean, done: () => void) => {
       const closeLink = () => (stateStore instanceof RedisStateStore ? stateStore.link.close() : undefined);
       this.host.close({ forget: removed }).then(closeLink, closeLink).then(done, done);

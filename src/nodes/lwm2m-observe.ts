@@ -5,7 +5,7 @@ import { DeviceRequestError } from '../lib/lwm2m/device-client';
 import type { NotificationEvent, Observation, ObservationListener, ObserveKind } from '../lib/lwm2m/observations';
 import type { Registration } from '../lib/lwm2m/registration';
 import { ObserveCompositeRequest, ObserveRequest } from '../lib/lwm2m/requests/observe';
-import { ATTRIBUTE_NAMES, WriteAttributesRequest } from '../lib/lwm2m/requests/write-attributes';
+import { ATTRIBUTE_NAMES, WriteAttributesRequest, attributesInObserve } from '../lib/lwm2m/requests/write-attributes';
 import type { Lwm2mServer } from '../lib/lwm2m/server';
 import type { Lwm2mPath } from '../lib/model/path';
 import { InputError, Msg, checkCompositeFormat, parsePath, resolveEndpoint, resolveFormat, resolvePath, resolveTimeoutMs } from './inputs';
@@ -20,11 +20,8 @@ interface ObserveNodeDef extends NodeDef {
   /** "msg": observe when a msg arrives; "register": observe every matching device as it registers. */
   start?: 'msg' | 'register';
   timeout?: string | number;
-  pmin?: string;
-  pmax?: string;
-  gt?: string;
-  lt?: string;
-  st?: string;
+  /** One setting per notification attribute (ATTRIBUTE_NAMES): pmin, pmax, gt, lt, st, epmin, epmax, edge, con, hqmax. */
+  [attribute: string]: unknown;
 }
 
 type Send = (msg: Msg) => void;
@@ -45,9 +42,16 @@ export = function register(RED: NodeAPI): void {
     const server: Lwm2mServer = host.service;
     const mine = new Set<Observation>();
     let closing = false;
-    const attributes = Object.fromEntries(
-      ATTRIBUTE_NAMES.map((name) => [name, def[name as 'pmin']]).filter(([, value]) => typeof value === 'string' && value.trim() !== ''),
+    const nodeAttributes = Object.fromEntries(
+      ATTRIBUTE_NAMES.map((name) => [name, def[name]]).filter(([, value]) => typeof value === 'string' && value.trim() !== ''),
     );
+    /** The node's attributes, over msg.attributes where both name one; undefined for none. */
+    const attributesFor = (msg: Msg): Record<string, unknown> | undefined => {
+      const fromMsg = msg.attributes;
+      if (fromMsg !== undefined && (fromMsg === null || typeof fromMsg !== 'object' || Array.isArray(fromMsg))) throw new InputError('msg.attributes must be an object such as {"pmin": 5, "gt": 30}');
+      const merged = { ...(fromMsg as Record<string, unknown> | undefined), ...nodeAttributes };
+      return Object.keys(merged).length > 0 ? merged : undefined;
+    };
     host.register(this);
 
     // At most one status update per 250 ms, the first at once: a fleet that registers establishes thousands of observations a second.
@@ -77,7 +81,7 @@ export = function register(RED: NodeAPI): void {
         endpoint: observation.endpoint,
         path: paths.length === 1 ? paths[0] : [...paths],
         payload: recordsToPayload(event.records, observation.request.path),
-        resources: namedRecords(event.records, server.model),
+        resources: namedRecords(event.records, event.model),
         code: event.code,
         contentFormat: event.contentFormat,
         observation: observation.id,
@@ -106,23 +110,29 @@ export = function register(RED: NodeAPI): void {
 
     const requestFor = (msg: Msg): ObserveKind => {
       const format = resolveFormat(def.format, msg);
-      if (!def.composite) return new ObserveRequest(resolvePath(def.path, msg), format);
+      const attributes = attributesFor(msg);
+      if (!def.composite) return new ObserveRequest(resolvePath(def.path, msg), format, attributes);
       const listed: unknown = def.path?.trim() ? def.path.split(',') : msg.paths;
       if (!Array.isArray(listed) || listed.length === 0) throw new InputError('Observe-Composite needs paths: in the node (comma-separated) or in msg.paths (an array)');
-      return new ObserveCompositeRequest(listed.map((path: unknown) => parsePath(typeof path === 'string' ? path.trim() : path)), format);
+      return new ObserveCompositeRequest(listed.map((path: unknown) => parsePath(typeof path === 'string' ? path.trim() : path)), format, attributes);
     };
 
-    /** Writes the node's attributes, then observes; resolves with the first response. */
+    /**
+     * Observes, with the attributes in the Observe's query for an LwM2M 1.2
+     * device, or written to each path first (Write-Attributes) for an older
+     * one; resolves with the first response.
+     */
     const start = async (endpoint: string, request: ObserveKind, timeoutMs: number) => {
-      if (request instanceof ObserveCompositeRequest) checkCompositeFormat(node, request.format, server.registrations.getByEndpoint(endpoint));
-      if (Object.keys(attributes).length > 0) {
+      const registration = server.registrations.getByEndpoint(endpoint);
+      if (request instanceof ObserveCompositeRequest) checkCompositeFormat(node, 'fetch', request.format, registration);
+      if (request.attributes && registration && !attributesInObserve(registration)) {
         const targets: Lwm2mPath[] = request instanceof ObserveCompositeRequest ? request.paths : [request.path];
-        for (const path of targets) await server.send(endpoint, new WriteAttributesRequest(path, attributes), { timeoutMs });
+        for (const path of targets) await server.send(endpoint, new WriteAttributesRequest(path, request.attributes), { timeoutMs });
       }
-      const result = await server.observe(endpoint, request, listener, { timeoutMs, attributes: Object.keys(attributes).length > 0 ? attributes : undefined }, node.id);
+      const result = await server.observe(endpoint, request, listener, { timeoutMs }, node.id);
+      if (!result.established) node.warn(RED._('lwm2m-observe.errors.notAccepted', { endpoint, paths: result.observation.paths.join(',') }));
       // An observation another instance holds (in a cluster) is counted by this node's copy there.
-      if (result.established && server.observations.list(endpoint).includes(result.observation)) mine.add(result.observation);
-      else node.warn(RED._('lwm2m-observe.errors.notAccepted', { endpoint, paths: result.observation.paths.join(',') }));
+      else if (server.observations.list(endpoint).includes(result.observation)) mine.add(result.observation);
       showCount();
       return result.first;
     };

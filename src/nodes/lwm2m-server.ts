@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { Lwm2mServer } from '../lib/lwm2m/server';
 import { SecurityRegistry, parseEndpointSecurity } from '../lib/lwm2m/security';
-import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, keysOf, portOf, secureListener } from './dtls-settings';
+import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, extraListeners, keysOf, portOf } from './dtls-settings';
 import { FileStateStore, StateStore } from '../lib/lwm2m/state';
 import { openStateStore, stateKeyOf, StoreNodeDef } from './state-store';
 import { ObjectModel } from '../lib/model/object-model';
@@ -84,9 +84,9 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, def);
     const address = (def.bindAddress || '0.0.0.0').trim();
     const security = securityOf(this, def);
-    const secure = secureListener(RED, this, def, address, 5684, 'lwm2m-server');
-    // A node with neither port keeps the plain default rather than listening on nothing.
-    const port = portOf(def.port, 5683) ?? (secure ? undefined : 5683);
+    const extra = extraListeners(RED, this, def, address, 5684, 'lwm2m-server');
+    // A node with no port at all keeps the plain default rather than listening on nothing.
+    const port = portOf(def.port, 5683) ?? (extra.secure || extra.tcp || extra.tls ? undefined : 5683);
     const modelFolder = def.modelFolder?.trim();
     let model: ObjectModel | undefined;
     if (modelFolder) {
@@ -105,7 +105,7 @@ export = function register(RED: NodeAPI): void {
     const server = new Lwm2mServer({
       address,
       port,
-      secure,
+      ...extra,
       security,
       model,
       awakeTimeMs: seconds(def.awakeTime, 93),
@@ -115,10 +115,10 @@ export = function register(RED: NodeAPI): void {
       stateKey: stateStore ? stateKeyOf(RED, this, 'lwm2m-server') : undefined,
       instance: process.env.LWM2M_INSTANCE?.trim() || undefined,
     });
-    const listeners = configuredListeners(address, port, secure);
+    const listeners = configuredListeners(address, port, extra);
     this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', listeners, count: () => server.registrations.size });
     server.on('refused', (endpoint, peer, reason) => this.warn(RED._('lwm2m-server.errors.refused', { endpoint, peer: `${peer.address}:${peer.port}`, reason })));
-    server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
+    server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS or TLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
     // In a cluster devices also come (taken over, then updated) and go (released to another instance).
     for (const event of ['registered', 'updated', 'deregistered', 'expired', 'released'] as const) server.on(event, () => this.host.countChanged());
     trackServer(RED, this);

@@ -10,7 +10,7 @@ import type { DtlsServer } from '../dtls/dtls-server';
 import { Lwm2mPath } from '../model/path';
 import type { ObjectModel } from '../model/object-model';
 import { DeviceClient, DeviceRequestError, SendOptions, answer } from '../lwm2m/device-client';
-import { NotificationEvent, Observation, ObservationListener, ObservationService, ObserveKind, ObserveOptions } from '../lwm2m/observations';
+import { NotificationEvent, Observation, ObservationListener, ObservationService, ObserveKind } from '../lwm2m/observations';
 import type { PresenceTracker } from '../lwm2m/presence';
 import type { RedisStateStore } from '../lwm2m/redis-store';
 import { Registration, Transport, expiresAt } from '../lwm2m/registration';
@@ -30,7 +30,8 @@ export interface ClusterHost {
   readonly client: DeviceClient;
   readonly dtls: DtlsServer | undefined;
   readonly stateKey: Buffer | undefined;
-  model(): ObjectModel;
+  /** The object model as a device sees it. */
+  model(registration: Registration): ObjectModel;
   /** Requests that waited for a device at its previous instance, handed to their nodes here. */
   adoptParked(requests: [string, ParkedRequest][]): void;
   /** Lets go of a device another instance takes over: what it held of it, for that instance. */
@@ -39,7 +40,7 @@ export interface ClusterHost {
   moved(registration: Registration, from: Peer): void;
   /** Writes the DTLS changes now and resolves once they are written (a connection taken over reserves its sequence numbers first). */
   saveDtlsNow(): Promise<void>;
-  observeHere(endpoint: string, request: ObserveKind, owner: string | undefined, options: ObserveOptions): Promise<{ observation: Observation; first: NotificationEvent; established: boolean }>;
+  observeHere(endpoint: string, request: ObserveKind, owner: string | undefined, options: SendOptions): Promise<{ observation: Observation; first: NotificationEvent; established: boolean }>;
   cancelHere(owner: string, endpoint: string, paths: string | undefined, timeoutMs: number): Promise<number>;
   /** The store lost what it had (Redis came back): everything this instance holds is written again. */
   resync(): void;
@@ -63,7 +64,7 @@ interface SpecJson extends Omit<CoapRequestSpec, 'path'> {
 type Call =
   | { op: 'drop'; endpoint: string }
   | { op: 'send'; endpoint: string; operation: string; spec: SpecJson; timeoutMs?: number; ttlMs?: number; hops: number }
-  | { op: 'observe'; endpoint: string; owner?: string; paths: string[]; composite: boolean; format?: number; attributes?: Record<string, string>; timeoutMs?: number; hops: number }
+  | { op: 'observe'; endpoint: string; owner?: string; paths: string[]; composite: boolean; format?: number; attributes?: unknown; timeoutMs?: number; hops: number }
   | { op: 'cancel'; endpoint: string; owner: string; paths?: string; timeoutMs: number; hops: number };
 
 /** What the owner answers to an observe call: the first response, and the observation's id there. */
@@ -313,7 +314,7 @@ export class ServerCluster {
     const describe = () => `${request.operation} ${request.path} on ${endpoint}`;
     const { registration, owner } = await this.locate(endpoint, describe);
     if (!owner) return this.host.client.send(endpoint, request, options);
-    const context = { registration, model: this.host.model() };
+    const context = { registration, model: this.host.model(registration) };
     let spec: CoapRequestSpec;
     try {
       spec = request.toCoap(context);
@@ -327,7 +328,7 @@ export class ServerCluster {
   }
 
   /** Starts an observation of a device this instance does not hold: at its owner, for the same node there (which delivers its notifications). */
-  async observe(endpoint: string, request: ObserveKind, options: ObserveOptions, owner: string | undefined): Promise<{ observation: Observation; first: NotificationEvent; established: boolean }> {
+  async observe(endpoint: string, request: ObserveKind, options: SendOptions, owner: string | undefined): Promise<{ observation: Observation; first: NotificationEvent; established: boolean }> {
     const describe = () => `${request.operation} ${request.path} on ${endpoint}`;
     const located = await this.locate(endpoint, describe);
     if (!located.owner) return this.host.observeHere(endpoint, request, owner, options);
@@ -339,7 +340,7 @@ export class ServerCluster {
       paths: composite ? request.paths.map(String) : [request.path.toString()],
       composite,
       format: request.format,
-      attributes: options.attributes,
+      attributes: request.attributes,
       timeoutMs: options.timeoutMs,
       hops: 0,
     };
@@ -349,10 +350,11 @@ export class ServerCluster {
     if ('observation' in answered) return answered;
     // A view of the observation the owner holds: same id, its notifications come out of the node there.
     const observation = new Observation(endpoint, request, NO_LISTENER, owner, NO_SINK, answered.id);
+    const model = this.host.model(located.registration);
     const message: CoapMessage = { type: MessageType.Acknowledgement, code: answered.code, messageId: 0, token: Buffer.alloc(0), options: answered.options, payload: answered.payload };
     let records;
     try {
-      records = request.fromCoap(message, { registration: located.registration, model: this.host.model() }).records;
+      records = request.fromCoap(message, { registration: located.registration, model }).records;
     } catch (error) {
       if (error instanceof ContentError) throw new DeviceRequestError(`${describe()}: ${error.message}`, 'invalid-response');
       throw error;
@@ -364,6 +366,7 @@ export class ServerCluster {
       first: {
         observation,
         records,
+        model,
         code: formatCodeText(answered.code),
         contentFormat: contentFormat ? contentFormat.value.reduce((acc, byte) => acc * 256 + byte, 0) : undefined,
         raw: answered.payload,
@@ -441,9 +444,9 @@ export class ServerCluster {
       }
       case 'observe': {
         const paths = call.paths.map((path) => Lwm2mPath.parse(path));
-        const request = call.composite ? new ObserveCompositeRequest(paths, call.format) : new ObserveRequest(paths[0], call.format);
+        const request = call.composite ? new ObserveCompositeRequest(paths, call.format, call.attributes) : new ObserveRequest(paths[0], call.format, call.attributes);
         const observeHere = async (): Promise<ObserveAnswer> => {
-          const { observation, first, established } = await host.observeHere(call.endpoint, request, call.owner, { timeoutMs: call.timeoutMs, attributes: call.attributes });
+          const { observation, first, established } = await host.observeHere(call.endpoint, request, call.owner, { timeoutMs: call.timeoutMs });
           const options = first.contentFormat === undefined ? [] : [uintOptionOf(OptionNumber.ContentFormat, first.contentFormat)];
           return { id: observation.id, established, code: codeNumber(first.code), options, payload: first.raw, sequence: first.sequence };
         };

@@ -15,6 +15,7 @@ import { findOption, stringOptions, uintOptionOf, unrecognizedCriticalOption, ur
 import { Exchange, NotificationHandler, PENDING, Peer, PeerKey, PeerState, peerKey } from './peer';
 import { assembleBlock1 } from './block1-assembly';
 import { DEFAULT_RECEIVE_BUFFER, DatagramTransport, UdpTransport } from './transport';
+import type { MessageLayer } from './message-layer';
 import type { PeerIdentity } from '../dtls/credentials';
 import { randomText } from '../random-text';
 
@@ -102,8 +103,9 @@ const DEFAULT_MAX_PEERS = 200_000;
  * deduplicated per peer, Block1 reassembled) and as client (confirmable
  * requests with retransmission, responses matched per peer by token).
  */
-export class CoapEndpoint extends EventEmitter {
+export class CoapEndpoint extends EventEmitter implements MessageLayer {
   readonly transport: DatagramTransport;
+  readonly reliable = false;
   private listening = false;
   private readonly peers = new Map<PeerKey, PeerState>();
   private readonly transmission: TransmissionParameters;
@@ -155,6 +157,19 @@ export class CoapEndpoint extends EventEmitter {
 
   get address(): Peer | undefined {
     return this.transport.address;
+  }
+
+  get scheme(): 'coap' | 'coaps' {
+    return this.transport.scheme;
+  }
+
+  identityOf(peer: Peer): PeerIdentity | undefined {
+    return this.transport.identityOf(peer);
+  }
+
+  /** Datagrams: the RFC 7959 block sizes the request asks for. */
+  blockLimits(): undefined {
+    return undefined;
   }
 
   get peerCount(): number {

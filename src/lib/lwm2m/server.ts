@@ -2,12 +2,13 @@ import { TypedEmitter } from '../typed-emitter';
 import { ResponseCode } from '../coap/codes';
 import { IncomingRequest, MalformedDatagram, OutgoingResponse, RequestHandler, diagnostic } from '../coap/endpoint';
 import type { Peer } from '../coap/peer';
+import type { PeerIdentity } from '../dtls/credentials';
 import type { ContentRecord } from '../content/values';
 import { ObjectModel } from '../model/object-model';
 import { DeviceClient, DeviceClientOptions, SendOptions } from './device-client';
-import { NotificationEvent, Observation, ObservationListener, ObservationService, ObserveKind, ObserveOptions } from './observations';
+import { NotificationEvent, Observation, ObservationListener, ObservationService, ObserveKind } from './observations';
 import { PresenceTracker } from './presence';
-import { Registration, Transport, expiresAt } from './registration';
+import { Registration, Transport, expiresAt, isStream } from './registration';
 import { RegistrationInterface } from './registration-interface';
 import { RegistrationStore } from './registration-store';
 import type { DeviceRequest, ResponseBase } from './requests/device-request';
@@ -15,11 +16,10 @@ import { SendInterface } from './send-interface';
 import { CollectionName, EntryLinks, ParkedRequest, PersistedObservation, StateStore, StoredState, deriveStateKey, entriesOf, entryJson, openText, parseEntry, sealText } from './state';
 import { ConnectionJson, ConnectionRecord, DtlsSession, SessionJson, connectionFromJson, connectionToJson, sessionFromJson, sessionToJson } from '../dtls/session';
 import { hostname } from 'node:os';
-import { SecurityRegistry } from './security';
+import { SecurityRegistry, identityKey } from './security';
 import { BoundListener, ListenerOptions, Listeners } from './listeners';
 import { RedisStateStore } from './redis-store';
 import { ClusterHost, Handover, ServerCluster, peerAlias } from '../cluster/server-cluster';
-import { transportOf } from './security';
 
 export interface Lwm2mServerOptions extends ListenerOptions {
   /** Which endpoint must use which credentials; empty (every NoSec device may register) by default. */
@@ -75,12 +75,12 @@ export type Lwm2mServerEvents = {
 };
 
 /**
- * An LwM2M server on a plain UDP and/or a DTLS endpoint: the Registration
- * interface and store, the Send operation, observations and queue mode.
- * Requests to a device go out over the transport it registered on.
+ * An LwM2M server on plain UDP, DTLS, TCP and/or TLS endpoints: the
+ * Registration interface and store, the Send operation, observations and
+ * queue mode. Requests to a device go out over the transport it registered on.
  */
 export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
-  /** The CoAP endpoints: plain UDP and/or DTLS. */
+  /** The CoAP endpoints: plain UDP, DTLS, TCP and/or TLS. */
   readonly coap: Listeners;
   readonly security: SecurityRegistry;
   readonly registrations: RegistrationStore;
@@ -130,8 +130,12 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     });
     this.security = options.security ?? new SecurityRegistry();
     const shared = options.stateStore instanceof RedisStateStore ? options.stateStore : undefined;
-    this.coap = new Listeners(shared ? this.clusterListeners(options) : options, this.security, (request) => this.handle(request), this);
+    this.coap = new Listeners(shared ? this.clusterListeners(options) : options, this.security, (request, transport) => this.handle(request, transport), this);
     this.coap.dtls?.on('moved', (from, to) => this.followDtlsPeer(from, to));
+    for (const [transport, endpoint] of this.coap.streams()) {
+      endpoint.on('connected', (peer: Peer, identity: PeerIdentity | undefined) => this.streamConnected(transport, peer, identity));
+      endpoint.on('disconnected', (peer: Peer) => this.streamDisconnected(transport, peer));
+    }
     const endpointFor = (transport: Transport) => this.coap.for(transport);
     // With a shared store, a request that waits for a sleeping device is kept there at once: the instance may die before it is sent.
     const waitingChanged = shared
@@ -141,13 +145,14 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
           this.flushSoon();
         }
       : undefined;
-    this.client = new DeviceClient(endpointFor, this.registrations, () => this.model, this.presence, options.client, waitingChanged);
+    const modelFor = (registration: Registration | undefined) => this.modelFor(registration);
+    this.client = new DeviceClient(endpointFor, this.registrations, modelFor, this.presence, options.client, waitingChanged);
     this.observations = new ObservationService(
       endpointFor,
       this.registrations,
       (endpoint, request, sendOptions) => this.client.send(endpoint, request, sendOptions),
       (endpoint, request, first) => this.client.completeNotification(endpoint, request, first),
-      () => this.model,
+      modelFor,
       this.presence,
       options.reobserve ?? true,
     );
@@ -158,7 +163,8 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
         this.observations.onRegistered(registration, replaced);
       },
       updated: (registration, changes, from) => {
-        if (from) this.observations.onMoved(registration, from);
+        if (isStream(registration.transport)) this.observations.onReconnected(registration);
+        else if (from) this.observations.onMoved(registration, from);
         this.emit('updated', registration, changes);
         this.presence.seen(registration);
       },
@@ -168,7 +174,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       },
       refused: (endpoint, peer, reason) => this.emit('refused', endpoint, peer, reason),
     }, options.maxRegistrations, (endpoint, identity) => this.security.refusal(endpoint, identity));
-    this.sendInterface = new SendInterface(this.registrations, () => this.model, (registration, records, format, raw) => {
+    this.sendInterface = new SendInterface(this.registrations, modelFor, (registration, records, format, raw) => {
       this.presence.seen(registration);
       this.emit('send', registration, records, format, raw);
     });
@@ -451,7 +457,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       this.presence.asleep(registration);
     }
     const observations = entries<PersistedObservation>('observations');
-    this.observations.restore(observations.map(([, observation]) => observation));
+    for (const problem of this.observations.restore(observations.map(([, observation]) => observation))) this.emit('warning', new Error(`not restored: ${problem}`));
     for (const [token, entry] of entriesOf(state, 'observations')) this.stored.observations.set(token, entry.json);
     for (const [id, request] of entries<ParkedRequest>('parked')) {
       this.stored.parked.set(id, entriesOf(state, 'parked').get(id)?.json as string);
@@ -497,6 +503,17 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   }
 
   /**
+   * The object model as a device sees it: the object versions its Register
+   * announced (or its LwM2M version implies), by registration or endpoint
+   * name; the newest versions for a device that is not registered. Shared
+   * between devices, never a copy per device.
+   */
+  modelFor(device: Registration | string | undefined): ObjectModel {
+    const registration = typeof device === 'string' ? this.registrations.getByEndpoint(device) : device;
+    return registration ? this.model.forDevice(registration) : this.model;
+  }
+
+  /**
    * Starts an observation; see ObservationService.observe. In a cluster, the
    * observation of a device another instance serves is made there, for the
    * same node, whose copy there delivers the notifications; it is in the
@@ -506,7 +523,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     endpoint: string,
     request: ObserveKind,
     listener: ObservationListener,
-    options?: ObserveOptions,
+    options?: SendOptions,
     owner?: string,
   ): Promise<{ observation: Observation; first: NotificationEvent; established: boolean }> {
     if (this.cluster) {
@@ -522,7 +539,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     endpoint: string,
     request: ObserveKind,
     listener: ObservationListener,
-    options: ObserveOptions,
+    options: SendOptions,
     owner: string | undefined,
   ): Promise<{ observation: Observation; first: NotificationEvent; established: boolean }> {
     const result = await this.observations.observe(endpoint, request, listener, options, owner);
@@ -586,28 +603,59 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     this.emit('updated', registration, ['address']);
   }
 
+  /**
+   * A device connected over TCP or TLS. Its registration follows it to the
+   * new connection when it is found by address (a reconnection from the same
+   * port) or by its TLS identity (bound to its endpoint name), so requests
+   * reach it before its next Update; its observations are made again there.
+   * A plain TCP device on a new port is found by its next Update.
+   */
+  private streamConnected(transport: Transport, peer: Peer, identity: PeerIdentity | undefined): void {
+    let registration = this.registrations.getByPeer(transport, peer.address, peer.port);
+    // Another device may have the address now (a NAT reusing the port): over TLS only the registration's own identity counts.
+    if (registration && identityKey(registration.identity) !== identityKey(identity)) registration = undefined;
+    if (!registration && identity) {
+      const endpoint = this.security.endpointOf(identity);
+      const bound = endpoint === undefined ? undefined : this.registrations.getByEndpoint(endpoint);
+      if (bound?.transport === transport && identityKey(bound.identity) === identityKey(identity)) {
+        registration = bound;
+        this.registrations.move(bound, peer.address, peer.port);
+        this.emit('updated', bound, ['address']);
+      }
+    }
+    if (!registration) return;
+    this.presence.seen(registration);
+    this.observations.onReconnected(registration);
+  }
+
+  /** A device's TCP or TLS connection closed: its registration stays, its requests fail with no-connection until it reconnects. */
+  private streamDisconnected(transport: Transport, peer: Peer): void {
+    const registration = this.registrations.getByPeer(transport, peer.address, peer.port);
+    if (registration) this.observations.onDisconnected(registration);
+  }
+
   private gone(registration: Registration, reason: string): void {
     this.observations.onGone(registration, reason);
     this.presence.forget(registration.endpoint);
   }
 
-  private handle(request: IncomingRequest): ReturnType<RequestHandler> {
+  private handle(request: IncomingRequest, transport: Transport): ReturnType<RequestHandler> {
     const cluster = this.cluster;
-    if (!cluster) return this.handleHere(request);
+    if (!cluster) return this.handleHere(request, transport);
     // A device this instance does not know is taken over first; a registration change is in the store before it is answered.
-    const before = cluster.beforeRequest(request, transportOf(request.identity));
-    if (before) return before.then(() => this.handleWrittenThrough(request));
-    return this.handleWrittenThrough(request);
+    const before = cluster.beforeRequest(request, transport);
+    if (before) return before.then(() => this.handleWrittenThrough(request, transport));
+    return this.handleWrittenThrough(request, transport);
   }
 
-  private handleHere(request: IncomingRequest): OutgoingResponse {
-    const response = this.registrationInterface.handle(request) ?? this.sendInterface.handle(request);
+  private handleHere(request: IncomingRequest, transport: Transport): OutgoingResponse {
+    const response = this.registrationInterface.handle(request, transport) ?? this.sendInterface.handle(request, transport);
     if (response) return response;
     return diagnostic(ResponseCode.NotFound, `no resource ${request.path}`);
   }
 
-  private handleWrittenThrough(request: IncomingRequest): ReturnType<RequestHandler> {
-    const response = this.handleHere(request);
+  private handleWrittenThrough(request: IncomingRequest, transport: Transport): ReturnType<RequestHandler> {
+    const response = this.handleHere(request, transport);
     if (this.changedRegistrations.size === 0 || !this.stateStore) return response;
     const store = this.stateStore;
     this.putRegistrations(store);
@@ -634,7 +682,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       client: this.client,
       dtls: this.coap.dtls,
       stateKey: this.stateKey,
-      model: () => this.model,
+      model: (registration) => this.modelFor(registration),
       adoptParked: (requests) => {
         if (requests.length === 0) return;
         for (const [id, request] of requests) {

@@ -32,7 +32,7 @@ export function registerCreate(RED: NodeAPI): void {
         const registration = server.registrations.getByEndpoint(resolveEndpoint(def.endpoint, msg));
         if (registration) instanceId = CreateRequest.instanceFor(path.objectId!, undefined, { registration });
       }
-      const records = isEmpty(msg.payload) ? [] : payloadToRecords(msg.payload, path.child(instanceId ?? 0), server.model);
+      const records = isEmpty(msg.payload) ? [] : payloadToRecords(msg.payload, path.child(instanceId ?? 0), server.modelFor(resolveEndpoint(def.endpoint, msg)));
       return new CreateRequest(path, records, instanceId, format);
     },
     output(response, msg) {

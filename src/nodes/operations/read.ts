@@ -21,13 +21,13 @@ export function registerRead(RED: NodeAPI): void {
       if (!def.composite) return new ReadRequest(resolvePath(def.path, msg), format);
       const listed: unknown = def.path?.trim() ? def.path.split(',') : msg.paths;
       if (!Array.isArray(listed) || listed.length === 0) throw new InputError('Read-Composite needs paths: in the node (comma-separated) or in msg.paths (an array)');
-      checkCompositeFormat(node, format, server.registrations.getByEndpoint(resolveEndpoint(def.endpoint, msg)));
+      checkCompositeFormat(node, 'fetch', format, server.registrations.getByEndpoint(resolveEndpoint(def.endpoint, msg)));
       return new ReadCompositeRequest(listed.map((path: unknown) => parsePath(typeof path === 'string' ? path.trim() : path)), format);
     },
     output(response, msg, { def, request, server }) {
       if (request instanceof ReadRequest) msg.path = request.path.toString();
       msg.payload = recordsToPayload(response.records, request.path);
-      msg.resources = namedRecords(response.records, server.model);
+      msg.resources = namedRecords(response.records, server.modelFor(msg.endpoint as string));
       if (def.raw) msg.raw = response.raw;
     },
   });
