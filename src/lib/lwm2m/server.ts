@@ -1,6 +1,6 @@
 import { TypedEmitter } from '../typed-emitter';
 import { ResponseCode } from '../coap/codes';
-import { IncomingRequest, MalformedDatagram, OutgoingResponse, RequestHandler, diagnostic } from '../coap/endpoint';
+import { IncomingRequest, MalformedDatagram, diagnostic } from '../coap/endpoint';
 import type { Peer } from '../coap/peer';
 import type { PeerIdentity } from '../dtls/credentials';
 import type { ContentRecord } from '../content/values';
@@ -13,11 +13,11 @@ import { RegistrationInterface } from './registration-interface';
 import { RegistrationStore } from './registration-store';
 import type { DeviceRequest, ResponseBase } from './requests/device-request';
 import { SendInterface } from './send-interface';
-import { CollectionName, EntryLinks, ParkedRequest, PersistedObservation, StateStore, StoredState, deriveStateKey, entriesOf, entryJson, openText, parseEntry, sealText } from './state';
+import { CollectionName, EntryLinks, ParkedRequest, PersistedObservation, ServiceCollection, StateStore, StoredState, deriveStateKey, entriesOf, entryJson, openText, parseEntry, sealText } from './state';
 import { ConnectionJson, ConnectionRecord, DtlsSession, SessionJson, connectionFromJson, connectionToJson, sessionFromJson, sessionToJson } from '../dtls/session';
 import { hostname } from 'node:os';
 import { SecurityRegistry, identityKey } from './security';
-import { BoundListener, ListenerOptions, Listeners } from './listeners';
+import { BoundListener, ListenerOptions, Listeners, TransportHandler } from './listeners';
 import { RedisStateStore } from './redis-store';
 import { ClusterHost, Handover, ServerCluster, peerAlias } from '../cluster/server-cluster';
 
@@ -72,7 +72,22 @@ export type Lwm2mServerEvents = {
   storeProblem: [problem: string | undefined];
   /** Another instance serves this device now (in a cluster): it is no longer here. */
   released: [registration: Registration];
+  /** The saved state is back (restoredEntries), the sockets not bound yet: services beside the server pick up their entries. */
+  restored: [];
+  /** stop() began: services beside the server keep their last entries (keepEntry) before the final save. */
+  stopping: [];
 };
+
+/** Answers the requests to a resource a service serves on the server's sockets (a file service); undefined for the others. */
+export type ResourceHandler = (request: IncomingRequest, transport: Transport) => ReturnType<TransportHandler> | undefined;
+
+/** An entry a service changed since the last save: its JSON, or undefined to delete it. */
+interface ServiceEntryChange {
+  collection: ServiceCollection;
+  id: string;
+  json: string | undefined;
+  expiresAt?: number;
+}
 
 /**
  * An LwM2M server on plain UDP, DTLS, TCP and/or TLS endpoints: the
@@ -110,6 +125,13 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   private readonly claimed = new Set<string>();
   private flushing?: Promise<void>;
   private dtlsSoon = false;
+  /** The entries of services' collections found at start, and their changes since the last save. */
+  private restoredServiceState?: StoredState;
+  private readonly serviceChanges = new Map<string, ServiceEntryChange>();
+  /** Resources served beside the Registration interface and Send (see serve). */
+  private readonly resources: ResourceHandler[] = [];
+  /** How long a request may wait for a sleeping queue-mode device (the client's default time to live). */
+  readonly queueTtlMs: number;
   private saveTimer?: NodeJS.Timeout;
   private dtlsSaveCheck?: NodeJS.Timeout;
   private saving: Promise<void> = Promise.resolve();
@@ -122,6 +144,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     super();
     this.stateStore = options.stateStore;
     this.stateKey = options.stateKey !== undefined && options.stateKey.length > 0 ? deriveStateKey(options.stateKey) : undefined;
+    this.queueTtlMs = options.client?.defaultTtlMs ?? 300_000;
     this.model = options.model ?? ObjectModel.builtIn();
     this.presence = new PresenceTracker(options.awakeTimeMs ?? 93_000, (registration, awake) => this.emit(awake ? 'awake' : 'sleeping', registration));
     this.registrations = new RegistrationStore((registration) => {
@@ -221,6 +244,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
         this.emit('warning', new Error(`saved state not restored: ${(error as Error).message}`));
       }
     }
+    this.emit('restored');
     // Requests from flows wait for ready: by then the sockets are bound (or failed to bind).
     try {
       return await this.coap.start();
@@ -228,6 +252,41 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       this.isReady = true;
       this.restored();
     }
+  }
+
+  /**
+   * Serves a further resource on the server's sockets (plain and DTLS, and
+   * any transport that hands its requests to the server): the handler answers
+   * the requests it recognises and returns undefined for the others.
+   */
+  serve(handler: ResourceHandler): void {
+    this.resources.push(handler);
+  }
+
+  /** The entries a service saved in its collection, as the last start found them, not expired; empty without a state store. */
+  restoredEntries<T>(collection: ServiceCollection): [string, T][] {
+    const list: [string, T][] = [];
+    for (const [id, entry] of this.restoredServiceState?.[collection] ?? []) {
+      try {
+        list.push([id, parseEntry<T>(entry.json)]);
+      } catch (error) {
+        this.emit('warning', new Error(`${collection} ${id} not restored: ${(error as Error).message}`));
+      }
+    }
+    return list;
+  }
+
+  /**
+   * Keeps an entry of a service's collection in the state store with the
+   * next save (value undefined: removes it), until expiresAt (ms since the
+   * epoch). Values are written as JSON with Buffers and Dates kept.
+   */
+  keepEntry(collection: ServiceCollection, id: string, value: unknown, expiresAt?: number): void {
+    if (!this.stateStore) return;
+    const json = value === undefined ? undefined : this.entryText(value, () => `${collection} ${id}`);
+    if (value !== undefined && json === undefined) return;
+    this.serviceChanges.set(`${collection}/${id}`, { collection, id, json, expiresAt });
+    this.scheduleSave();
   }
 
   /** Takes back an owner's requests that wait for sleeping devices, to hand them to its next instance. */
@@ -285,6 +344,11 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       shared ? (observation) => ({ group: observation.endpoint }) : undefined,
     );
     this.syncCollection(store, 'parked', this.parked, (id, request) => `the request ${id} waiting for ${request.endpoint}`, (request) => request.deadline, shared ? (request) => ({ group: request.endpoint }) : undefined);
+    for (const { collection, id, json, expiresAt } of this.serviceChanges.values()) {
+      if (json === undefined) store.delete(collection, id);
+      else store.put(collection, id, json, expiresAt);
+    }
+    this.serviceChanges.clear();
     this.saveDtls(store);
     return this.flush(store);
   }
@@ -464,6 +528,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       if (request.deadline > now && this.registrations.getByEndpoint(request.endpoint)) this.parked.set(id, request);
     }
     this.restoreDtls(state);
+    this.restoredServiceState = state;
   }
 
   /** Opens the sealed DTLS sessions and connections and hands them to the DTLS server; ones sealed under another key are dropped. */
@@ -580,6 +645,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
    * emptied.
    */
   async stop(options: { forget?: boolean } = {}): Promise<void> {
+    this.emit('stopping');
     clearTimeout(this.saveTimer);
     clearInterval(this.dtlsSaveCheck);
     this.saveTimer = undefined;
@@ -639,7 +705,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     this.presence.forget(registration.endpoint);
   }
 
-  private handle(request: IncomingRequest, transport: Transport): ReturnType<RequestHandler> {
+  private handle(request: IncomingRequest, transport: Transport): ReturnType<TransportHandler> {
     const cluster = this.cluster;
     if (!cluster) return this.handleHere(request, transport);
     // A device this instance does not know is taken over first; a registration change is in the store before it is answered.
@@ -648,13 +714,17 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     return this.handleWrittenThrough(request, transport);
   }
 
-  private handleHere(request: IncomingRequest, transport: Transport): OutgoingResponse {
+  private handleHere(request: IncomingRequest, transport: Transport): ReturnType<TransportHandler> {
     const response = this.registrationInterface.handle(request, transport) ?? this.sendInterface.handle(request, transport);
     if (response) return response;
+    for (const resource of this.resources) {
+      const answer = resource(request, transport);
+      if (answer) return answer;
+    }
     return diagnostic(ResponseCode.NotFound, `no resource ${request.path}`);
   }
 
-  private handleWrittenThrough(request: IncomingRequest, transport: Transport): ReturnType<RequestHandler> {
+  private handleWrittenThrough(request: IncomingRequest, transport: Transport): ReturnType<TransportHandler> {
     const response = this.handleHere(request, transport);
     if (this.changedRegistrations.size === 0 || !this.stateStore) return response;
     const store = this.stateStore;

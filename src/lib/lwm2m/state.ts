@@ -40,6 +40,9 @@ export interface ParkedRequest {
  */
 export type CollectionName = string;
 
+/** The collections a service beside the server writes through it (Lwm2mServer.keepEntry). */
+export type ServiceCollection = 'firmware';
+
 /** An entry as a store holds it: JSON text, and when it may be dropped (ms since the epoch). */
 export interface StoredEntry {
   json: string;
