@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { BootstrapConfigError, parseBootstrapConfig } from '../lib/bootstrap/bootstrap-config';
 import { BootstrapServer } from '../lib/bootstrap/bootstrap-server';
@@ -6,6 +7,9 @@ import type { BootstrapServerConfigNode } from './config-nodes';
 import { SocketHost } from './socket-host';
 import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, extraListeners, portOf } from './dtls-settings';
 import { keyIdOf, keysOf } from './key-credentials';
+import { FileStateStore, StateStore } from '../lib/lwm2m/state';
+import { RedisStateStore } from '../lib/lwm2m/redis-store';
+import { StoreNodeDef, openStateStore, stateKeyOf } from './state-store';
 
 /** One server account as the editor holds it; its PSK key lives in the node's credentials. */
 interface EditorAccount {
@@ -25,7 +29,7 @@ interface EndpointEntry extends EditorAccount {
   bootstrapIdentity?: string;
 }
 
-interface BootstrapServerNodeDef extends NodeDef, DtlsNodeDef {
+interface BootstrapServerNodeDef extends NodeDef, DtlsNodeDef, StoreNodeDef {
   bindAddress: string;
   /** Plain UDP port; empty for none. */
   port: string | number;
@@ -46,6 +50,8 @@ interface BootstrapCredentials extends DtlsCredentialsDef {
   /** {"keyId": "hex key"} for the per-endpoint accounts. */
   endpointKeys?: string;
   endpointKeyChanges?: string;
+  stateKey?: string;
+  redisPassword?: string;
 }
 
 type BootstrapServerThis = BootstrapServerConfigNode & Node<BootstrapCredentials>;
@@ -56,7 +62,15 @@ export = function register(RED: NodeAPI): void {
     const address = (def.bindAddress || '0.0.0.0').trim();
     const extra = extraListeners(RED, this, def, address, 5686, 'lwm2m-bootstrap-server');
     const port = portOf(def.port, 5685) ?? (extra.secure || extra.tcp || extra.tls ? undefined : 5685);
-    const server = new BootstrapServer({ address, port, ...extra, allowKeysInClear: def.allowKeysInClear === true });
+    // Configurations given by msg are kept: in a file in the user directory, or in Redis for every instance.
+    let stateStore: StateStore | undefined;
+    try {
+      if (def.store === 'redis') stateStore = openStateStore(def, this.credentials?.redisPassword, this.id);
+      else if (RED.settings.userDir) stateStore = new FileStateStore(path.join(RED.settings.userDir, 'lwm2m-state', `${this.id}.json`));
+    } catch (error) {
+      this.error(RED._('lwm2m-bootstrap-server.errors.store', { error: (error as Error).message }));
+    }
+    const server = new BootstrapServer({ address, port, ...extra, stateStore, stateKey: stateStore ? stateKeyOf(RED, this, 'lwm2m-bootstrap-server') : undefined, allowKeysInClear: def.allowKeysInClear === true });
     const entries = (def.endpoints ?? []).filter((entry) => entry.endpoint);
     const keyIds = entries.map(keyIdOf);
     const keys = keysOf(RED, this, { stored: 'endpointKeys', changes: 'endpointKeyChanges' }, keyIds, 'lwm2m-bootstrap-server');
@@ -91,8 +105,9 @@ export = function register(RED: NodeAPI): void {
       count: () => server.endpoints().length,
     });
     server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS or TLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
-    this.on('close', (_removed: boolean, done: () => void) => {
-      this.host.close().then(done, done);
+    this.on('close', (removed: boolean, done: () => void) => {
+      const closeLink = () => (stateStore instanceof RedisStateStore ? stateStore.link.close() : undefined);
+      this.host.close({ forget: removed }).then(closeLink, closeLink).then(done, done);
     });
   }
   RED.nodes.registerType<BootstrapServerThis, BootstrapServerNodeDef, object, BootstrapCredentials>('lwm2m-bootstrap-server', Lwm2mBootstrapServerNode, {
@@ -103,6 +118,8 @@ export = function register(RED: NodeAPI): void {
       bootstrapKeys: { type: 'password' },
       bootstrapKeyChanges: { type: 'password' },
       privateKey: { type: 'password' },
+      stateKey: { type: 'password' },
+      redisPassword: { type: 'password' },
     },
   });
 };

@@ -25,22 +25,26 @@ export = function register(RED: NodeAPI): void {
     host.register(this, { followStatus: true });
     const server = host.service;
     this.on('input', (msg: Msg, send: Send, done: Done) => {
+      const fail = (error: Error) => {
+        this.status({ fill: 'red', shape: 'ring', text: 'invalid input' });
+        done(error instanceof BootstrapConfigError || error instanceof InputError ? error : new Error(`unexpected failure: ${error.message}`));
+      };
+      // Kept (sealed) in the state store before the msg goes on; the echo carries no keys.
+      const finish = (out: Msg) => {
+        host.countChanged();
+        send(out);
+        done();
+      };
       try {
         const endpoint = resolveEndpoint(def.endpoint, msg);
         if (msg.action === 'remove' || msg.payload === null) {
-          const removed = server.removeConfig(endpoint);
-          send({ ...msg, endpoint, topic: 'removed', payload: { removed } });
+          server.forgetConfig(endpoint).then((removed) => finish({ ...msg, endpoint, topic: 'removed', payload: { removed } }), fail);
         } else {
           const config = parseBootstrapConfig(msg.payload);
-          server.setConfig(endpoint, config);
-          // The echo carries no keys: they stay in the server's memory only.
-          send({ ...msg, endpoint, topic: 'set', payload: describeConfig(config) });
+          server.keepConfig(endpoint, config).then(() => finish({ ...msg, endpoint, topic: 'set', payload: describeConfig(config) }), fail);
         }
-        host.countChanged();
-        done();
       } catch (error) {
-        this.status({ fill: 'red', shape: 'ring', text: 'invalid input' });
-        done(error instanceof BootstrapConfigError || error instanceof InputError ? error : new Error(`unexpected failure: ${(error as Error).message}`));
+        fail(error as Error);
       }
     });
     this.on('close', (_removed: boolean, done: () => void) => {

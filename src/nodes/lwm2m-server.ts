@@ -1,11 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { Lwm2mServer, UnlistedEndpoints } from '../lib/lwm2m/server';
 import { SecurityRegistry, parseEndpointSecurity } from '../lib/lwm2m/security';
 import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, extraListeners, portOf } from './dtls-settings';
 import { keyIdOf, keysOf } from './key-credentials';
-import { FileStateStore } from '../lib/lwm2m/state';
+import { FileStateStore, StateStore } from '../lib/lwm2m/state';
+import { openStateStore, stateKeyOf, StoreNodeDef } from './state-store';
 import { ObjectModel } from '../lib/model/object-model';
 import type { ServerConfigNode } from './config-nodes';
 import { SocketHost } from './socket-host';
@@ -24,7 +24,7 @@ interface SecurityEntry {
   keyId?: string;
 }
 
-interface ServerNodeDef extends NodeDef, DtlsNodeDef {
+interface ServerNodeDef extends NodeDef, DtlsNodeDef, StoreNodeDef {
   bindAddress: string;
   /** Plain UDP (NoSec) port; empty for none. */
   port: string | number;
@@ -50,6 +50,8 @@ interface ServerCredentials extends DtlsCredentialsDef {
   pskKeyChanges?: string;
   /** The secret DTLS sessions are sealed under in the state store (made by the editor or at first start). */
   stateKey?: string;
+  /** Password of the Redis store. */
+  redisPassword?: string;
 }
 
 const UNLISTED: readonly string[] = ['nosec', 'dtls', 'listed'];
@@ -78,33 +80,6 @@ function storeFor(id: string, file: string): FileStateStore {
 }
 
 export = function register(RED: NodeAPI): void {
-  /**
-   * The secret the node's DTLS sessions are sealed under: its stateKey
-   * credential (the editor makes one); for a node without one (a flow file
-   * written by hand, a flow deployed through the admin API) one derived from
-   * Node-RED's own credential secret and the node id, so it is the same after
-   * a restart; with credentials kept unencrypted (credentialSecret false), a
-   * new one, saved with the credentials at the next deploy.
-   */
-  function stateKeyOf(node: ServerNodeThis): string {
-    const existing = node.credentials?.stateKey;
-    if (existing) return existing;
-    const secret = settingOf('credentialSecret') ?? settingOf('_credentialSecret');
-    if (typeof secret === 'string' && secret.length > 0) return `${secret}\u0000lwm2m-server ${node.id}`;
-    const stateKey = randomBytes(32).toString('hex');
-    node.credentials = { ...node.credentials, stateKey };
-    void RED.nodes.addCredentials(node.id, node.credentials);
-    return stateKey;
-  }
-
-  function settingOf(name: string): unknown {
-    try {
-      return (RED.settings as unknown as { get(name: string): unknown }).get(name);
-    } catch {
-      return undefined; // a runtime without these settings (a test harness)
-    }
-  }
-
   /** The devices' security from the editor; entries that do not parse are reported by endpoint, never with their key. */
   function securityOf(node: ServerNodeThis, def: ServerNodeDef): SecurityRegistry {
     const security = new SecurityRegistry();
@@ -134,8 +109,14 @@ export = function register(RED: NodeAPI): void {
       model = loaded.model;
       for (const problem of loaded.problems) this.warn(RED._('lwm2m-server.errors.model', { problem }));
     }
-    // In the user directory; a runtime without one (an embedding test harness) keeps no state.
-    const persist = def.persist !== false && RED.settings.userDir;
+    // In the user directory (a runtime without one, such as an embedding test harness, keeps no state), or in Redis.
+    const persist = def.store === 'redis' || (def.persist !== false && RED.settings.userDir);
+    let stateStore: StateStore | undefined;
+    try {
+      stateStore = def.store === 'redis' ? openStateStore(def, this.credentials?.redisPassword, this.id) : persist ? storeFor(this.id, path.join(RED.settings.userDir as string, 'lwm2m-state', `${this.id}.json`)) : undefined;
+    } catch (error) {
+      this.error(RED._('lwm2m-server.errors.store', { error: (error as Error).message }));
+    }
     const server = new Lwm2mServer({
       address,
       port,
@@ -147,8 +128,9 @@ export = function register(RED: NodeAPI): void {
       client: { defaultTtlMs: seconds(def.queueTtl, 300) },
       maxLifetime: seconds(def.maxLifetime, 7 * 24 * 3600) / 1000,
       unlistedEndpoints: (UNLISTED.includes(def.unlistedEndpoints ?? '') ? def.unlistedEndpoints : 'nosec') as UnlistedEndpoints,
-      stateStore: persist ? storeFor(this.id, path.join(RED.settings.userDir as string, 'lwm2m-state', `${this.id}.json`)) : undefined,
-      stateKey: persist ? stateKeyOf(this) : undefined,
+      stateStore,
+      stateKey: stateStore ? stateKeyOf(RED, this, 'lwm2m-server') : undefined,
+      instance: process.env.LWM2M_INSTANCE?.trim() || undefined,
     });
     const listeners = configuredListeners(address, port, extra);
     // Before the server starts: campaigns saved before a restart and their files are back when the sockets open.
@@ -158,14 +140,17 @@ export = function register(RED: NodeAPI): void {
     this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', listeners, count: () => server.registrations.size });
     server.on('refused', (endpoint, peer, reason) => this.warn(RED._('lwm2m-server.errors.refused', { endpoint, peer: `${peer.address}:${peer.port}`, reason })));
     server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS or TLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
-    for (const event of ['registered', 'deregistered', 'expired'] as const) server.on(event, () => this.host.countChanged());
+    // In a cluster devices also come (taken over, then updated) and go (released to another instance).
+    for (const event of ['registered', 'updated', 'deregistered', 'expired', 'released'] as const) server.on(event, () => this.host.countChanged());
     trackServer(RED, this);
     this.on('close', (removed: boolean, done: () => void) => {
       if (removed) stores.delete(this.id);
       removeFirmwareService(this.firmware);
+      const closeLink = () => server.cluster?.store.link.close();
       this.host
         .close({ forget: removed })
         .then(() => (removed ? this.firmware.destroy() : undefined))
+        .then(closeLink, closeLink)
         .then(done, done);
     });
   }
@@ -175,6 +160,7 @@ export = function register(RED: NodeAPI): void {
       pskKeyChanges: { type: 'password' },
       privateKey: { type: 'password' },
       stateKey: { type: 'password' },
+      redisPassword: { type: 'password' },
     },
   });
   registerAdminApi(RED);

@@ -95,6 +95,12 @@ export interface EndpointOptions {
   retainPeer?: (peer: Peer) => boolean;
   /** What to talk over; plain UDP on address:port unless given. */
   transport?: DatagramTransport;
+  /**
+   * A response or notification whose token matches nothing here: return
+   * true to look it up elsewhere (another server instance's observation, in
+   * a cluster) and call retry() once it may match; false (or no hook) resets it.
+   */
+  unmatched?: (peer: Peer, message: CoapMessage, retry: () => void) => boolean;
 }
 
 /** Emitted as 'malformed' for every datagram that is dropped or rejected. */
@@ -536,7 +542,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
     }
   }
 
-  private receiveResponse(peer: PeerState, message: CoapMessage): void {
+  private receiveResponse(peer: PeerState, message: CoapMessage, retried = false): void {
     const critical = unrecognizedCriticalOption(message.options);
     if (critical !== undefined) {
       this.rejectResponse(peer, message, critical);
@@ -557,6 +563,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
     const exchange = peer.exchangeByToken(tokenKey);
     const observer = exchange ? undefined : peer.observer(tokenKey);
     if (!exchange && !observer) {
+      if (!retried && this.options.unmatched?.(peer, message, () => this.receiveResponse(peer, message, true))) return;
       // Not ours (or an observation we forgot): a Reset cancels it at the peer (RFC 7641 section 3.6).
       this.sendEmpty(MessageType.Reset, message.messageId, peer);
       return;
