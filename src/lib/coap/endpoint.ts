@@ -11,7 +11,8 @@ import {
 } from './codes';
 import { CoapClosedError, CoapRequestError, CoapResetError, CoapResponseError, CoapTimeoutError, CoapUnverifiedPeerError } from './errors';
 import { CoapMessage, CoapOption, CoapFormatError, decode, encode, peekConfirmableMessageId } from './message';
-import { findOption, stringOptions, uintOptionOf, unrecognizedCriticalOption, uriPath } from './options';
+import { findOption, unrecognizedCriticalOption, uriPath } from './options';
+import { handleRequest, incomingRequest } from './incoming';
 import { Exchange, NotificationHandler, PENDING, Peer, PeerKey, PeerState, PeerTable, peerKey } from './peer';
 import { Block1Budget, assembleBlock1 } from './block1-assembly';
 import { DEFAULT_RECEIVE_BUFFER, DatagramTransport, UdpTransport } from './transport';
@@ -133,10 +134,14 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
   readonly transport: DatagramTransport;
   readonly reliable = false;
   private listening = false;
-  /** The peers we sent requests to, and registered devices once newcomers pressed on them. */
+  /** Every peer's state by address and port, newcomers or not: one lookup per datagram. */
   private readonly peers = new Map<PeerKey, PeerState>();
-  /** Addresses that only sent requests, oldest first: a flood of forged sources churns these; registered devices among them move to the peers above instead of being forgotten. */
-  private readonly newcomers = new Map<PeerKey, PeerState>();
+  /**
+   * Of those, the addresses that only sent requests, oldest first: a flood of
+   * forged sources churns these; registered devices among them leave this
+   * list (PeerTable.Main: the peers we send requests to) instead of being forgotten.
+   */
+  private readonly newcomers = new Set<PeerState>();
   private readonly maxNewcomers: number;
   private readonly transmission: TransmissionParameters;
   private readonly dedupCapacity: number;
@@ -216,17 +221,17 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
 
   /** Peers tracked: registered devices and those we talk to, and newcomers. */
   get peerCount(): number {
-    return this.peers.size + this.newcomers.size;
+    return this.peers.size;
   }
 
   /** What the endpoint's bounded memories hold now, for tests and the README's figures. */
   get usage(): { peers: number; newcomers: number; dedupBytes: number; block1Bytes: number } {
-    return { peers: this.peers.size, newcomers: this.newcomers.size, dedupBytes: this.dedupBytes, block1Bytes: this.block1.used };
+    return { peers: this.peers.size - this.newcomers.size, newcomers: this.newcomers.size, dedupBytes: this.dedupBytes, block1Bytes: this.block1.used };
   }
 
   /** Whether an address has shown it is real (see EndpointOptions.verifyPeers). */
   isVerified(peer: Peer): boolean {
-    const state = this.peers.get(peerKey(peer.address, peer.port)) ?? this.newcomers.get(peerKey(peer.address, peer.port));
+    const state = this.peers.get(peerKey(peer.address, peer.port));
     return state ? state.verified : this.startVerified;
   }
 
@@ -632,32 +637,8 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
       answer(assembly.response);
       return;
     }
-    const contentFormat = findOption(message.options, OptionNumber.ContentFormat);
-    const request: IncomingRequest = {
-      peer: { address: peer.address, port: peer.port },
-      message,
-      method: message.code,
-      path: uriPath(message.options),
-      queries: stringOptions(message.options, OptionNumber.UriQuery),
-      payload: assembly.payload,
-      contentFormat: contentFormat === undefined ? undefined : contentFormat.value.reduce((acc, byte) => acc * 256 + byte, 0),
-      identity: this.transport.identityOf(peer),
-    };
-    const withBlock1 = (response: OutgoingResponse): OutgoingResponse =>
-      assembly.block1Option === undefined
-        ? response
-        : { ...response, options: [...(response.options ?? []), uintOptionOf(OptionNumber.Block1, assembly.block1Option)] };
-    try {
-      const result = this.handler(request);
-      if (result instanceof Promise) {
-        result.then(
-          (response) => answer(withBlock1(response)),
-          (error) => answer(this.errorResponse(error, peer)),
-        );
-      } else answer(withBlock1(result));
-    } catch (error) {
-      answer(this.errorResponse(error, peer));
-    }
+    const request = incomingRequest(peer, message, assembly.payload, this.transport.identityOf(peer));
+    handleRequest(this.handler, request, assembly.block1Option, answer, (error) => this.errorResponse(error, peer));
   }
 
   private errorResponse(error: unknown, peer: Peer): OutgoingResponse {
@@ -730,7 +711,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
    * newcomer was left to forget.
    */
   private evictNewcomer(): boolean {
-    for (const peer of this.newcomers.values()) {
+    for (const peer of this.newcomers) {
       if (!this.options.retainPeer?.(peer)) {
         this.forget(peer);
         return true;
@@ -758,39 +739,33 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
   /** The state of a peer that sent us something: a newcomer (in a bounded table) unless it is known. */
   private knownPeer(address: string, port: number): PeerState {
     const key = peerKey(address, port);
-    const state = this.peers.get(key) ?? this.newcomers.get(key);
+    const state = this.peers.get(key);
     if (state) return state;
     if (this.newcomers.size >= this.maxNewcomers) this.evictNewcomer();
-    const newcomer = this.newPeer(address, port, PeerTable.Newcomer);
-    this.newcomers.set(key, newcomer);
-    return newcomer;
+    return this.newPeer(key, address, port, PeerTable.Newcomer);
   }
 
   /** The state of a peer we talk to or keep: a newcomer moves over. */
   private peerState(address: string, port: number): PeerState {
     const key = peerKey(address, port);
-    let state = this.peers.get(key);
-    if (state) return state;
-    state = this.newcomers.get(key);
-    if (state) return this.promote(state);
-    state = this.newPeer(address, port, PeerTable.Main);
-    this.peers.set(key, state);
+    const state = this.peers.get(key);
+    if (!state) return this.newPeer(key, address, port, PeerTable.Main);
+    if (state.table === PeerTable.Newcomer) this.promote(state);
     return state;
   }
 
-  private newPeer(address: string, port: number, table: PeerTable): PeerState {
+  private newPeer(key: PeerKey, address: string, port: number, table: PeerTable): PeerState {
     const state = new PeerState(address, port);
     state.table = table;
     state.verified = this.startVerified;
+    this.peers.set(key, state);
+    if (table === PeerTable.Newcomer) this.newcomers.add(state);
     return state;
   }
 
-  private promote(peer: PeerState): PeerState {
-    const key = peerKey(peer.address, peer.port);
-    this.newcomers.delete(key);
+  private promote(peer: PeerState): void {
+    this.newcomers.delete(peer);
     peer.table = PeerTable.Main;
-    this.peers.set(key, peer);
-    return peer;
   }
 
   /** The address speaks in a new DTLS session: what was remembered for the old one is dropped. */
@@ -802,10 +777,9 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
 
   /** Drops a peer's state (no exchange of ours is in flight with a newcomer or an idle peer). */
   private forget(peer: PeerState): void {
-    const key = peerKey(peer.address, peer.port);
-    if (peer.table === PeerTable.Newcomer) this.newcomers.delete(key);
-    else if (peer.table === PeerTable.Main) this.peers.delete(key);
-    else return;
+    if (peer.table === PeerTable.Detached) return;
+    this.peers.delete(peerKey(peer.address, peer.port));
+    this.newcomers.delete(peer);
     this.dedupBytes -= peer.dedupBytes;
     this.block1.drop(peer);
     peer.table = PeerTable.Detached;
@@ -819,14 +793,12 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
    */
   private sweep(): void {
     const stale = Date.now() - this.transmission.exchangeLifetimeMs;
-    for (const table of [this.peers, this.newcomers]) {
-      for (const peer of table.values()) {
-        this.dedupBytes += peer.rotate();
-        if (peer.blockTransfer && peer.blockTransfer.lastAt <= stale) this.block1.drop(peer);
-        if (!peer.isIdle()) continue;
-        if (!this.options.retainPeer?.(peer)) this.forget(peer);
-        else if (table === this.newcomers) this.promote(peer);
-      }
+    for (const peer of this.peers.values()) {
+      this.dedupBytes += peer.rotate();
+      if (peer.blockTransfer && peer.blockTransfer.lastAt <= stale) this.block1.drop(peer);
+      if (!peer.isIdle()) continue;
+      if (!this.options.retainPeer?.(peer)) this.forget(peer);
+      else if (peer.table === PeerTable.Newcomer) this.promote(peer);
     }
   }
 
