@@ -23,24 +23,7 @@ describe('CoAP message codec', () => {
   it('round-trips any message', () => {
     fc.assert(
       fc.property(messageArbitrary, (message) => {
-        const decoded = decode(encode(message));
-        // Received options read their value from the message's bytes when asked: compared as the plain options they stand for.
-        assert.deepEqual({ ...decoded, options: decoded.options.map(({ number, value }) => ({ number, value })) }, message);
-      }),
-    );
-  });
-
-  it('reads received options in place as text and numbers, and writes them as JSON as the plain options they stand for', () => {
-    const { optionText, stringOptions, uintOption, uriPath } = require('../dist/lib/coap/options');
-    fc.assert(
-      fc.property(messageArbitrary, (message) => {
-        const decoded = decode(encode(message));
-        const plain = decoded.options.map(({ number, value }) => ({ number, value }));
-        assert.equal(JSON.stringify(decoded.options), JSON.stringify(plain));
-        for (const [i, option] of decoded.options.entries()) assert.equal(optionText(option), plain[i].value.toString('utf8'));
-        assert.equal(uriPath(decoded.options), uriPath(plain));
-        assert.deepEqual(stringOptions(decoded.options, 15), stringOptions(plain, 15));
-        for (const number of new Set(plain.map((o) => o.number))) assert.equal(uintOption(decoded.options, number), uintOption(plain, number));
+        assert.deepEqual(decode(encode(message)), message);
       }),
     );
   });

@@ -1,44 +1,8 @@
 import { EMPTY_CODE, MessageType, codeClass } from './codes';
 
-const EMPTY = Buffer.alloc(0);
-
 export interface CoapOption {
   number: number;
   value: Buffer;
-}
-
-/**
- * An option of a received message. Its value is cut from the message's
- * bytes only when asked for: most options of a request are read as text or
- * as a number (optionText, uintOption), which need no Buffer object of their
- * own, and a typed array per option of every datagram adds up.
- */
-export class ReceivedOption implements CoapOption {
-  private cut: Buffer | undefined = undefined;
-
-  constructor(
-    readonly number: number,
-    private readonly bytes: Buffer,
-    private readonly start: number,
-    private readonly end: number,
-  ) {}
-
-  get value(): Buffer {
-    return (this.cut ??= this.start === this.end ? EMPTY : this.bytes.subarray(this.start, this.end));
-  }
-
-  text(): string {
-    return this.bytes.toString('utf8', this.start, this.end);
-  }
-
-  uint(): number {
-    return readUint(this.bytes, this.start, this.end);
-  }
-
-  /** As JSON (a cluster's messages between instances), the plain option it stands for. */
-  toJSON(): CoapOption {
-    return { number: this.number, value: this.value };
-  }
 }
 
 export interface CoapMessage {
@@ -51,13 +15,6 @@ export interface CoapMessage {
   payload: Buffer;
 }
 
-/** The unsigned integer (RFC 7252 section 3.2) in bytes start to end. */
-export function readUint(bytes: Buffer, start: number, end: number): number {
-  let result = 0;
-  for (let i = start; i < end; i++) result = result * 256 + bytes[i];
-  return result;
-}
-
 /** A datagram that is not a well-formed CoAP message (RFC 7252 section 3). */
 export class CoapFormatError extends Error {
   constructor(message: string) {
@@ -66,6 +23,7 @@ export class CoapFormatError extends Error {
   }
 }
 
+const EMPTY = Buffer.alloc(0);
 const PAYLOAD_MARKER = 0xff;
 const MAX_TOKEN_LENGTH = 8;
 
@@ -116,7 +74,7 @@ export function decodeBody(bytes: Buffer, index: number, type: MessageType, code
     }
     if (index + length > bytes.length) throw new CoapFormatError('option value runs past the end of the message');
     number += delta;
-    options.push(new ReceivedOption(number, bytes, index, index + length));
+    options.push({ number, value: length === 0 ? EMPTY : bytes.subarray(index, index + length) });
     index += length;
   }
   return { type, code, messageId, token, options, payload: EMPTY };

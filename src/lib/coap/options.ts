@@ -1,5 +1,5 @@
 import { OptionNumber } from './codes';
-import { CoapOption, ReceivedOption, readUint } from './message';
+import type { CoapOption } from './message';
 
 export function encodeUint(value: number): Buffer {
   if (value === 0) return Buffer.alloc(0);
@@ -9,7 +9,9 @@ export function encodeUint(value: number): Buffer {
 }
 
 export function decodeUint(value: Buffer): number {
-  return readUint(value, 0, value.length);
+  let result = 0;
+  for (let i = 0; i < value.length; i++) result = result * 256 + value[i];
+  return result;
 }
 
 export function findOption(options: CoapOption[], number: number): CoapOption | undefined {
@@ -19,25 +21,19 @@ export function findOption(options: CoapOption[], number: number): CoapOption | 
 
 export function uintOption(options: CoapOption[], number: number): number | undefined {
   const option = findOption(options, number);
-  if (option === undefined) return undefined;
-  return option instanceof ReceivedOption ? option.uint() : decodeUint(option.value);
-}
-
-/** An option's value as UTF-8 text; read in place from a received message. */
-export function optionText(option: CoapOption): string {
-  return option instanceof ReceivedOption ? option.text() : option.value.toString('utf8');
+  return option === undefined ? undefined : decodeUint(option.value);
 }
 
 export function stringOptions(options: CoapOption[], number: number): string[] {
   const values: string[] = [];
-  for (let i = 0; i < options.length; i++) if (options[i].number === number) values.push(optionText(options[i]));
+  for (const option of options) if (option.number === number) values.push(option.value.toString('utf8'));
   return values;
 }
 
 /** The Uri-Path options joined as "/rd/abc" ("/" for none); built in place, with no array of segments, for every request. */
 export function uriPath(options: CoapOption[]): string {
   let path = '';
-  for (let i = 0; i < options.length; i++) if (options[i].number === OptionNumber.UriPath) path += '/' + optionText(options[i]);
+  for (let i = 0; i < options.length; i++) if (options[i].number === OptionNumber.UriPath) path += '/' + options[i].value.toString('utf8');
   return path || '/';
 }
 
