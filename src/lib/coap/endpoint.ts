@@ -134,14 +134,10 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
   readonly transport: DatagramTransport;
   readonly reliable = false;
   private listening = false;
-  /** Every peer's state by address and port, newcomers or not: one lookup per datagram. */
+  /** The peers we sent requests to, and registered devices once newcomers pressed on them. */
   private readonly peers = new Map<PeerKey, PeerState>();
-  /**
-   * Of those, the addresses that only sent requests, oldest first: a flood of
-   * forged sources churns these; registered devices among them leave this
-   * list (PeerTable.Main: the peers we send requests to) instead of being forgotten.
-   */
-  private readonly newcomers = new Set<PeerState>();
+  /** Addresses that only sent requests, oldest first: a flood of forged sources churns these; registered devices among them move to the peers above instead of being forgotten. */
+  private readonly newcomers = new Map<PeerKey, PeerState>();
   private readonly maxNewcomers: number;
   private readonly transmission: TransmissionParameters;
   private readonly dedupCapacity: number;
@@ -221,17 +217,17 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
 
   /** Peers tracked: registered devices and those we talk to, and newcomers. */
   get peerCount(): number {
-    return this.peers.size;
+    return this.peers.size + this.newcomers.size;
   }
 
   /** What the endpoint's bounded memories hold now, for tests and the README's figures. */
   get usage(): { peers: number; newcomers: number; dedupBytes: number; block1Bytes: number } {
-    return { peers: this.peers.size - this.newcomers.size, newcomers: this.newcomers.size, dedupBytes: this.dedupBytes, block1Bytes: this.block1.used };
+    return { peers: this.peers.size, newcomers: this.newcomers.size, dedupBytes: this.dedupBytes, block1Bytes: this.block1.used };
   }
 
   /** Whether an address has shown it is real (see EndpointOptions.verifyPeers). */
   isVerified(peer: Peer): boolean {
-    const state = this.peers.get(peerKey(peer.address, peer.port));
+    const state = this.peers.get(peerKey(peer.address, peer.port)) ?? this.newcomers.get(peerKey(peer.address, peer.port));
     return state ? state.verified : this.startVerified;
   }
 
@@ -711,7 +707,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
    * newcomer was left to forget.
    */
   private evictNewcomer(): boolean {
-    for (const peer of this.newcomers) {
+    for (const peer of this.newcomers.values()) {
       if (!this.options.retainPeer?.(peer)) {
         this.forget(peer);
         return true;
@@ -739,33 +735,39 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
   /** The state of a peer that sent us something: a newcomer (in a bounded table) unless it is known. */
   private knownPeer(address: string, port: number): PeerState {
     const key = peerKey(address, port);
-    const state = this.peers.get(key);
+    const state = this.peers.get(key) ?? this.newcomers.get(key);
     if (state) return state;
     if (this.newcomers.size >= this.maxNewcomers) this.evictNewcomer();
-    return this.newPeer(key, address, port, PeerTable.Newcomer);
+    const newcomer = this.newPeer(address, port, PeerTable.Newcomer);
+    this.newcomers.set(key, newcomer);
+    return newcomer;
   }
 
   /** The state of a peer we talk to or keep: a newcomer moves over. */
   private peerState(address: string, port: number): PeerState {
     const key = peerKey(address, port);
-    const state = this.peers.get(key);
-    if (!state) return this.newPeer(key, address, port, PeerTable.Main);
-    if (state.table === PeerTable.Newcomer) this.promote(state);
+    let state = this.peers.get(key);
+    if (state) return state;
+    state = this.newcomers.get(key);
+    if (state) return this.promote(state);
+    state = this.newPeer(address, port, PeerTable.Main);
+    this.peers.set(key, state);
     return state;
   }
 
-  private newPeer(key: PeerKey, address: string, port: number, table: PeerTable): PeerState {
+  private newPeer(address: string, port: number, table: PeerTable): PeerState {
     const state = new PeerState(address, port);
     state.table = table;
     state.verified = this.startVerified;
-    this.peers.set(key, state);
-    if (table === PeerTable.Newcomer) this.newcomers.add(state);
     return state;
   }
 
-  private promote(peer: PeerState): void {
-    this.newcomers.delete(peer);
+  private promote(peer: PeerState): PeerState {
+    const key = peerKey(peer.address, peer.port);
+    this.newcomers.delete(key);
     peer.table = PeerTable.Main;
+    this.peers.set(key, peer);
+    return peer;
   }
 
   /** The address speaks in a new DTLS session: what was remembered for the old one is dropped. */
@@ -777,9 +779,10 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
 
   /** Drops a peer's state (no exchange of ours is in flight with a newcomer or an idle peer). */
   private forget(peer: PeerState): void {
-    if (peer.table === PeerTable.Detached) return;
-    this.peers.delete(peerKey(peer.address, peer.port));
-    this.newcomers.delete(peer);
+    const key = peerKey(peer.address, peer.port);
+    if (peer.table === PeerTable.Newcomer) this.newcomers.delete(key);
+    else if (peer.table === PeerTable.Main) this.peers.delete(key);
+    else return;
     this.dedupBytes -= peer.dedupBytes;
     this.block1.drop(peer);
     peer.table = PeerTable.Detached;
@@ -793,12 +796,14 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
    */
   private sweep(): void {
     const stale = Date.now() - this.transmission.exchangeLifetimeMs;
-    for (const peer of this.peers.values()) {
-      this.dedupBytes += peer.rotate();
-      if (peer.blockTransfer && peer.blockTransfer.lastAt <= stale) this.block1.drop(peer);
-      if (!peer.isIdle()) continue;
-      if (!this.options.retainPeer?.(peer)) this.forget(peer);
-      else if (peer.table === PeerTable.Newcomer) this.promote(peer);
+    for (const table of [this.peers, this.newcomers]) {
+      for (const peer of table.values()) {
+        this.dedupBytes += peer.rotate();
+        if (peer.blockTransfer && peer.blockTransfer.lastAt <= stale) this.block1.drop(peer);
+        if (!peer.isIdle()) continue;
+        if (!this.options.retainPeer?.(peer)) this.forget(peer);
+        else if (table === this.newcomers) this.promote(peer);
+      }
     }
   }
 
