@@ -1,3 +1,4 @@
+import type { FlowConfigs } from './flow-configs';
 import type { BootstrapServer } from '../lib/bootstrap/bootstrap-server';
 import type { Lwm2mServer } from '../lib/lwm2m/server';
 import type { HostNode } from './socket-host';
@@ -6,4 +7,7 @@ import type { HostNode } from './socket-host';
 export type ServerConfigNode = HostNode<Lwm2mServer>;
 
 /** The lwm2m-bootstrap-server config node as the bootstrap nodes see it. */
-export type BootstrapServerConfigNode = HostNode<BootstrapServer>;
+export type BootstrapServerConfigNode = HostNode<BootstrapServer> & {
+  /** What flows set with msgs, kept across redeploys and restarts. */
+  flowConfigs: FlowConfigs;
+};

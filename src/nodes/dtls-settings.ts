@@ -17,11 +17,27 @@ export interface DtlsCredentialsDef {
   privateKey?: string;
 }
 
-/** A port from the editor: undefined when left empty, the fallback when not a valid port. */
-export function portOf(value: string | number | undefined, fallback: number): number | undefined {
+/** A setting a config node cannot start with (its users fail every msg with the reason). */
+export class SettingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SettingError';
+  }
+}
+
+/** A port from the editor: undefined when left empty; anything but a whole number 0..65535 is refused, never replaced. */
+export function portOf(value: string | number | undefined, field: string): number | undefined {
   if (value === undefined || value === null || String(value).trim() === '') return undefined;
   const number = Number(value);
-  return Number.isInteger(number) && number >= 0 && number <= 65535 ? number : fallback;
+  if (!Number.isInteger(number) || number < 0 || number > 65535) throw new SettingError(`${field} ${JSON.stringify(value)} is not a port (0..65535)`);
+  return number;
+}
+
+/** A positive number of seconds from the editor, in milliseconds; anything else is refused. */
+export function secondsOf(value: string | number, field: string): number {
+  const number = Number(value);
+  if (String(value).trim() === '' || !Number.isFinite(number) || number <= 0) throw new SettingError(`${field} ${JSON.stringify(value)} is not a positive number of seconds`);
+  return number * 1000;
 }
 
 /** The DTLS listener a node asks for, or undefined; an unusable key or certificate is reported (never shown) and left out. */
@@ -30,10 +46,9 @@ export function secureListener(
   node: Node<DtlsCredentialsDef>,
   def: DtlsNodeDef,
   address: string,
-  defaultPort: number,
   messages: string,
 ): SecureListenerOptions | undefined {
-  const port = portOf(def.dtlsPort, defaultPort);
+  const port = portOf(def.dtlsPort, 'DTLS port');
   if (port === undefined) return undefined;
   const secure: SecureListenerOptions = { address, port };
   try {

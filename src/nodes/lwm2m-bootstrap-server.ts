@@ -1,10 +1,15 @@
+import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { BootstrapConfigError, parseBootstrapConfig } from '../lib/bootstrap/bootstrap-config';
 import { BootstrapServer } from '../lib/bootstrap/bootstrap-server';
 import { parseEndpointSecurity } from '../lib/lwm2m/security';
 import type { BootstrapServerConfigNode } from './config-nodes';
-import { SocketHost } from './socket-host';
-import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, keysOf, portOf, secureListener } from './dtls-settings';
+import { SocketHost, refuseSettings } from './socket-host';
+import { settingsOf } from './node-defaults';
+import { FlowConfigs } from './flow-configs';
+import { SealedFile, credentialKey } from './sealed-file';
+import type { SecureListenerOptions } from '../lib/lwm2m/listeners';
+import { DtlsCredentialsDef, DtlsNodeDef, SettingError, configuredListeners, keysOf, portOf, secureListener } from './dtls-settings';
 
 /** One server account as the editor holds it; its PSK key lives in the node's credentials. */
 interface EditorAccount {
@@ -23,10 +28,6 @@ interface EndpointEntry extends EditorAccount {
 }
 
 interface BootstrapServerNodeDef extends NodeDef, DtlsNodeDef {
-  bindAddress: string;
-  /** Plain UDP port; empty for none. */
-  port: string | number;
-  allowDefault?: boolean;
   defaultAccount?: EditorAccount;
   endpoints?: EndpointEntry[];
 }
@@ -45,9 +46,18 @@ type BootstrapServerThis = BootstrapServerConfigNode & Node<BootstrapCredentials
 export = function register(RED: NodeAPI): void {
   function Lwm2mBootstrapServerNode(this: BootstrapServerThis, def: BootstrapServerNodeDef) {
     RED.nodes.createNode(this, def);
-    const address = (def.bindAddress || '0.0.0.0').trim();
-    const secure = secureListener(RED, this, def, address, 5686, 'lwm2m-bootstrap-server');
-    const port = portOf(def.port, 5685) ?? (secure ? undefined : 5685);
+    const settings = settingsOf('lwm2m-bootstrap-server', def);
+    const address = settings.bindAddress.trim() || '0.0.0.0';
+    let secure: SecureListenerOptions | undefined;
+    let port: number | undefined;
+    try {
+      secure = secureListener(RED, this, settings, address, 'lwm2m-bootstrap-server');
+      port = portOf(settings.port, 'UDP port') ?? (secure ? undefined : 5685);
+    } catch (error) {
+      if (!(error instanceof SettingError)) throw error;
+      refuseSettings(RED, this, 'lwm2m-bootstrap-server', error);
+      return;
+    }
     const server = new BootstrapServer({ address, port, secure });
     const keys = keysOf(RED, this, this.credentials?.endpointKeys, 'lwm2m-bootstrap-server');
     const bootstrapKeys = keysOf(RED, this, this.credentials?.bootstrapKeys, 'lwm2m-bootstrap-server');
@@ -74,7 +84,18 @@ export = function register(RED: NodeAPI): void {
         this.error(RED._('lwm2m-bootstrap-server.errors.config', { endpoint: entry.endpoint, reason: (error as Error).message }));
       }
     }
-    if (def.allowDefault && def.defaultAccount) server.setDefaultConfig(load(def.defaultAccount, this.credentials?.defaultPskKey, '*'));
+    if (settings.allowDefault) server.setDefaultConfig(load(settings.defaultAccount as EditorAccount, this.credentials?.defaultPskKey, '*'));
+    // Configurations flows set with msgs come back after a redeploy or restart, over the editor's.
+    const key = credentialKey(RED);
+    const userDir = RED.settings.userDir;
+    this.flowConfigs = new FlowConfigs(this.id, key && userDir ? new SealedFile(path.join(userDir, 'lwm2m-state', `${this.id}.bootstrap.json`), key) : undefined, (error) => this.warn(error.message));
+    for (const [endpoint, payload] of this.flowConfigs.entries()) {
+      try {
+        server.setConfig(endpoint, parseBootstrapConfig(payload));
+      } catch (error) {
+        this.error(RED._('lwm2m-bootstrap-server.errors.config', { endpoint, reason: (error as Error).message }));
+      }
+    }
 
     this.host = new SocketHost(this, RED, server, {
       messages: 'lwm2m-bootstrap-server',
@@ -82,8 +103,8 @@ export = function register(RED: NodeAPI): void {
       count: () => server.endpoints().length,
     });
     server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
-    this.on('close', (_removed: boolean, done: () => void) => {
-      this.host.close().then(done, done);
+    this.on('close', (removed: boolean, done: () => void) => {
+      Promise.all([this.host.close(), this.flowConfigs?.close(removed)]).then(() => done(), () => done());
     });
   }
   RED.nodes.registerType<BootstrapServerThis, BootstrapServerNodeDef, object, BootstrapCredentials>('lwm2m-bootstrap-server', Lwm2mBootstrapServerNode, {

@@ -109,7 +109,7 @@ export = function register(RED: NodeAPI): void {
     function status(): NodeStatus {
       if (problem) return { fill: 'red', shape: 'ring', text: RED._('lwm2m-onem2m.status.invalid') };
       if (!ipe.reachable) return { fill: 'red', shape: 'ring', text: RED._('lwm2m-onem2m.status.unreachable', { queued: String(ipe.queued) }) };
-      return { fill: 'green', shape: 'dot', text: RED._('lwm2m-onem2m.status.mirroring', { count: String(ipe.mirrored), queued: String(ipe.queued) }) };
+      return { fill: 'green', shape: 'dot', text: RED._('lwm2m-onem2m.status.mirroring', { count: ipe.mirrored, queued: String(ipe.queued) }) };
     }
     const pushStatus = () => {
       if (statusTimer) return;

@@ -2,11 +2,13 @@ import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { Lwm2mServer } from '../lib/lwm2m/server';
 import { SecurityRegistry, parseEndpointSecurity } from '../lib/lwm2m/security';
-import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, keysOf, portOf, secureListener } from './dtls-settings';
+import { DtlsCredentialsDef, DtlsNodeDef, SettingError, configuredListeners, keysOf, portOf, secondsOf, secureListener } from './dtls-settings';
+import type { SecureListenerOptions } from '../lib/lwm2m/listeners';
+import { settingsOf } from './node-defaults';
 import { FileStateStore } from '../lib/lwm2m/state';
 import { ObjectModel } from '../lib/model/object-model';
 import type { ServerConfigNode } from './config-nodes';
-import { SocketHost } from './socket-host';
+import { SocketHost, refuseSettings } from './socket-host';
 import { registerAdminApi, trackServer } from './admin-api';
 
 /** A device's security as the editor keeps it; its PSK key is in the credentials. */
@@ -18,18 +20,7 @@ interface SecurityEntry {
 }
 
 interface ServerNodeDef extends NodeDef, DtlsNodeDef {
-  bindAddress: string;
-  /** Plain UDP (NoSec) port; empty for none. */
-  port: string | number;
   security?: SecurityEntry[];
-  modelFolder?: string;
-  /** Seconds a queue-mode device counts as awake after it last talked. */
-  awakeTime?: string | number;
-  /** Seconds a request may wait for a sleeping device. */
-  queueTtl?: string | number;
-  reobserve?: boolean;
-  /** Keep registrations, observations and waiting requests in the user directory across restarts (default on). */
-  persist?: boolean;
 }
 
 interface ServerCredentials extends DtlsCredentialsDef {
@@ -38,12 +29,6 @@ interface ServerCredentials extends DtlsCredentialsDef {
 }
 
 type ServerNodeThis = ServerConfigNode & Node<ServerCredentials>;
-
-/** A positive number of seconds from the editor, in milliseconds, or the default. */
-function seconds(value: string | number | undefined, fallback: number): number {
-  const number = Number(value);
-  return Number.isFinite(number) && number > 0 ? number * 1000 : fallback * 1000;
-}
 
 export = function register(RED: NodeAPI): void {
   /** The devices' security from the editor; entries that do not parse are reported by endpoint, never with their key. */
@@ -62,12 +47,25 @@ export = function register(RED: NodeAPI): void {
 
   function Lwm2mServerNode(this: ServerNodeThis, def: ServerNodeDef) {
     RED.nodes.createNode(this, def);
-    const address = (def.bindAddress || '0.0.0.0').trim();
+    const settings = settingsOf('lwm2m-server', def);
+    const address = settings.bindAddress.trim() || '0.0.0.0';
+    let secure: SecureListenerOptions | undefined;
+    let port: number | undefined;
+    let awakeTimeMs: number;
+    let queueTtlMs: number;
+    try {
+      secure = secureListener(RED, this, settings, address, 'lwm2m-server');
+      // A node with neither port keeps the plain default rather than listening on nothing.
+      port = portOf(settings.port, 'UDP port') ?? (secure ? undefined : 5683);
+      awakeTimeMs = secondsOf(settings.awakeTime, 'awake time');
+      queueTtlMs = secondsOf(settings.queueTtl, 'queue time to live');
+    } catch (error) {
+      if (!(error instanceof SettingError)) throw error;
+      refuseSettings(RED, this, 'lwm2m-server', error);
+      return;
+    }
     const security = securityOf(this, def);
-    const secure = secureListener(RED, this, def, address, 5684, 'lwm2m-server');
-    // A node with neither port keeps the plain default rather than listening on nothing.
-    const port = portOf(def.port, 5683) ?? (secure ? undefined : 5683);
-    const modelFolder = def.modelFolder?.trim();
+    const modelFolder = settings.modelFolder.trim();
     let model: ObjectModel | undefined;
     if (modelFolder) {
       const loaded = ObjectModel.fromFolder(path.resolve(RED.settings.userDir ?? process.cwd(), modelFolder));
@@ -80,14 +78,21 @@ export = function register(RED: NodeAPI): void {
       secure,
       security,
       model,
-      awakeTimeMs: seconds(def.awakeTime, 93),
-      reobserve: def.reobserve !== false,
-      client: { defaultTtlMs: seconds(def.queueTtl, 300) },
+      awakeTimeMs,
+      reobserve: settings.reobserve !== false,
+      client: { defaultTtlMs: queueTtlMs },
       // In the user directory; a runtime without one (an embedding test harness) keeps no state.
-      stateStore: def.persist !== false && RED.settings.userDir ? new FileStateStore(path.join(RED.settings.userDir, 'lwm2m-state', `${this.id}.json`)) : undefined,
+      stateStore: settings.persist !== false && RED.settings.userDir ? new FileStateStore(path.join(RED.settings.userDir, 'lwm2m-state', `${this.id}.json`)) : undefined,
     });
+    // Devices listed with credentials can only register over DTLS: without a DTLS port none of them can.
+    const secured = (def.security ?? []).length;
+    let warning: string | undefined;
+    if (secured > 0 && !secure) {
+      warning = RED._('lwm2m-server.status.noDtlsPort');
+      this.warn(RED._('lwm2m-server.errors.noDtlsPort', { count: secured }));
+    }
     const listeners = configuredListeners(address, port, secure);
-    this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', listeners, count: () => server.registrations.size });
+    this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', listeners, count: () => server.registrations.size, warning });
     server.on('refused', (endpoint, peer, reason) => this.warn(RED._('lwm2m-server.errors.refused', { endpoint, peer: `${peer.address}:${peer.port}`, reason })));
     server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
     for (const event of ['registered', 'deregistered', 'expired'] as const) server.on(event, () => this.host.countChanged());

@@ -78,6 +78,15 @@ export interface EndpointOptions {
   transport?: DatagramTransport;
 }
 
+/**
+ * Sees the messages exchanged with chosen peers (the editor's message log of
+ * a device). While none is set the endpoint pays one check per datagram.
+ */
+export interface MessageTap {
+  received(message: CoapMessage, address: string, port: number): void;
+  sent(datagram: Buffer, address: string, port: number): void;
+}
+
 /** Emitted as 'malformed' for every datagram that is dropped or rejected. */
 export interface MalformedDatagram {
   peer: Peer;
@@ -112,6 +121,8 @@ export class CoapEndpoint extends EventEmitter {
   private clock?: NodeJS.Timeout;
   private readonly clockMs: number;
   private closed = false;
+  /** Set only while someone watches a device's messages. */
+  tap: MessageTap | undefined = undefined;
 
   constructor(
     private readonly options: EndpointOptions,
@@ -356,6 +367,7 @@ export class CoapEndpoint extends EventEmitter {
       this.rejectMalformed(datagram, address, port, (error as CoapFormatError).message);
       return;
     }
+    if (this.tap !== undefined) this.tap.received(message, address, port);
     const peer = this.knownPeer(address, port);
     if (!peer) {
       this.emit('malformed', { peer: { address, port }, reason: 'too many peers: datagram dropped' } satisfies MalformedDatagram);
@@ -507,6 +519,7 @@ export class CoapEndpoint extends EventEmitter {
   }
 
   private send(datagram: Buffer, peer: Peer): void {
+    if (this.tap !== undefined) this.tap.sent(datagram, peer.address, peer.port);
     this.transport.send(datagram, peer);
   }
 

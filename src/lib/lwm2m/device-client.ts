@@ -134,7 +134,10 @@ export class DeviceClient {
     }
     const sent = registration.queueMode ? this.whenAwake(registration, spec, options) : this.queue.run(endpointName, () => this.exchangeNow(endpointName, spec, options));
     return sent.then(
-      (response) => answer(request, context, response, describe),
+      (response) => {
+        registration.lastSeen = Date.now();
+        return answer(request, context, response, describe);
+      },
       (error: unknown) => {
         throw translate(error, describe());
       },
@@ -173,6 +176,11 @@ export class DeviceClient {
       this.presence.seen(current);
       return response;
     });
+  }
+
+  /** Requests for a device that are running or waiting in its line. */
+  pending(endpointName: string): number {
+    return this.queue.pending(endpointName);
   }
 
   /** Takes back the requests still waiting for sleeping devices (of one owner, or all): they fail with kind "parked" and come back as msgs. */

@@ -72,7 +72,8 @@ type Deliver = (observation: Observation, message: CoapMessage) => void;
  * device): the token as hex only, no closure, the request shared.
  */
 export class Observation implements NotificationHandler {
-  readonly id = randomText(6, 'base64url');
+  /** What msg.observation carries; kept across restarts with the observation. */
+  id: string = randomText(6, 'base64url');
   /** The token in hex, as the CoAP endpoint takes it. */
   tokenKey: string = newTokenKey();
   // Initialised even when empty: the fields then live inside the object, not in a property array added later.
@@ -264,6 +265,7 @@ export class ObservationService {
 
   persisted(): PersistedObservation[] {
     return this.list().map((observation) => ({
+      id: observation.id,
       endpoint: observation.endpoint,
       owner: observation.owner,
       paths: [...observation.paths],
@@ -282,6 +284,7 @@ export class ObservationService {
       const paths = entry.paths.map((path) => Lwm2mPath.parse(path));
       const request = entry.composite ? new ObserveCompositeRequest(paths, entry.format) : new ObserveRequest(paths[0], entry.format);
       const observation = new Observation(entry.endpoint, request, new ParkedListener(), entry.owner, this.deliver);
+      if (entry.id) observation.id = entry.id;
       observation.tokenKey = entry.token;
       observation.peer = entry.peer;
       observation.transport = entry.transport ?? 'udp';
@@ -297,7 +300,10 @@ export class ObservationService {
 
   private onNotification(observation: Observation, message: CoapMessage): void {
     const registration = this.registrations.getByEndpoint(observation.endpoint);
-    if (registration) this.presence.seen(registration);
+    if (registration) {
+      registration.lastSeen = Date.now();
+      this.presence.seen(registration);
+    }
     const code = formatCode(message.code);
     const observe = findOption(message.options, OptionNumber.Observe);
     if (codeClass(message.code) !== 2) {

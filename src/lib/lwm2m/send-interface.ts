@@ -27,6 +27,7 @@ export class SendInterface {
     if (!registration || identityKey(registration.identity) !== identityKey(request.identity)) {
       throw new CoapRequestError(ResponseCode.Forbidden, 'Send is only accepted from a registered device');
     }
+    registration.lastSeen = Date.now();
     const format = request.contentFormat;
     if (format === undefined || !SEND_FORMATS.includes(format)) {
       throw new CoapRequestError(ResponseCode.UnsupportedContentFormat, 'Send takes SenML JSON (110), SenML CBOR (112) or LwM2M CBOR (11544)');

@@ -199,6 +199,8 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     for (const registration of state.registrations) {
       // Lifetimes kept counting while the server was down.
       if (registration.lastUpdate + registration.lifetime * 1000 <= now) continue;
+      // State saved before the field existed.
+      registration.lastSeen ??= registration.lastUpdate;
       this.registrations.add(registration);
       this.presence.asleep(registration);
     }
@@ -211,6 +213,11 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     // Until the saved state is back, the device may just not be known yet.
     if (!this.isReady) return this.ready.then(() => this.client.send(endpoint, request, options));
     return this.client.send(endpoint, request, options);
+  }
+
+  /** Requests for a device that are running or waiting (for its turn, or for a sleeping device to wake up). */
+  pendingRequests(endpoint: string): number {
+    return this.client.pending(endpoint);
   }
 
   /** Starts an observation; see ObservationService.observe. */

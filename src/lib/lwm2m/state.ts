@@ -5,6 +5,8 @@ import type { Registration, Transport } from './registration';
 
 /** An observation as kept across restarts: enough to match its notifications and hand it to its node again. */
 export interface PersistedObservation {
+  /** The id flows know it by (absent in state saved before ids were kept: a new one is drawn). */
+  id?: string;
   endpoint: string;
   /** The node that started it (a Node-RED node id), which adopts it again. */
   owner?: string;
@@ -58,6 +60,29 @@ function reviver(_key: string, value: unknown): unknown {
   return value;
 }
 
+/** JSON text of a state, Buffers and Dates kept. */
+export function stateToJson(value: unknown): string {
+  return JSON.stringify(value, replacer);
+}
+
+export function stateFromJson(text: string): unknown {
+  return JSON.parse(text, reviver);
+}
+
+/** Writes a file atomically: aside, synced, then renamed over the old one. */
+export async function writeFileAtomically(file: string, text: string): Promise<void> {
+  await fs.promises.mkdir(path.dirname(file), { recursive: true });
+  const temporary = `${file}.${process.pid}.tmp`;
+  const handle = await fs.promises.open(temporary, 'w');
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.promises.rename(temporary, file);
+}
+
 /** The state in one JSON file, replaced atomically (written aside, then renamed over the old one). */
 export class FileStateStore implements StateStore {
   constructor(readonly file: string) {}
@@ -70,21 +95,12 @@ export class FileStateStore implements StateStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     }
-    const state = JSON.parse(text, reviver) as ServerState;
+    const state = stateFromJson(text) as ServerState;
     if (state?.version !== 1 || !Array.isArray(state.registrations)) throw new Error(`${this.file} is not an LwM2M server state file`);
     return { ...state, observations: state.observations ?? [], parked: state.parked ?? [] };
   }
 
-  async save(state: ServerState): Promise<void> {
-    await fs.promises.mkdir(path.dirname(this.file), { recursive: true });
-    const temporary = `${this.file}.${process.pid}.tmp`;
-    const handle = await fs.promises.open(temporary, 'w');
-    try {
-      await handle.writeFile(JSON.stringify(state, replacer));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fs.promises.rename(temporary, this.file);
+  save(state: ServerState): Promise<void> {
+    return writeFileAtomically(this.file, stateToJson(state));
   }
 }

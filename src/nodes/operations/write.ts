@@ -2,23 +2,16 @@ import type { NodeAPI } from 'node-red';
 import { payloadToRecords } from '../../lib/content/payload';
 import { ContentRecord } from '../../lib/content/values';
 import { WriteCompositeRequest } from '../../lib/lwm2m/requests/composite';
-import { WriteMode, WriteRequest } from '../../lib/lwm2m/requests/write';
-import { InputError, parsePath, resolveFormat, resolvePath } from '../inputs';
-import { OperationNodeDef, registerOperationNode } from '../operation-node';
-
-interface WriteNodeDef extends OperationNodeDef {
-  path?: string;
-  format?: string;
-  /** replace (PUT), update (partial, POST) or composite (iPATCH of several paths). */
-  mode?: WriteMode | 'composite';
-}
+import { WriteRequest } from '../../lib/lwm2m/requests/write';
+import { InputError, isEmpty, parsePath, resolveFormat, resolvePath } from '../inputs';
+import { registerOperationNode } from '../operation-node';
 
 /** lwm2m write: msg.payload is the value, {resource: value} for an instance, or {path: value} for Write-Composite. */
 export function registerWrite(RED: NodeAPI): void {
-  registerOperationNode<WriteNodeDef, Record<string, never>>(RED, 'lwm2m-write', {
-    request(def, msg, server) {
-      const format = resolveFormat(def.format, msg);
-      const mode = def.mode || (msg.mode as WriteNodeDef['mode']) || 'replace';
+  registerOperationNode<'lwm2m-write', Record<string, never>>(RED, 'lwm2m-write', {
+    request(settings, msg, server) {
+      const format = resolveFormat(settings.format, msg);
+      const mode = isEmpty(settings.mode) ? (msg.mode ?? 'replace') : settings.mode;
       if (mode === 'composite') {
         const payload = msg.payload;
         if (!payload || typeof payload !== 'object' || Array.isArray(payload) || Buffer.isBuffer(payload)) {
@@ -28,7 +21,7 @@ export function registerWrite(RED: NodeAPI): void {
         return new WriteCompositeRequest(records, format);
       }
       if (mode !== 'replace' && mode !== 'update') throw new InputError(`unknown write mode "${mode}": use replace, update or composite`);
-      const path = resolvePath(def.path, msg);
+      const path = resolvePath(settings.path, msg);
       return new WriteRequest(path, payloadToRecords(msg.payload, path, server.model), mode, format);
     },
     output(_response, msg, { request }) {

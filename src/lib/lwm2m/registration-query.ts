@@ -1,0 +1,129 @@
+import type { Registration } from './registration';
+
+export type SortKey = 'endpoint' | 'registeredAt' | 'lastSeen';
+export const SORT_KEYS: readonly SortKey[] = ['endpoint', 'registeredAt', 'lastSeen'];
+
+export interface RegistrationQuery {
+  /** Endpoint names that start with (prefix) or contain (substring) this text, ignoring case; every device when empty. */
+  search?: string;
+  match?: 'prefix' | 'substring';
+  sort?: SortKey;
+  descending?: boolean;
+  /** The page after this cursor (the `next` of the page before), or before it (`previous`). */
+  after?: string;
+  before?: string;
+  limit: number;
+}
+
+export interface RegistrationPage {
+  /** Devices that match the search. */
+  total: number;
+  /** How many matching devices sort before this page. */
+  offset: number;
+  items: Registration[];
+  next?: string;
+  previous?: string;
+}
+
+/** A position in the sort order: the sort value and the endpoint name, which breaks ties. */
+interface Cursor {
+  value: number | string;
+  endpoint: string;
+}
+
+function sortValue(registration: Registration, sort: SortKey): number | string {
+  return sort === 'endpoint' ? registration.endpoint : sort === 'registeredAt' ? registration.registeredAt : registration.lastSeen;
+}
+
+function encodeCursor(registration: Registration, sort: SortKey): string {
+  return sort === 'endpoint' ? registration.endpoint : `${sortValue(registration, sort)}:${registration.endpoint}`;
+}
+
+function decodeCursor(text: string, sort: SortKey): Cursor {
+  if (sort === 'endpoint') return { value: text, endpoint: text };
+  const colon = text.indexOf(':');
+  return { value: Number(text.slice(0, colon)), endpoint: text.slice(colon + 1) };
+}
+
+/**
+ * One page of a fleet, sorted and searched, without sorting the fleet: one
+ * pass keeps the `limit` first matches after the cursor in a small heap, so
+ * a page of 50 out of 100,000 costs a scan, not a sort, and nothing is kept
+ * between requests (the registration hot path pays nothing for the console).
+ */
+export function queryRegistrations(registrations: Iterable<Registration>, query: RegistrationQuery): RegistrationPage {
+  const sort = query.sort ?? 'endpoint';
+  const sign = query.descending ? -1 : 1;
+  const needle = (query.search ?? '').toLowerCase();
+  const prefix = query.match !== 'substring';
+  const backwards = query.before !== undefined;
+  const cursor = query.after !== undefined ? decodeCursor(query.after, sort) : query.before !== undefined ? decodeCursor(query.before, sort) : undefined;
+  // Order in the direction of the walk: forwards from `after`, backwards from `before`.
+  const walk = backwards ? -sign : sign;
+  const compare = (a: Registration, b: Registration | Cursor): number => {
+    const left = sortValue(a, sort);
+    const right = 'value' in b ? b.value : sortValue(b, sort);
+    if (left !== right) return (left < right ? -1 : 1) * walk;
+    return a.endpoint === b.endpoint ? 0 : (a.endpoint < b.endpoint ? -1 : 1) * walk;
+  };
+  // A max-heap (by walk order) of the `limit + 1` first matches beyond the cursor: the extra one tells whether there is more.
+  const capacity = query.limit + 1;
+  const heap: Registration[] = [];
+  let total = 0;
+  let skipped = 0;
+  for (const registration of registrations) {
+    if (needle) {
+      const name = registration.endpoint;
+      // Names are mostly lower case already: only the others are copied.
+      const folded = /[A-Z]/.test(name) ? name.toLowerCase() : name;
+      if (prefix ? !folded.startsWith(needle) : !folded.includes(needle)) continue;
+    }
+    total++;
+    if (cursor && compare(registration, cursor) <= 0) {
+      skipped++;
+      continue;
+    }
+    if (heap.length < capacity) {
+      heap.push(registration);
+      siftUp(heap, heap.length - 1, compare);
+    } else if (compare(registration, heap[0]) < 0) {
+      heap[0] = registration;
+      siftDown(heap, 0, compare);
+    }
+  }
+  heap.sort(compare);
+  const more = heap.length > query.limit;
+  const items = heap.slice(0, query.limit);
+  if (backwards) items.reverse();
+  const offset = backwards ? total - skipped - items.length : skipped;
+  const page: RegistrationPage = { total, offset, items };
+  const first = items[0];
+  const last = items[items.length - 1];
+  if (last && (backwards ? cursor !== undefined : more)) page.next = encodeCursor(last, sort);
+  if (first && (backwards ? more : cursor !== undefined)) page.previous = encodeCursor(first, sort);
+  return page;
+}
+
+type Compare = (a: Registration, b: Registration) => number;
+
+function siftUp(heap: Registration[], at: number, compare: Compare): void {
+  while (at > 0) {
+    const parent = (at - 1) >> 1;
+    if (compare(heap[at], heap[parent]) <= 0) return;
+    [heap[at], heap[parent]] = [heap[parent], heap[at]];
+    at = parent;
+  }
+}
+
+function siftDown(heap: Registration[], at: number, compare: Compare): void {
+  for (;;) {
+    const left = 2 * at + 1;
+    const right = left + 1;
+    let largest = at;
+    if (left < heap.length && compare(heap[left], heap[largest]) > 0) largest = left;
+    if (right < heap.length && compare(heap[right], heap[largest]) > 0) largest = right;
+    if (largest === at) return;
+    [heap[at], heap[largest]] = [heap[largest], heap[at]];
+    at = largest;
+  }
+}
