@@ -28,7 +28,7 @@ async function loadExample(file, port, bsPort, cseUrl) {
   const flow = JSON.parse(fs.readFileSync(path.join(examplesDir, file), 'utf8'));
   const tab = flow.find((n) => n.z).z;
   const nodes = flow.map((node) => {
-    if (node.type === 'lwm2m-server') return { ...node, port: String(port) };
+    if (node.type === 'lwm2m-server') return { ...node, port: String(port), dtlsPort: '' };
     if (node.type === 'lwm2m-bootstrap-server') {
       const endpoints = node.endpoints.map((entry) => ({ ...entry, uri: entry.uri.replace(':5683', `:${port}`) }));
       return { ...node, port: String(bsPort), endpoints };

@@ -103,7 +103,8 @@ describe('Node-RED: operation nodes', () => {
       ['a bad timeout', { endpoint: 'lamp-1', path: '/3/0/0', timeout: -1 }, /timeout must be/],
     ]) {
       it(`reports ${name} to Catch nodes with the msg`, async () => {
-        await loadWithDevice({ type: 'lwm2m-read' });
+        // No timeout in the node, so msg.timeout applies.
+        await loadWithDevice({ type: 'lwm2m-read', timeout: '' });
         const caught = await run({}, { ...msg, marker: 42 }, { expectError: true });
         assert.equal(caught.marker, 42);
         assert.match(caught.error.message, pattern);
@@ -124,7 +125,9 @@ describe('Node-RED: operation nodes', () => {
       await device.stop();
       const caught = await run({}, { endpoint: 'lamp-1', path: '/3/0/0' }, { expectError: true });
       assert.match(caught.error.message, /no (response|acknowledgement)/);
-      assert.equal(helper.getNode('op').status.lastCall.args[0].text, 'timeout');
+      // The test runtime has no message catalogues: the status names its catalogue entry.
+      assert.equal(helper.getNode('op').status.lastCall.args[0].text, 'lwm2m-operations.failure.timeout');
+      assert.equal(require('../src/nodes/locales/en-US/lwm2m-operations.json')['lwm2m-operations'].failure.timeout, 'timeout');
     });
   });
 

@@ -24,7 +24,7 @@ describe('package', () => {
       const dir = path.dirname(path.join(root, file));
       assert.ok(fs.existsSync(path.join(root, file)), file);
       const html = fs.readFileSync(path.join(dir, `${name}.html`), 'utf8');
-      assert.match(html, /^<script type="text\/javascript">\s*\(function \(\) \{[\s\S]*?RED\.nodes\.registerType\('[\w-]+', \{[\s\S]*\}\)\(\);\s*<\/script>/);
+      assert.match(html, /^<script type="text\/javascript">\s*\(function \(\) \{[\s\S]*?RED\.nodes\.registerType\('[\w-]+', [\s\S]*\}\)\(\);\s*<\/script>/);
       const messages = JSON.parse(fs.readFileSync(path.join(dir, 'locales', 'en-US', `${name}.json`), 'utf8'));
       assert.ok(messages[name], `messages under "${name}"`);
       const help = fs.readFileSync(path.join(dir, 'locales', 'en-US', `${name}.html`), 'utf8');
@@ -51,7 +51,7 @@ describe('package', () => {
     }
     for (const [name] of nodeFiles) {
       const html = fs.readFileSync(path.join(root, 'dist', 'nodes', `${name}.html`), 'utf8');
-      for (const [, type, body] of html.matchAll(/RED\.nodes\.registerType\('([\w-]+)', \{([\s\S]*?)\n  \}\);/g)) {
+      for (const [, type, body] of html.matchAll(/RED\.nodes\.registerType\('([\w-]+)', ([\s\S]*?)(?=RED\.nodes\.registerType|$)/g)) {
         if (!/category: 'config'/.test(body)) assert.ok(used.has(type), `an example uses ${type}`);
       }
     }
