@@ -56,7 +56,8 @@ export function deviceDetails(server: Lwm2mServer, registration: Registration, o
     queued: server.pendingRequests(registration.endpoint),
     objects: registration.objects.map((object) => ({
       id: object.id,
-      version: object.version ?? server.model.getObject(object.id)?.version,
+      // LwM2M: an object whose version the device does not announce is version 1.0.
+      version: object.version ?? '1.0',
       announced: object.version !== undefined,
       name: server.model.getObject(object.id)?.name,
       instances: [...object.instances],

@@ -117,7 +117,7 @@
     rows.empty();
     if (page.total === 0) rows.append($('<p class="lwm2m-empty"/>').text(state.query.search ? t('noMatch') : t('noDevices')));
     var from = page.items.length ? page.offset + 1 : 0;
-    pageText.text(t('page', { from: from, to: page.offset + page.items.length, total: page.total.toLocaleString() }) + ' · ' + t('devices', { count: page.total }));
+    pageText.text(t('page', { from: from, to: page.offset + page.items.length, count: page.total }));
     previous.prop('disabled', !page.previous);
     next.prop('disabled', !page.next);
     page.items.forEach(function (device) { deviceRow(device).appendTo(rows); });
@@ -339,7 +339,8 @@
 
   function objectRow(node, object, definition) {
     var path = '/' + object.id;
-    var row = rowHead(node, path, path + ' ' + (definition.name || t('unknownObject')) + (object.version ? ' v' + object.version : ''), true);
+    var modelVersion = definition.version && definition.version !== object.version ? ' ' + t('modelVersion', { version: definition.version }) : '';
+    var row = rowHead(node, path, path + ' ' + (definition.name || t('unknownObject')) + ' v' + object.version + modelVersion, true);
     var actions = row.find('.lwm2m-actions');
     readButtons(actions, path, true);
     if (canWrite() && definition.multiple !== false) button('create', 'fa-plus', t('create'), function () { createForm(node, path, definition); }).appendTo(actions);
@@ -439,25 +440,25 @@
   /** A read or notification of a path: its own row, and every row below it whose value came along. */
   function showValues(path, payload) {
     if (payload === null || typeof payload !== 'object' || payload.hex !== undefined) return setValue(path, show(payload));
+    var own = tree.find('.lwm2m-resource').filter(function () { return $(this).attr('data-path') === path; });
+    if (own.length) {
+      // A multiple resource: its value, and a row per instance.
+      setValue(path, show(payload));
+      return resourceInstances(own, path, payload);
+    }
     setValue(path, '');
-    Object.keys(payload).forEach(function (id) {
-      var child = path + '/' + id;
-      var below = payload[id];
-      var row = tree.find('.lwm2m-resource').filter(function () { return $(this).attr('data-path') === child; });
-      if (row.length && below && typeof below === 'object' && below.hex === undefined) {
-        setValue(child, show(below));
-        resourceInstances(row, child, below);
-      } else showValues(child, below);
-    });
+    Object.keys(payload).forEach(function (id) { showValues(path + '/' + id, payload[id]); });
   }
 
   /** The instances of a multiple resource, each readable on its own. */
   function resourceInstances(row, path, values) {
-    var children = row.children('.lwm2m-children').empty();
+    state.expanded[path] = true;
+    row.find('> .lwm2m-row-head .lwm2m-caret').removeClass('fa-caret-right').addClass('fa-caret-down');
+    var children = row.children('.lwm2m-children').empty().show();
     Object.keys(values).forEach(function (id) {
       var instancePath = path + '/' + id;
       var node = $('<div class="lwm2m-resource-instance"></div>').attr('data-path', instancePath).appendTo(children);
-      var head = rowHead(node, instancePath, instancePath.split('/').slice(3).join('/') + ' [' + id + ']', false);
+      var head = rowHead(node, instancePath, '[' + id + ']', false);
       button('read', 'fa-download', t('read'), function () { read(instancePath); }).appendTo(head.find('.lwm2m-actions'));
       state.values[instancePath] = show(values[id]);
       valueLine(node, instancePath);
@@ -468,10 +469,11 @@
     paths.forEach(function (p) { showValues(p, value); });
   }
 
-  function read(path) {
-    say(t('reading', { path: path }));
+  /** Reads a path into its rows; quietly after a write, so the write's answer stays on show. */
+  function read(path, quiet) {
+    if (!quiet) say(t('reading', { path: path }));
     $.getJSON(deviceUrl('read'), { path: path, format: format() })
-      .done(function (answer) { showValues(path, answer.payload); say(answer.code + ' ' + t('read') + ' ' + path); })
+      .done(function (answer) { showValues(path, answer.payload); if (!quiet) say(answer.code + ' ' + t('read') + ' ' + path); })
       .fail(function (xhr) { say(errorText(xhr), true); });
   }
 
@@ -570,7 +572,7 @@
         });
       } else value = inputValue(fields.find('.lwm2m-input'));
       if (value === undefined) return say(t('nothingToWrite'), true);
-      run('write', { path: path, value: value, format: format() }, t('written', { path: path }), function () { read(path); });
+      run('write', { path: path, value: value, format: format() }, t('written', { path: path }), function () { read(path, true); });
     });
     if (!resource.multiple) return typedInput(fields, resource, resource.name, path).focus();
     // Multiple instances: one line per instance id, more can be added.
@@ -597,7 +599,7 @@
         if (v !== undefined) value[$(this).attr('data-path').split('/').pop()] = v;
       });
       if (Object.keys(value).length === 0) return say(t('nothingToWrite'), true);
-      run('write', { path: path, value: value, mode: fields.find('.lwm2m-mode').val(), format: format() }, t('written', { path: path }), function () { read(path); });
+      run('write', { path: path, value: value, mode: fields.find('.lwm2m-mode').val(), format: format() }, t('written', { path: path }), function () { read(path, true); });
     });
     var mode = $('<select class="lwm2m-mode"></select>').appendTo($('<div class="lwm2m-field"></div>').append($('<label></label>').text(t('mode'))).appendTo(fields));
     [['update', t('modeUpdate')], ['replace', t('modeReplace')]].forEach(function (m) { $('<option/>').val(m[0]).text(m[1]).appendTo(mode); });
