@@ -145,7 +145,7 @@ export function registerAdminApi(RED: NodeAPI): void {
   // The device console: one route per LwM2M operation.
   const operation = (build: (body: Record<string, unknown>, server: Lwm2mServer) => DeviceRequest<unknown>, answer: (response: ResponseBase & Record<string, unknown>, request: DeviceRequest<unknown>, server: Lwm2mServer) => object) =>
     route(async (req, res, _console, server) => {
-      const body = { ...(req.query as Record<string, unknown>), ...((req.body ?? {}) as Record<string, unknown>) };
+      const body = { ...(req.query as Record<string, unknown>), ...((req.body ?? {}) as Record<string, unknown>), endpoint: String(req.params.endpoint) };
       const request = build(body, server);
       const response = (await server.send(String(req.params.endpoint), request, { timeoutMs: REQUEST_TIMEOUT_MS })) as ResponseBase & Record<string, unknown>;
       res.json({ code: response.code, contentFormat: response.contentFormat, ...answer(response, request, server) });
