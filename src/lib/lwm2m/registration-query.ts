@@ -47,9 +47,9 @@ function decodeCursor(text: string, sort: SortKey): Cursor {
 
 /**
  * One page of a fleet, sorted and searched, without sorting the fleet: one
- * pass keeps the `limit` first matches after the cursor in a small heap, so
- * a page of 50 out of 100,000 costs a scan, not a sort, and nothing is kept
- * between requests (the registration hot path pays nothing for the console).
+ * pass picks the matches after the cursor, a small heap the `limit` first of
+ * them, so a page of 50 out of 100,000 costs a scan, not a sort, and nothing
+ * is kept between requests (the registration hot path pays nothing for the console).
  */
 export function queryRegistrations(registrations: Iterable<Registration>, query: RegistrationQuery): RegistrationPage {
   const sort = query.sort ?? 'endpoint';
@@ -66,31 +66,20 @@ export function queryRegistrations(registrations: Iterable<Registration>, query:
     if (left !== right) return (left < right ? -1 : 1) * walk;
     return a.endpoint === b.endpoint ? 0 : (a.endpoint < b.endpoint ? -1 : 1) * walk;
   };
-  // A max-heap (by walk order) of the `limit + 1` first matches beyond the cursor: the extra one tells whether there is more.
-  const capacity = query.limit + 1;
-  const heap: Registration[] = [];
+  // The matches beyond the cursor, then the `limit + 1` first of them (the extra one tells whether there is more).
+  const candidates: Registration[] = [];
   let total = 0;
   let skipped = 0;
   for (const registration of registrations) {
-    if (needle) {
-      const name = registration.endpoint;
-      // Names are mostly lower case already: only the others are copied.
-      const folded = /[A-Z]/.test(name) ? name.toLowerCase() : name;
-      if (prefix ? !folded.startsWith(needle) : !folded.includes(needle)) continue;
-    }
+    if (needle && !(prefix ? startsWithFolded(registration.endpoint, needle) : includesFolded(registration.endpoint, needle))) continue;
     total++;
     if (cursor && compare(registration, cursor) <= 0) {
       skipped++;
       continue;
     }
-    if (heap.length < capacity) {
-      heap.push(registration);
-      siftUp(heap, heap.length - 1, compare);
-    } else if (compare(registration, heap[0]) < 0) {
-      heap[0] = registration;
-      siftDown(heap, 0, compare);
-    }
+    candidates.push(registration);
   }
+  const heap = firstOf(candidates, query.limit + 1, compare);
   heap.sort(compare);
   const more = heap.length > query.limit;
   const items = heap.slice(0, query.limit);
@@ -104,7 +93,68 @@ export function queryRegistrations(registrations: Iterable<Registration>, query:
   return page;
 }
 
+/**
+ * Endpoint names for completion, in one pass over the fleet: those that
+ * start with the text (ignoring case) first, then those that contain it,
+ * each group sorted, `limit` at most.
+ */
+export function completeEndpoints(registrations: Iterable<Registration>, text: string, limit: number): string[] {
+  const needle = text.toLowerCase();
+  const starting: Registration[] = [];
+  const containing: Registration[] = [];
+  for (const registration of registrations) {
+    if (startsWithFolded(registration.endpoint, needle)) starting.push(registration);
+    else if (includesFolded(registration.endpoint, needle)) containing.push(registration);
+  }
+  const byName = (a: Registration, b: Registration) => (a.endpoint === b.endpoint ? 0 : a.endpoint < b.endpoint ? -1 : 1);
+  const first = firstOf(starting, limit, byName).sort(byName);
+  const then = first.length < limit ? firstOf(containing, limit - first.length, byName).sort(byName) : [];
+  return [...first, ...then].map((registration) => registration.endpoint);
+}
+
+/** ASCII capitals folded to lower case; the needle is lower case already. */
+function fold(code: number): number {
+  return code >= 65 && code <= 90 ? code + 32 : code;
+}
+
+/** Whether a name starts with the needle, ignoring case, without copying the name (this runs for every device of a fleet). */
+function startsWithFolded(name: string, needle: string): boolean {
+  if (name.length < needle.length) return false;
+  for (let i = 0; i < needle.length; i++) if (fold(name.charCodeAt(i)) !== needle.charCodeAt(i)) return false;
+  return true;
+}
+
+/** Whether a name contains the needle, ignoring case; only names with capitals are copied. */
+function includesFolded(name: string, needle: string): boolean {
+  return name.includes(needle) || (/[A-Z]/.test(name) && name.toLowerCase().includes(needle));
+}
+
 type Compare = (a: Registration, b: Registration) => number;
+
+/**
+ * The `count` first candidates (unsorted), kept in a max-heap. A fleet is
+ * stored in the order it registered, so sorting by registration time or by
+ * names given out in order meets the candidates sorted one way or the other:
+ * walked from their worse end, each would beat the heap's worst and cost a
+ * sift; walked from their better end, most cost one comparison. The ends say which is which.
+ */
+function firstOf(candidates: Registration[], count: number, compare: Compare): Registration[] {
+  const n = candidates.length;
+  if (n <= count) return candidates;
+  const fromEnd = compare(candidates[n - 1], candidates[0]) < 0;
+  const heap: Registration[] = [];
+  for (let i = 0; i < n; i++) {
+    const registration = candidates[fromEnd ? n - 1 - i : i];
+    if (heap.length < count) {
+      heap.push(registration);
+      siftUp(heap, heap.length - 1, compare);
+    } else if (compare(registration, heap[0]) < 0) {
+      heap[0] = registration;
+      siftDown(heap, 0, compare);
+    }
+  }
+  return heap;
+}
 
 function siftUp(heap: Registration[], at: number, compare: Compare): void {
   while (at > 0) {
