@@ -58,16 +58,17 @@ if (!RED.lwm2m) {
       };
     }
     var INTEGER_ATTRIBUTES = ['pmin', 'pmax', 'epmin', 'epmax'];
+    // Every validator takes (value, options): Node-RED only shows the reason a validator returns when it declares both.
     var validators = {
       /** Empty (no listener) or a whole number 0..65535: 70000 is refused, not replaced. */
-      port: function (value) {
+      port: function (value, options) {
         if (blank(value)) return true;
         var number = Number(value);
         return (Number.isInteger(number) && number >= 0 && number <= 65535) || t('invalid.port');
       },
       /** A positive number of seconds; empty allowed where the msg may give it. */
       seconds: function (optional) {
-        return function (value) {
+        return function (value, options) {
           if (blank(value)) return optional || t('invalid.seconds');
           var number = Number(value);
           return (isFinite(number) && number > 0) || t('invalid.seconds');
@@ -81,7 +82,7 @@ if (!RED.lwm2m) {
       }),
       /** A notification attribute: a number (a whole one of seconds for pmin, pmax, epmin, epmax), in order with its partner. */
       attribute: function (name) {
-        return function (value) {
+        return function (value, options) {
           if (blank(value)) return true;
           var number = Number(value);
           if (!isFinite(number)) return t('invalid.attribute', { name: name });
