@@ -36,8 +36,8 @@ export function typedSetting(RED: NodeAPI, node: Node, value: string, type: stri
   if (!SETTING_TYPES.has(kind)) return Promise.reject(new InputError(`unknown setting type "${kind}"`));
   return new Promise((resolve, reject) =>
     RED.util.evaluateNodeProperty(value, kind, node, msg as NodeMessage, (error, result) => {
-      if (error) reject(new InputError(error.message));
-      else if (result === undefined || result === null || String(result).trim() === '') reject(new InputError(`${kind}.${value} is not set`));
+      // A property below one that is missing fails to evaluate: for the flow, it is just not set.
+      if (error || result === undefined || result === null || String(result).trim() === '') reject(new InputError(`${kind}.${value} is not set`));
       else resolve(String(result));
     }),
   );

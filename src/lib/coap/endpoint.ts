@@ -121,6 +121,8 @@ export class CoapEndpoint extends EventEmitter {
   private clock?: NodeJS.Timeout;
   private readonly clockMs: number;
   private closed = false;
+  /** Settles when a bind in progress has finished, so close() releases a socket that was still being bound. */
+  private binding: Promise<void> = Promise.resolve();
   /** Set only while someone watches a device's messages. */
   tap: MessageTap | undefined = undefined;
 
@@ -138,10 +140,17 @@ export class CoapEndpoint extends EventEmitter {
 
   /** Binds the transport; rejects with the bind error (EADDRINUSE, EADDRNOTAVAIL...) instead of throwing later. */
   async listen(): Promise<Peer> {
-    const bound = await this.transport.listen(
+    const listening = this.transport.listen(
       (datagram, peer) => this.receive(datagram, peer.address, peer.port),
       (error) => this.emit('socketError', error),
     );
+    this.binding = listening.then(
+      () => undefined,
+      () => undefined,
+    );
+    const bound = await listening;
+    // Closed while binding (a redeploy right after a deploy): close() releases the socket once bound.
+    if (this.closed) return bound;
     this.listening = true;
     this.sweepTimer = setInterval(() => this.sweep(), this.transmission.exchangeLifetimeMs).unref();
     this.clock = setInterval(() => this.tick(), this.clockMs).unref();
@@ -167,7 +176,7 @@ export class CoapEndpoint extends EventEmitter {
     while (this.dueHead) this.unlinkDue(this.dueHead);
     this.peers.clear();
     this.listening = false;
-    return this.transport.close();
+    return this.binding.then(() => this.transport.close());
   }
 
   /** Stops taking an observation's notifications (token in hex); the next one is answered with a Reset. */
