@@ -54,6 +54,18 @@ async function waitForEditor(page) {
   await page.waitForTimeout(500);
 }
 
+/** Closes the welcome tour a fresh user directory starts with, as a new user would. */
+async function dismissTour(page) {
+  const shade = page.locator('.red-ui-tourGuide-shade');
+  try {
+    await shade.waitFor({ timeout: 5000 });
+  } catch {
+    return;
+  }
+  await page.locator('.red-ui-popover button:has(.fa-times)').first().click();
+  await shade.waitFor({ state: 'detached' });
+}
+
 /** Shows the LwM2M sidebar tab (asking again until the editor settles on it). */
 async function showPanel(page) {
   await page.waitForFunction(() => {
@@ -82,4 +94,4 @@ function screenshotPath(name) {
   return path.join(artifacts, name);
 }
 
-module.exports = { startEditor, stopEditor, launchBrowser, openEditor, waitForEditor, showPanel, deployFlow, deployedFlow, screenshotPath, freeTcpPort };
+module.exports = { startEditor, stopEditor, launchBrowser, openEditor, waitForEditor, dismissTour, showPanel, deployFlow, deployedFlow, screenshotPath, freeTcpPort };
