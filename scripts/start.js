@@ -37,7 +37,8 @@ if (!fs.existsSync(flowFile)) {
   fs.writeFileSync(flowFile, JSON.stringify([{ id: tabId, type: 'tab', label: 'LwM2M' }, ...example], null, 2));
 }
 
-const redJs = require.resolve('node-red/red.js');
+// NODE_RED_DIR runs another Node-RED installation (the tests' second run uses Node-RED 5).
+const redJs = process.env.NODE_RED_DIR ? path.join(path.resolve(process.env.NODE_RED_DIR), 'red.js') : require.resolve('node-red/red.js');
 const child = spawn(process.execPath, [redJs, '--userDir', userDir, '--settings', settingsFile, ...process.argv.slice(2)], {
   stdio: 'inherit',
 });

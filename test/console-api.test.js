@@ -3,7 +3,7 @@
 // pages that match a plain sort of the fleet, bounded completion, deltas over comms only while an
 // editor watches, and a message log recorded only for a device someone looks at.
 const assert = require('node:assert/strict');
-const { events } = require('@node-red/util');
+const { events } = require('./support/node-red').nodeRedModule('@node-red/util');
 const { helper, load } = require('./support/flow');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { freePort } = require('./support/udp');

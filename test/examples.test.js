@@ -2,7 +2,8 @@
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const helper = require('node-red-node-test-helper');
+const { helper } = require('./support/flow');
+const { nodeRedModule } = require('./support/node-red');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { freePort } = require('./support/udp');
 const { load, nextMessage } = require('./support/flow');
@@ -16,9 +17,9 @@ const NODES = [
   require('../dist/nodes/lwm2m-bootstrap-server.js'),
   require('../dist/nodes/lwm2m-bootstrap.js'),
   require('../dist/nodes/lwm2m-onem2m.js'),
-  require('@node-red/nodes/core/common/25-catch.js'),
-  require('@node-red/nodes/core/common/20-inject.js'),
-  require('@node-red/nodes/core/common/90-comment.js'),
+  nodeRedModule('@node-red/nodes/core/common/25-catch.js'),
+  nodeRedModule('@node-red/nodes/core/common/20-inject.js'),
+  nodeRedModule('@node-red/nodes/core/common/90-comment.js'),
 ];
 
 const examplesDir = path.join(__dirname, '..', 'examples');

@@ -135,7 +135,7 @@ describe('npm start: stopping and the README steps', function () {
   it('follows the README: DTLS "Try it" on the npm start flow, device security added in the editor', async function () {
     requireTool(this, 'chromium', 'chromium');
     const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
-    const steps = /Try it with the simulated device \(add `([^`]+)` with identity `([^`]+)`\s+and key `([^`]+)` to the server node's \*Device security\*[^)]*\):\s+```sh\n(npm run device -- [^\n]+)\n```/.exec(readme);
+    const steps = /Try it with the simulated device[^(]*\(add `([^`]+)` with identity `([^`]+)`\s+and key `([^`]+)` to the server node's \*Device security\*[^)]*\):\s+```sh\n(npm run device -- [^\n]+)\n```/.exec(readme);
     assert.ok(steps, 'the README shows the DTLS steps');
     const [, endpoint, identity, key, command] = steps;
     assert.match(command, /coaps:\/\/127\.0\.0\.1:5684/);
