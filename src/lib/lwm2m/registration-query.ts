@@ -104,7 +104,8 @@ export function completeEndpoints(registrations: Iterable<Registration>, text: s
   const containing: Registration[] = [];
   for (const registration of registrations) {
     if (startsWithFolded(registration.endpoint, needle)) starting.push(registration);
-    else if (includesFolded(registration.endpoint, needle)) containing.push(registration);
+    // With enough names that start with the text, those that only contain it are not shown.
+    else if (starting.length < limit && includesFolded(registration.endpoint, needle)) containing.push(registration);
   }
   const byName = (a: Registration, b: Registration) => (a.endpoint === b.endpoint ? 0 : a.endpoint < b.endpoint ? -1 : 1);
   const first = firstOf(starting, limit, byName).sort(byName);
@@ -126,7 +127,15 @@ function startsWithFolded(name: string, needle: string): boolean {
 
 /** Whether a name contains the needle, ignoring case; only names with capitals are copied. */
 function includesFolded(name: string, needle: string): boolean {
-  return name.includes(needle) || (/[A-Z]/.test(name) && name.toLowerCase().includes(needle));
+  return name.includes(needle) || (hasCapital(name) && name.toLowerCase().includes(needle));
+}
+
+function hasCapital(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const code = name.charCodeAt(i);
+    if ((code >= 65 && code <= 90) || code > 127) return true;
+  }
+  return false;
 }
 
 type Compare = (a: Registration, b: Registration) => number;
