@@ -7,6 +7,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { fork } = require('node:child_process');
 const { startNodeRed } = require('./embedded-node-red');
+const { dtlsWorkloads } = require('./dtls');
 
 const RUNS = Number(process.env.BENCH_RUNS || 3);
 const SIZES = (process.env.BENCH_DEVICES || '1000,10000,100000').split(',').map(Number);
@@ -309,7 +310,7 @@ async function lwm2mNodeLib() {
   record('peer lwm2m-node-lib: reads (200 devices, 1 in flight each)', read, { p50Ms: median(read.map((r) => r.p50)), p99Ms: median(read.map((r) => r.p99)), lost: read.reduce((sum, r) => sum + r.failed, 0) });
 }
 
-/** BENCH_ONLY=register,notifications runs a subset (the echo ceiling always runs). */
+/** BENCH_ONLY=register,notifications,reads,peer,dtls runs a subset (the echo ceiling always runs). */
 const ONLY = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : undefined;
 const wanted = (name) => !ONLY || ONLY.includes(name);
 
@@ -330,6 +331,7 @@ async function main() {
     await pacedReads(10000);
   }
   if (wanted('peer')) await lwm2mNodeLib();
+  if (wanted('dtls')) await dtlsWorkloads(record, RUNS, median);
   const rows = Object.entries(results.workloads).map(([name, w]) => ({
     workload: name,
     'per s (median)': w.rate,
@@ -340,6 +342,7 @@ async function main() {
     ...(w.rssBytesPerDevice !== undefined ? { 'RSS B/device': w.rssBytesPerDevice, 'observed': w.rssBytesPerObservedDevice } : {}),
     ...(w.secondsForAll !== undefined ? { 's for all': w.secondsForAll } : {}),
     ...(w.lost !== undefined ? { lost: w.lost } : {}),
+    ...(w.ofLibcoapOpenssl !== undefined ? { 'of coap-server-openssl': w.ofLibcoapOpenssl === null ? 'n/a' : `${w.ofLibcoapOpenssl}x` } : {}),
   }));
   for (const w of Object.values(results.workloads)) w.fractionOfEcho = Number((w.rate / ceiling).toFixed(4));
   console.table(rows);

@@ -60,7 +60,15 @@ describe('bootstrap server', () => {
     assert.deepEqual(summary.servers, [{ uri: `coap://127.0.0.1:${port}`, securityMode: 'nosec', shortServerId: 7, lifetime: 120, binding: 'U' }]);
     // Bootstrap-Discover and Bootstrap-Read came first, and told what the device had.
     assert.deepEqual(d.received.slice(0, 3).map((r) => `${r.method} ${r.path}`), ['1 /', '1 /1', '4 /']);
-    assert.deepEqual(summary.device, { lwm2mVersion: '1.1', objects: [1, 3], instances: ['/1/0', '/3/0'], previousServers: [99], notes: [] });
+    assert.deepEqual(summary.device, {
+      lwm2mVersion: '1.1',
+      objects: [1, 3],
+      instances: ['/1/0', '/3/0'],
+      previousServers: [99],
+      format: 'application/vnd.oma.lwm2m+tlv',
+      written: ['/0/0', '/1/0'],
+      notes: [],
+    });
     // What the device holds now: the old Server instance is gone, the new accounts are in.
     assert.equal(d.getResource('/0/0/0'), `coap://127.0.0.1:${port}`);
     assert.equal(d.getResource('/0/0/2'), 3);
@@ -95,14 +103,103 @@ describe('bootstrap server', () => {
     assert.equal(summary.servers[0].pskIdentity, 'secure-id');
   });
 
-  it('writes in the preferred content format the device asks for', async () => {
-    bootstrap.setConfig('picky', parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}` }));
-    const d = await device('picky', { preferredFormat: 110 });
-    await d.bootstrap();
-    const writes = d.received.filter((r) => r.method === 3);
-    assert.ok(writes.length >= 2);
-    assert.ok(writes.every((w) => w.contentFormat === 110));
+  it('writes the accounts in TLV to 1.0 and 1.1 devices whatever their pct, in pct to a 1.2 device, and in TLV when that is refused', async () => {
+    const writeFormats = (d) => [...new Set(d.received.filter((r) => r.method === 3).map((w) => w.contentFormat))];
+    for (const [name, options, formats, format, notes] of [
+      ['mandatory-tlv', { lwm2mVersion: '1.1', preferredFormat: 110 }, [11542], 'application/vnd.oma.lwm2m+tlv', []],
+      ['modern', { lwm2mVersion: '1.2', preferredFormat: 110 }, [110], 'application/senml+json', []],
+      ['picky', { lwm2mVersion: '1.2', preferredFormat: 110, contentFormats: [0, 42, 11542] }, [110, 11542], 'application/vnd.oma.lwm2m+tlv', [/Bootstrap-Write \/0\/0 in application\/senml\+json: device answered 4\.15; written in TLV/]],
+    ]) {
+      bootstrap.setConfig(name, parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}`, securityMode: 'nosec' }));
+      const d = await device(name, options);
+      const finished = once(bootstrap, 'finished');
+      await d.bootstrap();
+      const [, summary] = await finished;
+      assert.deepEqual(writeFormats(d), formats, name);
+      assert.equal(summary.device.format, format, name);
+      const fallbacks = summary.device.notes.filter((note) => note.startsWith('Bootstrap-Write'));
+      assert.equal(fallbacks.length, notes.length, name);
+      notes.forEach((pattern, i) => assert.match(fallbacks[i], pattern));
+      assert.equal(d.getResource('/0/0/0'), `coap://127.0.0.1:${port}`, name);
+    }
   });
+
+  it('keeps the device\'s own bootstrap account: the new accounts take the ids around it', async () => {
+    bootstrap.setConfig('keeper', parseBootstrapConfig({ servers: [{ uri: `coap://127.0.0.1:${port}`, shortServerId: 1 }, { uri: 'coap://127.0.0.1:5999', shortServerId: 2 }] }));
+    const objects = buildObjectTree({
+      0: { 0: { 0: 'coap://127.0.0.1:5999', 1: false, 2: 3, 10: 9 }, 1: { 0: `coap://127.0.0.1:${bsPort}`, 1: true, 2: 3 } },
+      1: { 0: { 0: 9, 1: 10 } },
+      3: { 0: { 0: 'Acme' } },
+    });
+    const d = await device('keeper', { objects });
+    const finished = once(bootstrap, 'finished');
+    await d.bootstrap();
+    const [, summary] = await finished;
+    assert.equal(summary.device.bootstrapAccount, '/0/1');
+    assert.deepEqual(summary.device.written, ['/0/0', '/1/0', '/0/2', '/1/1']);
+    assert.equal(d.getResource('/0/1/1'), true, 'the bootstrap account is still there');
+    assert.equal(d.getResource('/0/1/0'), `coap://127.0.0.1:${bsPort}`);
+    assert.equal(d.getResource('/0/0/10'), 1);
+    assert.equal(d.getResource('/0/2/10'), 2);
+  });
+
+  /**
+   * A device played byte by byte: asks for bootstrap as `endpoint`, answers
+   * each request with answer(step) (a CoAP code, or {code, payload, options}),
+   * and resolves with the steps ("GET /", "PUT /0/1 11542"...) once Bootstrap-Finish came.
+   */
+  async function rawBootstrap(endpoint, answer, query = []) {
+    const raw = await RawPeer.open();
+    try {
+      const ask = encode({ type: 0, code: 2, messageId: 1, token: Buffer.from([1]), options: [{ number: 11, value: Buffer.from('bs') }, ...[`ep=${endpoint}`, ...query].map((q) => ({ number: 15, value: Buffer.from(q) }))], payload: Buffer.alloc(0) });
+      assert.equal(formatCode(decode(await raw.exchange(ask, bsPort)).code), '2.04');
+      const steps = [];
+      for (;;) {
+        const request = decode(await raw.next(3000));
+        const method = ['', 'GET', 'POST', 'PUT', 'DELETE'][request.code];
+        const format = request.options.find((o) => o.number === 12);
+        const step = `${method} /${request.options.filter((o) => o.number === 11).map((o) => o.value.toString()).join('/')}${format ? ` ${[...format.value].reduce((a, b) => a * 256 + b, 0)}` : ''}`;
+        steps.push(step);
+        const reply = answer(step, request);
+        const response = typeof reply === 'number' ? { code: reply } : reply;
+        await raw.send(encode({ type: 2, messageId: request.messageId, token: request.token, options: [], payload: Buffer.alloc(0), ...response }), bsPort);
+        if (step.startsWith('POST /bs')) return steps;
+      }
+    } finally {
+      await raw.close();
+    }
+  }
+
+  const linkAnswer = (text) => ({ code: 69, options: [{ number: 12, value: Buffer.from([40]) }], payload: Buffer.from(text) });
+
+  it('spares the bootstrap account the device lists in Bootstrap-Discover, also when deleting instance by instance', async () => {
+    bootstrap.setConfig('spare', parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}`, shortServerId: 7 }));
+    const finished = once(bootstrap, 'finished', 5000);
+    // As the issue's device answers: its bootstrap account /0/0 has a uri and no ssid; it refuses Bootstrap-Delete of "/".
+    const discover = '</>;lwm2m=1.1,</0/0>;uri="coap://127.0.0.1:5685",</0/1>;ssid=7;uri="coap://old.example:5683",</1/0>;ssid=7,</3/0>';
+    const steps = await rawBootstrap('spare', (step) => (step === 'GET /' ? linkAnswer(discover) : step === 'GET /1' ? 133 : step === 'DELETE /' ? 133 : step.startsWith('DELETE') ? 66 : step.startsWith('PUT') ? 68 : 68));
+    assert.deepEqual(steps, ['GET /', 'GET /1', 'DELETE /', 'DELETE /0/1', 'DELETE /1', 'DELETE /2', 'PUT /0/1 11542', 'PUT /1/0 11542', 'POST /bs']);
+    const [, summary] = await finished;
+    assert.equal(summary.device.bootstrapAccount, '/0/0');
+    assert.deepEqual(summary.device.written, ['/0/1', '/1/0']);
+  });
+
+  for (const [name, discover] of [
+    ['quoted, as the device of the issue writes it', 'lwm2m="1.0",</0/0>,</0/1>;ssid=3,</1/0>;ssid=3,</3/0>'],
+    ['unquoted, as Wakaama 1.0 writes it', 'lwm2m=1.0,</0/0>,</0/1>;ssid=3,</1/0>;ssid=3,</3/0>'],
+  ]) {
+    it(`reads an LwM2M 1.0 Bootstrap-Discover answer that starts with its version (${name})`, async () => {
+      bootstrap.setConfig('old-timer', parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}`, shortServerId: 3 }));
+      const finished = once(bootstrap, 'finished', 5000);
+      const steps = await rawBootstrap('old-timer', (step) => (step === 'GET /' ? linkAnswer(discover) : step === 'GET /1' ? 133 : step.startsWith('DELETE') ? 66 : 68));
+      const [, summary] = await finished;
+      assert.deepEqual(summary.device.notes, ['Bootstrap-Read /1: device answered 4.05']);
+      assert.equal(summary.device.lwm2mVersion, '1.0');
+      assert.deepEqual(summary.device.objects, [0, 1, 3]);
+      assert.equal(summary.device.bootstrapAccount, '/0/0');
+      assert.deepEqual(steps.filter((step) => step.startsWith('PUT')), ['PUT /0/1 11542', 'PUT /1/0 11542']);
+    });
+  }
 
   it('uses the default configuration for unknown endpoints when there is one', async () => {
     bootstrap.setDefaultConfig(parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}` }));

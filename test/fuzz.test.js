@@ -47,7 +47,7 @@ function onlyThrows(arbitrary, parse, ErrorClass, runs = RUNS) {
 }
 
 const linkish = fc.array(fc.constantFrom('<', '>', '/', '3', '0', '1', ';', ',', '"', '=', 'rt', 'ct', 'ver', 'oma.lwm2m', ' ', '\\', 'a'), { maxLength: 40 }).map((parts) => parts.join(''));
-const query = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('ep=a', 'lt=60', 'lt=-1', 'lt=99999999999', 'lwm2m=1.1', 'lwm2m=x', 'b=UQ', 'b=ZZ', 'Q', 'sms=1', 'ep', 'ep=', '=x'));
+const query = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('ep=a', 'lt=60', 'lt=-1', 'lt=99999999999', 'lwm2m=1.1', 'lwm2m=x', 'b=UQ', 'b=ZZ', 'b=UT', 'b=MH', 'Q', 'sms=1', 'pid=x', 'pid', 'ep', 'ep=', '=x'));
 const json = fc.jsonValue({ maxDepth: 4 });
 
 describe('fuzzing the parsers', function () {
@@ -56,9 +56,9 @@ describe('fuzzing the parsers', function () {
   it('link format: only LinkFormatError', () => onlyThrows(fc.oneof(fc.string({ maxLength: 60 }), linkish), parseLinkFormat, LinkFormatError));
 
   it('Register and Update requests: only CoapRequestError', () => {
-    const request = fc.record({ queries: fc.array(query, { maxLength: 6 }), payload: fc.oneof(linkish, fc.string()).map((t) => Buffer.from(t)), cf: fc.constantFrom(undefined, 40, 0, 50) });
+    const request = fc.record({ queries: fc.array(query, { maxLength: 6 }), payload: fc.oneof(linkish, fc.string()).map((t) => Buffer.from(t)), cf: fc.constantFrom(undefined, 40, 0, 50), version: fc.constantFrom('1.0', '1.1', '1.2') });
     onlyThrows(request, ({ queries, payload, cf }) => parseRegisterRequest(queries, payload, cf), CoapRequestError);
-    onlyThrows(request, ({ queries, payload, cf }) => parseUpdateRequest(queries, payload, cf), CoapRequestError);
+    onlyThrows(request, ({ queries, payload, cf, version }) => parseUpdateRequest(queries, payload, cf, version), CoapRequestError);
   });
 
   it('paths: only PathError', () => onlyThrows(fc.oneof(fc.string({ maxLength: 20 }), fc.array(fc.oneof(fc.nat(70000), fc.constant('x')), { maxLength: 6 }).map((ids) => '/' + ids.join('/'))), Lwm2mPath.parse, PathError));

@@ -97,6 +97,24 @@ describe('Node-RED: lwm2m observe and the information-reporting events', () => {
     assert.equal(observe.status.lastCall.args[0].text, 'lwm2m-observe.status.observing');
   });
 
+  it('observes composite in the SenML format the device announced, and warns when it announced none', async () => {
+    await loadFlow({ composite: true, path: '/3303/0/5700,/3/0/9' });
+    const out = helper.getNode('out');
+    const json = await device('senml-json', { contentFormats: [0, 110, 11542] });
+    await json.register();
+    helper.getNode('obs').receive({ endpoint: 'senml-json' });
+    const first = await nextMessage(out);
+    assert.deepEqual(first.payload, { 3: { 0: { 9: 100 } }, 3303: { 0: { 5700: 21.5 } } });
+    assert.equal(first.contentFormat, 110);
+    assert.equal(helper.getNode('obs').warn.callCount, 0);
+    const none = await device('tlv-only', { contentFormats: [0, 11542] });
+    await none.register();
+    helper.getNode('obs').receive({ endpoint: 'tlv-only' });
+    const caught = await nextMessage(helper.getNode('caught'));
+    assert.match(helper.getNode('obs').warn.lastCall.args[0], /tlv-only announced ct="0 11542", no SenML format: composite operations ask it in SenML JSON/);
+    assert.match(caught.error.message, /4\.(06|15)/);
+  });
+
   it('skips devices without the observed object', async () => {
     await loadFlow({ path: '/3442/0/110', start: 'register' });
     const d = await device('plain');

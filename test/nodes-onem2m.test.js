@@ -3,7 +3,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { helper, load, nextMessage } = require('./support/flow');
+const { helper, load, nextMessage, statusMatching } = require('./support/flow');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { freePort } = require('./support/udp');
 const { FakeCse, createCommand } = require('./support/fake-cse');
@@ -36,6 +36,14 @@ describe('Node-RED: oneM2M interworking nodes', function () {
     await cse.stop().catch(() => undefined);
   });
 
+  /** The next msg of the events node that satisfies the predicate (earlier ones skipped). */
+  async function nextOut(predicate) {
+    for (;;) {
+      const msg = await nextMessage(helper.getNode('out'));
+      if (predicate(msg)) return msg;
+    }
+  }
+
   function flow(ipe = {}) {
     return [
       { id: 'tab', type: 'tab' },
@@ -65,6 +73,10 @@ describe('Node-RED: oneM2M interworking nodes', function () {
     assert.equal(msg.payload.reachable, false);
     assert.match(msg.payload.reason, /ECONNREFUSED|ECONNRESET|socket hang up/);
     assert.ok(events.status.args.some((a) => a[0].text === 'lwm2m-onem2m.status.unreachable' && a[0].fill === 'red'));
+    // While the CSE is away the status keeps showing how much waits.
+    const shown = events.status.callCount;
+    await new Promise((resolve) => setTimeout(resolve, 2200));
+    assert.ok(events.status.callCount >= shown + 2, 'refreshed during the outage');
     await cse.restart();
     do msg = await nextMessage(helper.getNode('out'), 10_000);
     while (msg.topic !== 'reachability');
@@ -82,14 +94,30 @@ describe('Node-RED: oneM2M interworking nodes', function () {
     assert.ok(helper.getNode('events').error.args.some((a) => a[0] === 'lwm2m-onem2m-events.errors.noIpe'));
   });
 
-  it('sends the CSE\'s refusals to the flow with the oneM2M and LwM2M codes', async () => {
+  it('sends the CSE\'s refusals to the flow with the oneM2M and LwM2M codes, and shows them in red', async () => {
     await load(flow({ cseUrl: `${cse.url}/missing-parent` }));
+    const events = helper.getNode('events');
     const meter = await device('refused');
     await meter.register();
-    const failed = await nextMessage(helper.getNode('out'));
-    assert.deepEqual([failed.topic, failed.endpoint, failed.payload.what], ['failed', 'refused', 'register']);
+    const failed = await nextOut((msg) => msg.endpoint === 'refused');
+    assert.deepEqual([failed.topic, failed.payload.what, failed.payload.source], ['failed', 'register', 'cse']);
     assert.match(failed.payload.reason, /4004 Not Found \(LwM2M 4\.00 Bad Request\)/);
-    assert.ok(helper.getNode('ipe').warn.args.some((a) => a[0] === 'lwm2m-onem2m.errors.failed'));
+    const warnings = helper.getNode('ipe').warn.args.map((a) => a[0]);
+    assert.ok(warnings.includes('lwm2m-onem2m.errors.failed'));
+    assert.ok(warnings.includes('lwm2m-onem2m.errors.cseFailed'), 'the CSE base itself');
+    await statusMatching(events, (s) => s.text === 'lwm2m-onem2m.status.refused' && s.fill === 'red');
+    const shown = events.status.args.map((a) => a[0].text);
+    assert.equal(shown.slice(shown.indexOf('lwm2m-onem2m.status.refused')).includes('lwm2m-onem2m.status.mirroring'), false, 'never green again');
+  });
+
+  it('names what a device fails as the device\'s, not as a refusal of the CSE', async () => {
+    await load(flow({ observe: '/3/0/77' }));
+    const meter = await device('no-77');
+    await meter.register();
+    const failed = await nextOut((msg) => msg.topic === 'failed');
+    assert.deepEqual([failed.endpoint, failed.payload.what, failed.payload.source], ['no-77', 'observe /3/0/77', 'device']);
+    assert.ok(helper.getNode('ipe').warn.args.some((a) => a[0] === 'lwm2m-onem2m.errors.deviceFailed'));
+    assert.equal(helper.getNode('ipe').warn.args.some((a) => a[0] === 'lwm2m-onem2m.errors.failed'), false);
   });
 
   it('takes commands from oneM2M applications through Node-RED\'s HTTP server (real Node-RED)', async () => {
@@ -109,7 +137,9 @@ describe('Node-RED: oneM2M interworking nodes', function () {
       const meter = await device('remote-meter');
       await meter.register();
       await until(() => cse.get('cse-in/remote-meter/commands/lwm2m-ipe') !== undefined);
-      assert.ok(cse.notifications.some((n) => n.body['m2m:sgn'].vrq === true && n.url === `http://127.0.0.1:${httpPort}/lwm2m-onem2m/ipe1/notify`));
+      const url = cse.get('cse-in/remote-meter/commands/lwm2m-ipe').nu[0];
+      assert.match(url, new RegExp(`^http://127\\.0\\.0\\.1:${httpPort}/lwm2m-onem2m/ipe1/notify/[A-Za-z0-9_-]{22}$`));
+      assert.ok(cse.notifications.some((n) => n.body['m2m:sgn'].vrq === true && n.url === url), 'the verification request answered');
       assert.equal(await createCommand(cse, 'cse-in/remote-meter', 'CAdmin', { id: 'c1', operation: 'read', path: '/3/0/9' }), 2001);
       await until(() => cse.children('cse-in/remote-meter/results').length === 1);
       assert.deepEqual(JSON.parse(cse.children('cse-in/remote-meter/results')[0].con), { id: 'c1', operation: 'read', path: '/3/0/9', code: '2.05', value: 100 });

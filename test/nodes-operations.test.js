@@ -3,6 +3,7 @@ const assert = require('node:assert/strict');
 const { helper, load, nextMessage, firstMessage } = require('./support/flow');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { freePort } = require('./support/udp');
+const { RawDevice, OPT, blockOf, blockValue, uint } = require('./support/raw-device');
 
 const FAST = { ackTimeoutMs: 100, maxRetransmit: 2 };
 
@@ -92,6 +93,19 @@ describe('Node-RED: operation nodes', () => {
       assert.equal(msg.payload[3303][0][5700], 21.5);
     });
 
+    it('warns when a device announced no SenML format and Read-Composite asks in SenML JSON', async () => {
+      await loadWithDevice({ type: 'lwm2m-read', endpoint: 'lamp-1', composite: true }, { contentFormats: [0, 110, 11542] });
+      await run({}, { paths: ['/3/0/0'] });
+      assert.equal(helper.getNode('op').warn.callCount, 0);
+      await device.stop();
+      device = new SimulatedDevice({ endpoint: 'lamp-1', server: { address: '127.0.0.1', port }, transmission: FAST, contentFormats: [0, 11542] });
+      await device.start();
+      await device.register();
+      const caught = await run({}, { paths: ['/3/0/0'] }, { expectError: true });
+      assert.match(helper.getNode('op').warn.lastCall.args[0], /lamp-1 announced ct="0 11542", no SenML format: composite operations ask it in SenML JSON/);
+      assert.match(caught.code, /^4\.(06|15)$/);
+    });
+
     for (const [name, msg, pattern] of [
       ['an unknown device', { endpoint: 'nobody', path: '/3/0/0' }, /"nobody" is not registered/],
       ['a missing endpoint', { path: '/3/0/0' }, /no device/],
@@ -129,6 +143,28 @@ describe('Node-RED: operation nodes', () => {
       assert.equal(helper.getNode('op').status.lastCall.args[0].text, 'lwm2m-operations.failure.timeout');
       assert.equal(require('../src/nodes/locales/en-US/lwm2m-operations.json')['lwm2m-operations'].failure.timeout, 'timeout');
     });
+  });
+
+  it('lwm2m read: msg.timeout bounds a read that comes in Block2 blocks, every block included', async () => {
+    await load(flow({ type: 'lwm2m-read', timeout: 10 }));
+    const raw = await RawDevice.register(port, 'slow-blocks');
+    try {
+      const startedAt = Date.now();
+      const caught = run({}, { endpoint: 'slow-blocks', path: '/3/0', timeout: 0.8, contentFormat: 'senml-json' }, { expectError: true });
+      const body = Buffer.from(`[{"bn":"/3/0/","n":"0","vs":"${'x'.repeat(400)}"}]`);
+      // Each 16-byte block after 100 ms, as the slow device of the issue: the whole would take over 2.5 s.
+      for (let request = await raw.next(); request; request = await raw.next(300)) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const num = blockOf(request, OPT.Block2)?.num ?? 0;
+        await raw.reply(request, { code: 69, options: [{ number: OPT.ContentFormat, value: uint(110) }, { number: OPT.Block2, value: blockValue(num, (num + 1) * 16 < body.length, 0) }], payload: body.subarray(num * 16, num * 16 + 16) });
+      }
+      const msg = await caught;
+      assert.match(msg.error.message, /within 800 ms/);
+      assert.equal(helper.getNode('op').status.lastCall.args[0].text, 'timeout');
+      assert.ok(Date.now() - startedAt < 2000);
+    } finally {
+      await raw.close();
+    }
   });
 
   describe('lwm2m write', () => {
@@ -177,13 +213,16 @@ describe('Node-RED: operation nodes', () => {
       await loadWithDevice({ type: 'lwm2m-execute', endpoint: 'lamp-1', path: '/3/0/4' });
       await run({}, { payload: "0='soon'" });
       await run({}, { payload: '' });
-      assert.deepEqual(rebootArgs, ["0='soon'", '']);
+      await run({}, { payload: "0='a,b',1" });
+      assert.deepEqual(rebootArgs, ["0='soon'", '', "0='a,b',1"]);
     });
 
     it('refuses malformed execute arguments', async () => {
       await loadWithDevice({ type: 'lwm2m-execute', endpoint: 'lamp-1', path: '/3/0/4' });
       const caught = await run({}, { payload: "x='y'" }, { expectError: true });
       assert.match(caught.error.message, /invalid execute argument/);
+      const spaced = await run({}, { payload: "0='a b'" }, { expectError: true });
+      assert.match(spaced.error.message, /" " at character 4 is not allowed in a value/);
       assert.deepEqual(rebootArgs, []);
     });
 
@@ -193,6 +232,23 @@ describe('Node-RED: operation nodes', () => {
       assert.deepEqual(created.payload, { instanceId: 1, location: '/3303/1' });
       assert.equal(created.code, '2.01');
       assert.equal(device.getResource('/3303/1/5700'), 30);
+    });
+
+    for (const payload of [undefined, '', {}]) {
+      it(`creates an instance with the device's defaults from ${JSON.stringify(payload) ?? 'no payload'}: no payload sent, the device picks the id`, async () => {
+        await loadWithDevice({ type: 'lwm2m-create', endpoint: 'lamp-1', path: '/3303' });
+        const created = await run({}, { payload });
+        assert.deepEqual(created.payload, { instanceId: 1, location: '/3303/1' });
+        assert.equal(created.code, '2.01');
+        assert.ok(device.objects.get(3303).has(1));
+      });
+    }
+
+    it('refuses an instance id without values to carry it, before sending', async () => {
+      await loadWithDevice({ type: 'lwm2m-create', endpoint: 'lamp-1', path: '/3303' });
+      const caught = await run({}, { payload: {}, instanceId: 4 }, { expectError: true });
+      assert.match(caught.error.message, /instance id \(4\) travels with resource values/);
+      assert.equal(device.objects.get(3303).has(4), false);
     });
 
     it('deletes an instance', async () => {

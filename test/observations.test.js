@@ -8,6 +8,7 @@ const { Lwm2mPath } = require('../dist/lib/model/path');
 const { encode, decode } = require('../dist/lib/coap/message');
 const { devicePool, FAST } = require('./support/devices');
 const { freePort, RawPeer, once } = require('./support/udp');
+const { RawDevice, OPT, optionValue, uint, uintOf } = require('./support/raw-device');
 
 const P = (text) => Lwm2mPath.parse(text);
 
@@ -227,6 +228,51 @@ describe('observations, Send and queue mode', () => {
     await d.register();
     await assert.rejects(server.observe('refuser', new ObserveRequest(P('/3303/0/9999')), collector()), /4\.04/);
     assert.equal(server.observations.size, 0);
+  });
+
+  it('leaves nothing behind when the first answer does not decode: the device is told to cancel, later notifications get a Reset', async () => {
+    const raw = await RawDevice.register(port, 'undecodable');
+    try {
+      const pending = server.observe('undecodable', new ObserveRequest(P('/3/0')), collector());
+      const request = await raw.next();
+      // The device accepts the observation (Observe 5), but its TLV runs past its end.
+      await raw.reply(request, { code: 69, options: [{ number: OPT.Observe, value: uint(5) }, { number: OPT.ContentFormat, value: uint(11542) }], payload: Buffer.from('c8001441', 'hex') });
+      await assert.rejects(pending, (error) => error.kind === 'invalid-response' && /runs past the end/.test(error.message) && /observation was not kept and is cancelled at the device/.test(error.message));
+      assert.equal(server.observations.size, 0);
+      assert.deepEqual(server.observations.persisted(), []);
+      // GET with Observe=1 and the same token (RFC 7641 section 3.6).
+      const cancel = await raw.next();
+      assert.equal(cancel.code, 1);
+      assert.equal(uintOf(optionValue(cancel, OPT.Observe)), 1);
+      assert.deepEqual(cancel.token, request.token);
+      await raw.reply(cancel, { code: 69, payload: Buffer.from('x') });
+      // A notification sent before the device saw the cancel: a Reset.
+      await raw.send({ type: 1, code: 69, messageId: 0x6001, token: request.token, options: [{ number: OPT.Observe, value: uint(6) }], payload: Buffer.from('x') });
+      const reset = await raw.next();
+      assert.deepEqual([reset.type, reset.messageId], [3, 0x6001]);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('counts the sequence number of the answer that established the observation (RFC 7641 section 3.4)', async () => {
+    const raw = await RawDevice.register(port, 'sequenced');
+    try {
+      const listener = collector();
+      const pending = server.observe('sequenced', new ObserveRequest(P('/3303/0/5700')), listener);
+      const request = await raw.next();
+      await raw.reply(request, { code: 69, options: [{ number: OPT.Observe, value: uint(20) }], payload: Buffer.from('20') });
+      const { first } = await pending;
+      assert.equal(first.sequence, 20);
+      const notify = (messageId, sequence, value) => raw.send({ type: 1, code: 69, messageId, token: request.token, options: [{ number: OPT.Observe, value: uint(sequence) }], payload: Buffer.from(String(value)) });
+      await notify(0x6100, 12, 12); // older than the first answer: dropped
+      await notify(0x6101, 21, 21);
+      await listener.until((e) => e.notifications.length === 1);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(listener.events.notifications.map((n) => n.sequence), [21]);
+    } finally {
+      await raw.close();
+    }
   });
 
   it('reports a notification that does not decode, and keeps observing', async () => {

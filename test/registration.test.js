@@ -4,6 +4,7 @@ const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
 const { ServerRejectedError } = require('../dist/sim/simulated-device');
 const { encode, decode } = require('../dist/lib/coap/message');
 const { Method, OptionNumber, ResponseCode, formatCode } = require('../dist/lib/coap/codes');
+const { registrationToJson } = require('../dist/lib/lwm2m/registration');
 const { devicePool, FAST } = require('./support/devices');
 const { freePort, RawPeer, once } = require('./support/udp');
 
@@ -74,7 +75,7 @@ describe('LwM2M registration interface', () => {
   });
 
   it('updates lifetime, binding and objects, with and without payload', async () => {
-    const d = await device('updater', { lifetime: 60 });
+    const d = await device('updater', { lifetime: 60, lwm2mVersion: '1.0' });
     await d.register();
     const updated = once(server, 'updated');
     await d.update();
@@ -91,6 +92,45 @@ describe('LwM2M registration interface', () => {
     assert.equal(registration.queueMode, true);
     assert.ok(registration.objects.some((o) => o.id === 3304));
     assert.ok(registration.lastUpdate >= firstSeen);
+  });
+
+  it('keeps queue mode across an Update in LwM2M 1.1 and 1.2 (an Update has no Q); in 1.0 the binding decides', async () => {
+    for (const lwm2mVersion of ['1.1', '1.2']) {
+      const d = await device(`queued-${lwm2mVersion}`, { lwm2mVersion, binding: 'U', queueMode: true });
+      await d.register();
+      const updated = once(server, 'updated');
+      await d.update({ b: 'U', lt: 90 });
+      const [registration, changes] = await updated;
+      assert.equal(registration.queueMode, true, `LwM2M ${lwm2mVersion}`);
+      assert.deepEqual(changes, ['lifetime']);
+    }
+    const old = await device('queued-1.0', { lwm2mVersion: '1.0', binding: 'UQ' });
+    await old.register();
+    assert.equal(server.registrations.getByEndpoint('queued-1.0').queueMode, true);
+    const updated = once(server, 'updated');
+    await old.update({ b: 'U' });
+    const [registration, changes] = await updated;
+    assert.equal(registration.queueMode, false);
+    assert.deepEqual(changes.sort(), ['binding', 'queueMode']);
+  });
+
+  it('takes the binding letters of each LwM2M version, and keeps the profile ID of 1.2', async () => {
+    for (const [lwm2mVersion, binding] of [['1.0', 'UQS'], ['1.0', 'SQ'], ['1.1', 'UT'], ['1.1', 'NS'], ['1.2', 'UMH']]) {
+      const d = await device(`bound-${lwm2mVersion}-${binding}`, { lwm2mVersion, binding });
+      await d.register();
+      assert.equal(server.registrations.getByEndpoint(`bound-${lwm2mVersion}-${binding}`).binding, binding);
+    }
+    const d = await device('profiled', { lwm2mVersion: '1.2' });
+    const registered = once(server, 'registered');
+    await d.register({ pid: 'street-light-v2' });
+    const [registration] = await registered;
+    assert.equal(registration.profileId, 'street-light-v2');
+    assert.equal(registrationToJson(registration).profileId, 'street-light-v2');
+    const updated = once(server, 'updated');
+    await d.update({ pid: 'street-light-v3' });
+    const [, changes] = await updated;
+    assert.deepEqual(changes, ['profileId']);
+    assert.equal(server.registrations.getByEndpoint('profiled').profileId, 'street-light-v3');
   });
 
   it('shares one frozen object description between devices that announce the same links, and replaces it on update', async () => {
@@ -183,6 +223,12 @@ describe('LwM2M registration interface', () => {
       ['zero lifetime', { ep: 'x', lt: 0 }, '</1/0>', '4.00', /out of range/],
       ['fractional lifetime', { ep: 'x', lt: '1.5' }, '</1/0>', '4.00', /invalid lifetime/],
       ['bad binding', { ep: 'x', b: 'XYZ' }, '</1/0>', '4.00', /invalid binding/],
+      ['Q in the binding of a 1.1 client', { ep: 'x', lwm2m: '1.1', b: 'UQ' }, '</1/0>', '4.00', /queue mode is the Q parameter/],
+      ['a 1.1 binding from a 1.0 client', { ep: 'x', lwm2m: '1.0', b: 'T' }, '</1/0>', '4.00', /LwM2M 1\.0 knows U, UQ, S, SQ, US and UQS/],
+      ['a 1.0 binding in another order', { ep: 'x', lwm2m: '1.0', b: 'QU' }, '</1/0>', '4.00', /LwM2M 1\.0 knows/],
+      ['a 1.2 binding from a 1.1 client', { ep: 'x', lwm2m: '1.1', b: 'UM' }, '</1/0>', '4.00', /LwM2M 1\.1 knows each of U, S, N, T/],
+      ['a binding letter twice', { ep: 'x', lwm2m: '1.2', b: 'UU' }, '</1/0>', '4.00', /at most once/],
+      ['an empty profile ID', { ep: 'x', lwm2m: '1.2', pid: '' }, '</1/0>', '4.00', /profile ID/],
       ['unsupported version', { ep: 'x', lwm2m: '2.0' }, '</1/0>', '4.12', /not supported/],
       ['malformed version', { ep: 'x', lwm2m: 'one' }, '</1/0>', '4.00', /invalid LwM2M version/],
       ['unterminated link', { ep: 'x' }, '</1/0', '4.00', /invalid link format/],

@@ -43,8 +43,8 @@ describe('Node-RED restart', function () {
 
     await stopNodeRed(child);
     const saved = JSON.parse(fs.readFileSync(path.join(userDir, 'lwm2m-state', 'srv1.json'), 'utf8'));
-    assert.deepEqual(saved.registrations.map((r) => r.endpoint), ['survivor']);
-    assert.equal(saved.observations.length, 1);
+    assert.deepEqual(Object.keys(saved.collections.registrations), ['survivor']);
+    assert.equal(Object.keys(saved.collections.observations).length, 1);
 
     child = await startNodeRed(userDir, httpPort);
     // Addressable at once, without a new registration.
@@ -68,4 +68,40 @@ describe('Node-RED restart', function () {
     await device.update();
     ws.close();
   });
+
+  it('keeps DTLS sessions, sealed under the state key: a read reaches the device over its old session and its Update decrypts', async () => {
+    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-restart-dtls-'));
+    const [httpPort, dtlsPort] = [await freeTcpPort(), await freePort()];
+    const key = '6c776d326d2d6b65792d6f662d6d65746572';
+    const stateKey = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+    fs.writeFileSync(
+      path.join(userDir, 'settings.js'),
+      `module.exports = { uiHost: '127.0.0.1', uiPort: ${httpPort}, flowFile: 'flows.json', credentialSecret: false, logging: { console: { level: 'info' } }, telemetry: { enabled: false } };\n`,
+    );
+    fs.writeFileSync(
+      path.join(userDir, 'flows.json'),
+      JSON.stringify([
+        { id: 'tab1', type: 'tab', label: 'LwM2M' },
+        { id: 'srv1', type: 'lwm2m-server', bindAddress: '127.0.0.1', port: '', dtlsPort: String(dtlsPort), security: [{ endpoint: 'meter-1', mode: 'psk', identity: 'meter-1-id' }] },
+      ]),
+    );
+    fs.writeFileSync(path.join(userDir, 'flows_cred.json'), JSON.stringify({ srv1: { pskKeys: JSON.stringify({ 'meter-1': key }), stateKey } }));
+    child = await startNodeRed(userDir, httpPort);
+    device = new SimulatedDevice({ endpoint: 'meter-1', server: { address: '127.0.0.1', port: dtlsPort }, dtls: { identity: 'meter-1-id', key: Buffer.from(key, 'hex') }, lifetime: 300 });
+    await device.start();
+    await device.register();
+
+    await stopNodeRed(child);
+    const text = fs.readFileSync(path.join(userDir, 'lwm2m-state', 'srv1.json'), 'utf8');
+    const saved = JSON.parse(text);
+    assert.equal(Object.keys(saved.collections.dtlsConnections).length, 1);
+    assert.ok(!text.includes(key) && !text.includes(stateKey) && !text.includes(Buffer.from(key, 'hex').toString('base64')), 'no key in the state file');
+
+    child = await startNodeRed(userDir, httpPort);
+    const read = await fetch(`http://127.0.0.1:${httpPort}/lwm2m-red/servers/srv1/devices/meter-1/read?path=/3/0/9`).then((r) => r.json());
+    assert.equal(read.payload, 100, JSON.stringify(read));
+    await device.update();
+    assert.ok(!child.log.includes('handshake'), child.log);
+  });
 });
+

@@ -1,5 +1,7 @@
 import type { Node, NodeAPI, NodeMessage } from 'node-red';
 import { parseContentFormat } from '../lib/content/formats';
+import type { Registration } from '../lib/lwm2m/registration';
+import { compositeFormat } from '../lib/lwm2m/requests/composite';
 import { Lwm2mPath, PathError } from '../lib/model/path';
 import { ATTRIBUTE_NAMES } from '../lib/lwm2m/requests/write-attributes';
 
@@ -76,6 +78,16 @@ export function resolveFormat(setting: string | undefined, msg: Msg): number | u
   } catch (error) {
     throw new InputError((error as Error).message);
   }
+}
+
+/**
+ * Checks the format of a composite operation on a device before anything is
+ * sent, and warns when it is a guess (the device announced no SenML format).
+ */
+export function checkCompositeFormat(node: Node, format: number | undefined, registration: Registration | undefined): void {
+  if (!registration) return;
+  const { fallback } = compositeFormat(format, registration);
+  if (fallback) node.warn(fallback);
 }
 
 /** A number from a msg property or a node setting; NaN for anything that is neither number nor text. */

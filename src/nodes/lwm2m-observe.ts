@@ -8,7 +8,7 @@ import { ObserveCompositeRequest, ObserveRequest } from '../lib/lwm2m/requests/o
 import { WriteAttributesRequest } from '../lib/lwm2m/requests/write-attributes';
 import type { Lwm2mServer } from '../lib/lwm2m/server';
 import type { Lwm2mPath } from '../lib/model/path';
-import { Msg, attributesOf, compositePaths, resolveEndpoint, resolveFormat, resolvePath, resolveTimeoutMs, typedSetting } from './inputs';
+import { Msg, attributesOf, checkCompositeFormat, compositePaths, resolveEndpoint, resolveFormat, resolvePath, resolveTimeoutMs, typedSetting } from './inputs';
 import { Settings, settingsOf } from './node-defaults';
 import { failureStatus, settingsFor } from './operation-node';
 import { hostFor } from './socket-host';
@@ -101,6 +101,7 @@ export = function register(RED: NodeAPI): void {
 
     /** Writes the node's attributes, then observes; resolves with the first response. */
     const start = async (endpoint: string, request: ObserveKind, timeoutMs: number) => {
+      if (request instanceof ObserveCompositeRequest) checkCompositeFormat(node, request.format, server.registrations.getByEndpoint(endpoint));
       if (Object.keys(attributes).length > 0) {
         const targets: Lwm2mPath[] = request instanceof ObserveCompositeRequest ? request.paths : [request.path];
         for (const path of targets) await server.send(endpoint, new WriteAttributesRequest(path, attributes), { timeoutMs });

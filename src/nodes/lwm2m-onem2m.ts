@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeStatus } from 'node-red';
-import { CommandResult, InterworkingMode, Lwm2mIpe } from '../lib/onem2m/ipe';
+import type { CommandResult } from '../lib/onem2m/commands';
+import { FailureSource, InterworkingMode, Lwm2mIpe } from '../lib/onem2m/ipe';
+import { httpStatusFor } from '../lib/onem2m/response-codes';
 import type { Lwm2mServer } from '../lib/lwm2m/server';
 import { Lwm2mPath } from '../lib/model/path';
 import { HostUser, hostFor } from './socket-host';
@@ -9,6 +11,8 @@ interface IpeNodeDef extends NodeDef {
   server: string;
   cseUrl: string;
   originator: string;
+  /** The CSE-ID notifications come from; empty: the one the CSE base names. */
+  cseId?: string;
   releaseVersion?: string;
   mode?: InterworkingMode;
   /** How the CSE reaches this Node-RED, e.g. http://192.0.2.10:1880; empty: no commands. */
@@ -39,10 +43,22 @@ interface EventsNodeDef extends NodeDef {
 }
 
 const STATUS_THROTTLE_MS = 500;
+/** How often the status shows the operations waiting while the CSE does not answer. */
+const OUTAGE_STATUS_MS = 1000;
 
-/** The route the CSE posts notifications to, below httpNodeRoot. */
-function notificationRoute(id: string): string {
+/** The URL the CSE posts notifications to, below httpNodeRoot; each subscription appends a secret of its own. */
+function notificationPath(id: string): string {
   return `/lwm2m-onem2m/${id}/notify`;
+}
+
+/** The Express route: with the secret, and without (to refuse such notifications with a oneM2M answer). */
+function notificationRoute(id: string): string {
+  return `${notificationPath(id)}/:secret?`;
+}
+
+function header(request: IncomingMessage, name: string): string | undefined {
+  const value = request.headers[name];
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
 }
 
 function readBody(request: IncomingMessage & { body?: unknown }): Promise<unknown> {
@@ -61,6 +77,8 @@ function readBody(request: IncomingMessage & { body?: unknown }): Promise<unknow
         resolve(undefined);
       }
     });
+    // Ended before its end (the sender went away): nothing to read.
+    request.on('close', () => resolve(undefined));
   });
 }
 
@@ -80,7 +98,7 @@ export = function register(RED: NodeAPI): void {
     const host = hostFor<Lwm2mServer>(RED, this, def.server, 'lwm2m-onem2m');
     if (!host) return;
     const root = String(RED.settings.httpNodeRoot ?? '/').replace(/\/+$/, '');
-    const route = `${root}${notificationRoute(this.id)}`;
+    const route = `${root}${notificationPath(this.id)}`;
     const base = def.notificationBase?.trim().replace(/\/+$/, '');
     const credentials = this.credentials ?? {};
     try {
@@ -92,6 +110,8 @@ export = function register(RED: NodeAPI): void {
       this.ipe = new Lwm2mIpe(host.service, {
         cseUrl: def.cseUrl,
         originator: def.originator || 'CAdmin',
+        cseId: def.cseId?.trim() || undefined,
+        name: this.id,
         releaseVersion: def.releaseVersion || '3',
         mode: def.mode ?? 'transparent',
         notificationUrl: base ? `${base}${route}` : undefined,
@@ -108,31 +128,45 @@ export = function register(RED: NodeAPI): void {
 
     function status(): NodeStatus {
       if (problem) return { fill: 'red', shape: 'ring', text: RED._('lwm2m-onem2m.status.invalid') };
-      if (!ipe.reachable) return { fill: 'red', shape: 'ring', text: RED._('lwm2m-onem2m.status.unreachable', { queued: String(ipe.queued) }) };
-      return { fill: 'green', shape: 'dot', text: RED._('lwm2m-onem2m.status.mirroring', { count: ipe.mirrored, queued: String(ipe.queued) }) };
+      const health = ipe.health();
+      if (!health.reachable) return { fill: 'red', shape: 'ring', text: RED._('lwm2m-onem2m.status.unreachable', { queued: String(health.queued) }) };
+      const counts = { count: health.mirrored, queued: String(health.queued) };
+      if (health.refused > 0) return { fill: 'red', shape: 'dot', text: RED._('lwm2m-onem2m.status.refused', { ...counts, refused: String(health.refused), reason: health.reason ?? '' }) };
+      return { fill: 'green', shape: 'dot', text: RED._('lwm2m-onem2m.status.mirroring', counts) };
     }
+    const showStatus = () => {
+      for (const user of users.values()) user.status(status());
+    };
     const pushStatus = () => {
       if (statusTimer) return;
       statusTimer = setTimeout(() => {
         statusTimer = undefined;
-        for (const user of users.values()) user.status(status());
+        showStatus();
       }, STATUS_THROTTLE_MS);
     };
+    let outageTimer: NodeJS.Timeout | undefined;
     ipe.on('mirrored', pushStatus);
-    ipe.on('failed', (endpoint, what, reason) => {
-      this.warn(RED._('lwm2m-onem2m.errors.failed', { endpoint, what, reason }));
+    ipe.on('failed', (endpoint, what, reason, source: FailureSource) => {
+      const key = source === 'device' ? 'deviceFailed' : endpoint ? 'failed' : 'cseFailed';
+      this.warn(RED._(`lwm2m-onem2m.errors.${key}`, { endpoint, what, reason }));
       pushStatus();
     });
     ipe.on('reachability', (reachable, reason) => {
       if (!reachable) this.warn(RED._('lwm2m-onem2m.errors.unreachable', { reason: reason ?? '' }));
       else this.log(RED._('lwm2m-onem2m.log.reachable'));
-      for (const user of users.values()) user.status(status());
+      clearInterval(outageTimer);
+      // While the CSE is away nothing else updates the status: the operations waiting keep growing.
+      outageTimer = reachable ? undefined : setInterval(showStatus, OUTAGE_STATUS_MS);
+      showStatus();
     });
 
     RED.httpNode.post(notificationRoute(this.id), (request, response) => {
-      readBody(request).then((body) => {
-        const rsc = ipe.handleNotification(body);
-        response.set('X-M2M-RSC', String(rsc)).status(rsc < 3000 ? 200 : 400).end();
+      void readBody(request).then((body) => {
+        const requestId = header(request, 'x-m2m-ri');
+        const rsc = ipe.handleNotification({ secret: request.params.secret, originator: header(request, 'x-m2m-origin'), requestId, body });
+        // TS-0009: the request id back in X-M2M-RI, the oneM2M status in X-M2M-RSC and as its HTTP status.
+        if (requestId) response.set('X-M2M-RI', requestId);
+        response.set('X-M2M-RSC', String(rsc)).status(httpStatusFor(rsc)).end();
       });
     });
     // Devices restored from the saved state are mirrored too.
@@ -144,6 +178,7 @@ export = function register(RED: NodeAPI): void {
     this.on('close', (_removed: boolean, done: () => void) => {
       closed = true;
       clearTimeout(statusTimer);
+      clearInterval(outageTimer);
       ipe.stop();
       const stack = (RED.httpNode as unknown as { _router?: { stack: { route?: { path: string } }[] } })._router?.stack;
       if (stack) {
@@ -168,7 +203,7 @@ export = function register(RED: NodeAPI): void {
     const send = (msg: NodeMessage & Record<string, unknown>) => this.send(msg);
     const listeners = {
       mirrored: (endpoint: string, what: string) => send({ topic: 'mirrored', endpoint, payload: { endpoint, what } }),
-      failed: (endpoint: string, what: string, reason: string) => send({ topic: 'failed', endpoint, payload: { endpoint, what, reason } }),
+      failed: (endpoint: string, what: string, reason: string, source: FailureSource) => send({ topic: 'failed', endpoint, payload: { endpoint, what, reason, source } }),
       command: (endpoint: string, result: CommandResult) => send({ topic: 'command', endpoint, payload: result }),
       reachability: (reachable: boolean, reason?: string) => send({ topic: 'reachability', payload: { reachable, ...(reason ? { reason } : {}) } }),
     };

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { Lwm2mServer } from '../lib/lwm2m/server';
@@ -26,11 +27,55 @@ interface ServerNodeDef extends NodeDef, DtlsNodeDef {
 interface ServerCredentials extends DtlsCredentialsDef {
   /** {"endpoint": "hex key"} of the PSK devices. */
   pskKeys?: string;
+  /** The secret DTLS sessions are sealed under in the state store (made by the editor or at first start). */
+  stateKey?: string;
 }
 
 type ServerNodeThis = ServerConfigNode & Node<ServerCredentials>;
 
+/**
+ * The state store of each server node, by node id: it outlives the node, so
+ * the next instance of the same node (a redeploy of any kind) takes over its
+ * registrations, observations, waiting requests and DTLS connection table
+ * from memory, without reading the file again. Removed with the node.
+ */
+const stores = new Map<string, FileStateStore>();
+
+function storeFor(id: string, file: string): FileStateStore {
+  const kept = stores.get(id);
+  const store = kept?.file === file ? kept : new FileStateStore(file);
+  stores.set(id, store);
+  return store;
+}
+
 export = function register(RED: NodeAPI): void {
+  /**
+   * The secret the node's DTLS sessions are sealed under: its stateKey
+   * credential (the editor makes one); for a node without one (a flow file
+   * written by hand, a flow deployed through the admin API) one derived from
+   * Node-RED's own credential secret and the node id, so it is the same after
+   * a restart; with credentials kept unencrypted (credentialSecret false), a
+   * new one, saved with the credentials at the next deploy.
+   */
+  function stateKeyOf(node: ServerNodeThis): string {
+    const existing = node.credentials?.stateKey;
+    if (existing) return existing;
+    const secret = settingOf('credentialSecret') ?? settingOf('_credentialSecret');
+    if (typeof secret === 'string' && secret.length > 0) return `${secret}\u0000lwm2m-server ${node.id}`;
+    const stateKey = randomBytes(32).toString('hex');
+    node.credentials = { ...node.credentials, stateKey };
+    void RED.nodes.addCredentials(node.id, node.credentials);
+    return stateKey;
+  }
+
+  function settingOf(name: string): unknown {
+    try {
+      return (RED.settings as unknown as { get(name: string): unknown }).get(name);
+    } catch {
+      return undefined; // a runtime without these settings (a test harness)
+    }
+  }
+
   /** The devices' security from the editor; entries that do not parse are reported by endpoint, never with their key. */
   function securityOf(node: ServerNodeThis, def: ServerNodeDef): SecurityRegistry {
     const security = new SecurityRegistry();
@@ -72,6 +117,8 @@ export = function register(RED: NodeAPI): void {
       model = loaded.model;
       for (const problem of loaded.problems) this.warn(RED._('lwm2m-server.errors.model', { problem }));
     }
+    // In the user directory; a runtime without one (an embedding test harness) keeps no state.
+    const persist = settings.persist !== false && RED.settings.userDir;
     const server = new Lwm2mServer({
       address,
       port,
@@ -81,8 +128,8 @@ export = function register(RED: NodeAPI): void {
       awakeTimeMs,
       reobserve: settings.reobserve !== false,
       client: { defaultTtlMs: queueTtlMs },
-      // In the user directory; a runtime without one (an embedding test harness) keeps no state.
-      stateStore: settings.persist !== false && RED.settings.userDir ? new FileStateStore(path.join(RED.settings.userDir, 'lwm2m-state', `${this.id}.json`)) : undefined,
+      stateStore: persist ? storeFor(this.id, path.join(RED.settings.userDir as string, 'lwm2m-state', `${this.id}.json`)) : undefined,
+      stateKey: persist ? stateKeyOf(this) : undefined,
     });
     // Devices listed with credentials can only register over DTLS: without a DTLS port none of them can.
     const secured = (def.security ?? []).length;
@@ -97,14 +144,16 @@ export = function register(RED: NodeAPI): void {
     server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
     for (const event of ['registered', 'deregistered', 'expired'] as const) server.on(event, () => this.host.countChanged());
     trackServer(RED, this);
-    this.on('close', (_removed: boolean, done: () => void) => {
-      this.host.close().then(done, done);
+    this.on('close', (removed: boolean, done: () => void) => {
+      if (removed) stores.delete(this.id);
+      this.host.close({ forget: removed }).then(done, done);
     });
   }
   RED.nodes.registerType<ServerNodeThis, ServerNodeDef, object, ServerCredentials>('lwm2m-server', Lwm2mServerNode, {
     credentials: {
       pskKeys: { type: 'text' },
       privateKey: { type: 'password' },
+      stateKey: { type: 'password' },
     },
   });
   registerAdminApi(RED);

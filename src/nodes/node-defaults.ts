@@ -66,6 +66,7 @@ export const NODE_DEFAULTS = {
     server: '',
     cseUrl: 'http://127.0.0.1:8080/cse-in',
     originator: 'CAdmin',
+    cseId: '',
     releaseVersion: '3',
     mode: 'transparent',
     notificationBase: '',

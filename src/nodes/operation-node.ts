@@ -12,7 +12,7 @@ export type OperationType = 'lwm2m-read' | 'lwm2m-write' | 'lwm2m-execute' | 'lw
 /** What distinguishes one operation node from another; its settings come with the device and path already read for the msg. */
 export interface Operation<T extends OperationType, R> {
   /** Builds the request from the node's settings and the msg; throws InputError or ContentError for a bad msg. */
-  request(settings: Settings<T>, msg: Msg, server: Lwm2mServer): DeviceRequest<R>;
+  request(settings: Settings<T>, msg: Msg, server: Lwm2mServer, node: Node): DeviceRequest<R>;
   /** Puts the response into the msg that goes out. */
   output(response: R & ResponseBase, msg: Msg, context: OutputContext<T, R>): void;
 }
@@ -59,7 +59,7 @@ export function registerOperationNode<T extends OperationType, R>(RED: NodeAPI, 
         endpoint = resolveEndpoint(resolved.endpoint, msg);
         timeoutMs = resolveTimeoutMs(resolved.timeout, msg);
         ttlMs = resolveTtlMs(msg);
-        request = operation.request(resolved, msg, server);
+        request = operation.request(resolved, msg, server, this);
       } catch (error) {
         fail(RED, this, msg, error as Error, done);
         return;

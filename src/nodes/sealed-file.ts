@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { NodeAPI } from 'node-red';
-import { stateFromJson, stateToJson, writeFileAtomically } from '../lib/lwm2m/state';
+import path from 'node:path';
+import { entryJson, parseEntry } from '../lib/lwm2m/state';
 
 /**
  * The key Node-RED encrypts flows_cred.json with (its credentialSecret, or
@@ -10,15 +11,15 @@ import { stateFromJson, stateToJson, writeFileAtomically } from '../lib/lwm2m/st
  * Undefined when the user turned credential encryption off.
  */
 export function credentialKey(RED: NodeAPI): Buffer | undefined {
-  const settings = RED.settings as unknown as { credentialSecret?: unknown; get?(name: string): unknown };
-  let secret: unknown = settings.credentialSecret;
-  if (secret === undefined) {
+  const settings = RED.settings as unknown as Record<string, unknown> & { get?(name: string): unknown };
+  const setting = (name: string): unknown => {
     try {
-      secret = settings.get?.('_credentialSecret');
+      return settings.get ? settings.get(name) : settings[name];
     } catch {
-      secret = undefined;
+      return settings[name]; // a runtime whose settings are not loaded (a test harness)
     }
-  }
+  };
+  const secret = setting('credentialSecret') ?? setting('_credentialSecret');
   return typeof secret === 'string' && secret !== '' ? crypto.createHash('sha256').update(secret).digest() : undefined;
 }
 
@@ -49,14 +50,24 @@ export class SealedFile {
     const decipher = crypto.createDecipheriv('aes-256-gcm', this.key, Buffer.from(sealed.iv, 'base64'));
     decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'));
     const plain = Buffer.concat([decipher.update(Buffer.from(sealed.data, 'base64')), decipher.final()]);
-    return stateFromJson(plain.toString('utf8'));
+    return parseEntry(plain.toString('utf8'));
   }
 
-  write(value: unknown): Promise<void> {
+  /** Writes it sealed, atomically: aside, synced, then renamed over the old file. */
+  async write(value: unknown): Promise<void> {
     const iv = crypto.randomBytes(12);
     const cipher = crypto.createCipheriv('aes-256-gcm', this.key, iv);
-    const data = Buffer.concat([cipher.update(stateToJson(value), 'utf8'), cipher.final()]);
+    const data = Buffer.concat([cipher.update(entryJson(value, []), 'utf8'), cipher.final()]);
     const sealed: Sealed = { version: 1, iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), data: data.toString('base64') };
-    return writeFileAtomically(this.file, JSON.stringify(sealed));
+    await fs.promises.mkdir(path.dirname(this.file), { recursive: true });
+    const temporary = `${this.file}.${process.pid}.tmp`;
+    const handle = await fs.promises.open(temporary, 'w');
+    try {
+      await handle.writeFile(JSON.stringify(sealed));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.promises.rename(temporary, this.file);
   }
 }

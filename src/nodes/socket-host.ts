@@ -11,7 +11,8 @@ export function describeListeners(listeners: { scheme: 'coap' | 'coaps'; port: n
 /** A protocol service on its sockets that a config node owns: the LwM2M server or the bootstrap server. */
 export interface HostedService {
   start(): Promise<BoundListener[]>;
-  stop(): Promise<void>;
+  /** With forget, the service is being deleted: its saved state goes too. */
+  stop(options?: { forget?: boolean }): Promise<void>;
   on(event: 'malformed', listener: (detail: MalformedDatagram) => void): unknown;
   on(event: 'warning', listener: (error: Error) => void): unknown;
 }
@@ -92,12 +93,12 @@ export class SocketHost<S extends HostedService> {
     this.closingWork.add(tracked);
   }
 
-  async close(): Promise<void> {
+  async close(options: { forget?: boolean } = {}): Promise<void> {
     clearTimeout(this.statusTimer);
     this.phase = { name: 'closed' };
     const limit = new Promise((resolve) => setTimeout(resolve, CLOSING_WORK_LIMIT_MS).unref());
     await Promise.race([Promise.allSettled([...this.closingWork]), limit]);
-    await this.service.stop();
+    await this.service.stop(options);
   }
 
   /** The count changed: storms change it thousands of times a second, the editor needs it twice a second at most. */

@@ -102,11 +102,16 @@ export class SimulatedDevice {
   /** Attributes written per path, as Discover reports them. */
   readonly attributes = new Map<string, Record<string, string>>();
   readonly model = ObjectModel.builtIn();
-  private readonly endpoint: CoapEndpoint;
-  private readonly dtls?: DtlsClient;
+  /** Talks to the LwM2M server; after a bootstrap, over what the account it was given says (coap:// or coaps:// with its PSK). */
+  private endpoint: CoapEndpoint;
+  private dtls?: DtlsClient;
+  /** Talks to the bootstrap server: the endpoint the device started with. */
+  private readonly bootstrapEndpoint: CoapEndpoint;
   private location?: string;
   private updateTimer?: NodeJS.Timeout;
   private readonly observers = new Map<string, Observer>();
+  /** The binding (and handshake) of an endpoint made for a provisioned account, once started. */
+  private connecting?: Promise<unknown>;
   /** Set while a bootstrap server provisions this device: resolved by Bootstrap-Finish. */
   private bootstrapping?: { finish(): void };
   private readonly recentNotifications = new Map<number, string>();
@@ -115,14 +120,19 @@ export class SimulatedDevice {
     this.objects = options.objects ?? defaultObjectTree(options.endpoint);
     const server = this.objects.get(1)?.get(0);
     if (server && typeof server.get(9) === 'function') this.addServerTriggers(server);
-    const address = options.address ?? (options.server.address.includes(':') ? '::1' : '127.0.0.1');
     if (options.dtls) this.dtls = new DtlsClient({ ...options.dtls, address: options.server.address, port: options.server.port, localAddress: options.address });
-    this.endpoint = new CoapEndpoint({ address, port: 0, transmission: options.transmission, transport: this.dtls }, (request) => this.answer(request));
+    this.endpoint = this.bootstrapEndpoint = this.newEndpoint(options.server, this.dtls);
+  }
+
+  private newEndpoint(server: Peer, transport: DtlsClient | undefined): CoapEndpoint {
+    const address = this.options.address ?? (server.address.includes(':') ? '::1' : '127.0.0.1');
+    const endpoint = new CoapEndpoint({ address, port: 0, transmission: this.options.transmission, transport }, (request) => this.answer(request));
     // A Reset for a notification cancels its observation (RFC 7641 section 3.6).
-    this.endpoint.on('reset', (_peer: Peer, messageId: number) => {
+    endpoint.on('reset', (_peer: Peer, messageId: number) => {
       const tokenKey = this.recentNotifications.get(messageId);
       if (tokenKey) this.observers.delete(tokenKey);
     });
+    return endpoint;
   }
 
   /** Observations the server holds on this device, as "path" lists. */
@@ -151,7 +161,7 @@ export class SimulatedDevice {
 
   async stop(): Promise<void> {
     clearTimeout(this.updateTimer);
-    await this.endpoint.close();
+    await Promise.all([this.endpoint.close(), this.bootstrapEndpoint.close()]);
   }
 
   private get formats(): number[] {
@@ -223,7 +233,7 @@ export class SimulatedDevice {
       };
     });
     finished.catch(() => undefined);
-    const response = await this.endpoint.request(bootstrapServer, {
+    const response = await this.bootstrapEndpoint.request(bootstrapServer, {
       code: Method.POST,
       options: [...pathOptions(OptionNumber.UriPath, '/bs'), ...queryOptions({ ep: this.options.endpoint, pct: this.options.preferredFormat })],
     });
@@ -233,8 +243,35 @@ export class SimulatedDevice {
     }
     await finished;
     this.bootstrapping = undefined;
-    this.options.server = this.provisionedServer();
+    await this.useAccount(this.provisionedAccount());
     return this.options.server;
+  }
+
+  /**
+   * Talks to the provisioned server as its account says: plain CoAP for
+   * coap://, DTLS with the account's PSK identity and key for coaps://
+   * (a session of its own, from its own socket).
+   */
+  private async useAccount(account: { server: Peer; psk?: { identity: string; key: Buffer } }): Promise<void> {
+    this.options.server = account.server;
+    const previous = this.endpoint;
+    if (!account.psk && !this.dtls) return;
+    this.dtls = account.psk ? new DtlsClient({ ...account.psk, address: account.server.address, port: account.server.port, localAddress: this.options.address }) : undefined;
+    this.endpoint = this.newEndpoint(account.server, this.dtls);
+    // Bound (and the handshake made) when the device first talks to the server, as a real client does.
+    this.connecting = undefined;
+    if (previous !== this.bootstrapEndpoint) await previous.close();
+  }
+
+  /** The server endpoint, bound and (over DTLS) connected. */
+  private connected(): Promise<unknown> {
+    this.connecting ??= this.endpoint === this.bootstrapEndpoint
+      ? Promise.resolve()
+      : this.endpoint.listen().catch((error: Error) => {
+          this.connecting = undefined; // tried again at the next request
+          throw error;
+        });
+    return this.connecting;
   }
 
   /** The executable resources of a Server instance: Registration Update Trigger (8) and Bootstrap-Request Trigger (9). */
@@ -246,13 +283,19 @@ export class SimulatedDevice {
     });
   }
 
-  /** The LwM2M server of the first non-bootstrap Security instance. */
-  private provisionedServer(): Peer {
+  /** The LwM2M server account of the first non-bootstrap Security instance: where, and with which PSK for coaps://. */
+  private provisionedAccount(): { server: Peer; psk?: { identity: string; key: Buffer } } {
     for (const resources of this.objects.get(0)?.values() ?? []) {
       if (resources.get(1) === true) continue;
       const uri = resources.get(0);
-      const match = typeof uri === 'string' ? /^coaps?:\/\/(\[([^\]]+)\]|[^/:]+)(?::(\d+))?/.exec(uri) : null;
-      if (match) return { address: match[2] ?? match[1], port: Number(match[3] ?? 5683) };
+      const match = typeof uri === 'string' ? /^(coaps?):\/\/(\[([^\]]+)\]|[^/:]+)(?::(\d+))?/.exec(uri) : null;
+      if (!match) continue;
+      const secure = match[1] === 'coaps';
+      const server = { address: match[3] ?? match[2], port: Number(match[4] ?? (secure ? 5684 : 5683)) };
+      if (!secure) return { server };
+      const [mode, identity, key] = [resources.get(2), resources.get(3), resources.get(5)];
+      if (mode !== 0 || !Buffer.isBuffer(identity) || !Buffer.isBuffer(key)) throw new Error(`the account for ${uri} is not a PSK account this device can use`);
+      return { server, psk: { identity: identity.toString('utf8'), key } };
     }
     throw new Error('the bootstrap server wrote no LwM2M server account');
   }
@@ -265,7 +308,7 @@ export class SimulatedDevice {
   ): Promise<CoapMessage> {
     const options = [...pathOptions(OptionNumber.UriPath, path), ...queryOptions(request.query ?? {})];
     if (request.contentFormat !== undefined) options.push(uintOptionOf(OptionNumber.ContentFormat, request.contentFormat));
-    return this.endpoint.request(this.options.server, { code: method, options, payload: request.payload });
+    return this.connected().then(() => this.endpoint.request(this.options.server, { code: method, options, payload: request.payload }));
   }
 
   /** Sets a resource value as the device's own sensors would, and notifies its observers. */
@@ -373,7 +416,8 @@ export class SimulatedDevice {
           this.write(this.decode(request, target), target, false);
           return { code: ResponseCode.Changed };
         }
-        if (target.isObject()) return this.create(this.decode(request, target), target);
+        // No payload: an instance with defaults, its id the device's choice.
+        if (target.isObject()) return this.create(request.payload.length === 0 ? [] : this.decode(request, target), target);
         throw new Refusal(ResponseCode.MethodNotAllowed, `POST is not allowed on ${target}`);
       case Method.DELETE:
         if (!target.isInstance()) throw new Refusal(ResponseCode.MethodNotAllowed, 'only object instances can be deleted');
@@ -501,7 +545,8 @@ export class SimulatedDevice {
 
   private create(records: ContentRecord[], target: Lwm2mPath): OutgoingResponse {
     const instances = this.instances(target);
-    const instanceId = records[0]?.path.instanceId ?? 0;
+    let instanceId = records[0]?.path.instanceId ?? 0;
+    if (records.length === 0) while (instances.has(instanceId)) instanceId++;
     if (instances.has(instanceId)) throw new Refusal(ResponseCode.BadRequest, `instance ${target}/${instanceId} already exists`);
     instances.set(instanceId, new Map());
     this.write(records, target, false);
@@ -536,12 +581,22 @@ export class SimulatedDevice {
     };
   }
 
-  /** Bootstrap-Discover of "/": the LwM2M version and every object instance. */
+  /**
+   * Bootstrap-Discover of "/": the LwM2M version and every object instance,
+   * with the short server id of each server account and the URI of its
+   * Security instance (LwM2M 1.1 section 5.2.7.3); the bootstrap account has no ssid.
+   */
   private discoverRoot(): OutgoingResponse {
     const links: Link[] = [{ path: '/', attributes: { lwm2m: this.options.lwm2mVersion ?? '1.1' } }];
     for (const [objectId, instances] of this.objects) {
       if (instances.size === 0) links.push({ path: `/${objectId}`, attributes: {} });
-      for (const instanceId of instances.keys()) links.push({ path: `/${objectId}/${instanceId}`, attributes: {} });
+      for (const [instanceId, resources] of instances) {
+        const attributes: Record<string, string> = {};
+        const ssid = objectId === 0 ? (resources.get(1) === true ? undefined : resources.get(10)) : objectId === 1 ? resources.get(0) : undefined;
+        if (typeof ssid === 'number') attributes.ssid = String(ssid);
+        if (objectId === 0 && typeof ssid === 'number' && typeof resources.get(0) === 'string') attributes.uri = resources.get(0) as string;
+        links.push({ path: `/${objectId}/${instanceId}`, attributes });
+      }
     }
     return {
       code: ResponseCode.Content,

@@ -3,15 +3,18 @@ const http = require('node:http');
 const crypto = require('node:crypto');
 
 const TYPE_KEYS = { 2: 'm2m:ae', 3: 'm2m:cnt', 4: 'm2m:cin', 14: 'm2m:nod', 23: 'm2m:sub' };
-const HTTP_STATUS = { 2000: 200, 2001: 201, 2002: 200, 2004: 200, 4000: 400, 4004: 404, 4103: 403, 4105: 409, 4108: 400, 5204: 500 };
+const HTTP_STATUS = { 2000: 200, 2001: 201, 2002: 200, 2004: 200, 4000: 400, 4004: 404, 4103: 403, 4105: 409, 4108: 400, 5000: 500, 5204: 500 };
 
 /**
  * A CSE for the tests: the oneM2M HTTP binding (TS-0009) with the
- * primitives the IPE uses — create, retrieve, update, delete and notify —
- * and the answers a real CSE gives: 4000 without an originator or request
- * id, 4105 for a second AE of the same originator or a name taken, 4103 for
- * an originator that does not own the parent AE, 4004 for missing
- * resources, subscription verification and notifications to nu.
+ * primitives the IPE uses — create, retrieve, update, delete, discovery
+ * (fu=1 with ty, lbl, lim, ofst) and notify — and the answers a real CSE
+ * gives: 4000 without an originator or request id, 4105 for a second AE of
+ * the same originator or a name taken, 4103 for an originator that does not
+ * own the parent AE, 4004 for missing resources, subscription verification
+ * and notifications to nu. It keeps contents as JSON typed them (Mobius turns
+ * numbers into text), and can be made to answer what Mobius cannot be made
+ * to: busy (HTTP 503) or 5000 for chosen requests (answer()).
  */
 class FakeCse {
   static async start(port = 0, options = {}) {
@@ -25,9 +28,11 @@ class FakeCse {
     this.cseId = cseId;
     this.admin = admin;
     /** path ('cse-in/meter/3/0') -> {ty, attrs, owner} */
-    this.resources = new Map([[base, { ty: 5, attrs: { ri: 'id-in', rn: base, ty: 5 }, owner: admin }]]);
+    this.resources = new Map([[base, { ty: 5, attrs: { ri: 'id-in', rn: base, ty: 5, csi: cseId }, owner: admin }]]);
     this.requests = [];
     this.notifications = [];
+    /** (request) => a status to answer instead ('busy' for HTTP 503), or undefined. */
+    this.override = () => undefined;
     this.server = http.createServer((request, response) => this.handle(request, response));
   }
 
@@ -82,12 +87,21 @@ class FakeCse {
         response.end(representation ? JSON.stringify(representation) : undefined);
       };
       if (!origin || !ri) return answer(4000, { 'm2m:dbg': 'X-M2M-Origin and X-M2M-RI are mandatory' });
+      const instead = this.override({ method: request.method, path, origin, ty, body });
+      if (instead === 'busy') {
+        this.requests.push({ method: request.method, path, origin, ri, rsc: 'busy' });
+        response.writeHead(503);
+        return response.end();
+      }
+      if (instead !== undefined) return answer(instead);
       const target = this.resources.get(path);
+      const query = new URL(request.url, 'http://x').searchParams;
       switch (request.method) {
         case 'POST':
           return this.create(path, target, origin, ty, body, answer);
         case 'GET':
           if (!target) return answer(4004);
+          if (query.get('fu') === '1') return answer(2000, { 'm2m:uril': this.discover(path, query) });
           if (!this.allowed(path, origin)) return answer(4103);
           return answer(2000, { [TYPE_KEYS[target.ty] ?? 'm2m:cb']: target.attrs });
         case 'PUT': {
@@ -107,6 +121,18 @@ class FakeCse {
           return answer(4000);
       }
     });
+  }
+
+  /** Discovery (TS-0004 fu=1): the structured paths of the resources below path of type ty with any of the labels lbl. */
+  discover(path, query) {
+    const ty = query.get('ty') === null ? undefined : Number(query.get('ty'));
+    const labels = query.getAll('lbl');
+    const found = [...this.resources.entries()]
+      .filter(([key, resource]) => key.startsWith(`${path}/`) && (ty === undefined || resource.ty === ty))
+      .filter(([, resource]) => labels.length === 0 || labels.some((label) => (resource.attrs.lbl ?? []).includes(label)))
+      .map(([key]) => key);
+    const offset = Number(query.get('ofst') ?? 0);
+    return found.slice(offset, query.get('lim') === null ? undefined : offset + Number(query.get('lim')));
   }
 
   /** The originator may act on a resource when it is the admin or owns the AE the resource is in. */

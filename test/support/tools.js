@@ -17,4 +17,16 @@ function requireTool(context, name, debianPackage) {
   }
 }
 
-module.exports = { requireTool };
+/** The pion/dtls peer (scripts/peers/pion.sh builds it into .peers/pion); like requireTool when it cannot be built. */
+function requirePion(context) {
+  try {
+    return execFileSync('bash', [require('node:path').join(__dirname, '..', '..', 'scripts', 'peers', 'pion.sh')], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    if (process.env.CI) throw new Error('the pion/dtls peer does not build: .ci/run must install golang-go and golang-github-pion-dtls.v2-dev');
+    // eslint-disable-next-line no-console
+    console.log('      (skipped: pion/dtls peer not built; apt-get install golang-go golang-github-pion-dtls.v2-dev)');
+    context.skip();
+  }
+}
+
+module.exports = { requireTool, requirePion };

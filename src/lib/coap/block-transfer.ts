@@ -1,6 +1,7 @@
-import { OptionNumber, ResponseCode } from './codes';
+import { Method, OptionNumber, ResponseCode } from './codes';
 import { blockSize, decodeBlock, encodeBlock } from './block';
-import type { CoapEndpoint, OutgoingRequest, RequestOptions } from './endpoint';
+import { type CoapEndpoint, type OutgoingRequest, type RequestOptions, TICK_MASK } from './endpoint';
+import { CoapResponseError, CoapTimeoutError } from './errors';
 import type { CoapMessage, CoapOption } from './message';
 import { decodeUint, findOption, uintOptionOf } from './options';
 import type { Peer } from './peer';
@@ -15,59 +16,125 @@ export interface BlockwiseOptions extends RequestOptions {
 const DEFAULT_SZX = 5;
 const NO_BODY = Buffer.alloc(0);
 const DEFAULT_MAX_RESPONSE = 1024 * 1024;
-
-/** A response body that arrived in pieces that do not fit together. */
-export class BlockTransferError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'BlockTransferError';
-  }
-}
+/** How often a Block2 transfer starts over because the representation changed under it (its ETag) before it fails. */
+const MAX_RESTARTS = 2;
 
 /**
  * Sends a request with RFC 7959 block-wise transfer where needed: a large
- * body goes out in Block1 blocks, a large response is fetched in Block2
- * blocks. Resolves with the final response, its payload reassembled.
+ * body goes out in Block1 blocks (in smaller ones when the peer answers 4.13
+ * asking for them), a large response is fetched in Block2 blocks. The
+ * options' timeoutMs bounds the whole transfer, every block included.
+ * Resolves with the final response, its payload reassembled and the options
+ * of its first block (where an Observe option is, RFC 7959 section 2.6).
  */
 export function requestBlockwise(endpoint: CoapEndpoint, peer: Peer, request: OutgoingRequest, options: BlockwiseOptions = {}): Promise<CoapMessage> {
   const given = request.options ?? [];
   const baseOptions = given.some(isBlockOption) ? given.filter((o) => !isBlockOption(o)) : given;
   const body = request.payload ?? NO_BODY;
   const szx = options.block1Szx ?? DEFAULT_SZX;
-  // Most requests fit in one message and most answers too: no async machinery unless a Block2 answer needs collecting.
+  const startedAt = endpoint.ticks;
+  // Most requests fit in one message and most answers too: no async machinery unless a block-wise answer needs it.
   if (body.length <= blockSize(szx)) {
     const single = baseOptions === given ? request : { ...request, options: baseOptions };
-    return endpoint.request(peer, single, options).then((response) =>
-      blockOption(response, OptionNumber.Block2)?.more ? collectBlock2(endpoint, peer, request.code, baseOptions, response, options) : response,
-    );
+    // What the callback keeps is kept for every read: the request (not its body apart), and the start as a small integer.
+    return endpoint.request(peer, single, options).then((response) => {
+      if (blockOption(response, OptionNumber.Block2)?.more) {
+        return collectBlock2(new FollowUps(endpoint, peer, request.code, baseOptions, request.payload ?? NO_BODY, options, startedAt), response);
+      }
+      if (response.code !== ResponseCode.RequestEntityTooLarge) return response;
+      const payload = request.payload ?? NO_BODY;
+      const smaller = requestedSzx(response, payload.length);
+      if (smaller === undefined) return response;
+      return sendBlock1(new FollowUps(endpoint, peer, request.code, baseOptions, payload, options, startedAt), smaller);
+    });
   }
-  return sendBlock1(endpoint, peer, request.code, baseOptions, body, szx, options);
+  return sendBlock1(new FollowUps(endpoint, peer, request.code, baseOptions, body, options, startedAt), szx);
 }
 
-async function sendBlock1(
-  endpoint: CoapEndpoint,
-  peer: Peer,
-  code: number,
-  baseOptions: CoapOption[],
-  body: Buffer,
-  szx: number,
-  options: BlockwiseOptions,
-): Promise<CoapMessage> {
+/** Milliseconds since the endpoint ticks given (right for transfers shorter than 12 days). */
+function elapsed(since: number): number {
+  return ((Date.now() & TICK_MASK) - since) & TICK_MASK;
+}
+
+/**
+ * The rest of a response whose first block came on its own, such as a
+ * block-wise notification (RFC 7959 section 2.6): fetched with the request
+ * it answers, without Observe. Resolves with the whole body under the first block's options.
+ */
+export function completeBlock2(endpoint: CoapEndpoint, peer: Peer, request: OutgoingRequest, first: CoapMessage, options: BlockwiseOptions = {}): Promise<CoapMessage> {
+  const given = request.options ?? [];
+  const baseOptions = given.some(isBlockOption) ? given.filter((o) => !isBlockOption(o)) : given;
+  return collectBlock2(new FollowUps(endpoint, peer, request.code, baseOptions, request.payload ?? NO_BODY, options, endpoint.ticks), first);
+}
+
+/** Whether a response is the first block of a body that continues (Block2 with the more flag). */
+export function hasMoreBlocks(message: CoapMessage): boolean {
+  return blockOption(message, OptionNumber.Block2)?.more === true;
+}
+
+/** What every request of one block-wise transfer shares: the peer, the request, and the time left. */
+class FollowUps {
+  private readonly deadline: number;
+
+  constructor(
+    readonly endpoint: CoapEndpoint,
+    readonly peer: Peer,
+    readonly code: number,
+    readonly baseOptions: CoapOption[],
+    readonly body: Buffer,
+    readonly options: BlockwiseOptions,
+    /** The endpoint's ticks when the transfer started. */
+    startedAt: number,
+  ) {
+    this.deadline = options.timeoutMs === undefined ? Infinity : Date.now() - elapsed(startedAt) + options.timeoutMs;
+  }
+
+  /** One request of the transfer, given the time that is left of the whole. */
+  send(request: OutgoingRequest, options: RequestOptions = this.options): Promise<CoapMessage> {
+    if (this.deadline === Infinity) return this.endpoint.request(this.peer, request, options);
+    const left = this.deadline - Date.now();
+    if (left <= 0) return Promise.reject(this.timeout());
+    return this.endpoint.request(this.peer, request, { ...options, timeoutMs: left }).catch((error: unknown) => {
+      throw error instanceof CoapTimeoutError && Date.now() >= this.deadline ? this.timeout() : error;
+    });
+  }
+
+  /** A request for the next Block2 block: the original request without Observe (RFC 7959 section 2.6), with its body where the method needs it. */
+  block2(block: { num: number; szx: number }): Promise<CoapMessage> {
+    const options = this.baseOptions.filter((option) => option.number !== OptionNumber.Observe);
+    options.push(uintOptionOf(OptionNumber.Block2, encodeBlock({ num: block.num, more: false, szx: block.szx })));
+    // FETCH and iPATCH answer for their body, so each block's request repeats it (RFC 8132 section 2.3, RFC 7959 section 2.4);
+    // a body that needed Block1 is not sent again (RFC 7959 section 3.3).
+    const repeat = (this.code === Method.FETCH || this.code === Method.IPATCH) && this.body.length <= blockSize(this.options.block1Szx ?? DEFAULT_SZX);
+    // Later blocks are plain requests: new tokens, no observation.
+    const { onNotification: _observe, token: _token, ...plain } = this.options;
+    return this.send({ code: this.code, options, payload: repeat ? this.body : undefined }, plain);
+  }
+
+  private timeout(): CoapTimeoutError {
+    return new CoapTimeoutError(`no complete block-wise answer from ${this.peer.address}:${this.peer.port} within ${this.options.timeoutMs} ms`);
+  }
+}
+
+async function sendBlock1(transfer: FollowUps, szx: number): Promise<CoapMessage> {
+  const body = transfer.body;
   let offset = 0;
   for (;;) {
     const size = blockSize(szx);
     const more = offset + size < body.length;
     const num = offset / size;
-    const response = await endpoint.request(
-      peer,
-      {
-        code,
-        options: [...baseOptions, uintOptionOf(OptionNumber.Block1, encodeBlock({ num, more, szx })), ...(num === 0 ? [uintOptionOf(OptionNumber.Size1, body.length)] : [])],
-        payload: body.subarray(offset, offset + size),
-      },
-      options,
-    );
-    if (!more) return collectBlock2(endpoint, peer, code, baseOptions, response, options);
+    const options = [...transfer.baseOptions, uintOptionOf(OptionNumber.Block1, encodeBlock({ num, more, szx }))];
+    if (num === 0) options.push(uintOptionOf(OptionNumber.Size1, body.length));
+    const response = await transfer.send({ code: transfer.code, options, payload: body.subarray(offset, offset + size) });
+    if (response.code === ResponseCode.RequestEntityTooLarge) {
+      // The peer takes smaller blocks only (RFC 7959 section 2.9.3): the transfer starts over with the size it asked for.
+      const smaller = requestedSzx(response, size);
+      if (smaller === undefined) return response;
+      szx = smaller;
+      offset = 0;
+      continue;
+    }
+    if (!more) return collectBlock2(transfer, response);
     if (response.code !== ResponseCode.Continue) return response;
     // The server may ask for smaller blocks (RFC 7959 section 2.3).
     const echoed = blockOption(response, OptionNumber.Block1);
@@ -76,38 +143,68 @@ async function sendBlock1(
   }
 }
 
-async function collectBlock2(
-  endpoint: CoapEndpoint,
-  peer: Peer,
-  code: number,
-  baseOptions: CoapOption[],
-  first: CoapMessage,
-  options: BlockwiseOptions,
-): Promise<CoapMessage> {
+/**
+ * Fetches the blocks after the first, checking that they continue the body
+ * and carry the first block's ETag; a body whose ETag changes is fetched
+ * again from block 0 (RFC 7959 section 2.4), a few times at most.
+ */
+async function collectBlock2(transfer: FollowUps, first: CoapMessage): Promise<CoapMessage> {
   let block = blockOption(first, OptionNumber.Block2);
   if (!block || !block.more) return first;
-  const maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE;
-  // The rest of a body is fetched with plain requests: new tokens, no observation.
-  const { onNotification: _observe, token: _token, ...blockOptions } = options;
-  options = blockOptions;
-  const parts = [first.payload];
-  let received = first.payload.length;
-  let response = first;
-  while (block.more) {
-    if (block.num !== 0 && received !== (block.num + 1) * blockSize(block.szx)) {
-      throw new BlockTransferError(`Block2 ${block.num} of ${peer.address}:${peer.port} does not continue the body`);
+  const maxBytes = transfer.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE;
+  const { peer } = transfer;
+  let head = first;
+  for (let restarts = 0; ; restarts++) {
+    const etag = findOption(head.options, OptionNumber.ETag)?.value;
+    const parts = [head.payload];
+    let received = head.payload.length;
+    let changed = false;
+    while (block.more) {
+      if (received !== (block.num + 1) * blockSize(block.szx)) {
+        throw new CoapResponseError(`Block2 ${block.num} of ${peer.address}:${peer.port} does not continue the body`);
+      }
+      const response = await transfer.block2({ num: received / blockSize(block.szx), szx: block.szx });
+      if (response.code !== first.code) return response;
+      const got = blockOption(response, OptionNumber.Block2);
+      if (!got || got.num * blockSize(got.szx) !== received) throw new CoapResponseError(`Block2 answer for offset ${received} carries a different block`);
+      if (!sameEtag(etag, findOption(response.options, OptionNumber.ETag)?.value)) {
+        changed = true;
+        break;
+      }
+      parts.push(response.payload);
+      received += response.payload.length;
+      if (received > maxBytes) throw new CoapResponseError(`response body larger than ${maxBytes} bytes`);
+      block = got;
     }
-    const next = { num: received / blockSize(block.szx), more: false, szx: block.szx };
-    response = await endpoint.request(peer, { code, options: [...baseOptions, uintOptionOf(OptionNumber.Block2, encodeBlock(next))] }, options);
-    if (response.code !== first.code) return response;
-    const got = blockOption(response, OptionNumber.Block2);
-    if (!got || got.num * blockSize(got.szx) !== received) throw new BlockTransferError(`Block2 answer for offset ${received} carries a different block`);
-    parts.push(response.payload);
-    received += response.payload.length;
-    if (received > maxBytes) throw new BlockTransferError(`response body larger than ${maxBytes} bytes`);
-    block = got;
+    if (!changed) return { ...first, options: first.options.filter((option) => option.number !== OptionNumber.Block2), payload: Buffer.concat(parts) };
+    if (restarts === MAX_RESTARTS) {
+      throw new CoapResponseError(`the body from ${peer.address}:${peer.port} changed (ETag) during its block-wise transfer ${restarts + 1} times`);
+    }
+    head = await transfer.block2({ num: 0, szx: block.szx });
+    if (head.code !== first.code) return head;
+    const restarted = blockOption(head, OptionNumber.Block2);
+    if (!restarted) return { ...first, options: first.options.filter((option) => option.number !== OptionNumber.Block2), payload: head.payload };
+    block = restarted;
   }
-  return { ...response, payload: Buffer.concat(parts) };
+}
+
+/**
+ * The block size a 4.13 answer asks for, when smaller than what was sent:
+ * the SZX of its Block1 option, or the largest block that fits its Size1.
+ */
+function requestedSzx(response: CoapMessage, sentBytes: number): number | undefined {
+  const echoed = blockOption(response, OptionNumber.Block1);
+  let size = echoed ? blockSize(echoed.szx) : undefined;
+  if (size === undefined) {
+    const size1 = findOption(response.options, OptionNumber.Size1);
+    if (size1 && size1.value.length <= 4) size = decodeUint(size1.value);
+  }
+  if (size === undefined || size >= sentBytes || size < 16) return undefined;
+  return Math.min(6, Math.floor(Math.log2(size)) - 4);
+}
+
+function sameEtag(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  return a === undefined ? b === undefined : b !== undefined && a.equals(b);
 }
 
 function isBlockOption(option: CoapOption): boolean {

@@ -9,7 +9,7 @@ import {
   codeClass,
   formatCode,
 } from './codes';
-import { CoapClosedError, CoapRequestError, CoapResetError, CoapTimeoutError } from './errors';
+import { CoapClosedError, CoapRequestError, CoapResetError, CoapResponseError, CoapTimeoutError } from './errors';
 import { CoapMessage, CoapOption, CoapFormatError, decode, encode, peekConfirmableMessageId } from './message';
 import { findOption, stringOptions, uintOptionOf, unrecognizedCriticalOption, uriPath } from './options';
 import { Exchange, NotificationHandler, PENDING, Peer, PeerKey, PeerState, peerKey } from './peer';
@@ -93,6 +93,9 @@ export interface MalformedDatagram {
   reason: string;
 }
 
+/** ticks count milliseconds modulo 2^30: they stay small integers. */
+export const TICK_MASK = 0x3fffffff;
+
 const DEFAULT_DEDUP_CAPACITY = 64;
 const DEFAULT_MAX_BODY = 64 * 1024;
 const DEFAULT_MAX_PEERS = 200_000;
@@ -120,6 +123,12 @@ export class CoapEndpoint extends EventEmitter {
   private dueHead: Exchange | undefined = undefined;
   private clock?: NodeJS.Timeout;
   private readonly clockMs: number;
+  /**
+   * Milliseconds modulo 2^30 at the clock's last tick (at most clockMs ago):
+   * a small integer, so a request can note when it started without the boxed
+   * number a Date.now() per request would leave behind.
+   */
+  ticks = Date.now() & TICK_MASK;
   private closed = false;
   /** Settles when a bind in progress has finished, so close() releases a socket that was still being bound. */
   private binding: Promise<void> = Promise.resolve();
@@ -141,7 +150,7 @@ export class CoapEndpoint extends EventEmitter {
   /** Binds the transport; rejects with the bind error (EADDRINUSE, EADDRNOTAVAIL...) instead of throwing later. */
   async listen(): Promise<Peer> {
     const listening = this.transport.listen(
-      (datagram, peer) => this.receive(datagram, peer.address, peer.port),
+      (datagram, peer, session) => this.receive(datagram, peer.address, peer.port, session),
       (error) => this.emit('socketError', error),
     );
     this.binding = listening.then(
@@ -152,6 +161,7 @@ export class CoapEndpoint extends EventEmitter {
     // Closed while binding (a redeploy right after a deploy): close() releases the socket once bound.
     if (this.closed) return bound;
     this.listening = true;
+    this.ticks = Date.now() & TICK_MASK;
     this.sweepTimer = setInterval(() => this.sweep(), this.transmission.exchangeLifetimeMs).unref();
     this.clock = setInterval(() => this.tick(), this.clockMs).unref();
     return bound;
@@ -327,6 +337,7 @@ export class CoapEndpoint extends EventEmitter {
    */
   private tick(): void {
     const now = Date.now();
+    this.ticks = now & TICK_MASK;
     let exchange = this.dueHead;
     while (exchange) {
       const next: Exchange | undefined = exchange.dueNext;
@@ -368,7 +379,7 @@ export class CoapEndpoint extends EventEmitter {
     exchange.resolve(outcome);
   }
 
-  private receive(datagram: Buffer, address: string, port: number): void {
+  private receive(datagram: Buffer, address: string, port: number, session: object | undefined): void {
     let message: CoapMessage;
     try {
       message = decode(datagram);
@@ -382,6 +393,7 @@ export class CoapEndpoint extends EventEmitter {
       this.emit('malformed', { peer: { address, port }, reason: 'too many peers: datagram dropped' } satisfies MalformedDatagram);
       return;
     }
+    if (peer.session !== session) peer.enterSession(session);
     if (message.code === EMPTY_CODE) this.receiveEmpty(peer, message);
     else if (codeClass(message.code) === 0) this.receiveRequest(peer, message);
     else this.receiveResponse(peer, message);
@@ -416,6 +428,11 @@ export class CoapEndpoint extends EventEmitter {
   }
 
   private receiveResponse(peer: PeerState, message: CoapMessage): void {
+    const critical = unrecognizedCriticalOption(message.options);
+    if (critical !== undefined) {
+      this.rejectResponse(peer, message, critical);
+      return;
+    }
     if (message.type === MessageType.Acknowledgement) {
       const exchange = peer.exchangeById(message.messageId);
       if (exchange && exchange.tokenKey === message.token.toString('hex')) this.finish(exchange, message);
@@ -445,6 +462,27 @@ export class CoapEndpoint extends EventEmitter {
     this.finish(exchange!, message);
   }
 
+  /**
+   * A response with a critical option we do not understand is rejected
+   * (RFC 7252 section 5.4.1): a Reset for a confirmable or non-confirmable
+   * one, nothing for a piggybacked one. Whoever waited for it is told at once
+   * rather than left to time out; an observation it belonged to ends.
+   */
+  private rejectResponse(peer: PeerState, message: CoapMessage, critical: number): void {
+    const reason = `response carries the unrecognized critical option ${critical}`;
+    this.emit('malformed', { peer: { address: peer.address, port: peer.port }, reason } satisfies MalformedDatagram);
+    if (message.type === MessageType.Reset) return;
+    if (message.type !== MessageType.Acknowledgement) this.sendEmpty(MessageType.Reset, message.messageId, peer);
+    const tokenKey = message.token.toString('hex');
+    const exchange = message.type === MessageType.Acknowledgement ? peer.exchangeById(message.messageId) : peer.exchangeByToken(tokenKey);
+    if (exchange && exchange.tokenKey === tokenKey) {
+      this.finish(exchange, new CoapResponseError(`${peer.label}: ${reason}`));
+      return;
+    }
+    const observer = message.type === MessageType.Acknowledgement ? undefined : peer.removeObserver(tokenKey);
+    observer?.refused(reason);
+  }
+
   private receiveRequest(peer: PeerState, message: CoapMessage): void {
     if (message.type === MessageType.Acknowledgement || message.type === MessageType.Reset) {
       const reason = `request code in a ${message.type === MessageType.Reset ? 'Reset' : 'Acknowledgement'}`;
@@ -457,7 +495,11 @@ export class CoapEndpoint extends EventEmitter {
       return;
     }
     peer.remember(message.messageId, PENDING, this.dedupCapacity);
-    const answer = (response: OutgoingResponse) => this.respond(peer, message, response);
+    // An answer belongs to the session its request came in: once another session has the address, it is not sent.
+    const session = peer.session;
+    const answer = (response: OutgoingResponse) => {
+      if (peer.session === session) this.respond(peer, message, response);
+    };
 
     const critical = unrecognizedCriticalOption(message.options);
     if (critical !== undefined) {

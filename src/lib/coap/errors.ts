@@ -41,3 +41,11 @@ export class CoapRequestError extends Error {
     return `${formatCode(this.responseCode)} ${this.message}`;
   }
 }
+
+/** A response that cannot be taken: blocks that do not fit together, or a critical option we do not understand (RFC 7252 section 5.4.1). */
+export class CoapResponseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CoapResponseError';
+  }
+}

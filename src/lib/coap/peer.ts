@@ -68,6 +68,8 @@ export interface Exchange {
 /** Receives the notifications of one observation (RFC 7641), matched by peer and token. An object, not a closure: one per observed device adds up. */
 export interface NotificationHandler {
   notified(notification: CoapMessage): void;
+  /** A notification was rejected (and the observation cancelled at the peer with a Reset): the reason. */
+  refused(reason: string): void;
 }
 
 /** A Block1 transfer being reassembled (RFC 7959 section 2.5). */
@@ -137,6 +139,8 @@ export class PeerState {
   private firstObserver: NotificationHandler | undefined = undefined;
   private moreObservers: Map<string, NotificationHandler> | undefined = undefined;
   blockTransfer: BlockTransfer | undefined = undefined;
+  /** The DTLS session the peer's latest datagram came in (undefined over plain UDP). */
+  session: object | undefined = undefined;
 
   /** The exchange whose acknowledgement (or Reset) carries this message id. */
   exchangeById(messageId: number): Exchange | undefined {
@@ -238,6 +242,18 @@ export class PeerState {
   remember(messageId: number, answer: Buffer | null, capacity: number): void {
     if (this.recent.size >= capacity && !this.recent.has(messageId)) this.rotate();
     this.recent.set(messageId, answer);
+  }
+
+  /**
+   * The address now speaks in another DTLS session (a new handshake, another
+   * identity perhaps): message ids start over there, so what was remembered
+   * for deduplication, and a Block1 transfer, stay with the old session.
+   */
+  enterSession(session: object | undefined): void {
+    this.session = session;
+    this.recent = new DedupGeneration();
+    this.older = undefined;
+    this.blockTransfer = undefined;
   }
 
   /** Ages the dedup generations; entries survive one to two rotations. */

@@ -3,7 +3,13 @@ import { isIPv6 } from 'node:net';
 import type { PeerIdentity } from '../dtls/credentials';
 import type { Peer } from './peer';
 
-export type DatagramReceiver = (datagram: Buffer, peer: Peer) => void;
+/**
+ * Receives a datagram; over DTLS with the session it came in (an object that
+ * is the same for every datagram of one session), so that what is
+ * remembered per peer (deduplication) never crosses from one session to the
+ * next on the same address (RFC 7252 9.1.1).
+ */
+export type DatagramReceiver = (datagram: Buffer, peer: Peer, session?: object) => void;
 
 /** What a CoAP endpoint sends and receives over: plain UDP, or a DTLS server's connections. */
 export interface DatagramTransport {

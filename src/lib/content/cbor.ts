@@ -40,8 +40,16 @@ export type CborValue =
 
 const MAX_DEPTH = 32;
 const MAX_ITEMS = 100_000;
+/** Additional information 31: an indefinite length (RFC 8949 section 3.2), or the break that ends one. */
+const INDEFINITE = 31;
+const BREAK = 0xff;
+const MAJOR_NAMES = ['unsigned integer', 'negative integer', 'byte string', 'text string', 'array', 'map', 'tag', 'simple value'];
 
-
+/**
+ * Decodes one CBOR item, definite or indefinite length (RFC 8949 sections
+ * 3.2.2 and 3.2.3), within MAX_DEPTH levels and MAX_ITEMS items (string
+ * chunks and breaks count as items); anything else throws CborError.
+ */
 export function decodeCbor(bytes: Buffer): CborValue {
   const reader = new Reader(bytes);
   const value = reader.item(0);
@@ -58,7 +66,12 @@ class Reader {
     if (this.offset + count > this.bytes.length) throw new CborError('CBOR data ends in the middle of an item');
   }
 
-  private argument(info: number): number | bigint {
+  private count(): void {
+    if (++this.items > MAX_ITEMS) throw new CborError(`more than ${MAX_ITEMS} CBOR items`);
+  }
+
+  /** The argument of a head; callers that allow an indefinite length (31) check for it first. */
+  private argument(major: number, info: number): number | bigint {
     if (info < 24) return info;
     switch (info) {
       case 24:
@@ -78,56 +91,70 @@ class Reader {
         const big = this.bytes.readBigUInt64BE(this.offset - 8);
         return big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
       }
+      case INDEFINITE:
+        throw new CborError(`a CBOR ${MAJOR_NAMES[major]} cannot have an indefinite length`);
       default:
-        throw new CborError(`reserved or indefinite additional information ${info}`);
+        throw new CborError(`reserved CBOR additional information ${info}`);
     }
   }
 
-  private length(info: number): number {
-    const length = this.argument(info);
+  private length(major: number, info: number): number {
+    const length = this.argument(major, info);
     if (typeof length === 'bigint' || length > this.bytes.length) throw new CborError('CBOR length larger than the data');
     return length;
   }
 
+  /** True, past the break, when the next byte ends an indefinite-length item. */
+  private atBreak(what: number): boolean {
+    if (this.offset >= this.bytes.length) throw new CborError(`CBOR data ends before the break of an indefinite-length ${MAJOR_NAMES[what]}`);
+    if (this.bytes[this.offset] !== BREAK) return false;
+    this.offset++;
+    this.count();
+    return true;
+  }
+
   item(depth: number): CborValue {
     if (depth > MAX_DEPTH) throw new CborError(`CBOR nested deeper than ${MAX_DEPTH}`);
-    if (++this.items > MAX_ITEMS) throw new CborError(`more than ${MAX_ITEMS} CBOR items`);
+    this.count();
     this.need(1);
     const initial = this.bytes[this.offset++];
     const major = initial >> 5;
     const info = initial & 0x1f;
     switch (major) {
       case 0:
-        return this.argument(info);
+        return this.argument(major, info);
       case 1: {
-        const n = this.argument(info);
+        const n = this.argument(major, info);
         return typeof n === 'bigint' ? -1n - n : -1 - n;
       }
-      case 2: {
-        const length = this.length(info);
-        this.need(length);
-        this.offset += length;
-        return Buffer.from(this.bytes.subarray(this.offset - length, this.offset));
-      }
-      case 3: {
-        const length = this.length(info);
-        this.need(length);
-        this.offset += length;
-        try {
-          return decodeUtf8(this.bytes.subarray(this.offset - length, this.offset));
-        } catch {
-          throw new CborError('CBOR text string is not valid UTF-8');
-        }
-      }
+      case 2:
+        if (info === INDEFINITE) return Buffer.concat(this.chunks(major));
+        return Buffer.from(this.take(this.length(major, info)));
+      case 3:
+        if (info === INDEFINITE) return this.chunks(major).map(utf8).join('');
+        return utf8(this.take(this.length(major, info)));
       case 4: {
-        const length = this.length(info);
         const array: CborValue[] = [];
+        if (info === INDEFINITE) {
+          while (!this.atBreak(major)) array.push(this.item(depth + 1));
+          return array;
+        }
+        const length = this.length(major, info);
         for (let i = 0; i < length; i++) array.push(this.item(depth + 1));
         return array;
       }
       case 5: {
-        const length = this.length(info);
         const map = new Map<CborValue, CborValue>();
+        if (info === INDEFINITE) {
+          while (!this.atBreak(major)) {
+            const key = this.item(depth + 1);
+            // A break may end the map only where a key would start.
+            if (this.bytes[this.offset] === BREAK) throw new CborError('CBOR break between a map key and its value');
+            map.set(key, this.item(depth + 1));
+          }
+          return map;
+        }
+        const length = this.length(major, info);
         for (let i = 0; i < length; i++) {
           const key = this.item(depth + 1);
           map.set(key, this.item(depth + 1));
@@ -135,12 +162,35 @@ class Reader {
         return map;
       }
       case 6: {
-        const tag = this.argument(info);
+        const tag = this.argument(major, info);
         return new CborTag(Number(tag), this.item(depth + 1));
       }
       default:
         return this.simple(info);
     }
+  }
+
+  private take(length: number): Buffer {
+    this.need(length);
+    this.offset += length;
+    return this.bytes.subarray(this.offset - length, this.offset);
+  }
+
+  /**
+   * The chunks of an indefinite-length byte or text string up to its break:
+   * definite-length strings of the same major type only (RFC 8949 section 3.2.3).
+   */
+  private chunks(major: number): Buffer[] {
+    const name = MAJOR_NAMES[major];
+    const chunks: Buffer[] = [];
+    while (!this.atBreak(major)) {
+      this.count();
+      const initial = this.bytes[this.offset++];
+      if (initial >> 5 !== major) throw new CborError(`a chunk of an indefinite-length ${name} must be a ${name}, not a ${MAJOR_NAMES[initial >> 5]}`);
+      if ((initial & 0x1f) === INDEFINITE) throw new CborError(`a chunk of an indefinite-length ${name} cannot be indefinite itself`);
+      chunks.push(this.take(this.length(major, initial & 0x1f)));
+    }
+    return chunks;
   }
 
   private simple(info: number): CborValue {
@@ -166,9 +216,20 @@ class Reader {
         this.need(8);
         this.offset += 8;
         return this.bytes.readDoubleBE(this.offset - 8);
+      case INDEFINITE:
+        throw new CborError('CBOR break (0xff) where no indefinite-length item is open');
       default:
         throw new CborError(`unsupported CBOR simple value ${info}`);
     }
+  }
+}
+
+/** A text string or one chunk of one: each chunk is UTF-8 on its own, so a character never spans two. */
+function utf8(bytes: Buffer): string {
+  try {
+    return decodeUtf8(bytes);
+  } catch {
+    throw new CborError('CBOR text string is not valid UTF-8');
   }
 }
 

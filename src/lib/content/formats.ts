@@ -53,11 +53,46 @@ export function isSupportedFormat(format: number): boolean {
   return CODECS.has(format);
 }
 
-/** Decodes a device's payload; a missing Content-Format means text/plain (RFC 7252 section 5.10.3). */
+/** Decodes a device's payload in its Content-Format, or in the one inferred for a payload without (see decodeUnlabelled). */
 export function decodeContent(payload: Buffer, format: number | undefined, target: Lwm2mPath, model: ObjectModel): ContentRecord[] {
-  const codec = CODECS.get(format ?? ContentFormat.TextPlain);
+  if (format === undefined) return decodeUnlabelled(payload, target, model);
+  const codec = CODECS.get(format);
   if (!codec) throw new ContentError(`the device answered in content format ${format}, which this server cannot decode`);
   return codec.decode(payload, target, model);
+}
+
+/**
+ * A payload without Content-Format, read by what the request path and the
+ * object model say rather than always as text/plain: one value as text/plain,
+ * or as opaque bytes where the model types it opaque, then as TLV (what LwM2M
+ * 1.0 devices send); several values (an object, an instance, a multiple
+ * resource), which text cannot carry, as SenML JSON when the payload starts
+ * with "[", LwM2M JSON with "{", else TLV, SenML CBOR, LwM2M CBOR. The first
+ * that decodes wins; when none does, the error names the first one tried.
+ */
+function decodeUnlabelled(payload: Buffer, target: Lwm2mPath, model: ObjectModel): ContentRecord[] {
+  const candidates = unlabelledFormats(payload, target, model);
+  let reason: ContentError | undefined;
+  for (const format of candidates) {
+    try {
+      return CODECS.get(format)!.decode(payload, target, model);
+    } catch (error) {
+      if (!(error instanceof ContentError)) throw error;
+      reason ??= error;
+    }
+  }
+  throw new ContentError(`the device answered without a Content-Format, read as ${formatName(candidates[0])} for ${target}: ${reason!.message}`);
+}
+
+function unlabelledFormats(payload: Buffer, target: Lwm2mPath, model: ObjectModel): number[] {
+  const resource = model.getResource(target.objectId, target.resourceId);
+  const oneValue = target.isResourceInstance() || (target.isResource() && resource?.multiple !== true);
+  if (oneValue) return resource?.type === 'opaque' ? [ContentFormat.OctetStream] : [ContentFormat.TextPlain, ContentFormat.Tlv];
+  let first = 0;
+  while (first < payload.length && (payload[first] === 0x20 || payload[first] === 0x09 || payload[first] === 0x0a || payload[first] === 0x0d)) first++;
+  if (payload[first] === 0x5b) return [ContentFormat.SenmlJson];
+  if (payload[first] === 0x7b) return [ContentFormat.Lwm2mJson];
+  return [ContentFormat.Tlv, ContentFormat.SenmlCbor, ContentFormat.Lwm2mCbor];
 }
 
 export function encodeContent(records: ContentRecord[], format: number, target: Lwm2mPath, model: ObjectModel): Buffer {
@@ -84,6 +119,25 @@ export function chooseWriteFormat(records: ContentRecord[], target: Lwm2mPath, a
   const singleValue = records.length === 1 && records[0].path.equals(target);
   if (singleValue) return records[0].type === 'opaque' ? ContentFormat.OctetStream : ContentFormat.TextPlain;
   return chooseMultiValueFormat(advertised, lwm2mVersion);
+}
+
+/** Formats that say of each value what it is (number, text, boolean, bytes, link), best first. */
+const TYPED_PREFERENCE = MULTI_VALUE_PREFERENCE.filter((format) => format !== ContentFormat.Tlv);
+
+/**
+ * The format to ask for when reading or observing target, when the flow names
+ * none: for several values the best multi-value format the device advertised;
+ * for one value the device's choice (mostly text/plain), unless the object
+ * model does not know the resource: then the best format that carries types,
+ * so that values outside the model come out as numbers, text, booleans, bytes
+ * whatever format the device prefers, instead of text or TLV bytes.
+ */
+export function chooseReadFormat(target: Lwm2mPath, model: ObjectModel, advertised: readonly number[], lwm2mVersion: string): number | undefined {
+  if (advertised.length === 0) return undefined;
+  const resource = model.getResource(target.objectId, target.resourceId);
+  if (target.length < 3 || (target.isResource() && resource?.multiple === true)) return chooseMultiValueFormat(advertised, lwm2mVersion);
+  if (resource !== undefined) return undefined;
+  return TYPED_PREFERENCE.find((format) => advertised.includes(format));
 }
 
 export function chooseMultiValueFormat(advertised: readonly number[], lwm2mVersion: string): number {

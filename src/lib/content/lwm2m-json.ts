@@ -1,8 +1,8 @@
 import { ContentFormat } from '../coap/codes';
-import { Lwm2mPath, PathError } from '../model/path';
 import type { ContentCodec } from './codec';
-import { joinName, modelType, numericValue, requireUnder, sortRecords, typedRecord } from './typing';
-import { ContentError, ResourceValue } from './values';
+import { SenmlRecord, resolveRecords } from './senml-resolver';
+import { modelType, numericValue, requireUnder, sortRecords, typedRecord } from './typing';
+import { ContentError } from './values';
 import { decodeUtf8 } from './utf8';
 
 interface Entry {
@@ -14,9 +14,7 @@ interface Entry {
   t?: number;
 }
 
-const RELATIVE_TIME_LIMIT = 2 ** 28;
-
-/** application/vnd.oma.lwm2m+json (11543), the LwM2M 1.0 JSON format. */
+/** application/vnd.oma.lwm2m+json (11543), the LwM2M 1.0 JSON format: resolved like SenML, whose ancestor it is. */
 export const lwm2mJsonCodec: ContentCodec = {
   format: ContentFormat.Lwm2mJson,
   name: 'application/vnd.oma.lwm2m+json',
@@ -32,30 +30,14 @@ export const lwm2mJsonCodec: ContentCodec = {
     if (bn !== undefined && typeof bn !== 'string') throw new ContentError('LwM2M JSON "bn" must be a string');
     if (bt !== undefined && (typeof bt !== 'number' || !Number.isFinite(bt))) throw new ContentError('LwM2M JSON "bt" must be a number');
     if (!Array.isArray(e)) throw new ContentError('LwM2M JSON payload has no "e" array');
-    const base = bn ?? (target.isRoot() ? '/' : `${target}/`);
-    const now = Date.now() / 1000;
-    const records = e.map((item, index) => {
-      if (!item || typeof item !== 'object' || Array.isArray(item)) throw new ContentError(`LwM2M JSON entry ${index} is not an object`);
-      const entry = item as Entry;
-      if (entry.n !== undefined && typeof entry.n !== 'string') throw new ContentError(`LwM2M JSON entry ${index}: "n" must be a string`);
-      const name = entry.n === undefined ? base.replace(/\/$/, '') : joinName(base, entry.n);
-      let path: Lwm2mPath;
-      try {
-        path = Lwm2mPath.parse(name);
-      } catch (error) {
-        throw new ContentError(`LwM2M JSON entry ${index}: "${name}" is not an LwM2M path (${(error as PathError).message})`);
-      }
+    const entries = e.map(toSenml);
+    if (entries.length > 0 && bt !== undefined) entries[0].bt = bt;
+    const resolved = resolveRecords(entries, 'LwM2M JSON', bn ?? (target.isRoot() ? '/' : `${target}/`));
+    const records = resolved.map(({ path, value, timestamp, objectLink }, index) => {
       if (path.length < 3) throw new ContentError(`LwM2M JSON entry ${index} names ${path}, not a resource`);
-      const value = entryValue(entry, index, modelType(model, path) === 'opaque');
-      let timestamp: number | undefined;
-      if (entry.t !== undefined || bt !== undefined) {
-        if (entry.t !== undefined && (typeof entry.t !== 'number' || !Number.isFinite(entry.t))) {
-          throw new ContentError(`LwM2M JSON entry ${index}: "t" must be a number`);
-        }
-        const time = ((bt as number | undefined) ?? 0) + (entry.t ?? 0);
-        timestamp = time < RELATIVE_TIME_LIMIT ? now + time : time;
-      }
-      return typedRecord(model, path, value, timestamp, 'LwM2M JSON');
+      // Opaque values travel as base64 text in this format.
+      const bytes = typeof value === 'string' && entries[index].vs !== undefined && modelType(model, path) === 'opaque';
+      return typedRecord(model, path, bytes ? Buffer.from(value, 'base64') : value!, timestamp, 'LwM2M JSON', objectLink);
     });
     requireUnder(records, target, 'LwM2M JSON');
     return records;
@@ -81,23 +63,39 @@ export const lwm2mJsonCodec: ContentCodec = {
   },
 };
 
-function entryValue(entry: Entry, index: number, opaque: boolean): ResourceValue {
-  const present = (['v', 'sv', 'bv', 'ov'] as const).filter((key) => entry[key] !== undefined);
-  if (present.length !== 1) throw new ContentError(`LwM2M JSON entry ${index} must have exactly one of v, sv, bv, ov`);
+/** An entry as a SenML record: exactly one of v, sv, bv (boolean here), ov. */
+function toSenml(item: unknown, index: number): SenmlRecord {
   const where = `LwM2M JSON entry ${index}`;
+  if (!item || typeof item !== 'object' || Array.isArray(item)) throw new ContentError(`${where} is not an object`);
+  const entry = item as Entry;
+  const record: SenmlRecord = {};
+  if (entry.n !== undefined) {
+    if (typeof entry.n !== 'string') throw new ContentError(`${where}: "n" must be a string`);
+    record.n = entry.n;
+  }
+  if (entry.t !== undefined) {
+    if (typeof entry.t !== 'number' || !Number.isFinite(entry.t)) throw new ContentError(`${where}: "t" must be a number`);
+    record.t = entry.t;
+  }
+  const present = (['v', 'sv', 'bv', 'ov'] as const).filter((key) => entry[key] !== undefined);
+  if (present.length !== 1) throw new ContentError(`${where} must have exactly one of v, sv, bv, ov`);
   switch (present[0]) {
     case 'v':
       if (typeof entry.v !== 'number' || !Number.isFinite(entry.v)) throw new ContentError(`${where}: "v" must be a number`);
-      return entry.v;
+      record.v = entry.v;
+      break;
     case 'sv':
       if (typeof entry.sv !== 'string') throw new ContentError(`${where}: "sv" must be a string`);
-      // Opaque values travel as base64 text in this format.
-      return opaque ? Buffer.from(entry.sv, 'base64') : entry.sv;
+      record.vs = entry.sv;
+      break;
     case 'bv':
       if (typeof entry.bv !== 'boolean') throw new ContentError(`${where}: "bv" must be a boolean`);
-      return entry.bv;
+      record.vb = entry.bv;
+      break;
     case 'ov':
       if (typeof entry.ov !== 'string') throw new ContentError(`${where}: "ov" must be a string`);
-      return entry.ov;
+      record.vlo = entry.ov;
+      break;
   }
+  return record;
 }

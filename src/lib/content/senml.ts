@@ -1,32 +1,18 @@
 import { ContentFormat } from '../coap/codes';
 import type { ObjectModel } from '../model/object-model';
-import { Lwm2mPath, PathError } from '../model/path';
+import type { Lwm2mPath } from '../model/path';
 import { CborError, CborValue, decodeCbor, encodeCbor } from './cbor';
 import type { ContentCodec } from './codec';
 import { valueToCbor } from './text-codecs';
-import { joinName, numericValue, requireUnder, sortRecords, typedRecord } from './typing';
-import { ContentError, ContentRecord, ResourceValue } from './values';
+import { ResolvedRecord, SenmlRecord, resolveRecords } from './senml-resolver';
+import { numericValue, requireUnder, sortRecords, typedRecord } from './typing';
+import { ContentError, ContentRecord } from './values';
 import { decodeUtf8 } from './utf8';
 
-/** One SenML record (RFC 8428) with the LwM2M "vlo" object link value. */
-interface SenmlRecord {
-  bn?: string;
-  bt?: number;
-  n?: string;
-  t?: number;
-  v?: number;
-  vs?: string;
-  vb?: boolean;
-  vd?: Buffer;
-  vlo?: string;
-}
-
 const VALUE_FIELDS = ['v', 'vs', 'vb', 'vd', 'vlo'] as const;
-/** SenML CBOR labels (RFC 8428 section 6); "vlo" stays a text key. */
-const CBOR_LABELS: Record<number, keyof SenmlRecord> = { [-2]: 'bn', [-3]: 'bt', 0: 'n', 2: 'v', 3: 'vs', 4: 'vb', 6: 't', 8: 'vd' };
+/** SenML CBOR labels (RFC 8428 section 6); "vlo" (LwM2M) stays a text key. Units and links are not LwM2M's. */
+const CBOR_LABELS: Record<number, keyof SenmlRecord> = { [-1]: 'bver', [-2]: 'bn', [-3]: 'bt', [-5]: 'bv', [-6]: 'bs', 0: 'n', 2: 'v', 3: 'vs', 4: 'vb', 5: 's', 6: 't', 8: 'vd' };
 const LABEL_OF: Partial<Record<keyof SenmlRecord, number | string>> = { bn: -2, bt: -3, n: 0, v: 2, vs: 3, vb: 4, t: 6, vd: 8, vlo: 'vlo' };
-/** Times below 2^28 are relative to now (RFC 8428 section 4.5.3). */
-const RELATIVE_TIME_LIMIT = 2 ** 28;
 
 function fieldCheck(record: Record<string, unknown>, index: number): SenmlRecord {
   const out: SenmlRecord = {};
@@ -41,10 +27,17 @@ function fieldCheck(record: Record<string, unknown>, index: number): SenmlRecord
         out[key] = value;
         break;
       case 'bt':
+      case 'bv':
+      case 'bs':
       case 't':
       case 'v':
+      case 's':
         if (typeof value !== 'number' || !Number.isFinite(value)) throw new ContentError(`${where}: "${key}" must be a number`);
         out[key] = value;
+        break;
+      case 'bver':
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new ContentError(`${where}: "bver" must be a positive integer`);
+        out.bver = value;
         break;
       case 'vb':
         if (typeof value !== 'boolean') throw new ContentError(`${where}: "vb" must be a boolean`);
@@ -55,7 +48,7 @@ function fieldCheck(record: Record<string, unknown>, index: number): SenmlRecord
         out.vd = value;
         break;
       default:
-      // Unknown fields ending in "_" must be understood (RFC 8428 section 4.4); others are ignored.
+        // Unknown fields ending in "_" must be understood (RFC 8428 section 4.4); others are ignored.
         if (key.endsWith('_')) throw new ContentError(`${where}: unsupported mandatory field "${key}"`);
     }
   }
@@ -63,43 +56,11 @@ function fieldCheck(record: Record<string, unknown>, index: number): SenmlRecord
   return out;
 }
 
-interface ResolvedRecord {
-  path: Lwm2mPath;
-  value?: ResourceValue;
-  timestamp?: number;
-}
-
-/** Applies base name and base time; records keep their order. */
-function resolve(records: SenmlRecord[]): ResolvedRecord[] {
-  let baseName = '';
-  let baseTime = 0;
-  const now = Date.now() / 1000;
-  return records.map((record, index) => {
-    if (record.bn !== undefined) baseName = record.bn;
-    if (record.bt !== undefined) baseTime = record.bt;
-    const name = joinName(baseName, record.n);
-    let path: Lwm2mPath;
-    try {
-      path = Lwm2mPath.parse(name);
-    } catch (error) {
-      throw new ContentError(`SenML record ${index}: name "${name}" is not an LwM2M path (${(error as PathError).message})`);
-    }
-    const resolved: ResolvedRecord = { path };
-    const value = record.v ?? record.vs ?? record.vb ?? record.vd ?? record.vlo;
-    if (value !== undefined) resolved.value = value;
-    if (record.t !== undefined || record.bt !== undefined) {
-      const time = baseTime + (record.t ?? 0);
-      resolved.timestamp = time < RELATIVE_TIME_LIMIT ? now + time : time;
-    }
-    return resolved;
-  });
-}
-
 function toRecords(resolved: ResolvedRecord[], target: Lwm2mPath, model: ObjectModel, format: string): ContentRecord[] {
   const records = resolved.map((record, index) => {
     if (record.value === undefined) throw new ContentError(`${format} record ${index} (${record.path}) has no value`);
     if (record.path.length < 3) throw new ContentError(`${format} record ${index} names ${record.path}, not a resource`);
-    return typedRecord(model, record.path, record.value, record.timestamp, format);
+    return typedRecord(model, record.path, record.value, record.timestamp, format, record.objectLink);
   });
   requireUnder(records, target, format);
   return records;
@@ -137,7 +98,8 @@ function parseJsonRecords(payload: Buffer, format: string): SenmlRecord[] {
     if (!record || typeof record !== 'object' || Array.isArray(record)) throw new ContentError(`SenML record ${index} is not an object`);
     const { vd, ...rest } = record as Record<string, unknown>;
     if (vd !== undefined) {
-      if (typeof vd !== 'string' || !/^[A-Za-z0-9_-]*={0,2}$/.test(vd)) throw new ContentError(`SenML record ${index}: "vd" must be base64url`);
+      // base64url as RFC 8428 section 4.3 wants it; plain base64 too, which some devices write.
+      if (typeof vd !== 'string' || !/^(?:[A-Za-z0-9_-]*|[A-Za-z0-9+/]*)={0,2}$/.test(vd)) throw new ContentError(`SenML record ${index}: "vd" must be base64url (or base64)`);
       return fieldCheck({ ...rest, vd: Buffer.from(vd, 'base64url') }, index);
     }
     return fieldCheck(rest, index);
@@ -160,7 +122,8 @@ function parseCborRecords(payload: Buffer, format: string): SenmlRecord[] {
     if (!(item instanceof Map)) throw new ContentError(`SenML record ${index} is not a map`);
     const record: Record<string, unknown> = {};
     for (const [key, value] of item) {
-      const name = typeof key === 'number' ? CBOR_LABELS[key] : key === 'vlo' ? 'vlo' : undefined;
+      // Text keys: "vlo", and extensions, which fieldCheck refuses when they end in "_".
+      const name = typeof key === 'number' ? CBOR_LABELS[key] : typeof key === 'string' && (key === 'vlo' || key.endsWith('_')) ? key : undefined;
       if (name === undefined) continue;
       record[name] = typeof value === 'bigint' ? Number(value) : value;
     }
@@ -185,14 +148,14 @@ function serializeCbor(records: SenmlRecord[], source: ContentRecord[]): Buffer 
 export const senmlJsonCodec: ContentCodec = {
   format: ContentFormat.SenmlJson,
   name: 'application/senml+json',
-  decode: (payload, target, model) => toRecords(resolve(parseJsonRecords(payload, 'SenML JSON')), target, model, 'SenML JSON'),
+  decode: (payload, target, model) => toRecords(resolveRecords(parseJsonRecords(payload, 'SenML JSON'), 'SenML JSON'), target, model, 'SenML JSON'),
   encode: (records, target) => serializeJson(fromRecords(records, target)),
 };
 
 export const senmlCborCodec: ContentCodec = {
   format: ContentFormat.SenmlCbor,
   name: 'application/senml+cbor',
-  decode: (payload, target, model) => toRecords(resolve(parseCborRecords(payload, 'SenML CBOR')), target, model, 'SenML CBOR'),
+  decode: (payload, target, model) => toRecords(resolveRecords(parseCborRecords(payload, 'SenML CBOR'), 'SenML CBOR'), target, model, 'SenML CBOR'),
   encode: (records, target) => serializeCbor(fromRecords(records, target), records),
 };
 
@@ -203,6 +166,7 @@ export function encodeSenmlPaths(paths: Lwm2mPath[], format: number): Buffer {
 }
 
 export function decodeSenmlPaths(payload: Buffer, format: number): Lwm2mPath[] {
-  const records = format === ContentFormat.SenmlCbor ? parseCborRecords(payload, 'SenML CBOR') : parseJsonRecords(payload, 'SenML JSON');
-  return resolve(records).map((record) => record.path);
+  const name = format === ContentFormat.SenmlCbor ? 'SenML CBOR' : 'SenML JSON';
+  const records = format === ContentFormat.SenmlCbor ? parseCborRecords(payload, name) : parseJsonRecords(payload, name);
+  return resolveRecords(records, name).map((record) => record.path);
 }

@@ -2,6 +2,7 @@ import type { ObjectModel } from '../model/object-model';
 import type { Lwm2mPath } from '../model/path';
 import { ContentFormat } from '../coap/codes';
 import { CborError, CborFloat, CborTag, CborValue, decodeCbor, encodeCbor } from './cbor';
+import { plainDecimal } from './decimal';
 import { modelType, requireLeaf } from './typing';
 import { ContentError, ContentRecord, ResourceType, ResourceValue, coerceValue, isObjectLink, timeToSeconds } from './values';
 import type { ContentCodec } from './codec';
@@ -56,7 +57,11 @@ function formatText(value: ResourceValue, type: ResourceType): string {
   if (Buffer.isBuffer(value)) return value.toString('base64');
   if (value instanceof Date) return String(timeToSeconds(value));
   if (typeof value === 'boolean') return value ? '1' : '0';
-  if (type === 'float' && typeof value === 'number' && Number.isInteger(value)) return value.toFixed(1);
+  if (typeof value === 'number') {
+    const plain = plainDecimal(value);
+    // A float stays recognisably a float on the wire: 21.0, not 21.
+    return type === 'float' && Number.isInteger(value) ? `${plain}.0` : plain;
+  }
   return String(value);
 }
 

@@ -12,18 +12,26 @@ export function modelType(model: ObjectModel, path: Lwm2mPath): ResourceType | u
   return model.typeOf(path);
 }
 
-/** Types a value decoded from a self-describing format (JSON or CBOR), checking it against the model. */
+/**
+ * Types a value decoded from a self-describing format (JSON or CBOR), checking
+ * it against the model; outside the model it keeps the type the format gave
+ * it (an object link when it came as one: SenML "vlo", LwM2M JSON "ov").
+ */
 export function typedRecord(
   model: ObjectModel,
   path: Lwm2mPath,
   value: ResourceValue,
   timestamp: number | undefined,
   where: string,
+  objectLink = false,
 ): ContentRecord {
   const type = modelType(model, path);
-  const record: ContentRecord = { path, value, type: type ?? inferType(value) };
+  const record: ContentRecord = { path, value, type: type ?? (objectLink ? 'objlnk' : inferType(value)) };
   if (timestamp !== undefined) record.timestamp = timestamp;
-  if (type === undefined || type === 'none') return record;
+  if (type === undefined || type === 'none') {
+    if (record.type === 'objlnk' && !isObjectLink(value)) throw new ContentError(`${where} ${path}: object link ${JSON.stringify(value)} is not like "3:0"`);
+    return record;
+  }
   record.value = fitToType(value, type, `${where} ${path}`);
   return record;
 }
@@ -78,15 +86,4 @@ export function requireUnder(records: ContentRecord[], target: Lwm2mPath, format
   for (const record of records) {
     if (!record.path.startsWith(target)) throw new ContentError(`${format} content names ${record.path}, outside the requested ${target}`);
   }
-}
-
-/**
- * Base name plus name. LwM2M names are paths, so a base name without its
- * trailing slash ("/3303/0" + "5700", as some encoders write) still means
- * /3303/0/5700 rather than a mangled id.
- */
-export function joinName(base: string, name: string | undefined): string {
-  if (name === undefined || name === '') return base;
-  if (base === '' || base.endsWith('/') || name.startsWith('/')) return base + name;
-  return `${base}/${name}`;
 }

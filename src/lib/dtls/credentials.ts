@@ -119,14 +119,29 @@ export function authenticateCertificateChain(
   return { identity: { kind: 'x509', commonName, subject: leaf.subject.replace(/\n/g, ', ') }, publicKey: leaf.publicKey };
 }
 
-/** How an identity is shown in logs and msgs: never a key. */
+/** Characters of unauthenticated text shown at most in logs and events. */
+const SHOWN_CHARACTERS = 64;
+
+/**
+ * Text a peer chose (a PSK identity before it is authenticated, a certificate
+ * name) as logs and events show it: quoted, control and non-ASCII characters
+ * escaped, cut after 64 characters with the full length said, so it cannot
+ * forge log lines, drive a terminal or fill a log.
+ */
+export function printable(text: string): string {
+  const shown = text.length > SHOWN_CHARACTERS ? text.slice(0, SHOWN_CHARACTERS) : text;
+  const escaped = JSON.stringify(shown).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.length > SHOWN_CHARACTERS ? `${escaped}... (${Buffer.byteLength(text)} bytes)` : escaped;
+}
+
+/** How an identity is shown in logs and msgs: never a key, never raw peer text. */
 export function describeIdentity(identity: PeerIdentity): string {
   switch (identity.kind) {
     case 'psk':
-      return `PSK identity "${identity.identity}"`;
+      return `PSK identity ${printable(identity.identity)}`;
     case 'rpk':
       return `raw public key ${identity.publicKey.slice(-16)}`;
     case 'x509':
-      return `certificate CN=${identity.commonName}`;
+      return `certificate CN=${printable(identity.commonName)}`;
   }
 }

@@ -268,8 +268,7 @@ export class DtlsClient implements DatagramTransport {
   private record(type: number, content: Buffer, epoch: number): Buffer {
     const sequence = this.writeSequence[epoch]++;
     if (epoch === 0) return encodeRecord(type, 0, sequence, content);
-    const sealed = (this.ciphers as { client: RecordCipher }).client.seal(type, epoch, sequence, content, this.serverCid);
-    return encodeRecord(sealed.type, epoch, sequence, sealed.fragment, this.serverCid);
+    return (this.ciphers as { client: RecordCipher }).client.sealRecord(type, epoch, sequence, content, this.serverCid);
   }
 
   private transmit(datagram: Buffer): void {

@@ -4,13 +4,14 @@ import { TypedEmitter } from '../typed-emitter';
 import { Peer, PeerKey, peerKey } from '../coap/peer';
 import { DEFAULT_RECEIVE_BUFFER, DatagramReceiver, DatagramTransport, bindUdp, boundAddress } from '../coap/transport';
 import { DtlsDecodeError } from './bytes';
-import { AlertDescription, AlertLevel, ContentType, HandshakeType } from './constants';
+import { AlertDescription, AlertLevel, ContentType, DTLS_1_0, DTLS_1_2, ExtensionType, HandshakeType } from './constants';
 import { DtlsAlertError, DtlsCredentials, PeerIdentity } from './credentials';
 import { encodeHandshake, parseFragments } from './handshake-framing';
 import { ClientHello, helloVerifyRequest, parseClientHello } from './hello-messages';
 import { DtlsRecord, encodeRecord, parseRecords } from './record';
 import { CIPHER_SUITES, CipherSuite } from './record-protection';
 import { ConnectionHost, ServerConnection } from './server-connection';
+import { ConnectionRecord, DtlsSession, SessionCache, stillTrusted } from './session';
 
 export interface DtlsServerOptions {
   address: string;
@@ -22,8 +23,14 @@ export interface DtlsServerOptions {
   connectionIds?: boolean;
   /** Established connections kept at most; beyond, the longest idle one makes room (default 100,000). */
   maxConnections?: number;
-  /** Handshakes in progress at most (after the cookie exchange); further ClientHellos are dropped (default 1,000). */
+  /** Handshakes in progress at most (after the cookie exchange); beyond, the least advanced one makes room (default 1,000). */
   maxHandshakes?: number;
+  /** Handshakes in progress at most from one IP address; beyond, that address's least advanced one makes room (default 100). */
+  maxHandshakesPerAddress?: number;
+  /** Sessions kept for resumption (RFC 5246 7.3), the oldest forgotten first (default 100,000; 0 turns resumption off). */
+  maxSessions?: number;
+  /** How long a session may be resumed after its full handshake (default 24 h). */
+  sessionLifetimeMs?: number;
   /** Connections silent this long are forgotten (default 24 h; queue-mode devices sleep long). */
   idleTimeoutMs?: number;
   /** When the table is full, a connection silent this long gives its place to a new client (default 60 s). */
@@ -38,11 +45,13 @@ export interface DtlsSessionInfo {
   identity: PeerIdentity;
   cipherSuite: string;
   connectionId: boolean;
+  /** True for an abbreviated handshake that resumed an earlier session. */
+  resumed: boolean;
 }
 
 export type DtlsServerEvents = {
   established: [session: DtlsSessionInfo];
-  /** A handshake that did not complete, with the reason (never a key). */
+  /** A handshake that did not complete or was refused, with the reason (never a key, peer text escaped and cut). */
   handshakeFailed: [peer: Peer, reason: string];
   closed: [peer: Peer, identity: PeerIdentity | undefined, reason: string];
   /** A connection followed its client to a new address by connection id. */
@@ -55,11 +64,21 @@ const CID_LENGTH = 8;
 const COOKIE_LENGTH = 16;
 const COOKIE_SECRET_LIFETIME_MS = 5 * 60_000;
 const SWEEP_INTERVAL_MS = 30_000;
+const SESSION_ID_LENGTH = 32;
+
+/** What changed in the connection table since the last call: to save and to delete (ids as DtlsServer.storeId gives them). */
+export interface DtlsChanges {
+  connections: { id: string; record: ConnectionRecord }[];
+  removedConnections: string[];
+  sessions: DtlsSession[];
+  removedSessions: string[];
+}
 
 /**
  * A DTLS 1.2 server on one UDP socket: stateless cookie exchange, then one
  * ServerConnection per client address (or connection id), limited in number
- * and evicted when idle.
+ * and evicted when idle; sessions kept for resumption; the table can be
+ * saved and restored (a redeploy, a restart) without the clients noticing.
  */
 export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements ConnectionHost, DatagramTransport {
   readonly scheme = 'coaps';
@@ -69,14 +88,20 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
   private socket?: dgram.Socket;
   private readonly connections = new Map<PeerKey, ServerConnection>();
   private readonly handshakes = new Map<PeerKey, ServerConnection>();
+  /** Handshakes in progress per IP address. */
+  private readonly handshakesByAddress = new Map<string, number>();
   private readonly byCid = new Map<string, ServerConnection>();
+  private readonly sessions: SessionCache;
+  /** Saved connections that ended since the last takeChanges(). */
+  private readonly endedConnections = new Set<string>();
   private cookieSecrets = [randomBytes(32), randomBytes(32)];
   private cookieRotated = Date.now();
   private sweepTimer?: NodeJS.Timeout;
   private receiveData?: DatagramReceiver;
   private readonly maxConnections: number;
   private readonly maxHandshakes: number;
-  private readonly idleTimeoutMs: number;
+  private readonly maxHandshakesPerAddress: number;
+  readonly idleTimeoutMs: number;
   private readonly evictIdleAfterMs: number;
   private readonly cidLength: number;
 
@@ -86,9 +111,11 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
     this.requireExtendedMasterSecret = options.requireExtendedMasterSecret ?? false;
     this.maxConnections = options.maxConnections ?? 100_000;
     this.maxHandshakes = options.maxHandshakes ?? 1_000;
+    this.maxHandshakesPerAddress = options.maxHandshakesPerAddress ?? 100;
     this.idleTimeoutMs = options.idleTimeoutMs ?? 24 * 3600_000;
     this.evictIdleAfterMs = options.evictIdleAfterMs ?? 60_000;
     this.cidLength = options.connectionIds === false ? 0 : CID_LENGTH;
+    this.sessions = new SessionCache(options.maxSessions ?? 100_000, options.sessionLifetimeMs ?? 24 * 3600_000);
     const allowed = options.cipherSuites ?? CIPHER_SUITES.map((suite) => suite.name);
     for (const name of allowed) if (!CIPHER_SUITES.some((suite) => suite.name === name)) throw new Error(`unsupported cipher suite ${name}`);
     this.suites = CIPHER_SUITES.filter(
@@ -120,6 +147,25 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
     return this.handshakes.size;
   }
 
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  get sessionLifetimeMs(): number {
+    return this.sessions.lifetimeMs;
+  }
+
+  /**
+   * Lets go of every established connection without a word to its client,
+   * whose session goes on after a restore (a redeploy, a restart): close()
+   * then has no close_notify to send.
+   */
+  keepSessions(): void {
+    for (const connection of this.connections.values()) connection.abandon();
+    this.connections.clear();
+    this.byCid.clear();
+  }
+
   /** Encrypts and sends application data over the peer's established connection; false when there is none. */
   send(data: Buffer, peer: Peer): boolean {
     return this.connections.get(peerKey(peer.address, peer.port))?.send(data) ?? false;
@@ -129,7 +175,56 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
     return this.connections.get(peerKey(peer.address, peer.port))?.identity;
   }
 
-  /** Sends close_notify to every client, then closes the socket. */
+  /**
+   * Brings back saved sessions and connections (before listen): those whose
+   * identity the credentials no longer admit, or whose suite is no longer
+   * allowed, stay out (and are reported as removed at the next takeChanges).
+   */
+  restore(sessions: DtlsSession[], connections: { id: string; record: ConnectionRecord }[]): { sessions: number; connections: number; refused: number } {
+    let refused = 0;
+    const admitted = (session: DtlsSession) => this.suites.includes(session.suite) && stillTrusted(session, this.credentials);
+    const now = Date.now();
+    let restoredSessions = 0;
+    for (const session of sessions) {
+      if (now - session.createdAt < this.sessions.lifetimeMs && admitted(session)) {
+        this.sessions.add(session);
+        restoredSessions++;
+      } else {
+        this.sessions.remove(session.id.toString('hex'));
+        refused++;
+      }
+    }
+    let restoredConnections = 0;
+    for (const { id, record } of connections) {
+      const key = peerKey(record.peer.address, record.peer.port);
+      if (now - record.lastActivity >= this.idleTimeoutMs || !admitted(record.session) || this.connections.has(key) || (record.cid && record.cid.length !== this.cidLength)) {
+        this.endedConnections.add(id);
+        refused++;
+        continue;
+      }
+      const connection = ServerConnection.restore(this, record, record.session.suite);
+      this.connections.set(key, connection);
+      if (connection.cid) this.byCid.set(connection.cid.toString('hex'), connection);
+      restoredConnections++;
+    }
+    return { sessions: restoredSessions, connections: restoredConnections, refused };
+  }
+
+  /** Connections and sessions to save or delete since the last call (a connection is saved again when new, moved, or its saved state got stale). */
+  takeChanges(): DtlsChanges {
+    const connections: { id: string; record: ConnectionRecord }[] = [];
+    for (const connection of this.connections.values()) {
+      if (!connection.needsSaving) continue;
+      const record = connection.save();
+      if (record) connections.push({ id: connection.storeId, record });
+    }
+    const removedConnections = [...this.endedConnections];
+    this.endedConnections.clear();
+    const { saved, removed } = this.sessions.takeChanges();
+    return { connections, removedConnections, sessions: saved, removedSessions: removed };
+  }
+
+  /** Sends close_notify to every client (see keepSessions), then closes the socket. */
   close(): Promise<void> {
     clearInterval(this.sweepTimer);
     for (const connection of [...this.connections.values(), ...this.handshakes.values()]) connection.close('server closing');
@@ -147,16 +242,18 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
 
   established(connection: ServerConnection): void {
     const key = peerKey(connection.peer.address, connection.peer.port);
-    if (this.handshakes.get(key) === connection) this.handshakes.delete(key);
+    this.forgetHandshake(connection);
     const previous = this.connections.get(key);
-    // A client that handshakes again from the same address has lost its old connection (RFC 6347 4.2.8).
+    // A new handshake from the address of a session, once complete, replaces it (RFC 6347 4.2.8); until then both went on.
     if (previous && previous !== connection) this.discard(previous, 'replaced by a new handshake from the same address');
     this.connections.set(key, connection);
+    if (connection.session && !connection.resumed) this.sessions.add(connection.session);
     this.emit('established', {
       peer: connection.peer,
       identity: connection.identity as PeerIdentity,
       cipherSuite: connection.suite.name,
       connectionId: connection.cid !== undefined,
+      resumed: connection.resumed,
     });
   }
 
@@ -166,7 +263,7 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
   }
 
   data(connection: ServerConnection, data: Buffer): void {
-    this.receiveData?.(data, connection.peer);
+    this.receiveData?.(data, connection.peer, connection);
   }
 
   closed(connection: ServerConnection, reason: string): void {
@@ -177,18 +274,30 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
   moved(connection: ServerConnection, from: Peer): void {
     const oldKey = peerKey(from.address, from.port);
     const newKey = peerKey(connection.peer.address, connection.peer.port);
-    const table = connection.phase === 'established' ? this.connections : this.handshakes;
-    if (table.get(oldKey) === connection) table.delete(oldKey);
-    const displaced = table.get(newKey);
+    if (connection.phase !== 'established') {
+      // A handshake in progress follows its client by connection id too; its address count moves with it.
+      if (this.handshakes.get(oldKey) === connection) {
+        this.handshakes.delete(oldKey);
+        this.countHandshake(from.address, -1);
+      }
+      const displaced = this.handshakes.get(newKey);
+      if (displaced && displaced !== connection) this.discard(displaced, 'its address was taken over by another connection');
+      this.handshakes.set(newKey, connection);
+      this.countHandshake(connection.peer.address, 1);
+      return;
+    }
+    if (this.connections.get(oldKey) === connection) this.connections.delete(oldKey);
+    const displaced = this.connections.get(newKey);
     if (displaced && displaced !== connection) this.discard(displaced, 'its address was taken over by another connection');
-    table.set(newKey, connection);
-    if (connection.phase === 'established') this.emit('moved', from, connection.peer, connection.identity as PeerIdentity);
+    this.connections.set(newKey, connection);
+    this.emit('moved', from, connection.peer, connection.identity as PeerIdentity);
   }
 
   private receive(datagram: Buffer, peer: Peer): void {
     const { records, error } = parseRecords(datagram, this.cidLength);
     if (error) this.emit('dropped', peer, error);
     const key = peerKey(peer.address, peer.port);
+    let sawHello = false;
     for (const record of records) {
       if (record.type === ContentType.Tls12Cid) {
         const connection = this.byCid.get((record.cid as Buffer).toString('hex'));
@@ -197,13 +306,23 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
         continue;
       }
       if (record.epoch === 0 && record.type === ContentType.Handshake && record.fragment[0] === HandshakeType.ClientHello) {
-        this.clientHello(record, peer, key);
+        // One ClientHello per datagram is all a client sends: the rest get no HelloVerifyRequest (amplification).
+        if (sawHello) this.emit('dropped', peer, 'another ClientHello in the same datagram');
+        else this.clientHello(record, peer, key);
+        sawHello = true;
+        continue;
+      }
+      if (record.version !== DTLS_1_2 && record.version !== DTLS_1_0) {
+        this.emit('dropped', peer, `record version 0x${record.version.toString(16)}`);
         continue;
       }
       const handshake = this.handshakes.get(key);
       const connection = this.connections.get(key);
-      const target = record.epoch === 0 ? (handshake ?? connection) : handshake?.expectsEpochOne ? handshake : (connection ?? handshake);
-      target?.handleRecord(record, peer);
+      if (record.epoch === 0) (handshake ?? connection)?.handleRecord(record, peer);
+      // A new handshake runs alongside the session from the same address: records the session authenticates stay its own.
+      else if (handshake?.expectsEpochOne) {
+        if (!connection?.handleRecord(record, peer)) handshake.handleRecord(record, peer);
+      } else (connection ?? handshake)?.handleRecord(record, peer);
     }
   }
 
@@ -219,7 +338,7 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
       if (fragment.offset !== 0 || fragment.data.length !== fragment.length) throw new DtlsDecodeError('fragmented ClientHello');
       hello = parseClientHello(fragment.data);
     } catch (error) {
-      this.emit('dropped', peer, `malformed ClientHello: ${(error as Error).message}`);
+      this.emit('handshakeFailed', peer, `malformed ClientHello: ${(error as Error).message}`);
       return;
     }
     // The client repeating the ClientHello of a handshake in progress: our flight was lost.
@@ -233,25 +352,75 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
       this.transmit(encodeRecord(ContentType.Handshake, 0, record.sequence, verify), peer);
       return;
     }
-    if (this.handshakes.size >= this.maxHandshakes && !handshake) {
-      this.emit('dropped', peer, `over ${this.maxHandshakes} handshakes in progress`);
-      return;
-    }
-    if (this.connections.size + this.handshakes.size >= this.maxConnections && !this.connections.has(key) && !handshake && !this.evictIdlest()) {
-      this.emit('dropped', peer, `connection table full (${this.maxConnections}) and no connection idle for ${this.evictIdleAfterMs} ms`);
-      return;
-    }
     if (handshake) this.discard(handshake, 'the client started over');
+    if (!this.makeRoomForHandshake(peer)) return;
+    if (this.connections.size + this.handshakes.size >= this.maxConnections && !this.connections.has(key) && !this.evictIdlest()) {
+      this.emit('handshakeFailed', peer, `connection table full (${this.maxConnections}) and no connection idle for ${this.evictIdleAfterMs} ms`);
+      return;
+    }
     const cid = this.cidLength > 0 ? this.newCid() : undefined;
     try {
-      const connection = new ServerConnection(this, peer, hello, { type: HandshakeType.ClientHello, messageSeq: fragment.messageSeq, body: fragment.data }, record.sequence, cid);
+      const connection = ServerConnection.accept(this, peer, hello, { type: HandshakeType.ClientHello, messageSeq: fragment.messageSeq, body: fragment.data }, record.sequence, {
+        offeredCid: cid,
+        resume: this.resumable(hello),
+        sessionId: randomBytes(SESSION_ID_LENGTH),
+      });
       this.handshakes.set(key, connection);
+      this.countHandshake(peer.address, 1);
       if (connection.cid) this.byCid.set(connection.cid.toString('hex'), connection);
     } catch (error) {
       const alert = error instanceof DtlsAlertError ? error.alert : AlertDescription.DecodeError;
       this.transmit(encodeRecord(ContentType.Alert, 0, record.sequence, Buffer.from([AlertLevel.Fatal, alert])), peer);
       this.emit('handshakeFailed', peer, (error as Error).message);
     }
+  }
+
+  /** The cached session a ClientHello asks to resume, when it may: same suite offered, same extended master secret use, identity still admitted. */
+  private resumable(hello: ClientHello): DtlsSession | undefined {
+    const session = this.sessions.get(hello.sessionId);
+    if (!session) return undefined;
+    const ok =
+      hello.cipherSuites.includes(session.suite.id) &&
+      this.suites.includes(session.suite) &&
+      // RFC 7627 5.3: a session is resumed only with the extended master secret use it was made with.
+      hello.extensions.has(ExtensionType.ExtendedMasterSecret) === session.extendedMasterSecret &&
+      stillTrusted(session, this.credentials);
+    return ok ? session : undefined;
+  }
+
+  /**
+   * Bounds handshakes in progress per IP address and in total: over a bound,
+   * the least advanced (then oldest) one makes room, so a flood of half-open
+   * handshakes only ever displaces its own kind and a client that answers
+   * promptly gets through.
+   */
+  private makeRoomForHandshake(peer: Peer): boolean {
+    if ((this.handshakesByAddress.get(peer.address) ?? 0) >= this.maxHandshakesPerAddress) {
+      const victim = this.leastAdvanced((connection) => connection.peer.address === peer.address);
+      if (!victim) return false;
+      this.discard(victim, `evicted: over ${this.maxHandshakesPerAddress} handshakes in progress from ${peer.address}`);
+    }
+    if (this.handshakes.size >= this.maxHandshakes) {
+      const victim = this.leastAdvanced(() => true);
+      if (!victim) return false;
+      this.discard(victim, `evicted: over ${this.maxHandshakes} handshakes in progress`);
+    }
+    return true;
+  }
+
+  private leastAdvanced(among: (connection: ServerConnection) => boolean): ServerConnection | undefined {
+    let victim: ServerConnection | undefined;
+    // The map is in order of arrival: the first of the least progress is the oldest.
+    for (const connection of this.handshakes.values()) {
+      if (among(connection) && (!victim || connection.progress < victim.progress)) victim = connection;
+    }
+    return victim;
+  }
+
+  private countHandshake(address: string, delta: number): void {
+    const count = (this.handshakesByAddress.get(address) ?? 0) + delta;
+    if (count > 0) this.handshakesByAddress.set(address, count);
+    else this.handshakesByAddress.delete(address);
   }
 
   /** Bound to the client's address and port (RFC 6347 section 4.2.1). */
@@ -271,20 +440,31 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
     }
   }
 
+  private forgetHandshake(connection: ServerConnection): void {
+    const key = peerKey(connection.peer.address, connection.peer.port);
+    if (this.handshakes.get(key) !== connection) return;
+    this.handshakes.delete(key);
+    this.countHandshake(connection.peer.address, -1);
+  }
+
   private forget(connection: ServerConnection): void {
     const key = peerKey(connection.peer.address, connection.peer.port);
-    if (this.handshakes.get(key) === connection) this.handshakes.delete(key);
-    if (this.connections.get(key) === connection) this.connections.delete(key);
+    this.forgetHandshake(connection);
+    if (this.connections.get(key) === connection) {
+      this.connections.delete(key);
+      this.endedConnections.add(connection.storeId);
+    }
     if (connection.cid && this.byCid.get(connection.cid.toString('hex')) === connection) this.byCid.delete(connection.cid.toString('hex'));
   }
 
-  /** Drops a connection without telling the client (it has moved on). */
+  /** Drops a connection or handshake without telling the client (it has moved on, or room was needed), saying so in an event. */
   private discard(connection: ServerConnection, reason: string): void {
     const identity = connection.identity;
     const wasEstablished = connection.phase === 'established';
     connection.abandon();
     this.forget(connection);
     if (wasEstablished) this.emit('closed', connection.peer, identity, reason);
+    else this.emit('handshakeFailed', connection.peer, reason);
   }
 
   /** Makes room by forgetting the longest-silent connection, if it has been silent long enough; true when it did. */
@@ -305,5 +485,6 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
     for (const connection of this.connections.values()) {
       if (now - connection.lastActivity >= this.idleTimeoutMs) this.discard(connection, 'idle timeout');
     }
+    this.sessions.sweep(now);
   }
 }

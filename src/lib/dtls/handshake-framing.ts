@@ -58,13 +58,23 @@ export function parseFragments(record: Buffer): Fragment[] {
   return fragments;
 }
 
+/** A handshake message being put back together: copies of the byte ranges received so far, sorted and never overlapping. */
+interface Partial {
+  type: number;
+  length: number;
+  ranges: { start: number; data: Buffer }[];
+  missing: number;
+}
+
 /**
  * Puts handshake messages back together and hands them out in message_seq
- * order, whatever order and fragmentation they arrived in. Bounded: messages
- * too far ahead or too large are refused.
+ * order, whatever order and fragmentation they arrived in. Keeps what it
+ * received, no more (copies, so no datagram stays alive behind it), within a
+ * byte budget and a few messages ahead; fragments that do not fit are
+ * dropped (RFC 6347 4.1.2.7), never an error: a forged one costs nothing.
  */
 export class HandshakeReassembler {
-  private readonly pending = new Map<number, { type: number; body: Buffer; received: boolean[]; missing: number }>();
+  private readonly pending = new Map<number, Partial>();
   private buffered = 0;
 
   constructor(
@@ -73,7 +83,12 @@ export class HandshakeReassembler {
     private readonly maxAhead = 8,
   ) {}
 
-  /** Adds fragments; returns the messages now complete in order. Old (already delivered) fragments give back 'old'. */
+  /** Bytes held for messages not complete yet. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /** Adds fragments; returns the messages now complete in order, and whether any fragment was of an already delivered message. */
   add(fragments: Fragment[]): { messages: HandshakeMessage[]; sawOld: boolean } {
     let sawOld = false;
     for (const fragment of fragments) {
@@ -81,31 +96,43 @@ export class HandshakeReassembler {
         sawOld = true;
         continue;
       }
-      if (fragment.messageSeq >= this.nextSeq + this.maxAhead) continue;
+      if (fragment.messageSeq >= this.nextSeq + this.maxAhead || fragment.length > this.maxBytes) continue;
       let entry = this.pending.get(fragment.messageSeq);
       if (!entry) {
-        if (this.buffered + fragment.length > this.maxBytes) throw new DtlsDecodeError(`handshake messages over ${this.maxBytes} bytes`);
-        this.buffered += fragment.length;
-        entry = { type: fragment.type, body: Buffer.alloc(fragment.length), received: new Array<boolean>(fragment.length).fill(false), missing: fragment.length };
+        entry = { type: fragment.type, length: fragment.length, ranges: [], missing: fragment.length };
         this.pending.set(fragment.messageSeq, entry);
-      } else if (entry.type !== fragment.type || entry.body.length !== fragment.length) {
-        throw new DtlsDecodeError('handshake fragments of one message disagree');
-      }
-      fragment.data.copy(entry.body, fragment.offset);
-      for (let i = fragment.offset; i < fragment.offset + fragment.data.length; i++) {
-        if (!entry.received[i]) {
-          entry.received[i] = true;
-          entry.missing--;
-        }
-      }
+      } else if (entry.type !== fragment.type || entry.length !== fragment.length) continue;
+      this.insert(entry, fragment.offset, fragment.data);
     }
     const messages: HandshakeMessage[] = [];
     for (let entry = this.pending.get(this.nextSeq); entry && entry.missing === 0; entry = this.pending.get(this.nextSeq)) {
       this.pending.delete(this.nextSeq);
-      this.buffered -= entry.body.length;
-      messages.push({ type: entry.type, messageSeq: this.nextSeq, body: entry.body });
+      const body = entry.ranges.length === 1 ? entry.ranges[0].data : Buffer.concat(entry.ranges.map((range) => range.data), entry.length);
+      this.buffered -= entry.length;
+      messages.push({ type: entry.type, messageSeq: this.nextSeq, body });
       this.nextSeq++;
     }
     return { messages, sawOld };
+  }
+
+  /** Copies in the parts of [offset, offset + data.length) not held yet, if the budget allows. */
+  private insert(entry: Partial, offset: number, data: Buffer): void {
+    let at = offset;
+    const end = offset + data.length;
+    const added: { start: number; data: Buffer }[] = [];
+    for (const range of entry.ranges) {
+      if (at >= end) break;
+      const rangeEnd = range.start + range.data.length;
+      if (rangeEnd <= at) continue;
+      if (range.start > at) added.push({ start: at, data: data.subarray(at - offset, Math.min(range.start, end) - offset) });
+      at = Math.max(at, rangeEnd);
+    }
+    if (at < end) added.push({ start: at, data: data.subarray(at - offset) });
+    const newBytes = added.reduce((sum, range) => sum + range.data.length, 0);
+    if (newBytes === 0 || this.buffered + newBytes > this.maxBytes) return;
+    this.buffered += newBytes;
+    entry.missing -= newBytes;
+    for (const range of added) entry.ranges.push({ start: range.start, data: Buffer.from(range.data) });
+    entry.ranges.sort((a, b) => a.start - b.start);
   }
 }

@@ -1,5 +1,5 @@
 import { ByteReader, DtlsDecodeError } from './bytes';
-import { ContentType, DTLS_1_0, DTLS_1_2, MAX_CIPHERTEXT_LENGTH } from './constants';
+import { ContentType, DTLS_1_2, MAX_CIPHERTEXT_LENGTH } from './constants';
 
 export interface DtlsRecord {
   type: number;
@@ -15,6 +15,9 @@ export interface DtlsRecord {
  * Splits a datagram into its records. cidLength is the length of the
  * connection ids this side hands out: tls12_cid records do not say it.
  * A malformed record ends the datagram (RFC 6347 4.1.2.7: invalid records are dropped).
+ * Any DTLS version (0xfeXX) parses: a first ClientHello may come in a record
+ * of another version than it asks for (mbedTLS sends 0xfe00), which the
+ * server negotiates from the hello itself; it checks the version of the rest.
  */
 export function parseRecords(datagram: Buffer, cidLength: number): { records: DtlsRecord[]; error?: string } {
   const records: DtlsRecord[] = [];
@@ -23,7 +26,7 @@ export function parseRecords(datagram: Buffer, cidLength: number): { records: Dt
     while (reader.remaining > 0) {
       const type = reader.uint8();
       const version = reader.uint16();
-      if (version !== DTLS_1_2 && version !== DTLS_1_0) return { records, error: `record version 0x${version.toString(16)}` };
+      if (version >> 8 !== 0xfe) return { records, error: `record version 0x${version.toString(16)}` };
       const epoch = reader.uint16();
       const sequence = reader.uint48();
       let cid: Buffer | undefined;
@@ -44,19 +47,14 @@ export function parseRecords(datagram: Buffer, cidLength: number): { records: Dt
   return { records };
 }
 
-/** Record header fields in wire order, as the header and as MAC/AEAD input share them. */
-export function recordHeader(type: number, epoch: number, sequence: number, length: number, cid?: Buffer): Buffer {
-  const cidLength = cid ? cid.length : 0;
-  const header = Buffer.allocUnsafe(13 + cidLength);
-  header[0] = type;
-  header.writeUInt16BE(DTLS_1_2, 1);
-  header.writeUInt16BE(epoch, 3);
-  header.writeUIntBE(sequence, 5, 6);
-  if (cid) cid.copy(header, 11);
-  header.writeUInt16BE(length, 11 + cidLength);
-  return header;
-}
-
-export function encodeRecord(type: number, epoch: number, sequence: number, fragment: Buffer, cid?: Buffer): Buffer {
-  return Buffer.concat([recordHeader(type, epoch, sequence, fragment.length, cid), fragment]);
+/** An unprotected record (epoch 0: handshake, alerts, ChangeCipherSpec). */
+export function encodeRecord(type: number, epoch: number, sequence: number, fragment: Buffer): Buffer {
+  const record = Buffer.allocUnsafe(13 + fragment.length);
+  record[0] = type;
+  record.writeUInt16BE(DTLS_1_2, 1);
+  record.writeUInt16BE(epoch, 3);
+  record.writeUIntBE(sequence, 5, 6);
+  record.writeUInt16BE(fragment.length, 11);
+  fragment.copy(record, 13);
+  return record;
 }

@@ -14,7 +14,7 @@ import {
   SECP256R1,
   alertName,
 } from './constants';
-import { DtlsAlertError, DtlsCredentials, PeerIdentity, authenticateCertificateChain, authenticateRawPublicKey, spkiOf } from './credentials';
+import { DtlsAlertError, DtlsCredentials, PeerIdentity, authenticateCertificateChain, authenticateRawPublicKey, printable, spkiOf } from './credentials';
 import { HandshakeMessage, HandshakeReassembler, encodeHandshake, fragmentHandshake, parseFragments } from './handshake-framing';
 import { ClientHello, connectionIdOf, serverHello, uint16List, uint8List } from './hello-messages';
 import {
@@ -30,6 +30,7 @@ import { keyBlock, masterSecret, pskPreMaster, verifyData } from './prf';
 import { DtlsRecord, encodeRecord } from './record';
 import { CipherSuite, RecordCipher, keyBlockLength } from './record-protection';
 import { ReplayWindow } from './replay-window';
+import { ConnectionRecord, DtlsSession, pskKeyCheck } from './session';
 
 /** What a connection needs from the server that owns it. */
 export interface ConnectionHost {
@@ -48,29 +49,46 @@ const FIRST_FLIGHT_TIMEOUT_MS = 1000;
 /** 1 + 2 + 4 + 8 + 16 s: a handshake that stalls is given up after about 31 s. */
 const MAX_FLIGHT_TRANSMISSIONS = 5;
 const MAX_DATAGRAM = 1400;
-const MAX_EARLY_RECORDS = 8;
+/** Protected records that arrive before the ChangeCipherSpec they follow (reordering): a few, copied. */
+const MAX_EARLY_RECORDS = 4;
+const MAX_EARLY_BYTES = 4096;
 const MIN_RETRANSMIT_INTERVAL_MS = 250;
+/**
+ * Sequence numbers a saved connection reserves ahead of the last one used:
+ * after a crash, the restored connection starts past anything it may have
+ * sent since the save (a save is due again at half of it).
+ */
+const SEQUENCE_RESERVE = 1_000_000;
 
 type Awaiting = 'certificate' | 'keyExchange' | 'certificateVerify' | 'changeCipherSpec' | 'finished' | 'nothing';
 type FlightItem = { epoch: number; type: number; content: Buffer };
 
+/** How far a handshake got: the least advanced make room first when too many are in progress. */
+const PROGRESS: Record<Awaiting, number> = { certificate: 1, keyExchange: 1, certificateVerify: 2, changeCipherSpec: 3, finished: 4, nothing: 5 };
+
 /**
  * The server side of one DTLS 1.2 connection: the handshake after a
- * cookie-verified ClientHello (RFC 6347), then the protected records.
+ * cookie-verified ClientHello (RFC 6347), full or resumed (RFC 5246 7.3),
+ * then the protected records. Once established, nothing that fails to parse,
+ * authenticate or fit ends it (RFC 6347 4.1.2.7): only authenticated alerts.
  */
 export class ServerConnection {
   phase: 'handshake' | 'established' | 'closed' = 'handshake';
   identity?: PeerIdentity;
-  readonly suite: CipherSuite;
+  suite!: CipherSuite;
   lastActivity = Date.now();
   readonly startedAt = Date.now();
-  private readonly peerCid?: Buffer;
+  /** True for an abbreviated handshake from a cached session. */
+  resumed = false;
+  /** The session this connection belongs to, once established: what a client resumes. */
+  session?: DtlsSession;
+  private peerCid?: Buffer;
   /** Our connection id, when the client asked for connection ids (RFC 9146). */
-  readonly cid?: Buffer;
+  cid?: Buffer;
   private readonly transcript: Buffer[] = [];
-  private readonly reassembler: HandshakeReassembler;
-  private nextSendSeq: number;
-  private readonly writeSequence: [number, number];
+  private reassembler!: HandshakeReassembler;
+  private nextSendSeq = 0;
+  private readonly writeSequence: [number, number] = [0, 0];
   private writeEpoch = 0;
   private writeCipher?: RecordCipher;
   private readCipher?: RecordCipher;
@@ -81,30 +99,82 @@ export class ServerConnection {
   private flightTimer?: NodeJS.Timeout;
   private flightTransmissions = 0;
   private lastRetransmit = 0;
-  private awaiting: Awaiting;
-  private readonly clientRandom: Buffer;
-  private readonly serverRandom = randomBytes(32);
-  private readonly extendedMasterSecret: boolean;
-  private readonly clientCertificateType?: number;
+  private awaiting: Awaiting = 'nothing';
+  private clientRandom!: Buffer;
+  private serverRandom: Buffer = randomBytes(32);
+  private extendedMasterSecret = false;
+  private clientCertificateType?: number;
   private ecdh?: ECDH;
   private master?: Buffer;
   private clientPublicKey?: KeyObject;
   private unknownPskIdentity?: string;
+  /** Until the handshake ends: the session keeps only a check of it. */
+  private pskKey?: Buffer;
+  private sessionId: Buffer = Buffer.alloc(0);
+  /** The write sequence number and replay state last saved (see needsSaving). */
+  private savedReservation = -1;
+  private savedHighest = -2;
+  private savedPeer?: Peer;
 
-  constructor(
+  private constructor(
     private readonly host: ConnectionHost,
     public peer: Peer,
+  ) {}
+
+  /**
+   * Starts the handshake of a cookie-verified ClientHello: resumes `session`
+   * when given (the server checked it may be), else a full handshake.
+   */
+  static accept(
+    host: ConnectionHost,
+    peer: Peer,
     hello: ClientHello,
     helloMessage: HandshakeMessage,
     helloRecordSequence: number,
-    /** The connection id we would hand out, when connection ids are on. */
-    offeredCid?: Buffer,
-  ) {
-    this.clientRandom = hello.random;
+    options: { offeredCid?: Buffer; sessionId?: Buffer; resume?: DtlsSession },
+  ): ServerConnection {
+    const connection = new ServerConnection(host, peer);
+    connection.start(hello, helloMessage, helloRecordSequence, options);
+    return connection;
+  }
+
+  /** An established connection brought back from a saved record. */
+  static restore(host: ConnectionHost, record: ConnectionRecord, suite: CipherSuite): ServerConnection {
+    const connection = new ServerConnection(host, record.peer);
+    connection.suite = suite;
+    connection.phase = 'established';
+    connection.session = record.session;
+    connection.identity = record.session.identity;
+    connection.clientRandom = record.clientRandom;
+    connection.serverRandom = record.serverRandom;
+    connection.cid = record.cid;
+    connection.peerCid = record.peerCid;
+    connection.lastActivity = record.lastActivity;
+    const ciphers = RecordCipher.fromKeyBlock(suite, keyBlock(record.session.master, record.clientRandom, record.serverRandom, keyBlockLength(suite)));
+    connection.readCipher = ciphers.client;
+    connection.writeCipher = ciphers.server;
+    connection.writeEpoch = 1;
+    connection.writeSequence[1] = record.writeSequence;
+    connection.replay.restore(record.readHighest);
+    connection.savedReservation = record.writeSequence;
+    connection.savedHighest = record.readHighest;
+    connection.savedPeer = record.peer;
+    return connection;
+  }
+
+  private start(
+    hello: ClientHello,
+    helloMessage: HandshakeMessage,
+    helloRecordSequence: number,
+    options: { offeredCid?: Buffer; sessionId?: Buffer; resume?: DtlsSession },
+  ): void {
+    const host = this.host;
+    // Copies: a half-open handshake keeps nothing of the datagram it came in.
+    this.clientRandom = Buffer.from(hello.random);
     // RFC 6347 4.2.1: after a stateless HelloVerifyRequest the server continues the client's numbering.
     this.reassembler = new HandshakeReassembler(helloMessage.messageSeq + 1);
     this.nextSendSeq = helloMessage.messageSeq;
-    this.writeSequence = [helloRecordSequence, 0];
+    this.writeSequence[0] = helloRecordSequence;
     this.transcript.push(encodeHandshake(helloMessage));
 
     if (hello.version > DTLS_1_2) throw new DtlsAlertError(AlertDescription.ProtocolVersion, 'client does not offer DTLS 1.2');
@@ -114,6 +184,23 @@ export class ServerConnection {
     if (host.requireExtendedMasterSecret && !this.extendedMasterSecret) {
       throw new DtlsAlertError(AlertDescription.HandshakeFailure, 'client does not support extended_master_secret');
     }
+    const clientCid = connectionIdOf(extensions);
+    this.peerCid = clientCid && clientCid.length > 0 ? Buffer.from(clientCid) : undefined;
+    const replyExtensions: [number, Buffer][] = [];
+    if (extensions.has(ExtensionType.RenegotiationInfo) || hello.cipherSuites.includes(EMPTY_RENEGOTIATION_SCSV)) {
+      replyExtensions.push([ExtensionType.RenegotiationInfo, Buffer.from([0])]);
+    }
+    if (this.extendedMasterSecret) replyExtensions.push([ExtensionType.ExtendedMasterSecret, Buffer.alloc(0)]);
+    if (clientCid && options.offeredCid) {
+      this.cid = options.offeredCid;
+      replyExtensions.push([ExtensionType.ConnectionId, Buffer.concat([Buffer.from([options.offeredCid.length]), options.offeredCid])]);
+    }
+    if (options.resume) {
+      this.resume(options.resume, replyExtensions);
+      return;
+    }
+    this.sessionId = options.sessionId ?? Buffer.alloc(0);
+
     const ecdheOk = this.ecdheAcceptable(extensions);
     this.clientCertificateType = this.pick(uint8List(extensions.get(ExtensionType.ClientCertificateType)), [
       ...(host.credentials.trustsRawPublicKey ? [CertificateType.RawPublicKey] : []),
@@ -134,22 +221,10 @@ export class ServerConnection {
     if (!suite) throw new DtlsAlertError(AlertDescription.HandshakeFailure, 'no cipher suite in common');
     this.suite = suite;
 
-    const clientCid = connectionIdOf(extensions);
-    this.peerCid = clientCid && clientCid.length > 0 ? clientCid : undefined;
-    const replyExtensions: [number, Buffer][] = [];
-    if (extensions.has(ExtensionType.RenegotiationInfo) || hello.cipherSuites.includes(EMPTY_RENEGOTIATION_SCSV)) {
-      replyExtensions.push([ExtensionType.RenegotiationInfo, Buffer.from([0])]);
-    }
-    if (this.extendedMasterSecret) replyExtensions.push([ExtensionType.ExtendedMasterSecret, Buffer.alloc(0)]);
-    if (clientCid && offeredCid) {
-      this.cid = offeredCid;
-      replyExtensions.push([ExtensionType.ConnectionId, Buffer.concat([Buffer.from([offeredCid.length]), offeredCid])]);
-    }
-
     const messages: { type: number; body: Buffer }[] = [];
     if (suite.keyExchange === 'psk') {
       this.awaiting = 'keyExchange';
-      messages.push({ type: HandshakeType.ServerHello, body: serverHello(this.serverRandom, Buffer.alloc(0), suite.id, replyExtensions) });
+      messages.push({ type: HandshakeType.ServerHello, body: serverHello(this.serverRandom, this.sessionId, suite.id, replyExtensions) });
     } else {
       const privateKey = host.credentials.privateKey as KeyObject;
       if (extensions.has(ExtensionType.EcPointFormats)) replyExtensions.push([ExtensionType.EcPointFormats, Buffer.from([1, 0])]);
@@ -159,7 +234,7 @@ export class ServerConnection {
       this.ecdh = keyExchange.ecdh;
       this.awaiting = 'certificate';
       messages.push(
-        { type: HandshakeType.ServerHello, body: serverHello(this.serverRandom, Buffer.alloc(0), suite.id, replyExtensions) },
+        { type: HandshakeType.ServerHello, body: serverHello(this.serverRandom, this.sessionId, suite.id, replyExtensions) },
         { type: HandshakeType.Certificate, body: certificateMessage(serverCertificateType as number, spkiOf(privateKey), host.credentials.certificateChain) },
         { type: HandshakeType.ServerKeyExchange, body: keyExchange.body },
         { type: HandshakeType.CertificateRequest, body: certificateRequest() },
@@ -170,15 +245,38 @@ export class ServerConnection {
     this.transmitFlight(true);
   }
 
-  /** Handles one record routed to this connection (by address, or by connection id from `from`). */
-  handleRecord(record: DtlsRecord, from: Peer): void {
-    if (this.phase === 'closed') return;
+  /** RFC 5246 7.3 abbreviated handshake: ServerHello with the session's id, then at once ChangeCipherSpec and Finished. */
+  private resume(session: DtlsSession, replyExtensions: [number, Buffer][]): void {
+    this.resumed = true;
+    this.suite = session.suite;
+    this.session = session;
+    this.sessionId = session.id;
+    this.identity = session.identity;
+    this.master = session.master;
+    const ciphers = RecordCipher.fromKeyBlock(this.suite, keyBlock(session.master, this.clientRandom, this.serverRandom, keyBlockLength(this.suite)));
+    this.pending = { read: ciphers.client, write: ciphers.server };
+    const hello = this.handshakeItems(0, { type: HandshakeType.ServerHello, body: serverHello(this.serverRandom, session.id, this.suite.id, replyExtensions) });
+    const finished = { type: HandshakeType.Finished, body: verifyData(session.master, 'server', this.transcriptHash()) };
+    this.flight = [...hello, { epoch: 0, type: ContentType.ChangeCipherSpec, content: Buffer.from([1]) }, ...this.handshakeItems(1, finished)];
+    this.writeCipher = ciphers.server;
+    this.awaiting = 'changeCipherSpec';
+    this.transmitFlight(true);
+  }
+
+  /**
+   * Handles one record routed to this connection (by address, or by
+   * connection id from `from`); true when it authenticated under this
+   * connection's keys.
+   */
+  handleRecord(record: DtlsRecord, from: Peer): boolean {
+    if (this.phase === 'closed') return false;
     try {
       if (record.epoch === 0) this.handlePlaintext(record);
-      else if (record.epoch === 1) this.handleProtected(record, from);
+      else if (record.epoch === 1) return this.handleProtected(record, from);
     } catch (error) {
       this.fail(error as Error);
     }
+    return false;
   }
 
   /** Sends application data; false when the connection cannot carry it. */
@@ -192,8 +290,10 @@ export class ServerConnection {
   close(reason: string): void {
     if (this.phase === 'closed') return;
     if (this.phase === 'established') this.sendAlert(AlertLevel.Warning, AlertDescription.CloseNotify);
+    const wasHandshake = this.phase === 'handshake';
     this.end();
-    this.host.closed(this, reason);
+    if (wasHandshake) this.host.failed(this, reason);
+    else this.host.closed(this, reason);
   }
 
   /** Ends the connection without a word to the peer (it has started over or moved on). */
@@ -209,6 +309,43 @@ export class ServerConnection {
   /** True while this connection waits for the client's ChangeCipherSpec or Finished (epoch 1 records go here). */
   get expectsEpochOne(): boolean {
     return this.phase === 'handshake' && (this.pending !== undefined || this.readCipher !== undefined);
+  }
+
+  /** The id a state store keeps this connection under: stable across address changes. */
+  get storeId(): string {
+    return this.serverRandom.toString('hex', 0, 16);
+  }
+
+  /** How far the handshake got (higher is further). */
+  get progress(): number {
+    return PROGRESS[this.awaiting];
+  }
+
+  /** True when the saved record of this connection is out of date: new, moved, its reserve of sequence numbers half used, or records received since. */
+  get needsSaving(): boolean {
+    return (
+      this.phase === 'established' &&
+      (this.writeSequence[1] + SEQUENCE_RESERVE / 2 > this.savedReservation || this.replay.highest !== this.savedHighest || this.peer !== this.savedPeer)
+    );
+  }
+
+  /** What a restart needs to carry on the connection, reserving sequence numbers ahead (see SEQUENCE_RESERVE). */
+  save(): ConnectionRecord | undefined {
+    if (this.phase !== 'established' || !this.session) return undefined;
+    this.savedReservation = this.writeSequence[1] + SEQUENCE_RESERVE;
+    this.savedHighest = this.replay.highest;
+    this.savedPeer = this.peer;
+    return {
+      peer: this.peer,
+      session: this.session,
+      clientRandom: this.clientRandom,
+      serverRandom: this.serverRandom,
+      cid: this.cid,
+      peerCid: this.peerCid,
+      writeSequence: this.savedReservation,
+      readHighest: this.replay.highest,
+      lastActivity: this.lastActivity,
+    };
   }
 
   private handlePlaintext(record: DtlsRecord): void {
@@ -227,17 +364,19 @@ export class ServerConnection {
     }
   }
 
-  private handleProtected(record: DtlsRecord, from: Peer): void {
+  private handleProtected(record: DtlsRecord, from: Peer): boolean {
     if (!this.readCipher) {
-      if (this.pending && this.earlyRecords.length < MAX_EARLY_RECORDS) this.earlyRecords.push(record);
-      return;
+      if (this.pending && this.earlyRecords.length < MAX_EARLY_RECORDS && record.fragment.length <= MAX_EARLY_BYTES / MAX_EARLY_RECORDS) {
+        this.earlyRecords.push({ ...record, fragment: Buffer.from(record.fragment), cid: record.cid && Buffer.from(record.cid) });
+      }
+      return false;
     }
-    if (!this.replay.isFresh(record.sequence)) return;
+    if (!this.replay.isFresh(record.sequence)) return false;
     const opened = this.readCipher.open(record);
     if (!opened) {
       // During the handshake the only protected record is the client's Finished: one that fails means a different key.
       if (this.phase === 'handshake') throw new DtlsAlertError(AlertDescription.DecryptError, this.keyMismatchReason());
-      return;
+      return false;
     }
     const newest = this.replay.accept(record.sequence);
     this.lastActivity = Date.now();
@@ -250,28 +389,33 @@ export class ServerConnection {
     switch (opened.type) {
       case ContentType.ApplicationData:
         if (this.phase === 'established') this.host.data(this, opened.content);
-        return;
+        break;
       case ContentType.Handshake:
         this.handleHandshakeFragments(opened.content, 1);
-        return;
+        break;
       case ContentType.Alert:
         this.handleAlert(opened.content);
-        return;
-      default:
-        return;
+        break;
     }
+    return true;
   }
 
   private handleHandshakeFragments(content: Buffer, epoch: number): void {
-    const { messages, sawOld } = this.reassembler.add(parseFragments(content));
+    let fragments;
+    try {
+      fragments = parseFragments(content);
+    } catch {
+      return; // an invalid record is dropped (RFC 6347 4.1.2.7), whoever sent it
+    }
+    const { messages, sawOld } = this.reassembler.add(fragments);
     if (sawOld && messages.length === 0) {
       this.retransmitOnDemand();
       return;
     }
     for (const message of messages) {
       if (this.phase === 'established') {
-        // A new handshake on an established connection: renegotiation, which we do not do.
-        this.sendAlert(AlertLevel.Warning, AlertDescription.NoRenegotiation);
+        // A new handshake inside the session: renegotiation, which we do not do. Unprotected ones prove nothing and get no answer.
+        if (epoch === 1) this.sendAlert(AlertLevel.Warning, AlertDescription.NoRenegotiation);
         continue;
       }
       this.handleHandshakeMessage(message, epoch);
@@ -328,7 +472,10 @@ export class ServerConnection {
       const key = this.host.credentials.pskKey?.(identity);
       // RFC 4279 section 2: go on with a random key so an unknown identity looks like a wrong key (decrypt_error).
       if (!key) this.unknownPskIdentity = identity;
-      else this.identity = { kind: 'psk', identity };
+      else {
+        this.identity = { kind: 'psk', identity };
+        this.pskKey = key;
+      }
       preMaster = pskPreMaster(key ?? randomBytes(16));
     } else {
       preMaster = ecdhePreMaster(message.body, this.ecdh as ECDH);
@@ -371,32 +518,54 @@ export class ServerConnection {
     const expected = verifyData(master, 'client', this.transcriptHash());
     const matches = message.body.length === expected.length && timingSafeEqual(message.body, expected);
     if (this.unknownPskIdentity !== undefined || !matches) throw new DtlsAlertError(AlertDescription.DecryptError, this.keyMismatchReason());
-    this.transcript.push(encodeHandshake(message));
-    const finished = { type: HandshakeType.Finished, body: verifyData(master, 'server', this.transcriptHash()) };
     clearTimeout(this.flightTimer);
-    this.flight = [{ epoch: 0, type: ContentType.ChangeCipherSpec, content: Buffer.from([1]) }, ...this.handshakeItems(1, finished)];
-    this.writeCipher = this.pending?.write;
+    if (this.resumed) {
+      // The client's Finished ends an abbreviated handshake: our flight went first, and there is nothing to answer.
+      this.flight = [];
+    } else {
+      this.transcript.push(encodeHandshake(message));
+      const finished = { type: HandshakeType.Finished, body: verifyData(master, 'server', this.transcriptHash()) };
+      this.flight = [{ epoch: 0, type: ContentType.ChangeCipherSpec, content: Buffer.from([1]) }, ...this.handshakeItems(1, finished)];
+      this.writeCipher = this.pending?.write;
+    }
     this.pending = undefined;
     this.awaiting = 'nothing';
     this.phase = 'established';
     this.writeEpoch = 1;
-    this.transmitFlight(false);
+    if (this.flight.length > 0) this.transmitFlight(false);
     this.transcript.length = 0;
     this.ecdh = undefined;
+    this.clientPublicKey = undefined;
+    if (!this.resumed && this.identity) {
+      this.session = {
+        id: this.sessionId,
+        master,
+        suite: this.suite,
+        identity: this.identity,
+        extendedMasterSecret: this.extendedMasterSecret,
+        createdAt: Date.now(),
+        keyCheck: this.pskKey && pskKeyCheck(master, this.pskKey),
+      };
+      this.pskKey = undefined;
+    }
+    this.master = undefined;
     this.host.established(this);
   }
 
   private keyMismatchReason(): string {
-    if (this.unknownPskIdentity !== undefined) return `unknown PSK identity "${this.unknownPskIdentity}"`;
-    return this.identity?.kind === 'psk' ? `wrong key for PSK identity "${this.identity.identity}"` : 'client Finished does not verify';
+    if (this.unknownPskIdentity !== undefined) return `unknown PSK identity ${printable(this.unknownPskIdentity)}`;
+    if (this.resumed) return 'client Finished of a resumed session does not verify';
+    return this.identity?.kind === 'psk' ? `wrong key for PSK identity ${printable(this.identity.identity)}` : 'client Finished does not verify';
   }
 
   private handleAlert(content: Buffer): void {
     if (content.length !== 2) return;
     const [level, description] = content;
     if (description === AlertDescription.CloseNotify) {
+      const wasHandshake = this.phase === 'handshake';
       this.end();
-      this.host.closed(this, 'peer sent close_notify');
+      if (wasHandshake) this.host.failed(this, 'peer sent close_notify');
+      else this.host.closed(this, 'peer sent close_notify');
     } else if (level === AlertLevel.Fatal) {
       const wasEstablished = this.phase === 'established';
       this.end();
@@ -405,14 +574,13 @@ export class ServerConnection {
     }
   }
 
+  /** A handshake that cannot go on: fatal alert, then the reason to the server. Established connections never come here (see handleRecord). */
   private fail(error: Error): void {
-    if (this.phase === 'closed') return;
+    if (this.phase !== 'handshake') return;
     const alert = error instanceof DtlsAlertError ? error.alert : error instanceof DtlsDecodeError ? AlertDescription.DecodeError : AlertDescription.InternalError;
     this.sendAlert(AlertLevel.Fatal, alert);
-    const wasEstablished = this.phase === 'established';
     this.end();
-    if (wasEstablished) this.host.closed(this, error.message);
-    else this.host.failed(this, error.message);
+    this.host.failed(this, error.message);
   }
 
   private end(): void {
@@ -453,7 +621,7 @@ export class ServerConnection {
       datagram.push(record);
       size += record.length;
     }
-    if (datagram.length > 0) this.host.transmit(Buffer.concat(datagram), this.peer);
+    if (datagram.length > 0) this.host.transmit(datagram.length === 1 ? datagram[0] : Buffer.concat(datagram), this.peer);
     if (!timed) return;
     clearTimeout(this.flightTimer);
     this.flightTimer = setTimeout(() => {
@@ -475,8 +643,7 @@ export class ServerConnection {
     const sequence = this.writeSequence[epoch]++;
     if (epoch === 0) return encodeRecord(type, 0, sequence, content);
     const cipher = (this.writeCipher ?? this.pending?.write) as RecordCipher;
-    const sealed = cipher.seal(type, epoch, sequence, content, this.peerCid);
-    return encodeRecord(sealed.type, epoch, sequence, sealed.fragment, this.peerCid);
+    return cipher.sealRecord(type, epoch, sequence, content, this.peerCid);
   }
 
   private ecdheAcceptable(extensions: Map<number, Buffer>): boolean {

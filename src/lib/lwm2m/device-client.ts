@@ -1,12 +1,12 @@
 import { OptionNumber, codeClass, formatCode } from '../coap/codes';
-import { BlockTransferError, requestBlockwise } from '../coap/block-transfer';
+import { completeBlock2, requestBlockwise } from '../coap/block-transfer';
 import type { CoapEndpoint } from '../coap/endpoint';
 import type { Transport } from './registration';
 import { identityKey } from './security';
 
 /** The endpoint that reaches devices over a transport; undefined when the server does not listen on it. */
 export type EndpointFor = (transport: Transport) => CoapEndpoint | undefined;
-import { CoapClosedError, CoapResetError, CoapTimeoutError } from '../coap/errors';
+import { CoapClosedError, CoapResetError, CoapResponseError, CoapTimeoutError } from '../coap/errors';
 import type { CoapMessage } from '../coap/message';
 import { uintOption } from '../coap/options';
 import { ContentError } from '../content/values';
@@ -56,6 +56,8 @@ export class DeviceRequestError extends Error {
     readonly kind: FailureKind,
     /** The device's CoAP response code, such as "4.04", when it answered. */
     readonly code?: string,
+    /** The Observe option of an answer that could not be used: the device took the request as an observation. */
+    readonly observe?: number,
   ) {
     super(message);
     this.name = 'DeviceRequestError';
@@ -195,14 +197,34 @@ export class DeviceClient {
     return parked;
   }
 
+  /**
+   * Fetches the rest of a notification that came as the first of several
+   * Block2 blocks (RFC 7959 section 2.6), in the device's line like any
+   * request: resolves with the whole notification.
+   */
+  completeNotification(endpointName: string, request: DeviceRequest<unknown>, first: CoapMessage): Promise<CoapMessage> {
+    const describe = () => `notification of ${request.path} from ${endpointName}`;
+    const registration = this.registrations.getByEndpoint(endpointName);
+    if (!registration) return Promise.reject(new DeviceRequestError(`${describe()}: device "${endpointName}" is not registered`, 'unknown-endpoint'));
+    const spec = request.toCoap({ registration, model: this.model() });
+    const timeoutMs = this.options.defaultTimeoutMs ?? 10_000;
+    return this.queue
+      .run(endpointName, () => {
+        const current = this.registrations.getByEndpoint(endpointName);
+        if (!current) return Promise.reject(new DeviceGoneError(endpointName));
+        const endpoint = this.endpointTo(current);
+        if (endpoint instanceof Error) return Promise.reject(endpoint);
+        return completeBlock2(endpoint, current, toCoapRequest(spec, current.rootPath), first, { timeoutMs, block1Szx: this.options.block1Szx });
+      })
+      .catch((error: unknown) => {
+        throw translate(error, describe());
+      });
+  }
+
   private exchange(registration: Registration, spec: CoapRequestSpec, options: SendOptions): Promise<CoapMessage> {
-    const endpoint = this.endpointFor(registration.transport);
-    if (!endpoint) return Promise.reject(new CoapClosedError());
+    const endpoint = this.endpointTo(registration);
+    if (endpoint instanceof Error) return Promise.reject(endpoint);
     // The registration is the peer: its address and port are read now, as the request leaves.
-    // The address may now belong to another device's DTLS session (NAT reuse): never send it this device's requests.
-    if (registration.transport === 'dtls' && identityKey(endpoint.transport.identityOf(registration)) !== identityKey(registration.identity)) {
-      return Promise.reject(new NoSessionError(registration));
-    }
     return requestBlockwise(
       endpoint,
       registration,
@@ -215,6 +237,17 @@ export class DeviceClient {
       },
     );
   }
+
+  /** The endpoint that reaches the device now, or why none does. */
+  private endpointTo(registration: Registration): CoapEndpoint | Error {
+    const endpoint = this.endpointFor(registration.transport);
+    if (!endpoint) return new CoapClosedError();
+    // The address may now belong to another device's DTLS session (NAT reuse): never send it this device's requests.
+    if (registration.transport === 'dtls' && identityKey(endpoint.transport.identityOf(registration)) !== identityKey(registration.identity)) {
+      return new NoSessionError(registration);
+    }
+    return endpoint;
+  }
 }
 
 /** The decoded answer, or the device's error code and reason as a DeviceRequestError. */
@@ -223,11 +256,11 @@ function answer<R>(request: DeviceRequest<R>, context: RequestContext, response:
   if (codeClass(response.code) !== 2) {
     throw new DeviceRequestError(`${describe()}: device answered ${describeErrorCode(code, response.payload)}`, 'device-error', code);
   }
+  const observe = uintOption(response.options, OptionNumber.Observe);
   if (response.code !== request.successCode) {
-    throw new DeviceRequestError(`${describe()}: device answered ${code} where ${formatCode(request.successCode)} was expected`, 'invalid-response', code);
+    throw new DeviceRequestError(`${describe()}: device answered ${code} where ${formatCode(request.successCode)} was expected`, 'invalid-response', code, observe);
   }
   try {
-    const observe = uintOption(response.options, OptionNumber.Observe);
     // The operation's own fresh result, completed in place rather than copied: this runs for every answer.
     const result = request.fromCoap(response, context) as R & ResponseBase;
     result.code = code;
@@ -236,7 +269,7 @@ function answer<R>(request: DeviceRequest<R>, context: RequestContext, response:
     if (observe !== undefined) result.observe = observe;
     return result;
   } catch (error) {
-    if (error instanceof ContentError) throw new DeviceRequestError(`${describe()}: ${error.message}`, 'invalid-response', code);
+    if (error instanceof ContentError) throw new DeviceRequestError(`${describe()}: ${error.message}`, 'invalid-response', code, observe);
     throw error;
   }
 }
@@ -246,7 +279,7 @@ function translate(error: unknown, describe: string): Error {
   if (error instanceof CoapResetError) return new DeviceRequestError(`${describe}: ${error.message}`, 'reset');
   if (error instanceof CoapClosedError) return new DeviceRequestError(`${describe}: the server was stopped`, 'closed');
   if (error instanceof QueueFullError) return new DeviceRequestError(`${describe}: ${error.message}`, 'queue-full');
-  if (error instanceof BlockTransferError) return new DeviceRequestError(`${describe}: ${error.message}`, 'invalid-response');
+  if (error instanceof CoapResponseError) return new DeviceRequestError(`${describe}: ${error.message}`, 'invalid-response');
   if (error instanceof SleepTimeoutError) return new DeviceRequestError(`${describe}: ${error.message}`, 'timeout');
   if (error instanceof DeviceGoneError) return new DeviceRequestError(`${describe}: ${error.message}`, 'unknown-endpoint');
   if (error instanceof ParkedError) return new DeviceRequestError(`${describe}: ${error.message}`, 'parked');

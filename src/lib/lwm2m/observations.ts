@@ -5,7 +5,8 @@ import type { NotificationHandler, Peer } from '../coap/peer';
 import { randomText } from '../random-text';
 import { ContentError, ContentRecord } from '../content/values';
 import type { ObjectModel } from '../model/object-model';
-import type { EndpointFor, SendOptions } from './device-client';
+import { hasMoreBlocks } from '../coap/block-transfer';
+import { DeviceRequestError, EndpointFor, SendOptions } from './device-client';
 import type { PresenceTracker } from './presence';
 import type { Registration, Transport } from './registration';
 import type { RegistrationStore } from './registration-store';
@@ -37,6 +38,8 @@ export interface ObservationListener {
 }
 
 type Sender = <R>(endpoint: string, request: DeviceRequest<R>, options?: SendOptions) => Promise<R & ResponseBase>;
+/** Fetches the remaining blocks of a notification that came block-wise. */
+type Completer = (endpoint: string, request: DeviceRequest<unknown>, first: CoapMessage) => Promise<CoapMessage>;
 
 /** Notifications kept for an observation whose node is restarting. */
 const PARKED_LIMIT = 100;
@@ -65,7 +68,11 @@ const REORDER_WINDOW_SECONDS = 128;
 const newTokenKey = () => randomText(8, 'hex');
 
 /** How an observation hands its notifications to the service that keeps it. */
-type Deliver = (observation: Observation, message: CoapMessage) => void;
+interface Sink {
+  notified(observation: Observation, message: CoapMessage): void;
+  /** The endpoint rejected a notification (and reset the observation at the device). */
+  refused(observation: Observation, reason: string): void;
+}
 
 /**
  * One observation. Kept small on purpose (a fleet has one or more per
@@ -83,6 +90,8 @@ export class Observation implements NotificationHandler {
   /** In whole seconds: a small integer is stored in place, where milliseconds would box a new number per notification. */
   private lastSecond = 0;
   private pathTexts: readonly string[] | undefined = undefined;
+  /** False once its token is forgotten: a block-wise notification still being fetched is then dropped. */
+  live = true;
 
   constructor(
     readonly endpoint: string,
@@ -91,11 +100,15 @@ export class Observation implements NotificationHandler {
     public listener: ObservationListener,
     /** The node (id) that started it, which takes it back after a redeploy or restart. */
     readonly owner: string | undefined,
-    private readonly deliver: Deliver,
+    private readonly sink: Sink,
   ) {}
 
   notified(message: CoapMessage): void {
-    this.deliver(this, message);
+    this.sink.notified(this, message);
+  }
+
+  refused(reason: string): void {
+    this.sink.refused(this, reason);
   }
 
   /** The observed paths as text; computed once, since every notification's msg names them. */
@@ -103,15 +116,10 @@ export class Observation implements NotificationHandler {
     return (this.pathTexts ??= this.request instanceof ObserveCompositeRequest ? this.request.paths.map(String) : [this.request.path.toString()]);
   }
 
-  /** RFC 7641 section 3.4: is this notification newer than the last one delivered? */
+  /** RFC 7641 section 3.4: is this notification newer than the last one delivered (or the answer that established the observation)? Takes it as the latest if so. */
   isFresh(sequence: number): boolean {
     const now = Math.floor(Date.now() / 1000);
-    const last = this.lastSequence;
-    const fresh =
-      last === undefined ||
-      (last < sequence && sequence - last < 2 ** 23) ||
-      (last > sequence && last - sequence > 2 ** 23) ||
-      now > this.lastSecond + REORDER_WINDOW_SECONDS;
+    const fresh = this.isNewer(sequence, now);
     if (fresh) {
       this.lastSequence = sequence;
       this.lastSecond = now;
@@ -119,9 +127,21 @@ export class Observation implements NotificationHandler {
     return fresh;
   }
 
+  /** The same test, without taking the number: for a notification whose remaining blocks are still to be fetched. */
+  isNewer(sequence: number, now = Math.floor(Date.now() / 1000)): boolean {
+    const last = this.lastSequence;
+    return (
+      last === undefined ||
+      (last < sequence && sequence - last < 2 ** 23) ||
+      (last > sequence && last - sequence > 2 ** 23) ||
+      now > this.lastSecond + REORDER_WINDOW_SECONDS
+    );
+  }
+
   restart(): void {
     this.tokenKey = newTokenKey();
     this.lastSequence = undefined;
+    this.live = true;
   }
 }
 
@@ -134,12 +154,16 @@ export class Observation implements NotificationHandler {
 export class ObservationService {
   /** Per device the observation itself, or an array when it has several: most have one, and a fleet has many devices. */
   private readonly byEndpoint = new Map<string, Observation | Observation[]>();
-  private readonly deliver: Deliver = (observation, message) => this.onNotification(observation, message);
+  private readonly sink: Sink = {
+    notified: (observation, message) => this.onNotification(observation, message),
+    refused: (observation, reason) => this.end(observation, `the server refused a notification: ${reason}`),
+  };
 
   constructor(
     private readonly endpointFor: EndpointFor,
     private readonly registrations: RegistrationStore,
     private readonly send: Sender,
+    private readonly complete: Completer,
     private readonly model: () => ObjectModel,
     private readonly presence: PresenceTracker,
     /** Re-establish observations when their device registers again. */
@@ -168,27 +192,57 @@ export class ObservationService {
     options: SendOptions = {},
     owner?: string,
   ): Promise<{ observation: Observation; first: NotificationEvent; established: boolean }> {
-    const observation = new Observation(endpoint, request, listener, owner, this.deliver);
+    const observation = new Observation(endpoint, request, listener, owner, this.sink);
     const { first, established } = await this.establish(observation, options);
     if (established) this.add(observation);
     return { observation, first, established };
   }
 
+  /**
+   * Sends the Observe request. An answer that cannot be used (content that
+   * does not decode, the wrong code, blocks that do not fit) leaves nothing
+   * behind: the token is forgotten, so the next notification gets a Reset,
+   * and a device that took the observation is sent GET Observe=1 as well.
+   */
   private async establish(observation: Observation, options: SendOptions): Promise<{ first: NotificationEvent; established: boolean }> {
-    const response = await this.send(observation.endpoint, observation.request, {
-      ...options,
-      token: observation.tokenKey,
-      onNotification: observation,
-    });
-    const registration = this.registrations.getByEndpoint(observation.endpoint);
-    if (registration) {
-      observation.peer = { address: registration.address, port: registration.port };
-      observation.transport = registration.transport;
+    this.locate(observation);
+    let response;
+    try {
+      response = await this.send(observation.endpoint, observation.request, {
+        ...options,
+        token: observation.tokenKey,
+        onNotification: observation,
+      });
+    } catch (error) {
+      this.abandon(observation, error);
+      if (error instanceof DeviceRequestError && error.kind === 'invalid-response') {
+        throw new DeviceRequestError(`${error.message} (the observation was not kept${error.observe === undefined ? '' : ' and is cancelled at the device'})`, error.kind, error.code, error.observe);
+      }
+      throw error;
     }
+    this.locate(observation);
+    // The answer's sequence number counts: a later notification must be newer (RFC 7641 section 3.4).
+    if (response.observe !== undefined) observation.isFresh(response.observe);
     return {
       first: { observation, records: response.records, code: response.code, contentFormat: response.contentFormat, raw: response.raw, sequence: response.observe },
       established: response.observe !== undefined,
     };
+  }
+
+  /** Where the device's notifications come from: its registered address and transport. */
+  private locate(observation: Observation): void {
+    const registration = this.registrations.getByEndpoint(observation.endpoint);
+    if (!registration) return;
+    const peer = observation.peer;
+    if (peer?.address !== registration.address || peer.port !== registration.port) observation.peer = { address: registration.address, port: registration.port };
+    observation.transport = registration.transport;
+  }
+
+  /** An observation that could not be established: no token kept, and the device told when it took it all the same. */
+  private abandon(observation: Observation, error: unknown): void {
+    this.forgetToken(observation);
+    if (!(error instanceof DeviceRequestError) || error.observe === undefined) return;
+    this.send(observation.endpoint, new CancelObservationRequest(observation.request), { token: observation.tokenKey, timeoutMs: 5000 }).catch(() => undefined);
   }
 
   /** Ends an observation: actively with GET Observe=1 when the device is there, then its notifications get a Reset. */
@@ -283,7 +337,7 @@ export class ObservationService {
       if (!this.registrations.getByEndpoint(entry.endpoint) || !entry.peer) continue;
       const paths = entry.paths.map((path) => Lwm2mPath.parse(path));
       const request = entry.composite ? new ObserveCompositeRequest(paths, entry.format) : new ObserveRequest(paths[0], entry.format);
-      const observation = new Observation(entry.endpoint, request, new ParkedListener(), entry.owner, this.deliver);
+      const observation = new Observation(entry.endpoint, request, new ParkedListener(), entry.owner, this.sink);
       if (entry.id) observation.id = entry.id;
       observation.tokenKey = entry.token;
       observation.peer = entry.peer;
@@ -307,11 +361,14 @@ export class ObservationService {
     const code = formatCode(message.code);
     const observe = findOption(message.options, OptionNumber.Observe);
     if (codeClass(message.code) !== 2) {
-      this.forgetToken(observation);
-      if (this.remove(observation)) observation.listener.ended(observation, `the device answered ${code}`);
+      this.end(observation, `the device answered ${code}`);
       return;
     }
     const sequence = observe ? decodeUint(observe.value) : undefined;
+    if (hasMoreBlocks(message)) {
+      if (registration && (sequence === undefined || observation.isNewer(sequence))) this.completeBlocks(observation, message);
+      return;
+    }
     if (sequence !== undefined && !observation.isFresh(sequence)) return;
     if (!registration) return;
     try {
@@ -321,14 +378,35 @@ export class ObservationService {
       if (!(error instanceof ContentError)) throw error;
       observation.listener.error(new ContentError(`notification of ${observation.paths.join(', ')} from ${observation.endpoint}: ${error.message}`), observation);
     }
-    if (sequence === undefined) {
-      // A response without Observe ends the observation (RFC 7641 section 3.2).
-      this.forgetToken(observation);
-      if (this.remove(observation)) observation.listener.ended(observation, 'the device ended the observation');
-    }
+    // A response without Observe ends the observation (RFC 7641 section 3.2).
+    if (sequence === undefined) this.end(observation, 'the device ended the observation');
+  }
+
+  /**
+   * A notification that is the first of several Block2 blocks: the rest is
+   * fetched (GET, or FETCH for a composite, without Observe) and the whole
+   * delivered, unless a newer notification came meanwhile or the observation ended.
+   */
+  private completeBlocks(observation: Observation, first: CoapMessage): void {
+    const token = observation.tokenKey;
+    this.complete(observation.endpoint, observation.request, first).then(
+      (whole) => {
+        if (observation.live && observation.tokenKey === token) this.onNotification(observation, whole);
+      },
+      (error: Error) => {
+        if (observation.live && observation.tokenKey === token) observation.listener.error(error, observation);
+      },
+    );
+  }
+
+  /** The device ended the observation (or we refused its notification): forget it and tell its listener. */
+  private end(observation: Observation, reason: string): void {
+    this.forgetToken(observation);
+    if (this.remove(observation)) observation.listener.ended(observation, reason);
   }
 
   private forgetToken(observation: Observation): void {
+    observation.live = false;
     if (observation.peer) this.endpointFor(observation.transport)?.forgetObservation(observation.peer, observation.tokenKey);
   }
 

@@ -65,6 +65,7 @@ export class RegistrationInterface {
       binding: description.binding,
       queueMode: description.queueMode,
       smsNumber: description.smsNumber,
+      profileId: description.profileId,
       rootPath: description.rootPath,
       objects: description.objects,
       contentFormats: description.contentFormats,
@@ -83,7 +84,7 @@ export class RegistrationInterface {
 
   private update(id: string, request: IncomingRequest): OutgoingResponse {
     const registration = this.requireRegistration(id, request);
-    const update = parseUpdateRequest(request.queries, request.payload, request.contentFormat);
+    const update = parseUpdateRequest(request.queries, request.payload, request.contentFormat, registration.lwm2mVersion);
     let changes: string[] = [];
     this.store.renew(registration, () => (changes = applyUpdate(registration, update)));
     let from: Peer | undefined;

@@ -8,7 +8,11 @@ export const SUPPORTED_LWM2M_VERSIONS = ['1.0', '1.1', '1.2'];
 export const DEFAULT_LIFETIME = 86400;
 const MAX_LIFETIME = 0xffffffff;
 const MAX_ENDPOINT_LENGTH = 255;
-const BINDING_LETTERS = /^[UMHTSNQ]+$/;
+const MAX_PROFILE_ID_LENGTH = 255;
+/** LwM2M 1.0 names whole binding modes, queue mode (Q) among them (Core TS 1.0 section 5.3.1.1). */
+const BINDINGS_1_0 = new Set(['U', 'UQ', 'S', 'SQ', 'US', 'UQS']);
+/** From 1.1 on, b lists transports: UDP, SMS, Non-IP, TCP; 1.2 adds MQTT and HTTP. Queue mode is the Q parameter. */
+const BINDING_LETTERS: Record<string, string> = { '1.1': 'USNT', '1.2': 'USNTMH' };
 const MAX_OBJECT_ID = 65535;
 const MAX_INSTANCE_ID = 65534;
 
@@ -49,7 +53,7 @@ export function parseRegisterRequest(queries: string[], payload: Buffer, content
   if (/[\u0000-\u001f\u007f]/.test(endpoint)) throw badRequest('endpoint client name contains control characters');
 
   const lwm2mVersion = parseVersion(stringParameter(parameters, 'lwm2m', 'LwM2M version'));
-  const binding = parseBinding(stringParameter(parameters, 'b', 'binding mode') ?? 'U');
+  const binding = parseBinding(stringParameter(parameters, 'b', 'binding mode') ?? 'U', lwm2mVersion);
   const lifetimeText = stringParameter(parameters, 'lt', 'lifetime');
   const links = describePayload(payload, contentFormat);
   return {
@@ -59,26 +63,31 @@ export function parseRegisterRequest(queries: string[], payload: Buffer, content
     binding,
     queueMode: parameters.get('Q') === true || binding.includes('Q'),
     smsNumber: stringParameter(parameters, 'sms', 'MSISDN'),
+    profileId: parseProfileId(stringParameter(parameters, 'pid', 'profile ID')),
     ...links,
   };
 }
 
-export type UpdateRequest = Partial<Pick<ClientDescription, 'lifetime' | 'binding' | 'smsNumber' | 'queueMode'>> &
+export type UpdateRequest = Partial<Pick<ClientDescription, 'lifetime' | 'binding' | 'smsNumber' | 'queueMode' | 'profileId'>> &
   Partial<Pick<ClientDescription, 'rootPath' | 'objects' | 'contentFormats'>>;
 
-/** Reads an Update request (POST /rd/{id}?lt=...): only what the client sent. */
-export function parseUpdateRequest(queries: string[], payload: Buffer, contentFormat: number | undefined): UpdateRequest {
+/** Reads an Update request (POST /rd/{id}?lt=...) of a client registered with an LwM2M version: only what the client sent. */
+export function parseUpdateRequest(queries: string[], payload: Buffer, contentFormat: number | undefined, lwm2mVersion: string): UpdateRequest {
   const parameters = parseQueries(queries);
   const update: UpdateRequest = {};
   const lifetime = stringParameter(parameters, 'lt', 'lifetime');
   if (lifetime !== undefined) update.lifetime = parseLifetime(lifetime);
   const binding = stringParameter(parameters, 'b', 'binding mode');
   if (binding !== undefined) {
-    update.binding = parseBinding(binding);
-    update.queueMode = update.binding.includes('Q') || parameters.get('Q') === true;
-  } else if (parameters.get('Q') === true) update.queueMode = true;
+    update.binding = parseBinding(binding, lwm2mVersion);
+    // In 1.0 the binding says whether the client queues; from 1.1 on an Update has no Q, and queue mode stays as registered.
+    if (lwm2mVersion === '1.0') update.queueMode = update.binding.includes('Q');
+  }
+  if (parameters.get('Q') === true) update.queueMode = true;
   const sms = stringParameter(parameters, 'sms', 'MSISDN');
   if (sms !== undefined) update.smsNumber = sms;
+  const profileId = parseProfileId(stringParameter(parameters, 'pid', 'profile ID'));
+  if (profileId !== undefined) update.profileId = profileId;
   if (payload.length > 0) Object.assign(update, describePayload(payload, contentFormat));
   return update;
 }
@@ -103,16 +112,36 @@ function parseLifetime(text: string): number {
   return lifetime;
 }
 
-/** Binding strings seen so far: a fleet shares a handful ("U", "UQ"), not one string per device. */
-const bindings = new Map<string, string>();
+/** Valid binding strings seen so far, per LwM2M version: a fleet shares a handful ("U", "UQ"), not one string per device. */
+const bindings: Record<string, Map<string, string>> = Object.fromEntries(SUPPORTED_LWM2M_VERSIONS.map((version) => [version, new Map()]));
 
-function parseBinding(text: string): string {
-  if (!BINDING_LETTERS.test(text) || new Set(text).size !== text.length) {
-    throw badRequest(`invalid binding mode (b) "${text}"`);
-  }
-  const known = bindings.get(text);
+/** A binding valid for the client's LwM2M version. */
+function parseBinding(text: string, lwm2mVersion: string): string {
+  const seen = bindings[lwm2mVersion];
+  const known = seen.get(text);
   if (known !== undefined) return known;
-  bindings.set(text, text); // bounded: at most the orderings of the seven binding letters
+  if (!isBinding(text, lwm2mVersion)) {
+    if (lwm2mVersion === '1.0') throw badRequest(`invalid binding mode (b) "${text}": LwM2M 1.0 knows U, UQ, S, SQ, US and UQS`);
+    const letters = BINDING_LETTERS[lwm2mVersion];
+    const queue = text.includes('Q') ? ` (queue mode is the Q parameter since LwM2M 1.1, not a binding letter)` : '';
+    throw badRequest(`invalid binding mode (b) "${text}": LwM2M ${lwm2mVersion} knows each of ${letters.split('').join(', ')} at most once${queue}`);
+  }
+  seen.set(text, text); // bounded: the 1.0 modes and the orderings of four or six letters
+  return text;
+}
+
+function isBinding(text: string, lwm2mVersion: string): boolean {
+  if (lwm2mVersion === '1.0') return BINDINGS_1_0.has(text);
+  const letters = BINDING_LETTERS[lwm2mVersion];
+  if (text.length === 0 || new Set(text).size !== text.length) return false;
+  for (const letter of text) if (!letters.includes(letter)) return false;
+  return true;
+}
+
+/** The profile ID (pid) of LwM2M 1.2, kept as the client gave it. */
+function parseProfileId(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  if (text.length === 0 || text.length > MAX_PROFILE_ID_LENGTH || /[\u0000-\u001f\u007f]/.test(text)) throw badRequest(`invalid profile ID (pid) "${text.slice(0, 40)}"`);
   return text;
 }
 
@@ -176,7 +205,7 @@ function describeObjects(links: Link[]): Pick<ClientDescription, 'rootPath' | 'o
   const rootLink = links.find(isRootLink) ?? links.find((link) => link.path === '/');
   const rootPath = rootLink ? normalizeRoot(rootLink.path) : '/';
   const prefix = rootPath === '/' ? '' : rootPath;
-  const objects = new Map<number, { id: number; version?: string; instances: number[] }>();
+  const objects = new Map<number, { id: number; version?: string; resourceType?: string; instances: number[] }>();
 
   for (const link of links) {
     if (link === rootLink) continue;
@@ -194,6 +223,7 @@ function describeObjects(links: Link[]): Pick<ClientDescription, 'rootPath' | 'o
       if (!/^\d+\.\d+$/.test(version)) throw badRequest(`invalid object version "${version}" on <${link.path}>`);
       object.version = version;
     }
+    if (typeof link.attributes.rt === 'string') object.resourceType = link.attributes.rt;
     if (segments.length === 2) {
       const instanceId = parseId(segments[1], MAX_INSTANCE_ID, link.path);
       if (!object.instances.includes(instanceId)) object.instances.push(instanceId);

@@ -7,6 +7,8 @@ export interface ObjectInfo {
   id: number;
   /** Object version from the "ver" attribute; absent means the version the client's LwM2M version implies. */
   version?: string;
+  /** The "rt" (resource type) attribute of its links, where the client gave one. */
+  resourceType?: string;
   readonly instances: readonly number[];
 }
 
@@ -17,6 +19,8 @@ export interface ClientDescription {
   binding: string;
   queueMode: boolean;
   smsNumber?: string;
+  /** Profile ID (pid) an LwM2M 1.2 client registered with. */
+  profileId?: string;
   /** Alternate path of the LwM2M objects ("/" unless the client announced rt="oma.lwm2m"). */
   rootPath: string;
   /** Shared between devices that announced the same links: never changed in place, replaced by an Update. */
@@ -53,6 +57,7 @@ export interface RegistrationJson {
   queueMode: boolean;
   lifetime: number;
   smsNumber?: string;
+  profileId?: string;
   address: string;
   port: number;
   transport: string;
@@ -79,6 +84,7 @@ export function registrationToJson(registration: Registration): RegistrationJson
     queueMode: registration.queueMode,
     lifetime: registration.lifetime,
     ...(registration.smsNumber !== undefined ? { smsNumber: registration.smsNumber } : {}),
+    ...(registration.profileId !== undefined ? { profileId: registration.profileId } : {}),
     address: registration.address,
     port: registration.port,
     transport: registration.transport,

@@ -7,12 +7,14 @@ import { ObjectModel } from '../model/object-model';
 import { DeviceClient, DeviceClientOptions, SendOptions } from './device-client';
 import { NotificationEvent, Observation, ObservationListener, ObservationService, ObserveKind } from './observations';
 import { PresenceTracker } from './presence';
-import { Registration, Transport } from './registration';
+import { Registration, Transport, expiresAt } from './registration';
 import { RegistrationInterface } from './registration-interface';
 import { RegistrationStore } from './registration-store';
 import type { DeviceRequest, ResponseBase } from './requests/device-request';
 import { SendInterface } from './send-interface';
-import type { ParkedRequest, ServerState, StateStore } from './state';
+import { CollectionName, ParkedRequest, PersistedObservation, StateStore, StoredState, deriveStateKey, entryJson, openText, parseEntry, sealText } from './state';
+import { ConnectionJson, ConnectionRecord, DtlsSession, SessionJson, connectionFromJson, connectionToJson, sessionFromJson, sessionToJson } from '../dtls/session';
+import { randomText } from '../random-text';
 import { SecurityRegistry } from './security';
 import { BoundListener, ListenerOptions, Listeners } from './listeners';
 
@@ -28,12 +30,16 @@ export interface Lwm2mServerOptions extends ListenerOptions {
   reobserve?: boolean;
   /** Registrations held at most; new endpoints beyond get 5.03 (default 500,000). */
   maxRegistrations?: number;
-  /** Keeps registrations, observations and parked requests across restarts. */
+  /** Keeps registrations, observations, parked requests and (with a stateKey) DTLS sessions across redeploys and restarts. */
   stateStore?: StateStore;
+  /** The secret DTLS sessions are sealed under in the store (AES-256-GCM); without one they are not stored. */
+  stateKey?: string | Buffer;
 }
 
 /** Changes are written at most this often. */
 const SAVE_DELAY_MS = 1000;
+/** How often DTLS connections are looked at for state to save without any event (sequence numbers and replay windows move on). */
+const DTLS_SAVE_CHECK_MS = 10_000;
 
 /** Events of an Lwm2mServer, with their arguments. */
 export type Lwm2mServerEvents = {
@@ -74,9 +80,15 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   private readonly sendInterface: SendInterface;
   private readonly client: DeviceClient;
   private readonly stateStore?: StateStore;
-  /** Requests taken back from sleeping devices, until their nodes adopt them. */
-  private parked: ParkedRequest[] = [];
+  private readonly stateKey?: Buffer;
+  /** Requests taken back from sleeping devices, until their nodes adopt them, by id in the store. */
+  private parked = new Map<string, ParkedRequest>();
+  /** Endpoints whose registration changed since the last save. */
+  private readonly changedRegistrations = new Set<string>();
+  /** The JSON last stored per observation (token) and parked request: only what changed is written again. */
+  private readonly stored: Record<'observations' | 'parked', Map<string, string>> = { observations: new Map(), parked: new Map() };
   private saveTimer?: NodeJS.Timeout;
+  private dtlsSaveCheck?: NodeJS.Timeout;
   private saving: Promise<void> = Promise.resolve();
   private restored!: () => void;
   private isReady = false;
@@ -86,6 +98,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   constructor(options: Lwm2mServerOptions) {
     super();
     this.stateStore = options.stateStore;
+    this.stateKey = options.stateKey !== undefined && options.stateKey.length > 0 ? deriveStateKey(options.stateKey) : undefined;
     this.model = options.model ?? ObjectModel.builtIn();
     this.presence = new PresenceTracker(options.awakeTimeMs ?? 93_000, (registration, awake) => this.emit(awake ? 'awake' : 'sleeping', registration));
     this.registrations = new RegistrationStore((registration) => {
@@ -101,6 +114,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       endpointFor,
       this.registrations,
       (endpoint, request, sendOptions) => this.client.send(endpoint, request, sendOptions),
+      (endpoint, request, first) => this.client.completeNotification(endpoint, request, first),
       () => this.model,
       this.presence,
       options.reobserve ?? true,
@@ -126,7 +140,24 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       this.presence.seen(registration);
       this.emit('send', registration, records, format, raw);
     });
-    for (const event of ['registered', 'updated', 'deregistered', 'expired'] as const) this.on(event, () => this.scheduleSave());
+    for (const event of ['registered', 'updated', 'deregistered', 'expired'] as const) {
+      this.on(event, (...[registration]: [Registration, ...unknown[]]) => {
+        this.changedRegistrations.add(registration.endpoint);
+        this.scheduleSave();
+      });
+    }
+    const dtls = this.coap.dtls;
+    if (dtls && this.stateStore && this.stateKey) {
+      for (const event of ['established', 'closed', 'moved'] as const) dtls.on(event, () => this.scheduleSave());
+      // Traffic alone (sequence numbers, replay windows) changes only the DTLS entries: saved without looking at the rest.
+      this.dtlsSaveCheck = setInterval(() => {
+        const store = this.stateStore as StateStore;
+        this.saveDtls(store);
+        this.saving = this.saving.then(() => store.flush()).catch((error: Error) => {
+          this.emit('warning', new Error(`state not saved: ${error.message}`));
+        });
+      }, DTLS_SAVE_CHECK_MS).unref();
+    }
   }
 
   /** Restores the saved state, then binds the sockets; rejects with the first bind error (having closed the others). */
@@ -148,28 +179,25 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
 
   /** Takes back an owner's requests that wait for sleeping devices, to hand them to its next instance. */
   parkRequests(owner: string): void {
-    this.parked.push(...this.client.detach(owner));
+    this.park(this.client.detach(owner));
     this.scheduleSave();
   }
 
   /** The requests an owner left waiting (before a redeploy or restart), whose time to live has not run out. */
   takeParked(owner: string): ParkedRequest[] {
     const now = Date.now();
-    const mine = this.parked.filter((request) => request.owner === owner && request.deadline > now);
-    this.parked = this.parked.filter((request) => request.owner !== owner);
+    const mine: ParkedRequest[] = [];
+    for (const [id, request] of this.parked) {
+      if (request.owner !== owner) continue;
+      this.parked.delete(id);
+      if (request.deadline > now) mine.push(request);
+    }
     if (mine.length > 0) this.scheduleSave();
     return mine;
   }
 
-  /** Everything that survives a restart. */
-  snapshot(): ServerState {
-    return {
-      version: 1,
-      savedAt: Date.now(),
-      registrations: [...this.registrations.all()],
-      observations: this.observations.persisted(),
-      parked: [...this.parked],
-    };
+  private park(requests: ParkedRequest[]): void {
+    for (const request of requests) this.parked.set(randomText(12, 'base64url'), request);
   }
 
   /** Saves soon, once for a burst of changes. */
@@ -181,31 +209,148 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     }, SAVE_DELAY_MS);
   }
 
+  /**
+   * Writes what changed since the last save, entry by entry: the
+   * registrations that changed, observations and parked requests that are new
+   * or different, DTLS sessions and connections (sealed). An entry that
+   * cannot be written whole is written without what JSON cannot hold, with a
+   * warning; one that cannot be written at all is skipped with a warning:
+   * neither stops the others.
+   */
   private save(): Promise<void> {
     const store = this.stateStore;
     if (!store) return Promise.resolve();
-    const state = this.snapshot();
+    for (const endpoint of this.changedRegistrations) {
+      const registration = this.registrations.getByEndpoint(endpoint);
+      const json = registration && this.entryText(registration, () => `the registration of ${endpoint}`);
+      if (registration && json !== undefined) store.put('registrations', endpoint, json, expiresAt(registration));
+      else store.delete('registrations', endpoint);
+    }
+    this.changedRegistrations.clear();
+    this.syncCollection(store, 'observations', new Map(this.observations.persisted().map((observation) => [observation.token, observation])), (token) => `the observation ${token}`);
+    this.syncCollection(store, 'parked', this.parked, (id, request) => `the request ${id} waiting for ${request.endpoint}`, (request) => request.deadline);
+    this.saveDtls(store);
     // Saves run one after the other, so an older state never lands after a newer one.
     this.saving = this.saving
-      .then(() => store.save(state))
+      .then(() => store.flush())
       .catch((error: Error) => {
         this.emit('warning', new Error(`state not saved: ${error.message}`));
       });
     return this.saving;
   }
 
-  private restore(state: ServerState): void {
+  /** Puts the entries that are new or changed since the last save and deletes those gone. */
+  private syncCollection<T>(
+    store: StateStore,
+    collection: 'observations' | 'parked',
+    entries: Map<string, T>,
+    describe: (id: string, value: T) => string,
+    expiry?: (value: T) => number,
+  ): void {
+    const stored = this.stored[collection];
+    for (const [id, value] of entries) {
+      const dropped: string[] = [];
+      let json: string;
+      try {
+        json = entryJson(value, dropped);
+      } catch (error) {
+        this.emit('warning', new Error(`${describe(id, value)} not saved: ${(error as Error).message}`));
+        continue;
+      }
+      if (json === stored.get(id)) continue;
+      if (dropped.length > 0) this.emit('warning', new Error(`${describe(id, value)}: ${dropped.join(', ')} cannot be kept across a restart and is left out`));
+      store.put(collection, id, json, expiry?.(value));
+      stored.set(id, json);
+    }
+    for (const id of stored.keys()) {
+      if (entries.has(id)) continue;
+      stored.delete(id);
+      store.delete(collection, id);
+    }
+  }
+
+  /** An entry's JSON, or undefined (with a warning) when it cannot be written at all. */
+  private entryText(value: unknown, describe: () => string): string | undefined {
+    const dropped: string[] = [];
+    try {
+      const json = entryJson(value, dropped);
+      if (dropped.length > 0) this.emit('warning', new Error(`${describe()}: ${dropped.join(', ')} cannot be kept across a restart and is left out`));
+      return json;
+    } catch (error) {
+      this.emit('warning', new Error(`${describe()} not saved: ${(error as Error).message}`));
+      return undefined;
+    }
+  }
+
+  /** DTLS sessions and connections that changed, sealed under the state key. */
+  private saveDtls(store: StateStore): void {
+    const dtls = this.coap.dtls;
+    const key = this.stateKey;
+    if (!dtls || !key) return;
+    const changes = dtls.takeChanges();
+    const seal = (collection: 'dtlsSessions' | 'dtlsConnections', id: string, value: SessionJson | ConnectionJson, expiresAt: number) =>
+      store.put(collection, id, sealText(key, collection, id, JSON.stringify(value)), expiresAt);
+    for (const session of changes.sessions) {
+      seal('dtlsSessions', session.id.toString('hex'), sessionToJson(session), session.createdAt + dtls.sessionLifetimeMs);
+    }
+    for (const id of changes.removedSessions) store.delete('dtlsSessions', id);
+    for (const { id, record } of changes.connections) seal('dtlsConnections', id, connectionToJson(record), record.lastActivity + dtls.idleTimeoutMs);
+    for (const id of changes.removedConnections) store.delete('dtlsConnections', id);
+  }
+
+  private restore(state: StoredState): void {
     const now = Date.now();
-    for (const registration of state.registrations) {
+    const entries = <T>(collection: CollectionName): [string, T][] => {
+      const list: [string, T][] = [];
+      for (const [id, entry] of state[collection]) {
+        try {
+          list.push([id, parseEntry<T>(entry.json)]);
+        } catch (error) {
+          this.emit('warning', new Error(`${collection} ${id} not restored: ${(error as Error).message}`));
+        }
+      }
+      return list;
+    };
+    for (const [, registration] of entries<Registration>('registrations')) {
       // Lifetimes kept counting while the server was down.
-      if (registration.lastUpdate + registration.lifetime * 1000 <= now) continue;
+      if (expiresAt(registration) <= now) continue;
       // State saved before the field existed.
       registration.lastSeen ??= registration.lastUpdate;
       this.registrations.add(registration);
       this.presence.asleep(registration);
     }
-    this.observations.restore(state.observations);
-    this.parked = state.parked.filter((request) => request.deadline > now && this.registrations.getByEndpoint(request.endpoint));
+    const observations = entries<PersistedObservation>('observations');
+    this.observations.restore(observations.map(([, observation]) => observation));
+    for (const [token, entry] of state.observations) this.stored.observations.set(token, entry.json);
+    for (const [id, request] of entries<ParkedRequest>('parked')) {
+      this.stored.parked.set(id, state.parked.get(id)?.json as string);
+      if (request.deadline > now && this.registrations.getByEndpoint(request.endpoint)) this.parked.set(id, request);
+    }
+    this.restoreDtls(state);
+  }
+
+  /** Opens the sealed DTLS sessions and connections and hands them to the DTLS server; ones sealed under another key are dropped. */
+  private restoreDtls(state: StoredState): void {
+    const dtls = this.coap.dtls;
+    const key = this.stateKey;
+    if (!dtls || !key) return;
+    let unreadable = 0;
+    const open = <T>(collection: 'dtlsSessions' | 'dtlsConnections', parse: (json: T) => unknown): [string, ReturnType<typeof parse>][] => {
+      const list: [string, unknown][] = [];
+      for (const [id, entry] of state[collection]) {
+        try {
+          list.push([id, parse(JSON.parse(openText(key, collection, id, entry.json)) as T)]);
+        } catch {
+          unreadable++;
+          this.stateStore?.delete(collection, id);
+        }
+      }
+      return list;
+    };
+    const sessions = open<SessionJson>('dtlsSessions', sessionFromJson).map(([, session]) => session as DtlsSession);
+    const records = open<ConnectionJson>('dtlsConnections', connectionFromJson).map(([id, record]) => ({ id, record: record as ConnectionRecord }));
+    dtls.restore(sessions, records);
+    if (unreadable > 0) this.emit('warning', new Error(`${unreadable} saved DTLS sessions could not be opened (the state key changed): their devices handshake again`));
   }
 
   /** Sends an operation to a registered device; rejects with DeviceRequestError. */
@@ -233,11 +378,20 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     return result;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Saves the state and closes the sockets. DTLS sessions stay open on the
+   * devices' side (no close_notify) when they are kept for the next start;
+   * with `forget` (the server is deleted) they are closed and the store is
+   * emptied.
+   */
+  async stop(options: { forget?: boolean } = {}): Promise<void> {
     clearTimeout(this.saveTimer);
+    clearInterval(this.dtlsSaveCheck);
     this.saveTimer = undefined;
-    this.parked.push(...this.client.detach());
-    await this.save();
+    this.park(this.client.detach());
+    if (options.forget) await this.stateStore?.destroy();
+    else await this.save();
+    if (!options.forget && this.stateStore && this.stateKey) this.coap.dtls?.keepSessions();
     this.observations.clear();
     this.presence.clear();
     this.registrations.clear();

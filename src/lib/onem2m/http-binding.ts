@@ -1,11 +1,13 @@
 import http from 'node:http';
 import https from 'node:https';
+import { describeStatus } from './response-codes';
 
 /** oneM2M resource types used by the IPE (TS-0004 Table 6.3.4.2.1-1). */
 export const ResourceType = {
   AE: 2,
   Container: 3,
   ContentInstance: 4,
+  CSEBase: 5,
   Node: 14,
   Subscription: 23,
 } as const;
@@ -20,6 +22,7 @@ export const ResponseStatus = {
   NotFound: 4004,
   OriginatorHasNoPrivilege: 4103,
   Conflict: 4105,
+  InternalServerError: 5000,
 } as const;
 
 export interface Onem2mClientOptions {
@@ -39,13 +42,33 @@ export interface Onem2mResponse {
   body?: Record<string, unknown>;
 }
 
-/** A request that got no oneM2M answer (network, timeout, 5xxx): worth trying again later. */
+/** Query parameters of a request, such as the filter criteria of a discovery. */
+export type Query = Record<string, string | number | readonly string[]>;
+
+/** The CSE could not be asked (network, timeout, no oneM2M answer) or is busy (HTTP 503, 429): worth trying again later. */
 export class CseUnreachableError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'CseUnreachableError';
   }
 }
+
+/** The CSE answered, but not what the step needs; 5xxx answers may be tried again, 4xxx not. */
+export class CseRefusedError extends Error {
+  constructor(
+    readonly rsc: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CseRefusedError';
+  }
+}
+
+class StaleConnectionError extends CseUnreachableError {}
+
+const BUSY_HTTP_STATUS = new Set([429, 503]);
+/** As many connections as the IPE runs operations at once. */
+const MAX_SOCKETS = 4;
 
 /**
  * The oneM2M HTTP binding (TS-0009): CREATE is POST with
@@ -56,10 +79,13 @@ export class CseUnreachableError extends Error {
 export class Onem2mClient {
   private requestCounter = 0;
   private readonly base: URL;
+  private readonly agent: http.Agent;
 
   constructor(private readonly options: Onem2mClientOptions) {
     this.base = new URL(options.cseUrl.replace(/\/+$/, ''));
     if (this.base.protocol !== 'http:' && this.base.protocol !== 'https:') throw new Error(`the CSE URL must be http:// or https://, not ${this.base.protocol}`);
+    const Agent = this.base.protocol === 'https:' ? https.Agent : http.Agent;
+    this.agent = new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS });
   }
 
   get originator(): string {
@@ -70,8 +96,8 @@ export class Onem2mClient {
     return this.request('POST', parent, originator, resource, type);
   }
 
-  retrieve(target: string[], originator?: string): Promise<Onem2mResponse> {
-    return this.request('GET', target, originator);
+  retrieve(target: string[], originator?: string, query?: Query): Promise<Onem2mResponse> {
+    return this.request('GET', target, originator, undefined, undefined, query);
   }
 
   update(target: string[], resource: Record<string, unknown>, originator?: string): Promise<Onem2mResponse> {
@@ -82,15 +108,33 @@ export class Onem2mClient {
     return this.request('DELETE', target, originator);
   }
 
+  /** Closes the kept-alive connections. */
+  close(): void {
+    this.agent.destroy();
+  }
+
   /** The URL of a resource below the CSE base, each name escaped. */
-  urlOf(target: string[]): URL {
+  urlOf(target: string[], query?: Query): URL {
     const url = new URL(this.base.href);
     url.pathname = [url.pathname.replace(/\/+$/, ''), ...target.map(encodeURIComponent)].join('/');
+    for (const [name, value] of Object.entries(query ?? {})) {
+      for (const one of Array.isArray(value) ? value : [value]) url.searchParams.append(name, String(one));
+    }
     return url;
   }
 
-  private request(method: string, target: string[], originator: string | undefined, resource?: Record<string, unknown>, type?: number): Promise<Onem2mResponse> {
-    const url = this.urlOf(target);
+  private async request(method: string, target: string[], originator: string | undefined, resource?: Record<string, unknown>, type?: number, query?: Query): Promise<Onem2mResponse> {
+    try {
+      return await this.send(method, target, originator, resource, type, query);
+    } catch (error) {
+      // A kept-alive connection the CSE closed as the request went out: the CSE never saw it (Node's http docs).
+      if (!(error instanceof StaleConnectionError)) throw error;
+      return this.send(method, target, originator, resource, type, query);
+    }
+  }
+
+  private send(method: string, target: string[], originator: string | undefined, resource?: Record<string, unknown>, type?: number, query?: Query): Promise<Onem2mResponse> {
+    const url = this.urlOf(target, query);
     const body = resource ? Buffer.from(JSON.stringify(resource)) : undefined;
     const headers: Record<string, string> = {
       'X-M2M-Origin': originator ?? this.options.originator,
@@ -104,19 +148,22 @@ export class Onem2mClient {
     }
     if (this.options.authorization) headers.Authorization = this.options.authorization;
     const transport = url.protocol === 'https:' ? https : http;
+    const timeoutMs = this.options.timeoutMs ?? 10_000;
+    const what = `${method} ${url.pathname}`;
     return new Promise((resolve, reject) => {
-      const request = transport.request(url, { method, headers, timeout: this.options.timeoutMs ?? 10_000 }, (response) => {
+      const request = transport.request(url, { method, headers, timeout: timeoutMs, agent: this.agent }, (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('error', (error) => reject(new CseUnreachableError(`${method} ${url.pathname}: ${error.message}`)));
+        response.on('error', (error) => reject(new CseUnreachableError(`${what}: ${error.message}`)));
         response.on('end', () => {
+          const status = response.statusCode ?? 0;
           const rsc = Number(response.headers['x-m2m-rsc']);
-          if (!Number.isInteger(rsc)) {
-            reject(new CseUnreachableError(`${method} ${url.pathname}: HTTP ${response.statusCode} without X-M2M-RSC (not a oneM2M CSE?)`));
+          if (BUSY_HTTP_STATUS.has(status)) {
+            reject(new CseUnreachableError(`${what}: the CSE is busy (HTTP ${status}${Number.isInteger(rsc) ? `, ${describeStatus(rsc)}` : ''})`));
             return;
           }
-          if (rsc >= 5000) {
-            reject(new CseUnreachableError(`${method} ${url.pathname}: the CSE answered ${rsc}`));
+          if (!Number.isInteger(rsc)) {
+            reject(new CseUnreachableError(`${what}: HTTP ${status} without X-M2M-RSC (not a oneM2M CSE?)`));
             return;
           }
           const text = Buffer.concat(chunks).toString('utf8');
@@ -129,8 +176,11 @@ export class Onem2mClient {
           resolve({ rsc, body: parsed });
         });
       });
-      request.on('timeout', () => request.destroy(new Error(`no answer within ${this.options.timeoutMs ?? 10_000} ms`)));
-      request.on('error', (error) => reject(new CseUnreachableError(`${method} ${url.pathname}: ${error.message}`)));
+      request.on('timeout', () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      request.on('error', (error: NodeJS.ErrnoException) => {
+        const stale = request.reusedSocket && error.code === 'ECONNRESET';
+        reject(stale ? new StaleConnectionError(`${what}: ${error.message}`) : new CseUnreachableError(`${what}: ${error.message}`));
+      });
       request.end(body);
     });
   }

@@ -1,4 +1,4 @@
-/** Names of the oneM2M response status codes a CSE answers the IPE with (TS-0004 6.6.3). */
+/** Names of the oneM2M response status codes (TS-0004 6.6.3). */
 const STATUS_NAMES: Record<number, string> = {
   2000: 'OK',
   2001: 'Created',
@@ -20,7 +20,36 @@ const STATUS_NAMES: Record<number, string> = {
   4117: 'App Rule Validation Failed',
   4118: 'Operation Denied By Remote Entity',
   4119: 'Service Subscription Not Established',
+  5000: 'Internal Server Error',
+  5001: 'Not Implemented',
+  5103: 'Target Not Reachable',
+  5105: 'Receiver Has No Privilege',
+  5106: 'Already Exists',
+  5203: 'Target Not Subscribable',
+  5204: 'Subscription Verification Initiation Failed',
+  5205: 'Subscription Host Has No Privilege',
+  5206: 'Non Blocking Request Not Supported',
+  5207: 'Not Acceptable',
 };
+
+/** The HTTP status of a oneM2M status in a response (TS-0009 table 6.3.2-1); the class decides the rest. */
+const HTTP_STATUS: Record<number, number> = {
+  2001: 201,
+  4004: 404,
+  4005: 405,
+  4008: 408,
+  4103: 403,
+  4105: 409,
+  4106: 403,
+  4107: 403,
+  5001: 501,
+  5103: 404,
+  5105: 403,
+};
+
+export function httpStatusFor(rsc: number): number {
+  return HTTP_STATUS[rsc] ?? (rsc < 3000 ? 200 : rsc < 5000 ? 400 : 500);
+}
 
 export type RegistrationOperation = 'register' | 'update' | 'deregister';
 
@@ -39,8 +68,12 @@ export function lwm2mCodeFor(operation: RegistrationOperation, rsc: number): str
   return table[operation][rsc] ?? '4.00 Bad Request';
 }
 
-/** "4105 Conflict (LwM2M 4.03 Forbidden)", as failures are reported. */
+/** "4105 Conflict", as failures are reported. */
+export function describeStatus(rsc: number): string {
+  return STATUS_NAMES[rsc] ? `${rsc} ${STATUS_NAMES[rsc]}` : String(rsc);
+}
+
+/** "4105 Conflict (LwM2M 4.03 Forbidden)", as failures of registration steps are reported. */
 export function describeOutcome(rsc: number, operation?: RegistrationOperation): string {
-  const name = STATUS_NAMES[rsc] ? `${rsc} ${STATUS_NAMES[rsc]}` : String(rsc);
-  return operation ? `${name} (LwM2M ${lwm2mCodeFor(operation, rsc)})` : name;
+  return operation ? `${describeStatus(rsc)} (LwM2M ${lwm2mCodeFor(operation, rsc)})` : describeStatus(rsc);
 }

@@ -3,13 +3,13 @@ import { payloadToRecords } from '../../lib/content/payload';
 import { ContentRecord } from '../../lib/content/values';
 import { WriteCompositeRequest } from '../../lib/lwm2m/requests/composite';
 import { WriteRequest } from '../../lib/lwm2m/requests/write';
-import { InputError, isEmpty, parsePath, resolveFormat, resolvePath } from '../inputs';
+import { InputError, checkCompositeFormat, isEmpty, parsePath, resolveEndpoint, resolveFormat, resolvePath } from '../inputs';
 import { registerOperationNode } from '../operation-node';
 
 /** lwm2m write: msg.payload is the value, {resource: value} for an instance, or {path: value} for Write-Composite. */
 export function registerWrite(RED: NodeAPI): void {
   registerOperationNode<'lwm2m-write', Record<string, never>>(RED, 'lwm2m-write', {
-    request(settings, msg, server) {
+    request(settings, msg, server, node) {
       const format = resolveFormat(settings.format, msg);
       const mode = isEmpty(settings.mode) ? (msg.mode ?? 'replace') : settings.mode;
       if (mode === 'composite') {
@@ -18,6 +18,7 @@ export function registerWrite(RED: NodeAPI): void {
           throw new InputError('Write-Composite takes msg.payload as {"/1/0/1": 300, "/3308/0/5900": 21}');
         }
         const records: ContentRecord[] = Object.entries(payload).flatMap(([path, value]) => payloadToRecords(value, parsePath(path), server.model));
+        checkCompositeFormat(node, format, server.registrations.getByEndpoint(resolveEndpoint(settings.endpoint, msg)));
         return new WriteCompositeRequest(records, format);
       }
       if (mode !== 'replace' && mode !== 'update') throw new InputError(`unknown write mode "${mode}": use replace, update or composite`);

@@ -4,6 +4,7 @@ import { decodeContent, encodeContent } from '../../content/formats';
 import { encodeSenmlPaths } from '../../content/senml';
 import { ContentError, ContentRecord } from '../../content/values';
 import { Lwm2mPath } from '../../model/path';
+import type { Registration } from '../registration';
 import type { ReadResult } from './read';
 import { contentFormatOf } from './response-content';
 import { requireWritable } from './write';
@@ -11,13 +12,29 @@ import type { CoapRequestSpec, DeviceRequest, RequestContext } from './device-re
 
 const COMPOSITE_FORMATS: number[] = [ContentFormat.SenmlCbor, ContentFormat.SenmlJson];
 
-/** The SenML format for composite operations: the one asked for, else the one the device advertised, else SenML CBOR. */
-function compositeFormat(requested: number | undefined, advertised: readonly number[]): number {
+/** The format of a composite operation, and why when it is a guess. */
+export interface CompositeFormat {
+  format: number;
+  /** Set when the device announced no SenML format in ct: what was assumed, for a warning. */
+  fallback?: string;
+}
+
+/**
+ * The SenML format of a composite operation (its paths or values, and its
+ * answer): the one asked for; else one the device announced in ct, SenML
+ * CBOR when it announced both; else SenML JSON, the SenML format LwM2M 1.1
+ * clients implement most (Wakaama's example client is built with SenML JSON
+ * and without SenML CBOR, and announces only ct=110), with the reason.
+ */
+export function compositeFormat(requested: number | undefined, registration: Pick<Registration, 'endpoint' | 'contentFormats'>): CompositeFormat {
   if (requested !== undefined) {
     if (!COMPOSITE_FORMATS.includes(requested)) throw new ContentError('composite operations use SenML JSON (110) or SenML CBOR (112)');
-    return requested;
+    return { format: requested };
   }
-  return COMPOSITE_FORMATS.find((format) => advertised.includes(format)) ?? ContentFormat.SenmlCbor;
+  const announced = COMPOSITE_FORMATS.find((format) => registration.contentFormats.includes(format));
+  if (announced !== undefined) return { format: announced };
+  const what = registration.contentFormats.length > 0 ? `announced ct="${registration.contentFormats.join(' ')}", no SenML format` : 'announced no content formats (ct)';
+  return { format: ContentFormat.SenmlJson, fallback: `${registration.endpoint} ${what}: composite operations ask it in SenML JSON (msg.contentFormat chooses another)` };
 }
 
 /** Read-Composite (FETCH on the root with the paths as SenML names), LwM2M 1.1. */
@@ -35,7 +52,7 @@ export class ReadCompositeRequest implements DeviceRequest<ReadResult> {
   }
 
   toCoap(context: RequestContext): CoapRequestSpec {
-    const format = compositeFormat(this.format, context.registration.contentFormats);
+    const { format } = compositeFormat(this.format, context.registration);
     return { method: Method.FETCH, path: Lwm2mPath.ROOT, contentFormat: format, accept: format, payload: encodeSenmlPaths(this.paths, format) };
   }
 
@@ -62,7 +79,7 @@ export class WriteCompositeRequest implements DeviceRequest<Record<string, never
 
   toCoap(context: RequestContext): CoapRequestSpec {
     requireWritable(this.records, context.model);
-    const format = compositeFormat(this.format, context.registration.contentFormats);
+    const { format } = compositeFormat(this.format, context.registration);
     return { method: Method.IPATCH, path: Lwm2mPath.ROOT, contentFormat: format, payload: encodeContent(this.records, format, Lwm2mPath.ROOT, context.model) };
   }
 

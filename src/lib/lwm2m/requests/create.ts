@@ -16,6 +16,8 @@ export interface CreateResult {
  * Create (POST /{object}) of a new object instance from records under
  * /{object}/{instance}. Without an instance id the lowest one the
  * device's registration shows free is used, so every format can carry it.
+ * Without records the POST has no payload: the device creates the instance
+ * with its defaults and picks its id, which it reports in Location-Path.
  */
 export class CreateRequest implements DeviceRequest<CreateResult> {
   readonly operation = 'create';
@@ -28,6 +30,9 @@ export class CreateRequest implements DeviceRequest<CreateResult> {
     readonly format?: number,
   ) {
     if (!path.isObject()) throw new ContentError(`Create targets an object such as /3303, not ${path}`);
+    if (records.length === 0 && instanceId !== undefined) {
+      throw new ContentError(`an instance id (${instanceId}) travels with resource values: give at least one, or leave the id out and the device picks it`);
+    }
   }
 
   /** The instance the records must sit under, chosen from the registration when not given. */
@@ -40,6 +45,7 @@ export class CreateRequest implements DeviceRequest<CreateResult> {
   }
 
   toCoap(context: RequestContext): CoapRequestSpec {
+    if (this.records.length === 0) return { method: Method.POST, path: this.path };
     const { registration, model } = context;
     const format = this.format ?? chooseMultiValueFormat(registration.contentFormats, registration.lwm2mVersion);
     return { method: Method.POST, path: this.path, contentFormat: format, payload: encodeContent(this.records, format, this.path, model) };
@@ -48,7 +54,8 @@ export class CreateRequest implements DeviceRequest<CreateResult> {
   fromCoap(response: CoapMessage): CreateResult {
     const location = stringOptions(response.options, OptionNumber.LocationPath);
     const fromDevice = location.length > 0 ? Number(location[location.length - 1]) : NaN;
-    const instanceId = Number.isInteger(fromDevice) ? fromDevice : this.records[0].path.instanceId!;
+    const instanceId = Number.isInteger(fromDevice) ? fromDevice : this.records[0]?.path.instanceId;
+    if (instanceId === undefined) throw new ContentError('the device created an instance without saying which (no Location-Path)');
     return { location: `${this.path}/${instanceId}`, instanceId };
   }
 }

@@ -29,9 +29,53 @@ export class ExecuteRequest implements DeviceRequest<Record<string, never>> {
   }
 }
 
-const ARGUMENT = /^\d(='[\x21\x23-\x26\x28-\x5b\x5d-\x7e ]*')?$/;
+const ALLOWED = 'printable ASCII except space, ", \' and \\';
 
-/** Accepts the argument string itself, or {digit: value or null} to build it. */
+/**
+ * Execute arguments by the ABNF of the LwM2M TS (1.0.2 section 5.4.5, Core
+ * 1.1.1 section 6.3.5):
+ *
+ *   arglist = arg *( "," arg )
+ *   arg     = DIGIT / DIGIT "=" "'" *CHAR "'"
+ *   DIGIT   = "0" / "1" / "2" / "3" / "4" / "5" / "6" / "7" / "8" / "9"
+ *   CHAR    = "!" / %x23-26 / %x28-5B / %x5D-7E
+ *
+ * CHAR is printable ASCII without space, '"', "'" and "\": no white space
+ * anywhere (OMA's answer in OMA_LwM2M_for_Developers#487), while a comma
+ * inside quotes is part of the value. Each digit names one argument and may
+ * appear once (OMA_LwM2M_for_Developers#536): a second value for it is refused too.
+ */
+function checkArguments(text: string): void {
+  const fail = (reason: string): never => {
+    throw new ContentError(`invalid execute arguments ${JSON.stringify(text)}: ${reason}`);
+  };
+  const seen = new Set<string>();
+  let i = 0;
+  for (;;) {
+    const digit = text[i];
+    if (digit === undefined || digit < '0' || digit > '9') fail(`expected an argument digit 0-9 at character ${i}${digit === undefined ? '' : `, not ${JSON.stringify(digit)}`}`);
+    if (seen.has(digit)) fail(`argument ${digit} is given twice`);
+    seen.add(digit);
+    i++;
+    if (text[i] === '=') {
+      if (text[++i] !== "'") fail(`expected ' after ${digit}= at character ${i}`);
+      for (i++; i < text.length && text[i] !== "'"; i++) {
+        if (!isArgumentChar(text.charCodeAt(i))) fail(`${JSON.stringify(text[i])} at character ${i} is not allowed in a value (${ALLOWED})`);
+      }
+      if (i === text.length) fail(`the value of argument ${digit} has no closing '`);
+      i++;
+    }
+    if (i === text.length) return;
+    if (text[i] !== ',') fail(`expected , between arguments at character ${i}, not ${JSON.stringify(text[i])}`);
+    i++;
+  }
+}
+
+function isArgumentChar(code: number): boolean {
+  return code === 0x21 || (code >= 0x23 && code <= 0x26) || (code >= 0x28 && code <= 0x5b) || (code >= 0x5d && code <= 0x7e);
+}
+
+/** Accepts the argument string itself, or {digit: value or null} to build it; throws ContentError for what the grammar refuses. */
 export function formatArguments(args: unknown): string {
   if (args === undefined || args === null || args === '') return '';
   let text: string;
@@ -41,12 +85,13 @@ export function formatArguments(args: unknown): string {
       .map(([key, value]) => {
         if (value === null || value === undefined || value === '') return key;
         if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') throw new ContentError(`execute argument ${key} must be text or a number`);
-        return `${key}='${value}'`;
+        const written = String(value);
+        const bad = [...written].find((char) => !isArgumentChar(char.charCodeAt(0)));
+        if (bad !== undefined) throw new ContentError(`execute argument ${key}: ${JSON.stringify(bad)} is not allowed in a value (${ALLOWED})`);
+        return `${key}='${written}'`;
       })
       .join(',');
   } else throw new ContentError('execute arguments must be a string such as 0=\'x\',1 or an object such as {"0": "x", "1": null}');
-  for (const argument of text.split(',')) {
-    if (!ARGUMENT.test(argument)) throw new ContentError(`invalid execute argument "${argument}": use a digit, optionally ='text' (no quotes or backslashes inside)`);
-  }
+  if (text !== '') checkArguments(text);
   return text;
 }

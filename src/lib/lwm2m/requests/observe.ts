@@ -1,9 +1,10 @@
 import { ContentFormat, Method, ResponseCode } from '../../coap/codes';
 import type { CoapMessage } from '../../coap/message';
-import { chooseMultiValueFormat, decodeContent } from '../../content/formats';
+import { chooseReadFormat, decodeContent } from '../../content/formats';
 import { encodeSenmlPaths } from '../../content/senml';
 import { ContentError } from '../../content/values';
 import { Lwm2mPath } from '../../model/path';
+import { compositeFormat } from './composite';
 import type { ReadResult } from './read';
 import { contentFormatOf } from './response-content';
 import type { CoapRequestSpec, DeviceRequest, RequestContext } from './device-request';
@@ -21,8 +22,8 @@ export class ObserveRequest implements DeviceRequest<ReadResult> {
   }
 
   toCoap(context: RequestContext): CoapRequestSpec {
-    const { registration } = context;
-    const accept = this.format ?? (this.path.length < 3 && registration.contentFormats.length > 0 ? chooseMultiValueFormat(registration.contentFormats, registration.lwm2mVersion) : undefined);
+    const { registration, model } = context;
+    const accept = this.format ?? chooseReadFormat(this.path, model, registration.contentFormats, registration.lwm2mVersion);
     return { method: Method.GET, path: this.path, accept, observe: 0 };
   }
 
@@ -39,14 +40,16 @@ export class ObserveCompositeRequest implements DeviceRequest<ReadResult> {
 
   constructor(
     readonly paths: Lwm2mPath[],
-    readonly format: number = ContentFormat.SenmlCbor,
+    /** SenML JSON or SenML CBOR; chosen per device from its ct when absent (see compositeFormat). */
+    readonly format?: number,
   ) {
     if (paths.length === 0) throw new ContentError('Observe-Composite needs at least one path');
-    if (format !== ContentFormat.SenmlCbor && format !== ContentFormat.SenmlJson) throw new ContentError('Observe-Composite uses SenML JSON (110) or SenML CBOR (112)');
+    if (format !== undefined && format !== ContentFormat.SenmlCbor && format !== ContentFormat.SenmlJson) throw new ContentError('Observe-Composite uses SenML JSON (110) or SenML CBOR (112)');
   }
 
-  toCoap(): CoapRequestSpec {
-    return { method: Method.FETCH, path: Lwm2mPath.ROOT, contentFormat: this.format, accept: this.format, payload: encodeSenmlPaths(this.paths, this.format), observe: 0 };
+  toCoap(context: RequestContext): CoapRequestSpec {
+    const { format } = compositeFormat(this.format, context.registration);
+    return { method: Method.FETCH, path: Lwm2mPath.ROOT, contentFormat: format, accept: format, payload: encodeSenmlPaths(this.paths, format), observe: 0 };
   }
 
   fromCoap(response: CoapMessage, context: RequestContext): ReadResult {

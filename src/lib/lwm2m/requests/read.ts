@@ -1,6 +1,6 @@
 import { Method, ResponseCode } from '../../coap/codes';
 import type { CoapMessage } from '../../coap/message';
-import { chooseMultiValueFormat, decodeContent } from '../../content/formats';
+import { chooseReadFormat, decodeContent } from '../../content/formats';
 import type { ContentRecord } from '../../content/values';
 import type { Lwm2mPath } from '../../model/path';
 import { contentFormatOf } from './response-content';
@@ -21,11 +21,9 @@ export class ReadRequest implements DeviceRequest<ReadResult> {
     readonly format?: number,
   ) {}
 
-  /** Asks for the best multi-value format the device advertised when the answer holds several values. */
   toCoap(context: RequestContext): CoapRequestSpec {
     const { registration, model } = context;
-    const severalValues = this.path.length < 3 || (this.path.isResource() && model.getResource(this.path.objectId, this.path.resourceId)?.multiple === true);
-    const accept = this.format ?? (severalValues && registration.contentFormats.length > 0 ? chooseMultiValueFormat(registration.contentFormats, registration.lwm2mVersion) : undefined);
+    const accept = this.format ?? chooseReadFormat(this.path, model, registration.contentFormats, registration.lwm2mVersion);
     return { method: Method.GET, path: this.path, accept };
   }
 

@@ -1,4 +1,5 @@
 import { Method, ResponseCode } from '../../coap/codes';
+import { plainDecimal } from '../../content/decimal';
 import { ContentError } from '../../content/values';
 import type { Lwm2mPath } from '../../model/path';
 import type { CoapRequestSpec, DeviceRequest } from './device-request';
@@ -36,6 +37,9 @@ export function parseAttributes(input: unknown): NotificationAttributes {
       throw new ContentError(`attribute ${name} must be a whole number of seconds ≥ 0`);
     }
     if (name === 'st' && value < 0) throw new ContentError('attribute st must not be negative');
+    if (name.length + 1 + plainDecimal(value).length > MAX_QUERY_BYTES) {
+      throw new ContentError(`attribute ${name} is ${plainDecimal(value).length} digits long written out, more than a CoAP query option holds (${MAX_QUERY_BYTES} bytes)`);
+    }
     attributes[name as keyof NotificationAttributes] = value;
   }
   const { pmin, pmax, epmin, epmax, gt, lt, st } = attributes;
@@ -49,9 +53,13 @@ export function parseAttributes(input: unknown): NotificationAttributes {
   return attributes;
 }
 
+/** CoAP's limit on one Uri-Query option (RFC 7252 section 5.10). */
+const MAX_QUERY_BYTES = 255;
+
 export function attributeQueries(attributes: NotificationAttributes): string[] {
-  return Object.entries(attributes).map(([name, value]) => (value === null ? name : `${name}=${value}`));
+  return Object.entries(attributes).map(([name, value]) => (value === null ? name : `${name}=${plainDecimal(value as number)}`));
 }
+
 
 /** Write-Attributes (PUT with query parameters, no payload). */
 export class WriteAttributesRequest implements DeviceRequest<Record<string, never>> {
