@@ -119,9 +119,12 @@ describe('editor: node dialogs, examples and the palette in Chromium', function 
     assert.equal(await warning.isVisible(), false);
     await page.locator('#node-config-input-dtlsPort').fill('');
     assert.equal(await warning.isVisible(), false, 'no warning without secured devices');
+    const rows = page.locator('#node-config-security .sec-endpoint');
+    const before = await rows.count();
     await page.locator('.red-ui-editableList:has(#node-config-security) .red-ui-editableList-addButton').click();
-    await page.locator('#node-config-security .sec-endpoint').last().fill('meter-1');
-    await warning.waitFor({ state: 'visible' });
+    await page.waitForFunction((n) => $('#node-config-security .sec-endpoint').length === n + 1, before);
+    await rows.last().pressSequentially('meter-1');
+    await warning.waitFor({ state: 'visible', timeout: 10000 });
     assert.match(await warning.innerText(), /no DTLS port is set/);
     await page.locator('#node-config-input-dtlsPort').fill('5684');
     await warning.waitFor({ state: 'hidden' });

@@ -146,7 +146,8 @@ describe('Node-RED: operation nodes', () => {
   });
 
   it('lwm2m read: msg.timeout bounds a read that comes in Block2 blocks, every block included', async () => {
-    await load(flow({ type: 'lwm2m-read', timeout: 10 }));
+    // The node leaves the timeout empty, so msg.timeout applies.
+    await load(flow({ type: 'lwm2m-read', timeout: '' }));
     const raw = await RawDevice.register(port, 'slow-blocks');
     try {
       const startedAt = Date.now();
@@ -160,7 +161,7 @@ describe('Node-RED: operation nodes', () => {
       }
       const msg = await caught;
       assert.match(msg.error.message, /within 800 ms/);
-      assert.equal(helper.getNode('op').status.lastCall.args[0].text, 'timeout');
+      assert.equal(helper.getNode('op').status.lastCall.args[0].text, 'lwm2m-operations.failure.timeout');
       assert.ok(Date.now() - startedAt < 2000);
     } finally {
       await raw.close();
