@@ -73,6 +73,8 @@ function serve(device, datagram, rinfo) {
   }
   if (request.code === 0) {
     if (request.type === 2) confirmableAcks++;
+    // A CoAP ping, which the server sends before its first request to an address: a Reset answers it (RFC 7252 section 4.3).
+    else if (request.type === 0) device.socket.send(Buffer.from([0x70, 0, datagram[2], datagram[3]]), rinfo.port, rinfo.address);
     return;
   }
   if (request.code !== 1) return;

@@ -242,6 +242,21 @@ describe('editor: the LwM2M devices panel and device console in Chromium', funct
     await page.keyboard.press('Escape');
     await page.locator('#node-dialog-cancel').click();
   });
+
+  it('de-registers a device from its console, asking first', async () => {
+    await showPanel(page);
+    await page.locator('.lwm2m-device[data-endpoint="panel-device"]').click();
+    await page.locator('.lwm2m-console .lwm2m-do-remove').click();
+    assert.match(await page.locator('.lwm2m-remove-form').innerText(), /Remove the registration of panel-device\?/);
+    await page.locator('.lwm2m-remove-form .lwm2m-confirm-remove').click();
+    await page.locator('.lwm2m-list-view').waitFor({ state: 'visible' });
+    await page.waitForFunction(() => $('.lwm2m-device[data-endpoint="panel-device"]').length === 0, null, { timeout: 10000 });
+    const page1 = await fetch(`${editor.base}/lwm2m-red/servers/srv1/devices`).then((r) => r.json());
+    assert.equal(page1.total, 0);
+    // The device registers again at its next update, as the confirmation says.
+    await device.register();
+    await page.locator('.lwm2m-device[data-endpoint="panel-device"]').waitFor({ timeout: 10000 });
+  });
 });
 
 describe('editor: admin endpoints and the editor permissions', function () {
@@ -266,6 +281,7 @@ describe('editor: admin endpoints and the editor permissions', function () {
     assert.equal(servers[0].name, 'browser test server');
     assert.equal((await fetch(`${base}/lwm2m-red/servers/srv1/devices`, { headers })).status, 200);
     assert.equal((await fetch(`${base}/lwm2m-red/servers/srv1/complete/endpoints?q=a`, { headers })).status, 200);
+    assert.equal((await fetch(`${base}/lwm2m-red/servers/srv1/devices/x`, { method: 'DELETE', headers })).status, 401, 'a read-only login cannot de-register');
     for (const action of ['write', 'execute', 'create', 'delete', 'attributes', 'observe', 'cancel']) {
       const response = await fetch(`${base}/lwm2m-red/servers/srv1/devices/x/${action}`, { method: 'POST', headers, body: '{"path":"/1/0/1","value":1}' });
       assert.equal(response.status, 401, `a read-only login cannot ${action}`);

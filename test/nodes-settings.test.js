@@ -195,7 +195,8 @@ describe('node settings', function () {
       const KEY = '0f0e0d0c0b0a09080706050403020100';
       const flow = (name) => [
         { id: 'tab', type: 'tab' },
-        { id: 'bs', type: 'lwm2m-bootstrap-server', name, bindAddress: '127.0.0.1', port: bsPort },
+        // Keys over plain UDP allowed: the test device bootstraps without DTLS.
+        { id: 'bs', type: 'lwm2m-bootstrap-server', name, bindAddress: '127.0.0.1', port: bsPort, allowKeysOverUdp: true },
         { id: 'provision', z: 'tab', type: 'lwm2m-bootstrap', server: 'bs', wires: [['provisioned']] },
         { id: 'provisioned', z: 'tab', type: 'helper' },
       ];

@@ -191,6 +191,15 @@ export function registerAdminApi(RED: NodeAPI): void {
   RED.httpAdmin.post(`${device}/delete`, write, operation((body) => new DeleteRequest(pathOf(body.path)), nothing));
   RED.httpAdmin.post(`${device}/attributes`, write, operation((body) => new WriteAttributesRequest(pathOf(body.path), body.attributes), nothing));
 
+  // De-register (forget the registration) and optionally unbind the DTLS identity the name was bound to.
+  RED.httpAdmin.delete(device, write, route(async (req, res, _console, server) => {
+    await server.ready;
+    const endpoint = String(req.params.endpoint);
+    const { removed, unbound } = server.remove(endpoint, 'editor', req.query.forgetIdentity === 'true');
+    if (!removed && !unbound) res.status(404).json({ error: `device "${endpoint}" is not registered` });
+    else res.json({ removed: removed !== undefined, unbound });
+  }));
+
   RED.httpAdmin.post(`${device}/observe`, write, route(async (req, res, serverConsole, server) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     if (serverConsole.consoleObservations() >= MAX_CONSOLE_OBSERVATIONS) throw new BadRequest(`the console holds ${MAX_CONSOLE_OBSERVATIONS} observations already: cancel some first`);

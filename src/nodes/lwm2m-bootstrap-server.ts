@@ -9,7 +9,8 @@ import { settingsOf } from './node-defaults';
 import { FlowConfigs } from './flow-configs';
 import { SealedFile, credentialKey } from './sealed-file';
 import type { SecureListenerOptions } from '../lib/lwm2m/listeners';
-import { DtlsCredentialsDef, DtlsNodeDef, SettingError, configuredListeners, keysOf, portOf, secureListener } from './dtls-settings';
+import { DtlsCredentialsDef, DtlsNodeDef, SettingError, configuredListeners, portOf, secureListener } from './dtls-settings';
+import { keyIdOf, keysOf } from './key-credentials';
 
 /** One server account as the editor holds it; its PSK key lives in the node's credentials. */
 interface EditorAccount {
@@ -23,6 +24,8 @@ interface EditorAccount {
 
 interface EndpointEntry extends EditorAccount {
   endpoint: string;
+  /** Names the row's keys in the credentials (absent in flows saved before: the endpoint). */
+  keyId?: string;
   /** The PSK identity the device uses with this bootstrap server over DTLS (its key is in the credentials). */
   bootstrapIdentity?: string;
 }
@@ -32,13 +35,16 @@ interface BootstrapServerNodeDef extends NodeDef, DtlsNodeDef {
   endpoints?: EndpointEntry[];
 }
 
+/** Every key is a password credential; each key list comes with the editor's changes to it (see key-credentials). */
 interface BootstrapCredentials extends DtlsCredentialsDef {
-  /** {"endpoint": "hex key"}: the PSK keys devices use with this bootstrap server. */
+  /** {"keyId": "hex key"}: the PSK keys devices use with this bootstrap server. */
   bootstrapKeys?: string;
+  bootstrapKeyChanges?: string;
   /** PSK key of the default account, hex. */
   defaultPskKey?: string;
-  /** {"endpoint": "hex key"} for the per-endpoint accounts. */
+  /** {"keyId": "hex key"} for the per-endpoint accounts. */
   endpointKeys?: string;
+  endpointKeyChanges?: string;
 }
 
 type BootstrapServerThis = BootstrapServerConfigNode & Node<BootstrapCredentials>;
@@ -58,9 +64,11 @@ export = function register(RED: NodeAPI): void {
       refuseSettings(RED, this, 'lwm2m-bootstrap-server', error);
       return;
     }
-    const server = new BootstrapServer({ address, port, secure });
-    const keys = keysOf(RED, this, this.credentials?.endpointKeys, 'lwm2m-bootstrap-server');
-    const bootstrapKeys = keysOf(RED, this, this.credentials?.bootstrapKeys, 'lwm2m-bootstrap-server');
+    const server = new BootstrapServer({ address, port, secure, allowKeysOverUdp: settings.allowKeysOverUdp === true });
+    const entries = (def.endpoints ?? []).filter((entry) => entry.endpoint);
+    const keyIds = entries.map(keyIdOf);
+    const keys = keysOf(RED, this, { stored: 'endpointKeys', changes: 'endpointKeyChanges' }, keyIds, 'lwm2m-bootstrap-server');
+    const bootstrapKeys = keysOf(RED, this, { stored: 'bootstrapKeys', changes: 'bootstrapKeyChanges' }, keyIds, 'lwm2m-bootstrap-server');
     // A configuration that does not parse is reported by endpoint, without its key, and left out.
     const load = (account: EditorAccount, pskKey: string | undefined, label: string) => {
       try {
@@ -71,14 +79,13 @@ export = function register(RED: NodeAPI): void {
         return undefined;
       }
     };
-    for (const entry of def.endpoints ?? []) {
-      if (!entry.endpoint) continue;
-      const config = load(entry, keys[entry.endpoint], entry.endpoint);
+    for (const entry of entries) {
+      const config = load(entry, keys[keyIdOf(entry)], entry.endpoint);
       if (!config) continue;
       try {
         server.setConfig(entry.endpoint, config);
         if (entry.bootstrapIdentity) {
-          server.security.set(entry.endpoint, parseEndpointSecurity({ mode: 'psk', identity: entry.bootstrapIdentity, key: bootstrapKeys[entry.endpoint] }));
+          server.security.set(entry.endpoint, parseEndpointSecurity({ mode: 'psk', identity: entry.bootstrapIdentity, key: bootstrapKeys[keyIdOf(entry)] }));
         }
       } catch (error) {
         this.error(RED._('lwm2m-bootstrap-server.errors.config', { endpoint: entry.endpoint, reason: (error as Error).message }));
@@ -110,8 +117,10 @@ export = function register(RED: NodeAPI): void {
   RED.nodes.registerType<BootstrapServerThis, BootstrapServerNodeDef, object, BootstrapCredentials>('lwm2m-bootstrap-server', Lwm2mBootstrapServerNode, {
     credentials: {
       defaultPskKey: { type: 'password' },
-      endpointKeys: { type: 'text' },
-      bootstrapKeys: { type: 'text' },
+      endpointKeys: { type: 'password' },
+      endpointKeyChanges: { type: 'password' },
+      bootstrapKeys: { type: 'password' },
+      bootstrapKeyChanges: { type: 'password' },
       privateKey: { type: 'password' },
     },
   });

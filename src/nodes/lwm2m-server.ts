@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { Lwm2mServer } from '../lib/lwm2m/server';
+import { Lwm2mServer, UnlistedEndpoints } from '../lib/lwm2m/server';
 import { SecurityRegistry, parseEndpointSecurity } from '../lib/lwm2m/security';
-import { DtlsCredentialsDef, DtlsNodeDef, SettingError, configuredListeners, keysOf, portOf, secondsOf, secureListener } from './dtls-settings';
+import { DtlsCredentialsDef, DtlsNodeDef, SettingError, configuredListeners, portOf, secondsOf, secureListener } from './dtls-settings';
+import { keyIdOf, keysOf } from './key-credentials';
 import type { SecureListenerOptions } from '../lib/lwm2m/listeners';
 import { settingsOf } from './node-defaults';
 import { FileStateStore } from '../lib/lwm2m/state';
@@ -12,12 +13,14 @@ import type { ServerConfigNode } from './config-nodes';
 import { SocketHost, refuseSettings } from './socket-host';
 import { registerAdminApi, trackServer } from './admin-api';
 
-/** A device's security as the editor keeps it; its PSK key is in the credentials. */
+/** A device's security as the editor keeps it; its PSK key is in the credentials under its keyId. */
 interface SecurityEntry {
   endpoint: string;
   mode: string;
   identity?: string;
   publicKey?: string;
+  /** Names the row's key in the credentials (absent in flows saved before: the endpoint). */
+  keyId?: string;
 }
 
 interface ServerNodeDef extends NodeDef, DtlsNodeDef {
@@ -25,11 +28,15 @@ interface ServerNodeDef extends NodeDef, DtlsNodeDef {
 }
 
 interface ServerCredentials extends DtlsCredentialsDef {
-  /** {"endpoint": "hex key"} of the PSK devices. */
+  /** {"keyId": "hex key"} of the PSK devices (keyed by endpoint in flows saved before rows had a keyId). */
   pskKeys?: string;
+  /** The editor's changes to them: {"keyId": "hex key" or "" to clear}. */
+  pskKeyChanges?: string;
   /** The secret DTLS sessions are sealed under in the state store (made by the editor or at first start). */
   stateKey?: string;
 }
+
+const UNLISTED: readonly string[] = ['nosec', 'dtls', 'listed'];
 
 type ServerNodeThis = ServerConfigNode & Node<ServerCredentials>;
 
@@ -79,10 +86,11 @@ export = function register(RED: NodeAPI): void {
   /** The devices' security from the editor; entries that do not parse are reported by endpoint, never with their key. */
   function securityOf(node: ServerNodeThis, def: ServerNodeDef): SecurityRegistry {
     const security = new SecurityRegistry();
-    const keys = keysOf(RED, node, node.credentials?.pskKeys, 'lwm2m-server');
-    for (const entry of def.security ?? []) {
+    const entries = def.security ?? [];
+    const keys = keysOf(RED, node, { stored: 'pskKeys', changes: 'pskKeyChanges' }, entries.map(keyIdOf), 'lwm2m-server');
+    for (const entry of entries) {
       try {
-        security.set(entry.endpoint, parseEndpointSecurity({ ...entry, key: keys[entry.endpoint] }));
+        security.set(entry.endpoint, parseEndpointSecurity({ ...entry, key: keys[keyIdOf(entry)] }));
       } catch (error) {
         node.error(RED._('lwm2m-server.errors.security', { endpoint: entry.endpoint, reason: (error as Error).message }));
       }
@@ -98,12 +106,14 @@ export = function register(RED: NodeAPI): void {
     let port: number | undefined;
     let awakeTimeMs: number;
     let queueTtlMs: number;
+    let maxLifetimeMs: number;
     try {
       secure = secureListener(RED, this, settings, address, 'lwm2m-server');
       // A node with neither port keeps the plain default rather than listening on nothing.
       port = portOf(settings.port, 'UDP port') ?? (secure ? undefined : 5683);
       awakeTimeMs = secondsOf(settings.awakeTime, 'awake time');
       queueTtlMs = secondsOf(settings.queueTtl, 'queue time to live');
+      maxLifetimeMs = secondsOf(settings.maxLifetime, 'longest lifetime');
     } catch (error) {
       if (!(error instanceof SettingError)) throw error;
       refuseSettings(RED, this, 'lwm2m-server', error);
@@ -128,6 +138,8 @@ export = function register(RED: NodeAPI): void {
       awakeTimeMs,
       reobserve: settings.reobserve !== false,
       client: { defaultTtlMs: queueTtlMs },
+      maxLifetime: maxLifetimeMs / 1000,
+      unlistedEndpoints: (UNLISTED.includes(settings.unlistedEndpoints) ? settings.unlistedEndpoints : 'nosec') as UnlistedEndpoints,
       stateStore: persist ? storeFor(this.id, path.join(RED.settings.userDir as string, 'lwm2m-state', `${this.id}.json`)) : undefined,
       stateKey: persist ? stateKeyOf(this) : undefined,
     });
@@ -151,7 +163,8 @@ export = function register(RED: NodeAPI): void {
   }
   RED.nodes.registerType<ServerNodeThis, ServerNodeDef, object, ServerCredentials>('lwm2m-server', Lwm2mServerNode, {
     credentials: {
-      pskKeys: { type: 'text' },
+      pskKeys: { type: 'password' },
+      pskKeyChanges: { type: 'password' },
       privateKey: { type: 'password' },
       stateKey: { type: 'password' },
     },

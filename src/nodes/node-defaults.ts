@@ -26,6 +26,10 @@ export const NODE_DEFAULTS = {
     queueTtl: 300,
     reobserve: true,
     persist: true,
+    /** Who may register under a name not in the security list: nosec (anyone), dtls (over DTLS only) or listed (nobody else). */
+    unlistedEndpoints: 'nosec',
+    /** Longest registration lifetime kept, in seconds (7 days). */
+    maxLifetime: 604800,
   },
   'lwm2m-events': {
     name: '',
@@ -56,6 +60,8 @@ export const NODE_DEFAULTS = {
     serverCertificate: '',
     trustedCertificates: '',
     allowDefault: false,
+    /** Lets configurations with keys go to devices that did not authenticate over DTLS. */
+    allowKeysOverUdp: false,
     defaultAccount: { uri: '', securityMode: 'nosec', shortServerId: 1, lifetime: 86400, binding: 'U', pskIdentity: '' },
     endpoints: [] as unknown[],
   },

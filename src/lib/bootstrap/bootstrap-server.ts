@@ -14,6 +14,14 @@ import { BootstrapSession } from './bootstrap-session';
 export interface BootstrapServerOptions extends ListenerOptions {
   /** Per request of a session (default 10 s). */
   requestTimeoutMs?: number;
+  /**
+   * Lets configurations with secret keys (PSK keys, private keys) go to
+   * devices that did not authenticate over DTLS. Off by default: anyone can
+   * send a Bootstrap-Request over plain UDP in any device's name.
+   */
+  allowKeysOverUdp?: boolean;
+  /** Sessions run at once (default 1,000); further Bootstrap-Requests get 5.03. A forged one holds its place until its device fails to answer. */
+  maxSessions?: number;
   model?: ObjectModel;
 }
 
@@ -111,6 +119,15 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
       this.emit('failed', name, reason, request.peer);
       throw new CoapRequestError(ResponseCode.BadRequest, reason);
     }
+    const secrets = request.identity || this.options.allowKeysOverUdp ? [] : secretsIn(config);
+    if (secrets.length > 0) {
+      const reason = `the configuration for "${name}" holds secret keys (${secrets.join(', ')}), which go only to a device that authenticated over DTLS: bootstrap it over coaps, or allow keys over plain UDP`;
+      this.emit('failed', name, reason, request.peer);
+      throw new CoapRequestError(ResponseCode.Forbidden, reason);
+    }
+    if (this.sessions.size >= (this.options.maxSessions ?? 1000) && !this.sessions.has(name)) {
+      throw new CoapRequestError(ResponseCode.ServiceUnavailable, `${this.sessions.size} bootstrap sessions are running: try again later`);
+    }
     this.sessions.get(name)?.cancel();
     const session = new BootstrapSession(this.coap.of(request.identity), request.peer, name, config, this.model, { timeoutMs: this.options.requestTimeoutMs ?? 10_000, preferredFormat });
     this.sessions.set(name, session);
@@ -126,6 +143,13 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
     });
     return { code: ResponseCode.Changed };
   }
+}
+
+/** Which accounts of a configuration carry key material, by name (never the key). */
+function secretsIn(config: BootstrapConfig): string[] {
+  const secrets = config.servers.filter((server) => server.secretKey?.length).map((server) => `${server.securityMode === 'psk' ? 'PSK key' : 'private key'} of server ${server.shortServerId}`);
+  if (config.bootstrapServer?.secretKey?.length) secrets.push(`${config.bootstrapServer.securityMode === 'psk' ? 'PSK key' : 'private key'} of the bootstrap account`);
+  return secrets;
 }
 
 /** How a device must authenticate to the bootstrap server: the security of its bootstrap account. */

@@ -6,7 +6,7 @@ import { identityKey } from './security';
 
 /** The endpoint that reaches devices over a transport; undefined when the server does not listen on it. */
 export type EndpointFor = (transport: Transport) => CoapEndpoint | undefined;
-import { CoapClosedError, CoapResetError, CoapResponseError, CoapTimeoutError } from '../coap/errors';
+import { CoapClosedError, CoapResetError, CoapResponseError, CoapTimeoutError, CoapUnverifiedPeerError } from '../coap/errors';
 import type { CoapMessage } from '../coap/message';
 import { uintOption } from '../coap/options';
 import { ContentError } from '../content/values';
@@ -32,6 +32,7 @@ export type FailureKind =
   | 'queue-full'
   | 'parked'
   | 'no-session'
+  | 'unverified'
   | 'closed';
 
 /** A waiting request was taken back to be handed to its node again. */
@@ -284,5 +285,6 @@ function translate(error: unknown, describe: string): Error {
   if (error instanceof DeviceGoneError) return new DeviceRequestError(`${describe}: ${error.message}`, 'unknown-endpoint');
   if (error instanceof ParkedError) return new DeviceRequestError(`${describe}: ${error.message}`, 'parked');
   if (error instanceof NoSessionError) return new DeviceRequestError(`${describe}: ${error.message}`, 'no-session');
+  if (error instanceof CoapUnverifiedPeerError) return new DeviceRequestError(`${describe}: ${error.message}`, 'unverified');
   return error as Error;
 }

@@ -47,9 +47,12 @@ export class Listeners {
   readonly secure?: CoapEndpoint;
   readonly dtls?: DtlsServer;
 
-  constructor(options: ListenerOptions, security: SecurityRegistry, handler: RequestHandler, events: ListenerEvents) {
+  /** retain: whether a peer is a registered device, whose state the endpoint keeps while it is idle. */
+  constructor(options: ListenerOptions, security: SecurityRegistry, handler: RequestHandler, events: ListenerEvents, retain?: (transport: Transport, peer: Peer) => boolean) {
     if (options.port === undefined && !options.secure) throw new Error('the server needs a UDP port, a DTLS port or both');
-    if (options.port !== undefined) this.plain = new CoapEndpoint({ ...options, port: options.port }, handler);
+    // A server sends nothing to an address that has not shown it is real beyond what that address sent it.
+    const serverRole = (transport: Transport) => ({ verifyPeers: options.verifyPeers ?? true, retainPeer: retain && ((peer: Peer) => retain(transport, peer)) });
+    if (options.port !== undefined) this.plain = new CoapEndpoint({ ...options, ...serverRole('udp'), port: options.port }, handler);
     const secure = options.secure;
     if (secure) {
       const address = secure.address ?? options.address;
@@ -65,7 +68,7 @@ export class Listeners {
           certificateAuthorities: secure.certificateAuthorities,
         },
       });
-      this.secure = new CoapEndpoint({ ...options, address, port: secure.port, transport: this.dtls }, handler);
+      this.secure = new CoapEndpoint({ ...options, ...serverRole('dtls'), address, port: secure.port, transport: this.dtls }, handler);
       this.dtls.on('handshakeFailed', (peer, reason) => events.emit('handshakeFailed', peer, reason));
     }
     for (const endpoint of this.all()) {

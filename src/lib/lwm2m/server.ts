@@ -8,7 +8,9 @@ import { DeviceClient, DeviceClientOptions, SendOptions } from './device-client'
 import { NotificationEvent, Observation, ObservationListener, ObservationService, ObserveKind } from './observations';
 import { PresenceTracker } from './presence';
 import { Registration, Transport, expiresAt } from './registration';
-import { RegistrationInterface } from './registration-interface';
+import { DEFAULT_MAX_LIFETIME, RegistrationInterface } from './registration-interface';
+import { EndpointBindings } from './endpoint-bindings';
+import type { PeerIdentity } from '../dtls/credentials';
 import { RegistrationStore } from './registration-store';
 import type { DeviceRequest, ResponseBase } from './requests/device-request';
 import { SendInterface } from './send-interface';
@@ -30,11 +32,21 @@ export interface Lwm2mServerOptions extends ListenerOptions {
   reobserve?: boolean;
   /** Registrations held at most; new endpoints beyond get 5.03 (default 500,000). */
   maxRegistrations?: number;
+  /** Longest lifetime kept, in seconds (default 7 days); longer requests are shortened. */
+  maxLifetime?: number;
+  /**
+   * Endpoints that are not in the security list and never registered over
+   * DTLS: "nosec" lets them register over plain UDP (default), "dtls"
+   * requires DTLS, "listed" requires a listed or certified identity.
+   */
+  unlistedEndpoints?: UnlistedEndpoints;
   /** Keeps registrations, observations, parked requests and (with a stateKey) DTLS sessions across redeploys and restarts. */
   stateStore?: StateStore;
   /** The secret DTLS sessions are sealed under in the store (AES-256-GCM); without one they are not stored. */
   stateKey?: string | Buffer;
 }
+
+export type UnlistedEndpoints = 'nosec' | 'dtls' | 'listed';
 
 /** Changes are written at most this often. */
 const SAVE_DELAY_MS = 1000;
@@ -45,7 +57,8 @@ const DTLS_SAVE_CHECK_MS = 10_000;
 export type Lwm2mServerEvents = {
   registered: [registration: Registration, replaced: Registration | undefined];
   updated: [registration: Registration, changes: string[]];
-  deregistered: [registration: Registration];
+  /** removedBy: set when the server removed it on request ("flow", "editor"), not the device. */
+  deregistered: [registration: Registration, removedBy?: string];
   expired: [registration: Registration];
   /** A queue-mode device talked after sleeping. */
   awake: [registration: Registration];
@@ -76,6 +89,10 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   readonly observations: ObservationService;
   readonly presence: PresenceTracker;
   readonly model: ObjectModel;
+  /** Endpoint names that registered over DTLS, with their identity: nobody else may take them over. */
+  readonly bindings: EndpointBindings;
+  private readonly unlisted: UnlistedEndpoints;
+  private readonly maxLifetime: number;
   private readonly registrationInterface: RegistrationInterface;
   private readonly sendInterface: SendInterface;
   private readonly client: DeviceClient;
@@ -85,6 +102,8 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   private parked = new Map<string, ParkedRequest>();
   /** Endpoints whose registration changed since the last save. */
   private readonly changedRegistrations = new Set<string>();
+  /** Endpoints whose binding changed since the last save. */
+  private readonly changedBindings = new Set<string>();
   /** The JSON last stored per observation (token) and parked request: only what changed is written again. */
   private readonly stored: Record<'observations' | 'parked', Map<string, string>> = { observations: new Map(), parked: new Map() };
   private saveTimer?: NodeJS.Timeout;
@@ -106,7 +125,17 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       this.emit('expired', registration);
     });
     this.security = options.security ?? new SecurityRegistry();
-    this.coap = new Listeners(options, this.security, (request) => this.handle(request), this);
+    this.unlisted = options.unlistedEndpoints ?? 'nosec';
+    this.maxLifetime = options.maxLifetime ?? DEFAULT_MAX_LIFETIME;
+    this.bindings = new EndpointBindings(options.maxRegistrations ?? 500_000, (endpoint) => this.registrations.getByEndpoint(endpoint) !== undefined);
+    this.coap = new Listeners(options, this.security, (request) => this.handle(request), this, (transport, peer) => this.registrations.getByPeer(transport, peer.address, peer.port) !== undefined);
+    // A plain-UDP device whose address is now verified is saved so, and needs no ping after a restart.
+    this.coap.plain?.on('verified', (peer: Peer) => {
+      const registration = this.registrations.getByPeer('udp', peer.address, peer.port);
+      if (!registration) return;
+      this.changedRegistrations.add(registration.endpoint);
+      this.scheduleSave();
+    });
     this.coap.dtls?.on('moved', (from, to) => this.followDtlsPeer(from, to));
     const endpointFor = (transport: Transport) => this.coap.for(transport);
     this.client = new DeviceClient(endpointFor, this.registrations, () => this.model, this.presence, options.client);
@@ -121,6 +150,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     );
     this.registrationInterface = new RegistrationInterface(this.registrations, {
       registered: (registration, replaced) => {
+        if (registration.identity && this.bindings.bind(registration.endpoint, registration.identity)) this.changedBindings.add(registration.endpoint);
         this.emit('registered', registration, replaced);
         this.presence.seen(registration);
         this.observations.onRegistered(registration, replaced);
@@ -135,7 +165,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
         this.emit('deregistered', registration);
       },
       refused: (endpoint, peer, reason) => this.emit('refused', endpoint, peer, reason),
-    }, options.maxRegistrations, (endpoint, identity) => this.security.refusal(endpoint, identity));
+    }, { maxRegistrations: options.maxRegistrations, maxLifetime: this.maxLifetime, authorize: (endpoint, identity) => this.refusal(endpoint, identity) });
     this.sendInterface = new SendInterface(this.registrations, () => this.model, (registration, records, format, raw) => {
       this.presence.seen(registration);
       this.emit('send', registration, records, format, raw);
@@ -200,6 +230,42 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     for (const request of requests) this.parked.set(randomText(12, 'base64url'), request);
   }
 
+  /**
+   * Removes a registration as a de-registration would (a flow or the editor
+   * asked): its observations end and its waiting requests fail. A device
+   * that is still running registers again when it next updates.
+   * forgetIdentity: also lets another identity take the name (see bindings).
+   */
+  remove(endpoint: string, removedBy: string, forgetIdentity = false): { removed?: Registration; unbound: boolean } {
+    const unbound = forgetIdentity && this.bindings.forget(endpoint);
+    if (unbound) {
+      this.changedBindings.add(endpoint);
+      this.scheduleSave();
+    }
+    const registration = this.registrations.getByEndpoint(endpoint);
+    if (registration) {
+      this.registrations.remove(registration);
+      this.gone(registration, 'removed');
+      this.emit('deregistered', registration, removedBy);
+    }
+    return { removed: registration, unbound };
+  }
+
+  /** Why an identity may not act as an endpoint: the security list, then the name's DTLS binding, then the policy for unlisted names. */
+  private refusal(endpoint: string, identity: PeerIdentity | undefined): string | undefined {
+    const refusal = this.security.refusal(endpoint, identity);
+    if (refusal || this.security.get(endpoint)) return refusal;
+    const bound = this.bindings.refusal(endpoint, identity);
+    if (bound) return bound;
+    // Past the security list, an identity is a certificate whose CN is the endpoint name (PSK and RPK identities are always listed).
+    if (!identity && this.unlisted !== 'nosec') {
+      return this.unlisted === 'dtls'
+        ? `endpoint ${endpoint} must register over DTLS (the server refuses plain UDP)`
+        : `endpoint ${endpoint} is not in the security list and has no certificate from a trusted CA`;
+    }
+    return undefined;
+  }
+
   /** Saves soon, once for a burst of changes. */
   scheduleSave(): void {
     if (!this.stateStore || this.saveTimer) return;
@@ -222,11 +288,19 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     if (!store) return Promise.resolve();
     for (const endpoint of this.changedRegistrations) {
       const registration = this.registrations.getByEndpoint(endpoint);
-      const json = registration && this.entryText(registration, () => `the registration of ${endpoint}`);
+      // A plain-UDP device whose address answered the server is saved with "verified": it needs no ping after a restart.
+      const saved = registration?.transport === 'udp' && this.coap.plain?.isVerified(registration) ? { ...registration, verified: true } : registration;
+      const json = registration && this.entryText(saved, () => `the registration of ${endpoint}`);
       if (registration && json !== undefined) store.put('registrations', endpoint, json, expiresAt(registration));
       else store.delete('registrations', endpoint);
     }
     this.changedRegistrations.clear();
+    for (const endpoint of this.changedBindings) {
+      const identity = this.bindings.get(endpoint);
+      if (identity) store.put('bindings', endpoint, JSON.stringify(identity));
+      else store.delete('bindings', endpoint);
+    }
+    this.changedBindings.clear();
     this.syncCollection(store, 'observations', new Map(this.observations.persisted().map((observation) => [observation.token, observation])), (token) => `the observation ${token}`);
     this.syncCollection(store, 'parked', this.parked, (id, request) => `the request ${id} waiting for ${request.endpoint}`, (request) => request.deadline);
     this.saveDtls(store);
@@ -311,14 +385,23 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       }
       return list;
     };
-    for (const [, registration] of entries<Registration>('registrations')) {
+    for (const [, saved] of entries<Registration & { verified?: boolean }>('registrations')) {
+      const { verified, ...registration } = saved;
       // Lifetimes kept counting while the server was down.
-      if (expiresAt(registration) <= now) continue;
+      if (expiresAt(registration) <= now && registration.lifetime <= this.maxLifetime) continue;
+      if (registration.lifetime > this.maxLifetime) {
+        // Saved before the limit existed, or under a higher one: shortened, and saved so.
+        registration.lifetime = this.maxLifetime;
+        this.changedRegistrations.add(registration.endpoint);
+        if (expiresAt(registration) <= now) continue;
+      }
       // State saved before the field existed.
       registration.lastSeen ??= registration.lastUpdate;
       this.registrations.add(registration);
       this.presence.asleep(registration);
+      if (verified && registration.transport === 'udp') this.coap.plain?.markVerified(registration);
     }
+    this.bindings.restore(entries<PeerIdentity>('bindings').map(([endpoint, identity]) => ({ endpoint, identity })));
     const observations = entries<PersistedObservation>('observations');
     this.observations.restore(observations.map(([, observation]) => observation));
     for (const [token, entry] of state.observations) this.stored.observations.set(token, entry.json);

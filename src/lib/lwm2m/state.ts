@@ -32,11 +32,12 @@ export interface ParkedRequest {
 /**
  * What a server keeps, one collection per kind, each entry under its own id
  * with an optional expiry: registrations (by endpoint), observations (by
- * token), parked requests, and DTLS sessions and connections (sealed: see
- * sealText). Later kinds (firmware campaigns, bootstrap configurations) are
+ * token), parked requests, DTLS sessions and connections (sealed: see
+ * sealText), and the DTLS identity each endpoint name is bound to (by
+ * endpoint). Later kinds (firmware campaigns, bootstrap configurations) are
  * further collections.
  */
-export const COLLECTIONS = ['registrations', 'observations', 'parked', 'dtlsSessions', 'dtlsConnections'] as const;
+export const COLLECTIONS = ['registrations', 'observations', 'parked', 'dtlsSessions', 'dtlsConnections', 'bindings'] as const;
 export type CollectionName = (typeof COLLECTIONS)[number];
 
 /** An entry as a store holds it: JSON text, and when it may be dropped (ms since the epoch). */

@@ -186,6 +186,15 @@
   var header = $('<div class="lwm2m-console-head"></div>').appendTo(consoleView);
   button('back', 'fa-arrow-left', t('back'), function () { closeDevice(); }).appendTo(header);
   var title = $('<span class="lwm2m-console-endpoint"></span>').appendTo(header);
+  var removeButton = button('remove', 'fa-trash', t('remove'), function () { removeForm.toggle(); }).appendTo(header);
+  // De-register: asks first, and may forget the DTLS identity the name is bound to.
+  var removeForm = $('<div class="lwm2m-form lwm2m-remove-form"></div>').appendTo(consoleView).hide();
+  var removeText = $('<div class="lwm2m-meta"></div>').appendTo(removeForm);
+  var forget = $('<input type="checkbox" class="lwm2m-forget" style="width: auto; margin: 0 4px 0 0">');
+  $('<label style="width: auto; font-size: 12px"></label>').append(forget).append($('<span class="lwm2m-forget-text"></span>')).appendTo(removeForm);
+  $('<div class="lwm2m-form-buttons"></div>').appendTo(removeForm)
+    .append($('<button type="button" class="red-ui-button red-ui-button-small lwm2m-confirm-remove"></button>').text(t('remove')).on('click', removeDevice))
+    .append($('<button type="button" class="red-ui-button red-ui-button-small"></button>').text(t('close')).on('click', function () { removeForm.hide(); }));
   var result = $('<div class="lwm2m-result"></div>').appendTo(consoleView);
   var detailsBox = section('details', t('registration'), true);
   var objectsBox = section('objects', t('objects'), true);
@@ -232,6 +241,11 @@
     listView.hide();
     consoleView.show();
     title.text(endpoint).attr('title', endpoint);
+    removeButton.toggle(canWrite());
+    removeForm.hide();
+    forget.prop('checked', false);
+    removeText.text(t('removeConfirm', { endpoint: endpoint }));
+    removeForm.find('.lwm2m-forget-text').text(t('forget', { endpoint: endpoint }));
     refreshDetails();
     watch();
     $.getJSON(deviceUrl('log')).done(function (answer) {
@@ -240,6 +254,18 @@
       state.log = [];
       answer.entries.forEach(addLogEntry);
     });
+  }
+
+  function removeDevice() {
+    var endpoint = state.device;
+    var forgetIdentity = forget.is(':checked');
+    $.ajax({ url: deviceUrl('') + '?forgetIdentity=' + forgetIdentity, method: 'DELETE', dataType: 'json' })
+      .done(function (answer) {
+        removeForm.hide();
+        RED.notify(t(answer.unbound ? 'unbound' : 'removed', { endpoint: endpoint }), 'success');
+        closeDevice();
+      })
+      .fail(function (xhr) { say(errorText(xhr), true); });
   }
 
   function closeDevice() {
