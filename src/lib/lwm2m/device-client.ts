@@ -3,6 +3,7 @@ import { completeBlock2, requestBlockwise } from '../coap/block-transfer';
 import type { CoapEndpoint } from '../coap/endpoint';
 import type { Transport } from './registration';
 import { identityKey } from './security';
+import { touch } from '../coarse-clock';
 
 /** The endpoint that reaches devices over a transport; undefined when the server does not listen on it. */
 export type EndpointFor = (transport: Transport) => CoapEndpoint | undefined;
@@ -138,7 +139,7 @@ export class DeviceClient {
     const sent = registration.queueMode ? this.whenAwake(registration, spec, options) : this.queue.run(endpointName, () => this.exchangeNow(endpointName, spec, options));
     return sent.then(
       (response) => {
-        registration.lastSeen = Date.now();
+        touch(registration);
         return answer(request, context, response, describe);
       },
       (error: unknown) => {

@@ -15,6 +15,7 @@ import { CancelObservationRequest, ObserveCompositeRequest, ObserveRequest } fro
 import { Lwm2mPath } from '../model/path';
 import type { PersistedObservation } from './state';
 import { contentFormatOf } from './requests/response-content';
+import { touch } from '../coarse-clock';
 
 export type ObserveKind = ObserveRequest | ObserveCompositeRequest;
 
@@ -355,7 +356,7 @@ export class ObservationService {
   private onNotification(observation: Observation, message: CoapMessage): void {
     const registration = this.registrations.getByEndpoint(observation.endpoint);
     if (registration) {
-      registration.lastSeen = Date.now();
+      touch(registration);
       this.presence.seen(registration);
     }
     const code = formatCode(message.code);

@@ -8,6 +8,7 @@ import { Lwm2mPath } from '../model/path';
 import type { Registration } from './registration';
 import type { RegistrationStore } from './registration-store';
 import { identityKey, transportOf } from './security';
+import { touch } from '../coarse-clock';
 
 const SEND_FORMATS: number[] = [ContentFormat.SenmlJson, ContentFormat.SenmlCbor, ContentFormat.Lwm2mCbor];
 
@@ -27,7 +28,7 @@ export class SendInterface {
     if (!registration || identityKey(registration.identity) !== identityKey(request.identity)) {
       throw new CoapRequestError(ResponseCode.Forbidden, 'Send is only accepted from a registered device');
     }
-    registration.lastSeen = Date.now();
+    touch(registration);
     const format = request.contentFormat;
     if (format === undefined || !SEND_FORMATS.includes(format)) {
       throw new CoapRequestError(ResponseCode.UnsupportedContentFormat, 'Send takes SenML JSON (110), SenML CBOR (112) or LwM2M CBOR (11544)');
