@@ -63,6 +63,15 @@ describe('editor: node dialogs, examples and the palette in Chromium', function 
 
   afterEach(() => assert.deepEqual(page ? page.errors : [], []));
 
+  /** Deploys a flow, opens the editor on it, and the dialog of its server node. */
+  async function openServerDialog(flow) {
+    await deployFlow(editor.base, flow);
+    await page.reload();
+    await waitForEditor(page);
+    await page.evaluate((id) => RED.editor.editConfig('', 'lwm2m-server', id), flow.find((n) => n.type === 'lwm2m-server').id);
+    await page.locator('#node-config-dialog-ok').waitFor();
+  }
+
   for (const file of EXAMPLES) {
     it(`${file}: opening and saving every LwM2M node's dialog changes nothing`, async () => {
       await deployFlow(editor.base, await exampleFlow(file));
@@ -92,12 +101,7 @@ describe('editor: node dialogs, examples and the palette in Chromium', function 
     const flow = await exampleFlow('log-registrations.json');
     // As in flows written before persist, reobserve, awakeTime and queueTtl were settings.
     for (const node of flow.filter((n) => n.type === 'lwm2m-server')) for (const key of ['persist', 'reobserve', 'awakeTime', 'queueTtl', 'security']) delete node[key];
-    await deployFlow(editor.base, flow);
-    await page.reload();
-    await waitForEditor(page);
-    const server = flow.find((n) => n.type === 'lwm2m-server');
-    await page.evaluate((id) => RED.editor.editConfig('', 'lwm2m-server', id), server.id);
-    await page.locator('#node-config-dialog-ok').waitFor();
+    await openServerDialog(flow);
     assert.equal(await page.locator('#node-config-input-persist').isChecked(), true);
     assert.equal(await page.locator('#node-config-input-reobserve').isChecked(), true);
     assert.equal(await page.locator('#node-config-input-awakeTime').inputValue(), '93');
@@ -109,12 +113,7 @@ describe('editor: node dialogs, examples and the palette in Chromium', function 
 
   it('warns in the dialog and in the status when devices need DTLS and no DTLS port is set', async () => {
     const flow = await exampleFlow('log-registrations.json');
-    await deployFlow(editor.base, flow);
-    await page.reload();
-    await waitForEditor(page);
-    const server = flow.find((n) => n.type === 'lwm2m-server');
-    await page.evaluate((id) => RED.editor.editConfig('', 'lwm2m-server', id), server.id);
-    await page.locator('#node-config-dialog-ok').waitFor();
+    await openServerDialog(flow);
     const warning = page.locator('#node-config-dtls-warning');
     assert.equal(await warning.isVisible(), false);
     await page.locator('#node-config-input-dtlsPort').fill('');
@@ -144,11 +143,7 @@ describe('editor: node dialogs, examples and the palette in Chromium', function 
   });
 
   it('refuses a port of 70000 in the dialog', async () => {
-    const flow = await exampleFlow('log-registrations.json');
-    await deployFlow(editor.base, flow);
-    await page.reload();
-    await waitForEditor(page);
-    await page.evaluate((id) => RED.editor.editConfig('', 'lwm2m-server', id), flow.find((n) => n.type === 'lwm2m-server').id);
+    await openServerDialog(await exampleFlow('log-registrations.json'));
     await page.locator('#node-config-input-port').fill('');
     await page.locator('#node-config-input-port').pressSequentially('70000');
     await page.waitForFunction(() => $('#node-config-input-port').hasClass('input-error'), null, { timeout: 5000 });

@@ -334,8 +334,12 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
         assert.equal(await observe('/31024/12/1', { pmax: 1 }), 22);
         assert.equal(await next(4000), 22, 'pmax: without a change');
         assert.ok(Date.now() - observed >= 500);
+        received(out).length = 0;
         helper.getNode('observe').receive({ endpoint, path: '/31024/12/1', cancel: true });
         await until(() => server().observations.list(endpoint).length === 3, 3000, 'the cancel of /31024/12/1');
+        // The cancel is a msg of its own.
+        const cancelled = await nextMessage(out);
+        assert.deepEqual([cancelled.topic, cancelled.path], ['cancelled', '/31024/12/1']);
         received(out).length = 0;
 
         await observe('/31024/12/3', { pmin: 2 });

@@ -7,7 +7,7 @@
 let now = Date.now();
 let ticking: NodeJS.Timeout | undefined;
 
-export function coarseNow(): number {
+function coarseNow(): number {
   if (!ticking) {
     now = Date.now();
     ticking = setInterval(() => (now = Date.now()), 1000);

@@ -24,7 +24,7 @@ import { CONSOLE_OWNER, MAX_CONSOLE_OBSERVATIONS, MAX_WATCHED, ServerConsole, WA
 const consoles = new Map<string, ServerConsole>();
 
 /** Admin routes live under this prefix of httpAdminRoot; the editor calls them with relative URLs. */
-export const ADMIN_PREFIX = '/lwm2m-red';
+const ADMIN_PREFIX = '/lwm2m-red';
 
 /** A page of the devices list holds at most this many devices. */
 const PAGE_LIMIT = 50;

@@ -45,7 +45,8 @@ export const NODE_DEFAULTS = {
     security: false,
   },
   'lwm2m-read': { name: '', server: '', ...target, format: 'auto', composite: false, raw: false, timeout: '' },
-  'lwm2m-write': { name: '', server: '', ...target, mode: 'replace', format: 'auto', timeout: '' },
+  /** Mode empty: msg.mode, or replace. */
+  'lwm2m-write': { name: '', server: '', ...target, mode: '', format: 'auto', timeout: '' },
   'lwm2m-execute': { name: '', server: '', ...target, args: '', timeout: '' },
   'lwm2m-create': { name: '', server: '', ...target, instanceId: '', format: 'auto', timeout: '' },
   'lwm2m-delete': { name: '', server: '', ...target, timeout: '' },
@@ -82,7 +83,7 @@ export const NODE_DEFAULTS = {
   'lwm2m-onem2m-events': { name: '', ipe: '', mirrored: false, failed: true, command: true, reachability: true },
 };
 
-export type NodeType = keyof typeof NODE_DEFAULTS;
+type NodeType = keyof typeof NODE_DEFAULTS;
 
 type Widen<T> = T extends string ? string : T extends number ? number | string : T extends boolean ? boolean : T;
 export type Settings<T extends NodeType> = { [K in keyof (typeof NODE_DEFAULTS)[T]]: Widen<(typeof NODE_DEFAULTS)[T][K]> };

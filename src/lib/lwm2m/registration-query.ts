@@ -3,7 +3,7 @@ import type { Registration } from './registration';
 export type SortKey = 'endpoint' | 'registeredAt' | 'lastSeen';
 export const SORT_KEYS: readonly SortKey[] = ['endpoint', 'registeredAt', 'lastSeen'];
 
-export interface RegistrationQuery {
+interface RegistrationQuery {
   /** Endpoint names that start with (prefix) or contain (substring) this text, ignoring case; every device when empty. */
   search?: string;
   match?: 'prefix' | 'substring';
@@ -15,7 +15,7 @@ export interface RegistrationQuery {
   limit: number;
 }
 
-export interface RegistrationPage {
+interface RegistrationPage {
   /** Devices that match the search. */
   total: number;
   /** How many matching devices sort before this page. */

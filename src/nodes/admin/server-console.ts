@@ -8,8 +8,8 @@ import type { ServerConfigNode } from '../config-nodes';
 import { DeviceSummary, deviceSummary, jsonValue } from './device-json';
 
 /** The comms topics the runtime publishes on, followed by the server node id. */
-export const DEVICES_TOPIC = 'lwm2m-red/devices/';
-export const CONSOLE_TOPIC = 'lwm2m-red/console/';
+const DEVICES_TOPIC = 'lwm2m-red/devices/';
+const CONSOLE_TOPIC = 'lwm2m-red/console/';
 
 /** Observations started from the console belong to this owner: the server keeps them across redeploys and restarts, and the console adopts them again. */
 export const CONSOLE_OWNER = 'lwm2m-red/console';

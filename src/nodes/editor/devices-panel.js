@@ -617,13 +617,19 @@
 
   function safeParse(text) { try { return JSON.parse(text); } catch (e) { return null; } }
 
+  /** The resources a form's inputs hold, by resource id (the empty ones left out). */
+  function resourceValues(fields) {
+    var value = {};
+    fields.find('.lwm2m-input').each(function () {
+      var v = inputValue($(this));
+      if (v !== undefined) value[$(this).attr('data-path').split('/').pop()] = v;
+    });
+    return value;
+  }
+
   function instanceForm(node, path, definition) {
     var fields = form(node, t('write'), function () {
-      var value = {};
-      fields.find('.lwm2m-input').each(function () {
-        var v = inputValue($(this));
-        if (v !== undefined) value[$(this).attr('data-path').split('/').pop()] = v;
-      });
+      var value = resourceValues(fields);
       if (Object.keys(value).length === 0) return say(t('nothingToWrite'), true);
       run('write', { path: path, value: value, mode: fields.find('.lwm2m-mode').val(), format: format() }, t('written', { path: path }), function () { read(path, true); });
     });
@@ -636,12 +642,7 @@
 
   function createForm(node, path, definition) {
     var fields = form(node, t('create'), function () {
-      var value = {};
-      fields.find('.lwm2m-input').each(function () {
-        var v = inputValue($(this));
-        if (v !== undefined) value[$(this).attr('data-path').split('/').pop()] = v;
-      });
-      run('create', { path: path, instanceId: fields.find('.lwm2m-new-instance').val(), value: value, format: format() }, t('created', { path: path }), function (answer) {
+      run('create', { path: path, instanceId: fields.find('.lwm2m-new-instance').val(), value: resourceValues(fields), format: format() }, t('created', { path: path }), function (answer) {
         say(answer.code + ' ' + t('created', { path: answer.location || path }));
         refreshDetails();
       });
