@@ -232,12 +232,19 @@ describe('editor: the LwM2M devices panel and device console in Chromium', funct
   it('completes endpoints and paths in the operation node editors, as typed inputs', async () => {
     await page.evaluate(() => RED.editor.edit(RED.nodes.node('rd1')));
     await page.locator('#node-input-path').waitFor({ state: 'attached' });
-    await page.locator('#node-input-endpoint + .red-ui-typedInput-container .red-ui-typedInput-input').pressSequentially('panel');
-    await page.locator('.red-ui-autoComplete-container', { hasText: 'panel-device' }).first().waitFor({ timeout: 10000 });
+    const endpointInput = page.locator('#node-input-endpoint + .red-ui-typedInput-container .red-ui-typedInput-input');
+    await endpointInput.pressSequentially('panel');
+    // One more keystroke once typing is done: on a busy machine the answers to earlier keystrokes may come last.
+    await page.waitForTimeout(300);
+    await endpointInput.press('End');
+    await page.locator('.red-ui-autoComplete-container', { hasText: 'panel-device' }).first().waitFor({ timeout: 20000 });
     await page.keyboard.press('Escape');
     await page.evaluate(() => $('#node-input-endpoint').typedInput('value', 'panel-device'));
-    await page.locator('#node-input-path + .red-ui-typedInput-container .red-ui-typedInput-input').pressSequentially('battery');
-    await page.locator('.red-ui-autoComplete-container', { hasText: '/3/0/9 Battery Level' }).first().waitFor({ timeout: 10000 });
+    const pathInput = page.locator('#node-input-path + .red-ui-typedInput-container .red-ui-typedInput-input');
+    await pathInput.pressSequentially('battery');
+    await page.waitForTimeout(300);
+    await pathInput.press('End');
+    await page.locator('.red-ui-autoComplete-container', { hasText: '/3/0/9 Battery Level' }).first().waitFor({ timeout: 20000 });
     await page.screenshot({ path: screenshotPath('lwm2m-path-completion.png') });
     await page.keyboard.press('Escape');
     await page.locator('#node-dialog-cancel').click();
