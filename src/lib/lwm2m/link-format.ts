@@ -16,7 +16,18 @@ export class LinkFormatError extends Error {
 
 const MAX_LINKS = 10_000;
 
-/** Parses a link-value-list; quoted strings may hold "," and ";". */
+/** The attributes of every link that has none (most links of a registration): one frozen object, not one each. */
+const NO_ATTRIBUTES: Record<string, string | true> = Object.freeze(Object.create(null));
+
+/** A character of a link-extension name (RFC 6690 parmname: RFC 5987 attr-char): letters, digits and !#$&+-.^_`|~ (and * for ext-name*). */
+function isNameCharacter(c: number): boolean {
+  return (
+    (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) ||
+    c === 33 || c === 35 || c === 36 || c === 38 || c === 43 || c === 45 || c === 46 || c === 94 || c === 95 || c === 96 || c === 124 || c === 126 || c === 42
+  );
+}
+
+/** Parses a link-value-list; quoted strings may hold "," and ";". Links without attributes share one frozen, empty attributes object. */
 export function parseLinkFormat(text: string): Link[] {
   const links: Link[] = [];
   let i = 0;
@@ -33,11 +44,12 @@ export function parseLinkFormat(text: string): Link[] {
     const path = text.slice(i + 1, close);
     if (/[\s<"]/.test(path)) throw new LinkFormatError(`invalid character in URI reference "${path}"`, i + 1);
     i = close + 1;
-    const attributes: Record<string, string | true> = Object.create(null);
+    let attributes = NO_ATTRIBUTES;
+    if (text[i] === ';') attributes = Object.create(null);
     while (text[i] === ';') {
       i++;
       const nameStart = i;
-      while (i < text.length && /[A-Za-z0-9!#$&+\-.^_`|~*]/.test(text[i])) i++;
+      while (i < text.length && isNameCharacter(text.charCodeAt(i))) i++;
       const name = text.slice(nameStart, i);
       if (name.length === 0) throw new LinkFormatError('empty attribute name', nameStart);
       if (text[i] !== '=') {

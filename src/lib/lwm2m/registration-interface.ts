@@ -2,12 +2,15 @@ import { Method, OptionNumber, ResponseCode } from '../coap/codes';
 import { CoapRequestError } from '../coap/errors';
 import type { IncomingRequest, OutgoingResponse } from '../coap/endpoint';
 import type { Peer } from '../coap/peer';
-import { pathOptions } from '../coap/options';
+import type { CoapOption } from '../coap/message';
 import { Registration } from './registration';
 import { parseRegisterRequest, parseUpdateRequest, UpdateRequest } from './registration-request';
 import type { RegistrationStore } from './registration-store';
 import type { PeerIdentity } from '../dtls/credentials';
 import { identityKey, transportOf } from './security';
+
+/** The first Location-Path segment of every registration. */
+const RD_LOCATION: CoapOption = Object.freeze({ number: OptionNumber.LocationPath, value: Buffer.from('rd') });
 
 export interface RegistrationListener {
   registered(registration: Registration, replaced: Registration | undefined): void;
@@ -53,20 +56,24 @@ export class RegistrationInterface {
 
   /** Answers requests under /rd; returns undefined for other paths. */
   handle(request: IncomingRequest): OutgoingResponse | undefined {
-    const segments = request.path.split('/').filter((segment) => segment.length > 0);
-    if (segments[0] !== 'rd') return undefined;
-    if (segments.length === 1) {
+    // Read without splitting: this runs for every Register and Update. "/rd/" (an empty last segment) is still /rd.
+    const path = request.path;
+    if (path !== '/rd' && !path.startsWith('/rd/')) return undefined;
+    if (path.length <= 4) {
       if (request.method !== Method.POST) throw new CoapRequestError(ResponseCode.MethodNotAllowed, 'only POST is allowed on /rd');
       return this.register(request);
     }
-    if (segments.length !== 2) throw new CoapRequestError(ResponseCode.NotFound, `no resource ${request.path}`);
-    if (request.method === Method.POST) return this.update(segments[1], request);
-    if (request.method === Method.DELETE) return this.deregister(segments[1], request);
+    const id = path.slice(4);
+    if (id.includes('/')) throw new CoapRequestError(ResponseCode.NotFound, `no resource ${request.path}`);
+    if (request.method === Method.POST) return this.update(id, request);
+    if (request.method === Method.DELETE) return this.deregister(id, request);
     throw new CoapRequestError(ResponseCode.MethodNotAllowed, 'only POST (update) and DELETE (de-register) are allowed');
   }
 
   private register(request: IncomingRequest): OutgoingResponse {
-    const { endpoint, ...description } = parseRegisterRequest(request.queries, request.payload, request.contentFormat);
+    // Fields read one by one: a rest pattern would copy the object (CopyDataProperties) on every Register.
+    const description = parseRegisterRequest(request.queries, request.payload, request.contentFormat);
+    const endpoint = description.endpoint;
     const refusal = this.authorize(endpoint, request.identity);
     if (refusal) this.refuse(endpoint, request, refusal);
     if (this.store.size >= this.maxRegistrations && !this.store.getByEndpoint(endpoint)) {
@@ -97,7 +104,7 @@ export class RegistrationInterface {
     };
     const replaced = this.store.add(registration);
     this.listener.registered(registration, replaced);
-    return { code: ResponseCode.Created, options: pathOptions(OptionNumber.LocationPath, `/rd/${registration.id}`) };
+    return { code: ResponseCode.Created, options: [RD_LOCATION, { number: OptionNumber.LocationPath, value: Buffer.from(registration.id, 'latin1') }] };
   }
 
   private update(id: string, request: IncomingRequest): OutgoingResponse {

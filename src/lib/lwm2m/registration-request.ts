@@ -1,7 +1,7 @@
 import { ContentFormat, ResponseCode } from '../coap/codes';
 import { CoapRequestError } from '../coap/errors';
 import { Link, LinkFormatError, parseLinkFormat } from './link-format';
-import type { ClientDescription } from './registration';
+import type { ClientDescription, ObjectInfo } from './registration';
 import { decodeUtf8 } from '../content/utf8';
 
 export const SUPPORTED_LWM2M_VERSIONS = ['1.0', '1.1', '1.2'];
@@ -64,15 +64,20 @@ export function parseRegisterRequest(queries: string[], payload: Buffer, content
     queueMode: parameters.get('Q') === true || binding.includes('Q'),
     smsNumber: stringParameter(parameters, 'sms', 'MSISDN'),
     profileId: parseProfileId(stringParameter(parameters, 'pid', 'profile ID')),
-    ...links,
+    rootPath: links.rootPath,
+    objects: links.objects,
+    contentFormats: links.contentFormats,
   };
 }
 
 export type UpdateRequest = Partial<Pick<ClientDescription, 'lifetime' | 'binding' | 'smsNumber' | 'queueMode' | 'profileId'>> &
   Partial<Pick<ClientDescription, 'rootPath' | 'objects' | 'contentFormats'>>;
 
+const NO_UPDATE: UpdateRequest = Object.freeze({});
+
 /** Reads an Update request (POST /rd/{id}?lt=...) of a client registered with an LwM2M version: only what the client sent. */
 export function parseUpdateRequest(queries: string[], payload: Buffer, contentFormat: number | undefined, lwm2mVersion: string): UpdateRequest {
+  if (queries.length === 0 && payload.length === 0) return NO_UPDATE; // the common Update: "still here"
   const parameters = parseQueries(queries);
   const update: UpdateRequest = {};
   const lifetime = stringParameter(parameters, 'lt', 'lifetime');
@@ -170,20 +175,10 @@ function describePayload(payload: Buffer, contentFormat: number | undefined): Re
   }
   const known = descriptions.get(text);
   if (known) return known;
-  const described = freezeDescription(describeObjects(parseObjectLinks(text)));
+  const described = Object.freeze(describeObjects(parseObjectLinks(text)));
   if (descriptions.size >= MAX_SHARED_DESCRIPTIONS) descriptions.clear();
   descriptions.set(text, described);
   return described;
-}
-
-function freezeDescription(description: ObjectDescription): Readonly<ObjectDescription> {
-  for (const object of description.objects) {
-    Object.freeze(object.instances);
-    Object.freeze(object);
-  }
-  Object.freeze(description.objects);
-  Object.freeze(description.contentFormats);
-  return Object.freeze(description);
 }
 
 function parseObjectLinks(text: string): Link[] {
@@ -200,22 +195,63 @@ function isRootLink(link: Link): boolean {
   return typeof rt === 'string' && rt.split(' ').includes('oma.lwm2m');
 }
 
-/** Turns the object links into the root path, content formats and object list. */
-function describeObjects(links: Link[]): Pick<ClientDescription, 'rootPath' | 'objects' | 'contentFormats'> {
+/**
+ * Object descriptions (id, version, resource type, instances), shared: devices whose lists
+ * differ still announce mostly the same objects with the same instances, so
+ * each device keeps only its array of shared, frozen entries. By object id,
+ * a few variants each; bounded (cleared when full, variants past the limit
+ * not shared).
+ */
+const sharedObjects = new Map<number, ObjectInfo[]>();
+const MAX_SHARED_IDS = 4096;
+const MAX_VARIANTS_PER_ID = 64;
+const NO_INSTANCES: readonly number[] = Object.freeze([]);
+const NO_CONTENT_FORMATS: readonly number[] = Object.freeze([]);
+
+function sameInstances(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sharedObject(id: number, version: string | undefined, resourceType: string | undefined, instances: number[]): ObjectInfo {
+  let variants = sharedObjects.get(id);
+  if (variants) {
+    for (const known of variants) {
+      if (known.version === version && known.resourceType === resourceType && sameInstances(known.instances, instances)) return known;
+    }
+  } else {
+    if (sharedObjects.size >= MAX_SHARED_IDS) sharedObjects.clear();
+    variants = [];
+    sharedObjects.set(id, variants);
+  }
+  // Only the attributes the client gave become fields, as before the entries were shared.
+  const object: ObjectInfo = { id, instances: instances.length ? Object.freeze(instances) : NO_INSTANCES };
+  if (version !== undefined) object.version = version;
+  if (resourceType !== undefined) object.resourceType = resourceType;
+  Object.freeze(object);
+  if (variants.length < MAX_VARIANTS_PER_ID) variants.push(object);
+  return object;
+}
+
+/** Turns the object links into the root path, content formats and object list (of shared entries). */
+function describeObjects(links: Link[]): ObjectDescription {
   const rootLink = links.find(isRootLink) ?? links.find((link) => link.path === '/');
   const rootPath = rootLink ? normalizeRoot(rootLink.path) : '/';
   const prefix = rootPath === '/' ? '' : rootPath;
-  const objects = new Map<number, { id: number; version?: string; resourceType?: string; instances: number[] }>();
+  const objects = new Map<number, { version?: string; resourceType?: string; instances: number[] }>();
 
   for (const link of links) {
     if (link === rootLink) continue;
     if (!link.path.startsWith(prefix + '/')) throw badRequest(`link <${link.path}> is outside the root path ${rootPath}`);
-    const segments = link.path.slice(prefix.length + 1).split('/');
-    if (segments.length > 2) throw badRequest(`link <${link.path}> names a resource; only objects and instances are allowed`);
-    const objectId = parseId(segments[0], MAX_OBJECT_ID, link.path);
+    // "/{object}" or "/{object}/{instance}" after the root, read in place (this runs for every link of every Register).
+    const start = prefix.length + 1;
+    const slash = link.path.indexOf('/', start);
+    if (slash >= 0 && link.path.indexOf('/', slash + 1) >= 0) throw badRequest(`link <${link.path}> names a resource; only objects and instances are allowed`);
+    const objectId = parseId(link.path, start, slash < 0 ? link.path.length : slash, MAX_OBJECT_ID);
     let object = objects.get(objectId);
     if (!object) {
-      object = { id: objectId, instances: [] };
+      object = { version: undefined, resourceType: undefined, instances: [] };
       objects.set(objectId, object);
     }
     const version = link.attributes.ver;
@@ -224,16 +260,19 @@ function describeObjects(links: Link[]): Pick<ClientDescription, 'rootPath' | 'o
       object.version = version;
     }
     if (typeof link.attributes.rt === 'string') object.resourceType = link.attributes.rt;
-    if (segments.length === 2) {
-      const instanceId = parseId(segments[1], MAX_INSTANCE_ID, link.path);
+    if (slash >= 0) {
+      const instanceId = parseId(link.path, slash + 1, link.path.length, MAX_INSTANCE_ID);
       if (!object.instances.includes(instanceId)) object.instances.push(instanceId);
     }
   }
-  for (const object of objects.values()) object.instances.sort((a, b) => a - b);
+  // Sized once: a device keeps this array for as long as it is registered, without the slack pushes leave.
+  const described = new Array<ObjectInfo>(objects.size);
+  let at = 0;
+  for (const [id, object] of objects) described[at++] = sharedObject(id, object.version, object.resourceType, object.instances.sort((a, b) => a - b));
   return {
     rootPath,
-    objects: [...objects.values()].sort((a, b) => a.id - b.id),
-    contentFormats: rootLink ? parseContentFormats(rootLink) : [],
+    objects: Object.freeze(described.sort((a, b) => a.id - b.id)),
+    contentFormats: rootLink ? sharedContentFormats(rootLink) : NO_CONTENT_FORMATS,
   };
 }
 
@@ -244,9 +283,30 @@ function normalizeRoot(path: string): string {
   return trimmed;
 }
 
-function parseId(text: string, max: number, path: string): number {
-  if (!/^\d{1,5}$/.test(text) || Number(text) > max) throw badRequest(`invalid object link <${path}>`);
-  return Number(text);
+/** The id written in path between start and end: 1 to 5 digits, at most max. */
+function parseId(path: string, start: number, end: number, max: number): number {
+  let id = 0;
+  for (let i = start; i < end; i++) {
+    const digit = path.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) throw badRequest(`invalid object link <${path}>`);
+    id = id * 10 + digit;
+  }
+  if (end === start || end - start > 5 || id > max) throw badRequest(`invalid object link <${path}>`);
+  return id;
+}
+
+/** Content-format lists by their text, shared the same way (a fleet announces a handful). */
+const sharedFormats = new Map<string, readonly number[]>();
+
+function sharedContentFormats(rootLink: Link): readonly number[] {
+  const ct = rootLink.attributes.ct;
+  if (ct === undefined) return NO_CONTENT_FORMATS;
+  const known = typeof ct === 'string' ? sharedFormats.get(ct) : undefined;
+  if (known) return known;
+  const formats = Object.freeze(parseContentFormats(rootLink));
+  if (sharedFormats.size >= MAX_SHARED_IDS) sharedFormats.clear();
+  sharedFormats.set(ct as string, formats);
+  return formats;
 }
 
 function parseContentFormats(rootLink: Link): number[] {

@@ -170,11 +170,14 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       this.presence.seen(registration);
       this.emit('send', registration, records, format, raw);
     });
-    for (const event of ['registered', 'updated', 'deregistered', 'expired'] as const) {
-      this.on(event, (...[registration]: [Registration, ...unknown[]]) => {
-        this.changedRegistrations.add(registration.endpoint);
-        this.scheduleSave();
-      });
+    // Without a state store nothing is saved: no set of changed endpoints to keep up on every Register and Update.
+    if (this.stateStore) {
+      for (const event of ['registered', 'updated', 'deregistered', 'expired'] as const) {
+        this.on(event, (...[registration]: [Registration, ...unknown[]]) => {
+          this.changedRegistrations.add(registration.endpoint);
+          this.scheduleSave();
+        });
+      }
     }
     const dtls = this.coap.dtls;
     if (dtls && this.stateStore && this.stateKey) {

@@ -1,12 +1,17 @@
 'use strict';
 // DTLS workloads of npm run bench: one client, pion/dtls (scripts/peers/pion), against the pack's DTLS server
-// (in a process of its own) and against libcoap's coap-server-openssl (OpenSSL underneath) in the same run.
+// (in a process of its own, bench/servers/dtls-pack.js) and against libcoap's coap-server-openssl (OpenSSL
+// underneath), interleaved round by round, both measured from outside (CPU of all threads).
 const { execFileSync, fork, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const ROOT = path.join(__dirname, '..');
+const { freePort } = require('../lib/processes');
+const { measure } = require('../lib/results');
+
+const ROOT = path.join(__dirname, '..', '..');
+const OPENSSL = 'libcoap coap-server-openssl';
 const IDENTITY = 'bench';
 const KEY = Buffer.from('bench-psk-key').toString('hex');
 
@@ -30,23 +35,13 @@ function pion(binary, port, args, seconds) {
   return JSON.parse(output.toString());
 }
 
-async function freeUdpPort() {
-  const dgram = require('node:dgram');
-  const socket = dgram.createSocket('udp4');
-  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise((resolve) => socket.close(resolve));
-  return port;
-}
-
 /**
  * Handshakes per second, one after the other (full PSK, full ECDHE-ECDSA
  * with client certificates, resumed PSK: coap-server-openssl stalls on
  * concurrent handshakes from pion, which would measure its stalls), and CoAP requests per second over 64 PSK/CCM_8 sessions with
- * one request in flight each; each as a ratio to coap-server-openssl measured
- * with the same client in the same run.
+ * one request in flight each; coap-server-openssl, driven by the same client, is the baseline of each.
  */
-async function dtlsWorkloads(record, runs, median) {
+async function run({ runs, results }) {
   let binary;
   try {
     binary = execFileSync('bash', [path.join(ROOT, 'scripts', 'peers', 'pion.sh')], { stdio: ['ignore', 'pipe', 'inherit'] }).toString().trim();
@@ -57,9 +52,9 @@ async function dtlsWorkloads(record, runs, median) {
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-bench-dtls-'));
   const pki = makePki(dir);
-  const ours = fork(path.join(__dirname, 'dtls-server-process.js'), [], { env: { ...process.env, BENCH_DTLS: JSON.stringify({ identity: IDENTITY, key: KEY, pki }) } });
+  const ours = fork(path.join(__dirname, '..', 'servers', 'dtls-pack.js'), [], { env: { ...process.env, BENCH_DTLS: JSON.stringify({ identity: IDENTITY, key: KEY, pki }) } });
   const { port: ourPort } = await new Promise((resolve) => ours.once('message', resolve));
-  const libcoapPort = await freeUdpPort();
+  const libcoapPort = await freePort();
   // coap-server listens for DTLS on the port after its CoAP port.
   const libcoap = spawn('coap-server-openssl', ['-A', '127.0.0.1', '-p', String(libcoapPort - 1), '-k', Buffer.from(KEY, 'hex').toString(), '-c', pki.serverCert, '-j', pki.serverKey, '-C', pki.ca, '-v', '0'], { stdio: 'ignore' });
   await new Promise((resolve) => setTimeout(resolve, 500));
@@ -69,33 +64,24 @@ async function dtlsWorkloads(record, runs, median) {
     ['handshakes, resumed PSK (session id)', ['-mode', 'handshake', '-suite', 'psk', '-resume', '-workers', '1']],
     ['requests over 64 PSK/CCM_8 sessions, 1 in flight each', ['-mode', 'requests', '-suite', 'psk', '-sessions', '64']],
   ];
+  /** One pion run against port, measured on pid: its own count and rate (the time of its handshakes or requests, not of its start). */
+  const measured = (pid, port, args) =>
+    measure(pid, async () => {
+      const outcome = pion(binary, port, args, 3);
+      return { ok: outcome.count, lost: outcome.failed, ms: (outcome.count / outcome.rate) * 1000 };
+    });
   try {
     for (const [name, args] of workloads) {
-      const pack = [];
-      const reference = [];
-      for (let i = 0; i < runs; i++) {
-        const cpu = await new Promise((resolve) => {
-          ours.once('message', resolve);
-          ours.send('cpu');
-        });
-        const mine = pion(binary, ourPort, args, 3);
-        const after = await new Promise((resolve) => {
-          ours.once('message', resolve);
-          ours.send('cpu');
-        });
-        const used = (after.user - cpu.user + after.system - cpu.system) / 1000;
-        pack.push({ rate: mine.rate, cpuMsPer1k: (used / Math.max(1, mine.count)) * 1000, failed: mine.failed });
-        let theirs;
+      const workload = `DTLS ${name}`;
+      results.workload(workload, { baseline: OPENSSL });
+      for (let round = 0; round < runs; round++) {
         try {
-          theirs = pion(binary, libcoapPort, args, 3);
+          results.add(workload, OPENSSL, round, await measured(libcoap.pid, libcoapPort, args));
         } catch (error) {
-          theirs = { rate: 0, failed: -1, error: String(error.message).split('\n')[0] };
+          process.stderr.write(`  ${OPENSSL}: ${String(error.message).split('\n')[0]}\n`);
         }
-        reference.push(theirs);
+        results.add(workload, 'pack', round, await measured(ours.pid, ourPort, args));
       }
-      const ratio = median(reference.map((r) => r.rate)) > 0 ? median(pack.map((r) => r.rate)) / median(reference.map((r) => r.rate)) : undefined;
-      record(`dtls: ${name}`, pack, { ofLibcoapOpenssl: ratio === undefined ? null : Number(ratio.toFixed(2)), failed: pack.reduce((sum, r) => sum + r.failed, 0) });
-      record(`dtls peer coap-server-openssl: ${name}`, reference, { failed: reference.reduce((sum, r) => sum + Math.max(0, r.failed), 0) });
     }
   } finally {
     ours.kill();
@@ -104,4 +90,4 @@ async function dtlsWorkloads(record, runs, median) {
   }
 }
 
-module.exports = { dtlsWorkloads };
+module.exports = { name: 'dtls', run };

@@ -1,18 +1,15 @@
 'use strict';
-// Child process: the LwM2M server alone, so its RSS per registered device and its read latencies
-// are measured without what earlier workloads (Node-RED among them) left in the benchmark's own heap.
-const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
-const { ObserveRequest } = require('../dist/lib/lwm2m/requests/observe');
-const { ReadRequest } = require('../dist/lib/lwm2m/requests/read');
-const { Lwm2mPath } = require('../dist/lib/model/path');
+// Child process: the pack's LwM2M server alone (no Node-RED), on 127.0.0.1 and port 0, so its CPU,
+// its RSS per registered device and its read latencies are measured without what other workloads
+// left in a heap. Its reads are issued through the library, in this process, as a flow's would be.
+const { Lwm2mServer } = require('../../dist/lib/lwm2m/server');
+const { ObserveRequest } = require('../../dist/lib/lwm2m/requests/observe');
+const { ReadRequest } = require('../../dist/lib/lwm2m/requests/read');
+const { Lwm2mPath } = require('../../dist/lib/model/path');
 
 let server;
 const now = () => performance.now();
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function percentile(sorted, count, fraction) {
-  return sorted[Math.min(count - 1, Math.floor(count * fraction))];
-}
 
 /** Reads from this process, as a flow would issue them: closed loop (perDevice reads in a row per device), or paced at perSecond for durationMs. */
 async function reads({ path, perDevice, perSecond, durationMs }) {
@@ -23,7 +20,6 @@ async function reads({ path, perDevice, perSecond, durationMs }) {
   let answered = 0;
   let failed = 0;
   let issued = 0;
-  const mark = process.cpuUsage();
   const started = now();
   if (perSecond) {
     while (now() - started < durationMs) {
@@ -53,38 +49,34 @@ async function reads({ path, perDevice, perSecond, durationMs }) {
     );
   }
   const elapsed = now() - started;
-  const used = process.cpuUsage(mark);
-  const sorted = latencies.subarray(0, answered).sort();
   return {
     rate: (answered / elapsed) * 1000,
     issued,
     answered,
-    p50: percentile(sorted, answered, 0.5),
-    p99: percentile(sorted, answered, 0.99),
-    cpuMsPer1k: ((used.user + used.system) / 1000 / issued) * 1000,
+    failed,
+    latencies: Array.from(latencies.subarray(0, answered)),
   };
 }
 
-/** CPU time, and RSS once garbage is collected and the freed pages are given back (V8 releases them after the collection, not during it). */
-async function usage() {
-  const cpu = process.cpuUsage(); // before the forced collections, which are not part of the workload
+/** Garbage collected and the freed pages given back (V8 releases them after the collection, not during it), for a clean RSS. */
+async function settle() {
   global.gc?.();
   await new Promise((resolve) => setTimeout(resolve, 500));
   global.gc?.();
-  return { cpu, rss: process.memoryUsage().rss };
 }
 
 process.on('message', async (message) => {
   try {
     if (message.command === 'start') {
-      server = new Lwm2mServer({ address: '127.0.0.1', port: message.port });
-      await server.start();
-      process.send({ started: true });
-    } else if (message.command === 'usage') {
-      process.send({ ...(await usage()), registrations: server.registrations.size, observations: server.observations.size });
+      server = new Lwm2mServer({ address: '127.0.0.1', port: 0 });
+      const [bound] = await server.start();
+      process.send({ port: bound.port });
+    } else if (message.command === 'settle') {
+      await settle();
+      process.send({ registrations: server.registrations.size, observations: server.observations.size });
     } else if (message.command === 'observeAll') {
-      // One observation per device, a few hundred at a time.
-      const endpoints = [...server.registrations.all()].map((registration) => registration.endpoint);
+      // One observation per device whose name starts with the prefix (not the warm-up's), a few hundred at a time.
+      const endpoints = [...server.registrations.all()].map((registration) => registration.endpoint).filter((endpoint) => endpoint.startsWith(message.prefix));
       const listener = { notify() {}, error() {}, ended() {} };
       // One request for all, as an observe node that starts on registration has.
       const request = new ObserveRequest(Lwm2mPath.parse(message.path));
@@ -96,11 +88,12 @@ process.on('message', async (message) => {
       // A warm-up of the same kind first, not measured: a fresh process runs its first reads before the JIT has compiled them.
       await reads(message.perSecond ? { ...message, durationMs: 1000 } : { ...message, perDevice: Math.ceil(message.perDevice / 5) });
       process.send(await reads(message));
-    } else if (message.command === 'stop') {
-      await server.stop();
-      process.send({ stopped: true });
+    } else if (message.command === 'exit') {
+      await server?.stop();
+      process.exit(0);
     }
   } catch (error) {
     process.send({ error: error.message });
   }
 });
+process.on('disconnect', () => process.exit(0));

@@ -1,9 +1,10 @@
 'use strict';
-// Child process: the LwM2M server with its DTLS listener alone, as the pion/dtls client's target in the DTLS workloads.
+// Child process: the LwM2M server with its DTLS listener alone, as the pion/dtls client's target in the DTLS workloads
+// (bench/workloads/dtls.js); measured from outside like every server under test.
 const fs = require('node:fs');
-const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
-const { SecurityRegistry } = require('../dist/lib/lwm2m/security');
-const { ecPrivateKey, parseCertificates } = require('../dist/lib/dtls/credentials');
+const { Lwm2mServer } = require('../../dist/lib/lwm2m/server');
+const { SecurityRegistry } = require('../../dist/lib/lwm2m/security');
+const { ecPrivateKey, parseCertificates } = require('../../dist/lib/dtls/credentials');
 
 const { identity, key, pki } = JSON.parse(process.env.BENCH_DTLS);
 const security = new SecurityRegistry();
@@ -19,6 +20,4 @@ const server = new Lwm2mServer({
   security,
 });
 server.start().then(() => process.send({ port: server.coap.secure.address.port }));
-process.on('message', (message) => {
-  if (message === 'cpu') process.send(process.cpuUsage());
-});
+process.on('disconnect', () => process.exit(0));
