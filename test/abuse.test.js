@@ -239,7 +239,8 @@ describe('abuse: floods and forged sources', function () {
     const datagrams = forged.reduce((sum, socket) => sum + socket.received.datagrams, 0);
     assert.equal(forged.reduce((sum, socket) => sum + socket.received.requests, 0), 0, 'no request reached a forged address');
     for (const socket of forged) assert.ok(socket.received.bytes <= socket.sent.bytes, `${socket.received.bytes} bytes back for ${socket.sent.bytes}`);
-    assert.ok(datagrams <= forged.length * 3, `${datagrams} datagrams to ${forged.length} forged addresses`);
+    // The answer, and 4-byte pings on the CoAP schedule while a request waits for them (at most MAX_RETRANSMIT + 1), within the bytes received.
+    assert.ok(datagrams <= forged.length * 6, `${datagrams} datagrams to ${forged.length} forged addresses`);
     console.log(`      400 forged Registers and Bootstrap-Requests (${sent} bytes): ${datagrams} datagrams, ${received} bytes back (${(received / sent).toFixed(2)}x)`);
   });
 });

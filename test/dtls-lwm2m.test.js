@@ -103,6 +103,17 @@ describe('LwM2M over DTLS', function () {
     assert.equal(server.refusals.join().includes(KEY.toString()), false);
   });
 
+  it('refuses a Send from a registered address under another identity, with a refused event', async () => {
+    await startServer();
+    const meter = await device('meter-1', { identity: 'meter-1-id', key: KEY });
+    await meter.register();
+    const registration = server.registrations.getByEndpoint('meter-1');
+    // Another session now holds the address (a NAT that gave it to another device): its Send is not meter-1's.
+    const send = { peer: { address: registration.address, port: registration.port }, method: 2, path: '/dp', queries: [], payload: Buffer.from('[{"n":"/3/0/9","v":1}]'), contentFormat: 110, identity: { kind: 'psk', identity: 'meter-2-id' } };
+    assert.throws(() => server['sendInterface'].handle(send), (error) => error.responseCode === 128 + 3 && /another identity/.test(error.message));
+    assert.deepEqual(server.refusals, ['a Send from the address of meter-1 under another identity than it registered with']);
+  });
+
   it('refuses unlisted names over plain UDP when the server requires DTLS or a listed identity, with a refused event', async () => {
     for (const unlistedEndpoints of ['dtls', 'listed']) {
       await startServer({ unlistedEndpoints });

@@ -122,9 +122,7 @@ const DEFAULT_BLOCK1_BYTES = 16 * 1024 * 1024;
 const DEFAULT_MAX_PEERS = 50_000;
 /** A diagnostic payload is a short reason (RFC 7252 section 5.5.2): never an echo of unbounded input. */
 const MAX_REASON_CHARS = 160;
-/** An unanswered CoAP ping to an unverified address is sent again once, not MAX_RETRANSMIT times. */
-const PROBE_RETRANSMISSIONS = 1;
-/** What two pings cost: a diagnostic reason to an unverified address leaves this much of its credit. */
+/** What two pings cost: a diagnostic reason to an unverified address leaves at least this much of its credit. */
 const PROBE_RESERVE = 8;
 const EMPTY = Buffer.alloc(0);
 
@@ -151,7 +149,7 @@ export class CoapEndpoint extends EventEmitter {
   /** Whether new peers start verified: DTLS peers are (the cookie exchange), and so are all when the endpoint is a client. */
   private readonly startVerified: boolean;
   /** Requests to unverified peers, waiting for the answer to a CoAP ping. */
-  private readonly unproven = new Map<PeerState, Exchange[]>();
+  private readonly unproven = new Map<PeerState, { probe: Exchange; waiting: Exchange[] }>();
   private sweepTimer?: NodeJS.Timeout;
   /**
    * Exchanges waiting for a retransmission or their deadline, checked by one
@@ -337,25 +335,7 @@ export class CoapEndpoint extends EventEmitter {
       return Promise.resolve(messageId);
     }
     return new Promise((resolve, reject) => {
-      const exchange: Exchange = {
-        peer: state,
-        messageId,
-        tokenKey: notification.token.toString('hex'),
-        datagram,
-        confirmable: true,
-        acknowledged: false,
-        finished: false,
-        ackOnly: true,
-        transmissions: 0,
-        deadline: Infinity,
-        timeoutMs: Infinity,
-        dueAt: Infinity,
-        ackTimeoutMs: 0,
-        dueNext: undefined,
-        duePrev: undefined,
-        resolve: () => resolve(messageId),
-        reject,
-      };
+      const exchange = acknowledgedExchange(state, messageId, notification.token.toString('hex'), datagram, () => resolve(messageId), reject);
       state.track(exchange, false);
       this.dispatch(exchange);
     });
@@ -370,65 +350,55 @@ export class CoapEndpoint extends EventEmitter {
     }
     // Only its deadline runs while it waits.
     this.arm(exchange, Infinity);
-    const waiting = this.unproven.get(peer);
-    if (waiting) {
-      waiting.push(exchange);
+    const pending = this.unproven.get(peer);
+    if (pending) {
+      pending.waiting.push(exchange);
+      // The ping goes on as long as a request waits for it.
+      pending.probe.deadline = Math.max(pending.probe.deadline, exchange.deadline);
       return;
     }
-    this.unproven.set(peer, [exchange]);
-    this.probe(peer);
+    const probe = this.probe(peer, exchange.deadline);
+    this.unproven.set(peer, { probe, waiting: [exchange] });
+    if (peer.credit < probe.datagram.length) {
+      this.unprovable(peer, new CoapUnverifiedPeerError(`${peer.label} has not shown it is a real address (it sent too little to answer with a ping): no request is sent to it`));
+      return;
+    }
+    peer.track(probe, false);
+    this.transmit(probe, this.initialAckTimeoutMs());
   }
 
   /**
    * A CoAP ping (an empty confirmable message, RFC 7252 section 4.3) to an
    * address that has not shown it is real: whatever it answers (a Reset, an
    * empty or piggybacked Acknowledgement) proves the address, and the requests
-   * waiting for it go out. Four bytes, within what the address sent us.
+   * waiting for it go out. Four bytes, within what the address sent us,
+   * retransmitted as any confirmable message until the last waiting request
+   * gives up.
    */
-  private probe(peer: PeerState): void {
+  private probe(peer: PeerState, deadline: number): Exchange {
     const messageId = peer.allocateMessageId();
     const proven = () => this.proven(peer);
-    const exchange: Exchange = {
-      peer,
-      messageId,
-      tokenKey: '',
-      datagram: emptyMessage(MessageType.Confirmable, messageId),
-      confirmable: true,
-      acknowledged: false,
-      finished: false,
-      ackOnly: true,
-      transmissions: 0,
-      deadline: Infinity,
-      timeoutMs: Infinity,
-      dueAt: Infinity,
-      ackTimeoutMs: 0,
-      dueNext: undefined,
-      duePrev: undefined,
-      resolve: proven,
-      reject: (error) => (error instanceof CoapResetError ? proven() : this.unprovable(peer, error)),
-    };
-    if (peer.credit < exchange.datagram.length) {
-      this.unprovable(peer, new CoapUnverifiedPeerError(`${peer.label} has not shown it is a real address (it sent too little to answer with a ping): no request is sent to it`));
-      return;
-    }
-    peer.track(exchange, false);
-    this.transmit(exchange, this.initialAckTimeoutMs());
+    const exchange = acknowledgedExchange(peer, messageId, '', emptyMessage(MessageType.Confirmable, messageId), proven, (error) =>
+      error instanceof CoapResetError ? proven() : this.unprovable(peer, error),
+    );
+    exchange.deadline = deadline;
+    return exchange;
   }
 
   private proven(peer: PeerState): void {
     peer.verified = true;
     this.emit('verified', { address: peer.address, port: peer.port } satisfies Peer);
-    const waiting = this.unproven.get(peer);
+    const pending = this.unproven.get(peer);
     this.unproven.delete(peer);
-    for (const exchange of waiting ?? []) if (!exchange.finished) this.transmit(exchange, this.initialAckTimeoutMs());
+    for (const exchange of pending?.waiting ?? []) if (!exchange.finished) this.transmit(exchange, this.initialAckTimeoutMs());
   }
 
   private unprovable(peer: PeerState, error: Error): void {
-    const waiting = this.unproven.get(peer);
+    const pending = this.unproven.get(peer);
     this.unproven.delete(peer);
     // Silence is a timeout like any other; having sent too little to be pinged is its own failure.
-    const failure = error instanceof CoapUnverifiedPeerError ? error : new CoapTimeoutError(`${peer.label} did not answer a CoAP ping (${error.message}), and no request goes to an address before it answers`);
-    for (const exchange of waiting ?? []) this.finish(exchange, failure);
+    const failure = error instanceof CoapUnverifiedPeerError ? error : new CoapTimeoutError(`no acknowledgement of a CoAP ping from ${peer.label}, and no request goes to an address before it answers one`);
+    for (const exchange of pending?.waiting ?? []) this.finish(exchange, failure);
   }
 
   private transmit(exchange: Exchange, ackTimeoutMs: number): void {
@@ -491,7 +461,7 @@ export class CoapEndpoint extends EventEmitter {
       this.finish(exchange, new CoapTimeoutError(`no response from ${exchange.peer.label} within ${exchange.timeoutMs} ms`));
     } else if (exchange.acknowledged) {
       this.arm(exchange, Infinity);
-    } else if (exchange.transmissions > (exchange.peer.verified ? this.transmission.maxRetransmit : PROBE_RETRANSMISSIONS)) {
+    } else if (exchange.transmissions > this.transmission.maxRetransmit) {
       this.finish(exchange, new CoapTimeoutError(`no acknowledgement from ${exchange.peer.label} after ${exchange.transmissions} transmissions`));
     } else {
       this.transmit(exchange, exchange.ackTimeoutMs * 2);
@@ -857,6 +827,29 @@ function utf8Prefix(text: Buffer, bytes: number): Buffer {
   let end = bytes;
   while (end > 0 && (text[end] & 0xc0) === 0x80) end--;
   return text.subarray(0, end);
+}
+
+/** A confirmable message that is done when acknowledged, with no response to wait for: a notification we send, a ping. */
+function acknowledgedExchange(peer: PeerState, messageId: number, tokenKey: string, datagram: Buffer, resolve: () => void, reject: (error: Error) => void): Exchange {
+  return {
+    peer,
+    messageId,
+    tokenKey,
+    datagram,
+    confirmable: true,
+    acknowledged: false,
+    finished: false,
+    ackOnly: true,
+    transmissions: 0,
+    deadline: Infinity,
+    timeoutMs: Infinity,
+    dueAt: Infinity,
+    ackTimeoutMs: 0,
+    dueNext: undefined,
+    duePrev: undefined,
+    resolve,
+    reject,
+  };
 }
 
 function emptyMessage(type: MessageType, messageId: number): Buffer {

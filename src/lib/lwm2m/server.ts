@@ -130,12 +130,14 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     this.bindings = new EndpointBindings(options.maxRegistrations ?? 500_000, (endpoint) => this.registrations.getByEndpoint(endpoint) !== undefined);
     this.coap = new Listeners(options, this.security, (request) => this.handle(request), this, (transport, peer) => this.registrations.getByPeer(transport, peer.address, peer.port) !== undefined);
     // A plain-UDP device whose address is now verified is saved so, and needs no ping after a restart.
-    this.coap.plain?.on('verified', (peer: Peer) => {
-      const registration = this.registrations.getByPeer('udp', peer.address, peer.port);
-      if (!registration) return;
-      this.changedRegistrations.add(registration.endpoint);
-      this.scheduleSave();
-    });
+    if (this.stateStore) {
+      this.coap.plain?.on('verified', (peer: Peer) => {
+        const registration = this.registrations.getByPeer('udp', peer.address, peer.port);
+        if (!registration) return;
+        this.changedRegistrations.add(registration.endpoint);
+        this.scheduleSave();
+      });
+    }
     this.coap.dtls?.on('moved', (from, to) => this.followDtlsPeer(from, to));
     const endpointFor = (transport: Transport) => this.coap.for(transport);
     this.client = new DeviceClient(endpointFor, this.registrations, () => this.model, this.presence, options.client);
@@ -166,10 +168,15 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       },
       refused: (endpoint, peer, reason) => this.emit('refused', endpoint, peer, reason),
     }, { maxRegistrations: options.maxRegistrations, maxLifetime: this.maxLifetime, authorize: (endpoint, identity) => this.refusal(endpoint, identity) });
-    this.sendInterface = new SendInterface(this.registrations, () => this.model, (registration, records, format, raw) => {
-      this.presence.seen(registration);
-      this.emit('send', registration, records, format, raw);
-    });
+    this.sendInterface = new SendInterface(
+      this.registrations,
+      () => this.model,
+      (registration, records, format, raw) => {
+        this.presence.seen(registration);
+        this.emit('send', registration, records, format, raw);
+      },
+      (endpoint, peer, reason) => this.emit('refused', endpoint, peer, reason),
+    );
     // Without a state store nothing is saved: no set of changed endpoints to keep up on every Register and Update.
     if (this.stateStore) {
       for (const event of ['registered', 'updated', 'deregistered', 'expired'] as const) {
