@@ -20,10 +20,11 @@ const editorFile = (name) => fs.readFileSync(path.join(sourceNodes, 'editor', na
 
 // One source for the defaults: the runtime's, written into the editor code as data.
 const { NODE_DEFAULTS } = require(path.join(targetNodes, 'node-defaults.js'));
-const { ATTRIBUTE_NAMES } = require(path.join(dist, 'lib', 'lwm2m', 'requests', 'write-attributes.js'));
+const { ATTRIBUTE_NAMES, ATTRIBUTE_SINCE } = require(path.join(dist, 'lib', 'lwm2m', 'requests', 'write-attributes.js'));
 const shared = editorFile('lwm2m-editor.js')
   .replace("'@defaults'", () => JSON.stringify(NODE_DEFAULTS))
-  .replace("'@attributes'", () => JSON.stringify(ATTRIBUTE_NAMES));
+  .replace("'@attributes'", () => JSON.stringify(ATTRIBUTE_NAMES))
+  .replace("'@attributeSince'", () => JSON.stringify(ATTRIBUTE_SINCE));
 const includes = {
   '/* @lwm2m-editor */': () => shared,
   '/* @devices-panel */': () => editorFile('devices-panel.js'),

@@ -130,7 +130,7 @@ describe('bootstrap server', () => {
 
   it('writes PSK accounts, the bootstrap account and ACLs over plain UDP when allowed, and keeps keys out of events', async () => {
     await bootstrap.stop();
-    bootstrap = new BootstrapServer({ address: '127.0.0.1', port: bsPort, transmission: FAST, requestTimeoutMs: 1000, allowKeysOverUdp: true });
+    bootstrap = new BootstrapServer({ address: '127.0.0.1', port: bsPort, transmission: FAST, requestTimeoutMs: 1000, allowKeysInClear: true });
     await bootstrap.start();
     const withAcl = (d) => d.objects.set(2, new Map());
     bootstrap.setConfig('secure', parseBootstrapConfig({

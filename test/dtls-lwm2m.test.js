@@ -96,7 +96,7 @@ describe('LwM2M over DTLS', function () {
     assert.ok(server.registrations.getByEndpoint('meter-1'));
     assert.deepEqual(server.refusals, [
       'PSK identity "meter-1-id" is not bound to endpoint meter-2',
-      'endpoint meter-1 must use DTLS (PSK)',
+      'endpoint meter-1 must use DTLS or TLS (PSK)',
       `registration ${location.split('/').pop()} of meter-1 belongs to another identity or transport`,
       `registration ${location.split('/').pop()} of meter-1 belongs to another identity or transport`,
     ]);
@@ -121,7 +121,7 @@ describe('LwM2M over DTLS', function () {
       await plain.start();
       devices.push(plain);
       await assert.rejects(plain.register(), (error) => error.responseCode === '4.03');
-      assert.deepEqual(server.refusals, [unlistedEndpoints === 'dtls' ? 'endpoint stranger must register over DTLS (the server refuses plain UDP)' : 'endpoint stranger is not in the security list and has no certificate from a trusted CA']);
+      assert.deepEqual(server.refusals, [unlistedEndpoints === 'dtls' ? 'endpoint stranger must register over DTLS or TLS (the server refuses plain UDP and TCP)' : 'endpoint stranger is not in the security list and has no certificate from a trusted CA']);
       // Listed devices come in over DTLS as before.
       await (await device('meter-1', { identity: 'meter-1-id', key: KEY })).register();
       assert.equal(server.registrations.size, 1);

@@ -124,7 +124,12 @@ describe('editor: node dialogs, examples and the palette in Chromium', function 
     await page.waitForFunction((n) => $('#node-config-security .sec-endpoint').length === n + 1, before);
     await rows.last().pressSequentially('meter-1');
     await warning.waitFor({ state: 'visible', timeout: 10000 });
-    assert.match(await warning.innerText(), /no DTLS port is set/);
+    assert.match(await warning.innerText(), /neither port is set/);
+    // A TLS port serves listed devices too.
+    await page.locator('#node-config-input-tlsPort').fill('5684');
+    await warning.waitFor({ state: 'hidden' });
+    await page.locator('#node-config-input-tlsPort').fill('');
+    await warning.waitFor({ state: 'visible' });
     await page.locator('#node-config-input-dtlsPort').fill('5684');
     await warning.waitFor({ state: 'hidden' });
     await page.locator('#node-config-dialog-cancel').click();
@@ -151,6 +156,27 @@ describe('editor: node dialogs, examples and the palette in Chromium', function 
     await page.locator('#node-config-input-port').pressSequentially('5683');
     await page.waitForFunction(() => !$('#node-config-input-port').hasClass('input-error'), null, { timeout: 5000 });
     await page.locator('#node-config-dialog-cancel').click();
+  });
+
+  it('refuses in the observe dialog the attribute values the runtime refuses', async () => {
+    const flow = await exampleFlow('observe-temperature.json');
+    await deployFlow(editor.base, flow);
+    await page.reload();
+    await waitForEditor(page);
+    await page.evaluate((id) => RED.editor.edit(RED.nodes.node(id)), flow.find((n) => n.type === 'lwm2m-observe').id);
+    await page.locator('#node-dialog-ok').waitFor();
+    const errorOf = (name) => page.evaluate((n) => $(`#node-input-${n}`).hasClass('input-error'), name);
+    for (const [name, bad, good] of [['edge', '2', '1'], ['con', '0.5', '0'], ['hqmax', '1.5', '3'], ['pmin', '-1', '5']]) {
+      await page.locator(`#node-input-${name}`).fill(bad);
+      await page.locator(`#node-input-${name}`).dispatchEvent('change');
+      await page.waitForFunction((n) => $(`#node-input-${n}`).hasClass('input-error'), name, { timeout: 5000 });
+      await page.locator(`#node-input-${name}`).fill(good);
+      await page.locator(`#node-input-${name}`).dispatchEvent('change');
+      await page.waitForFunction((n) => !$(`#node-input-${n}`).hasClass('input-error'), name, { timeout: 5000 });
+      assert.equal(await errorOf(name), false);
+    }
+    await page.locator('#node-dialog-cancel').click();
+    await page.waitForFunction(() => $('.red-ui-tray').length === 0);
   });
 
   it('lists the nodes under LwM2M with short labels that do not wrap and an icon per family', async () => {

@@ -104,7 +104,7 @@ describe('editor: the LwM2M devices panel and device console in Chromium', funct
     assert.equal(await detail('queued'), '0');
     assert.match(await detail('address'), /^127\.0\.0\.1:\d+ \(udp\)$/);
     assert.equal(await detail('security'), 'NoSec');
-    assert.match(await detail('objectVersions'), /3@1\.0\*/);
+    assert.match(await detail('objectVersions'), /3@1\.1\*/);
     assert.match(await page.locator('.lwm2m-log-state').innerText(), /recording/);
   });
 
@@ -189,7 +189,7 @@ describe('editor: the LwM2M devices panel and device console in Chromium', funct
   it('writes attributes and discovers them', async () => {
     await act('/3303/0/5700', 'attributes');
     const fields = await page.locator('.lwm2m-form .lwm2m-attribute').evaluateAll((inputs) => inputs.map((input) => input.dataset.name));
-    assert.deepEqual(fields, ['pmin', 'pmax', 'epmin', 'epmax', 'gt', 'lt', 'st']);
+    assert.deepEqual(fields, ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax']);
     await page.locator('.lwm2m-form .lwm2m-attribute[data-name="pmin"]').fill('5');
     await page.locator('.lwm2m-form .lwm2m-attribute[data-name="pmax"]').fill('60');
     await page.locator('.lwm2m-form .lwm2m-submit').click();

@@ -155,7 +155,7 @@ describe('fuzzing the parsers', function () {
       code: fc.integer({ min: 1, max: 7 }),
       messageId: fc.integer({ min: 0, max: 0xffff }),
       token: fc.uint8Array({ maxLength: 8 }).map((b) => Buffer.from(b)),
-      path: fc.array(fc.oneof(fc.constantFrom('rd', 'dp', 'bs', '3', '0'), fc.string({ maxLength: 6 })), { maxLength: 3 }),
+      path: fc.array(fc.oneof(fc.constantFrom('rd', 'dp', 'bs', 'bspack', '3', '0'), fc.string({ maxLength: 6 })), { maxLength: 3 }),
       queries: fc.array(query, { maxLength: 4 }),
       extra: fc.array(fc.record({ number: fc.constantFrom(4, 12, 17, 23, 27, 28, 60, 258, 2048), value: fc.uint8Array({ maxLength: 4 }).map((b) => Buffer.from(b)) }), { maxLength: 2 }),
       payload: fc.oneof(fc.uint8Array({ maxLength: 80 }).map((b) => Buffer.from(b)), linkish.map((t) => Buffer.from(t))),

@@ -81,3 +81,48 @@ describe('interop: libcoap coap-client as an LwM2M device', () => {
     assert.equal(registration.objects.length, 150);
   });
 });
+
+describe('interop: libcoap coap-client asks for a Bootstrap-Pack (issue 21 item 4)', () => {
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const cbor = require('cbor');
+  const { BootstrapServer } = require('../dist/lib/bootstrap/bootstrap-server');
+  const { parseBootstrapConfig } = require('../dist/lib/bootstrap/bootstrap-config');
+  let coapClient;
+  let bootstrap;
+  let port;
+  let dir;
+
+  before(function () {
+    coapClient = requireTool(this, 'coap-client-notls', 'libcoap3-bin');
+  });
+
+  beforeEach(async () => {
+    port = await freePort();
+    bootstrap = new BootstrapServer({ address: '127.0.0.1', port });
+    await bootstrap.start();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bspack-'));
+  });
+
+  afterEach(async () => {
+    await bootstrap.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('serves GET /bspack in 64-byte Block2 blocks that libcoap reassembles into the SenML CBOR pack', async () => {
+    const servers = Array.from({ length: 6 }, (_, i) => ({ uri: `coap://lamp-server-${i}.example.com:5683`, shortServerId: i + 1, lifetime: 300 + i }));
+    bootstrap.setConfig('libcoap-lamp', parseBootstrapConfig({ servers }));
+    const finished = once(bootstrap, 'finished', 10000);
+    const out = path.join(dir, 'pack.cbor');
+    const { output } = await run(coapClient, ['-v', '6', '-m', 'get', '-A', '112', '-b', '64', '-o', out, `coap://127.0.0.1:${port}/bspack?ep=libcoap-lamp`]);
+    const records = cbor.decodeFirstSync(fs.readFileSync(out));
+    const value = (name) => records.find((record) => record.get(0) === name);
+    assert.equal(value('/0/6/0').get(3), 'coap://lamp-server-5.example.com:5683');
+    assert.deepEqual(servers.map((_, i) => value(`/1/${i}/1`).get(2)), [300, 301, 302, 303, 304, 305]);
+    assert.ok((output.match(/Block2/g) ?? []).length > 10, 'fetched in many blocks');
+    const [endpoint, summary] = await finished;
+    assert.equal(endpoint, 'libcoap-lamp');
+    assert.equal(summary.device.written.length, 12);
+  });
+});

@@ -563,6 +563,60 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
     });
   });
 
+  describe('notification attributes of the observe node (issue 21 item 3)', () => {
+    it('writes msg.attributes to the LwM2M 1.1 client before its Observe, which then honours them; refuses 1.2 attributes without sending', async () => {
+      await loadFlow();
+      const endpoint = 'wk-attributes';
+      const client = lwm2mClient({ endpoint, port: ports.udp });
+      await event('registered', endpoint);
+      client.mark();
+      const first = await ok('observe', { endpoint, path: '/31024/10/1', attributes: { gt: 50, lt: 20 } });
+      assert.equal(first.payload, 20);
+      // The client's log: a PUT with the attributes, then the GET with Observe, which has no query (LwM2M 1.1).
+      await client.expect('gt=50');
+      const out = helper.getNode('observe-out');
+      for (const value of [30, 60]) await client.command(`change /31024/10/1 ${value}`);
+      assert.equal((await nextMessage(out, 3000)).payload, 60, 'only the crossing of gt 50');
+      assert.deepEqual(await quietFor('observe', 300), []);
+      client.mark();
+      const refused = await fails('observe', { endpoint, path: '/31024/11/1', attributes: { pmin: 1, con: 1 } });
+      assert.match(refused.error.message, /con is an attribute of LwM2M 1\.2; wk-attributes registered with LwM2M 1\.1/);
+      await pause(300);
+      assert.doesNotMatch(client.output, /con=1/, 'nothing sent');
+    });
+  });
+
+  describe('object versions (issue 21 item 7)', () => {
+    // Two versions of Wakaama's test object in one folder: 1.0 as the client has it, 2.0 renamed and retyped.
+    const VERSIONED = path.join(__dirname, 'fixtures', 'versioned-objects');
+
+    it('types and names the values of </31024>;ver=1.0 by version 1.0 of a folder that also holds 2.0, and </1>;ver=1.1 by Server 1.1', async () => {
+      serverSettings = { modelFolder: VERSIONED };
+      await loadFlow();
+      const endpoint = 'wk-versions';
+      lwm2mClient({ endpoint, port: ports.udp });
+      const { payload: registration } = await event('registered', endpoint);
+      assert.equal(registration.objects.find((o) => o.id === 31024).version, '1.0');
+      assert.equal(registration.objects.find((o) => o.id === 1).version, '1.1');
+      const model = server().modelFor(endpoint);
+      assert.deepEqual([model.getObject(31024).version, model.getObject(1).version, server().model.getObject(31024).version], ['1.0', '1.1', '2.0']);
+      // Version 2.0 would make resource 1 a string and 3 a boolean: the SenML CBOR numbers would not fit it.
+      for (const format of ['senml-cbor', 'tlv']) {
+        const read = await ok('read', { endpoint, path: '/31024/10', contentFormat: format });
+        assert.deepEqual(read.payload, { 1: 20, 3: -30, 5: '' }, format);
+        assert.deepEqual(read.resources.map((r) => [r.name, r.type]), [['Test', 'integer'], ['Dec', 'float'], ['Str', 'string']], format);
+      }
+      // Writes are checked against version 1.0 too: an integer fits, a label does not.
+      await ok('write', { endpoint, path: '/31024/10/1', payload: 42 });
+      assert.equal((await ok('read', { endpoint, path: '/31024/10/1' })).payload, 42);
+      const refused = await fails('write', { endpoint, path: '/31024/10/1', payload: 'label' });
+      assert.match(refused.error.message, /integer/);
+      // Observations too.
+      const observed = await ok('observe', { endpoint, path: '/31024/11/1' });
+      assert.deepEqual([observed.payload, observed.resources[0].name], [21, 'Test']);
+    });
+  });
+
   describe('redeploy in the middle', () => {
     for (const transport of ['udp', 'dtls']) {
       it(`keeps the registration and observation of a client over ${transport} across a full redeploy`, async () => {

@@ -87,7 +87,7 @@ describe('Node-RED: bootstrap server, lwm2m bootstrap and bootstrap events', () 
   });
 
   it('writes the PSK key from the credentials when keys over UDP are allowed, and never shows it', async () => {
-    await load(flow({ allowKeysOverUdp: true }), credentials);
+    await load(flow({ allowKeysInClear: true }), credentials);
     const d = await device('secure');
     await d.bootstrap();
     assert.deepEqual(d.getResource('/0/0/3'), Buffer.from('secure-id'));

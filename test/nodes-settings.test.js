@@ -196,7 +196,7 @@ describe('node settings', function () {
       const flow = (name) => [
         { id: 'tab', type: 'tab' },
         // Keys over plain UDP allowed: the test device bootstraps without DTLS.
-        { id: 'bs', type: 'lwm2m-bootstrap-server', name, bindAddress: '127.0.0.1', port: bsPort, allowKeysOverUdp: true },
+        { id: 'bs', type: 'lwm2m-bootstrap-server', name, bindAddress: '127.0.0.1', port: bsPort, allowKeysInClear: true },
         { id: 'provision', z: 'tab', type: 'lwm2m-bootstrap', server: 'bs', wires: [['provisioned']] },
         { id: 'provisioned', z: 'tab', type: 'helper' },
       ];

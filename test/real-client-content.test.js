@@ -147,15 +147,30 @@ describe('content from real clients, on a real socket', () => {
     });
   });
 
-  describe('formats (issue 15 item 14)', () => {
+  describe('formats (issue 15 item 14, issue 21 items 1 and 2)', () => {
     const SENML_ANSWER = '[{"n":"/3/0/9","v":88},{"n":"/3303/0/5700","v":21.5}]';
-    for (const [ct, format] of [['0 110 11542', 110], ['0 60 110 112 11542 11543 11544', 112], ['0 11542', 110], [null, 110]]) {
-      it(`asks a device with ${ct === null ? 'no ct' : `ct="${ct}"`} for Observe-Composite and Read-Composite in ${format}`, async () => {
+    /** The answer in the format asked for, SenML CBOR and LwM2M CBOR written by the cbor package (LwM2M CBOR keys as one id and as an array of ids). */
+    const answerIn = (format) =>
+      format === 110
+        ? Buffer.from(SENML_ANSWER)
+        : format === 112
+          ? cbor.encode([new Map([[0, '/3/0/9'], [2, 88]]), new Map([[0, '/3303/0/5700'], [2, 21.5]])])
+          : cbor.encode(new Map([[[3, 0, 9], 88], [3303, new Map([[0, new Map([[5700, 21.5]])]])]]));
+    for (const [ct, body, accept] of [
+      ['0 110 11542', 110, 110],
+      ['0 60 110 112 11542 11543 11544', 112, 11544],
+      ['0 11542', 110, 110],
+      [null, 110, 110],
+      ['0 110 320 11542', 320, 110],
+      ['0 112 322 11542 11544', 322, 11544],
+    ]) {
+      it(`asks a device with ${ct === null ? 'no ct' : `ct="${ct}"`} for Observe-Composite and Read-Composite with the paths in ${body}, the values in ${accept}`, async () => {
         await registerRaw('composite', { ct });
-        const answer = (request) => {
-          const body = format === 110 ? Buffer.from(SENML_ANSWER) : cbor.encode([new Map([[0, '/3/0/9'], [2, 88]]), new Map([[0, '/3303/0/5700'], [2, 21.5]])]);
-          return { code: 69, options: [...(request.options.some((o) => o.number === OBSERVE) ? [{ number: OBSERVE, value: uint(1) }] : []), { number: CF, value: uint(format) }], payload: body };
-        };
+        const answer = (request) => ({
+          code: 69,
+          options: [...(request.options.some((o) => o.number === OBSERVE) ? [{ number: OBSERVE, value: uint(1) }] : []), { number: CF, value: uint(accept) }],
+          payload: answerIn(accept),
+        });
         const paths = [P('/3/0/9'), P('/3303/0/5700')];
         const observing = server.observe('composite', new ObserveCompositeRequest(paths), { notify() {}, error() {}, ended() {} });
         const fetch = await answerNext(answer);
@@ -163,9 +178,10 @@ describe('content from real clients, on a real socket', () => {
         const fetch2 = await answerNext(answer);
         for (const request of [fetch, fetch2]) {
           assert.equal(request.code, 5);
-          assert.deepEqual([optionUint(request, CF), optionUint(request, ACCEPT)], [format, format]);
+          assert.deepEqual([optionUint(request, CF), optionUint(request, ACCEPT)], [body, accept]);
         }
-        const names = format === 110 ? JSON.parse(fetch.payload.toString()).map((r) => r.n) : cbor.decodeFirstSync(fetch.payload).map((r) => r.get(0));
+        // A Fetch Pack (RFC 8790 section 4) is records with names and no values, as a SenML pack of names.
+        const names = body === 110 || body === 320 ? JSON.parse(fetch.payload.toString()).map((r) => r.n) : cbor.decodeFirstSync(fetch.payload).map((r) => r.get(0));
         assert.deepEqual(names, ['/3/0/9', '/3303/0/5700']);
         const { first } = await observing;
         assert.deepEqual(recordsToPayload(first.records, Lwm2mPath.ROOT), { 3: { 0: { 9: 88 } }, 3303: { 0: { 5700: 21.5 } } });

@@ -68,7 +68,8 @@ async function settle() {
 process.on('message', async (message) => {
   try {
     if (message.command === 'start') {
-      server = new Lwm2mServer({ address: '127.0.0.1', port: 0 });
+      // options: other listeners instead of UDP (a TCP-only server: {tcp: {port: 0}}); the first is the port reported.
+      server = new Lwm2mServer({ address: '127.0.0.1', ...(message.options ?? { port: 0 }) });
       const [bound] = await server.start();
       process.send({ port: bound.port });
     } else if (message.command === 'settle') {

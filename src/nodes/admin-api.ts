@@ -145,27 +145,28 @@ export function registerAdminApi(RED: NodeAPI): void {
   }));
 
   RED.httpAdmin.get(`${base}/objects/:objectId`, read, route((req, res, _console, server) => {
-    const definition = server.model.getObject(Number(req.params.objectId));
+    // The version the device announced (or its LwM2M version implies): the closest the model holds.
+    const definition = server.model.getObject(Number(req.params.objectId), optional(req.query.version));
     if (!definition || !/^\d+$/.test(String(req.params.objectId))) {
       res.status(404).json({ error: `object ${String(req.params.objectId)} is not in the object model` });
       return;
     }
     // The editor keeps each object per id and version: it asks once per editor session.
     res.set('Cache-Control', 'private, max-age=3600');
-    res.json({ ...objectJson(definition), requested: optional(req.query.version) });
+    res.json({ ...objectJson(definition), requested: optional(req.query.version), versions: server.model.versionsOf(definition.id).map((known) => known.version) });
   }));
 
   // The device console: one route per LwM2M operation.
-  const operation = (build: (body: Record<string, unknown>, server: Lwm2mServer) => DeviceRequest<unknown>, answer: (response: ResponseBase & Record<string, unknown>, request: DeviceRequest<unknown>, server: Lwm2mServer) => object) =>
+  const operation = (build: (body: Record<string, unknown>, server: Lwm2mServer) => DeviceRequest<unknown>, answer: (response: ResponseBase & Record<string, unknown>, request: DeviceRequest<unknown>, server: Lwm2mServer, endpoint: string) => object) =>
     route(async (req, res, _console, server) => {
       const body = { ...(req.query as Record<string, unknown>), ...((req.body ?? {}) as Record<string, unknown>), endpoint: String(req.params.endpoint) };
       const request = build(body, server);
       const response = (await server.send(String(req.params.endpoint), request, { timeoutMs: REQUEST_TIMEOUT_MS })) as ResponseBase & Record<string, unknown>;
-      res.json({ code: response.code, contentFormat: response.contentFormat, ...answer(response, request, server) });
+      res.json({ code: response.code, contentFormat: response.contentFormat, ...answer(response, request, server, String(req.params.endpoint)) });
     });
-  const values = (response: ResponseBase & Record<string, unknown>, request: DeviceRequest<unknown>, server: Lwm2mServer) => {
+  const values = (response: ResponseBase & Record<string, unknown>, request: DeviceRequest<unknown>, server: Lwm2mServer, endpoint: string) => {
     const records = response.records as Parameters<typeof recordsToPayload>[0];
-    return { payload: jsonValue(recordsToPayload(records, request.path)), resources: jsonValue(namedRecords(records, server.model)) };
+    return { payload: jsonValue(recordsToPayload(records, request.path)), resources: jsonValue(namedRecords(records, server.modelFor(endpoint))) };
   };
   const nothing = () => ({});
 
@@ -176,7 +177,7 @@ export function registerAdminApi(RED: NodeAPI): void {
   RED.httpAdmin.post(`${device}/write`, write, operation((body, server) => {
     const target = pathOf(body.path);
     const mode = body.mode === 'update' ? 'update' : 'replace';
-    return new WriteRequest(target, payloadToRecords(valueFromJson(body.value), target, server.model), mode, formatOf(body.format));
+    return new WriteRequest(target, payloadToRecords(valueFromJson(body.value), target, server.modelFor(String(body.endpoint))), mode, formatOf(body.format));
   }, nothing));
   RED.httpAdmin.post(`${device}/execute`, write, operation((body) => new ExecuteRequest(pathOf(body.path), body.args ?? ''), nothing));
   RED.httpAdmin.post(`${device}/create`, write, operation((body, server) => {
@@ -186,7 +187,7 @@ export function registerAdminApi(RED: NodeAPI): void {
     if (instanceId !== undefined && (!Number.isInteger(instanceId) || instanceId < 0 || instanceId > 65534)) throw new BadRequest('instance id must be 0..65534');
     const registration = server.registrations.getByEndpoint(String(body.endpoint ?? ''));
     const id = instanceId ?? (registration ? CreateRequest.instanceFor(target.objectId!, undefined, { registration }) : 0);
-    return new CreateRequest(target, payloadToRecords(valueFromJson(body.value ?? {}), target.child(id), server.model), id, formatOf(body.format));
+    return new CreateRequest(target, payloadToRecords(valueFromJson(body.value ?? {}), target.child(id), server.modelFor(registration)), id, formatOf(body.format));
   }, (response) => ({ instanceId: response.instanceId, location: response.location })));
   RED.httpAdmin.post(`${device}/delete`, write, operation((body) => new DeleteRequest(pathOf(body.path)), nothing));
   RED.httpAdmin.post(`${device}/attributes`, write, operation((body) => new WriteAttributesRequest(pathOf(body.path), body.attributes), nothing));
@@ -234,9 +235,10 @@ function completePaths(server: Lwm2mServer, endpoint: string, search: string): {
     if (results.length < PATH_COMPLETION_LIMIT && (!wanted || value.startsWith(wanted) || label.toLowerCase().includes(wanted))) results.push({ value, label });
   };
   const registration = endpoint ? server.registrations.getByEndpoint(endpoint) : undefined;
-  const objects = registration ? registration.objects.map((object) => ({ id: object.id, instances: object.instances })) : server.model.objects().map((object) => ({ id: object.id, instances: [0] }));
+  const model = server.modelFor(registration);
+  const objects = registration ? registration.objects.map((object) => ({ id: object.id, instances: object.instances })) : model.objects().map((object) => ({ id: object.id, instances: [0] }));
   for (const object of objects) {
-    const definition = server.model.getObject(object.id);
+    const definition = model.getObject(object.id);
     offer(`/${object.id}`, `/${object.id} ${definition?.name ?? ''}`.trim());
     for (const instance of object.instances) {
       const base = `/${object.id}/${instance}`;

@@ -1,11 +1,16 @@
 import type { Node, NodeAPI } from 'node-red';
 import { ecPrivateKey, parseCertificates } from '../lib/dtls/credentials';
-import type { SecureListenerOptions } from '../lib/lwm2m/listeners';
+import type { Scheme } from '../lib/coap/message-layer';
+import type { SecureListenerOptions, ServerCredentials, StreamListenerOptions, TlsListenerOptions } from '../lib/lwm2m/listeners';
 
-/** The DTLS fields a server config node shares with the bootstrap server node. */
+/** The secure and stream listener fields a server config node shares with the bootstrap server node. */
 export interface DtlsNodeDef {
   /** DTLS port; empty for none. */
   dtlsPort?: string | number;
+  /** CoAP over TCP port (coap+tcp); empty for none. */
+  tcpPort?: string | number;
+  /** CoAP over TLS port (coaps+tcp); empty for none. */
+  tlsPort?: string | number;
   /** The server's certificate chain (PEM), for devices in X.509 mode. */
   serverCertificate?: string;
   /** Authorities (PEM) whose device certificates are accepted. */
@@ -40,31 +45,46 @@ export function secondsOf(value: string | number, field: string): number {
   return number * 1000;
 }
 
-/** The DTLS listener a node asks for, or undefined; an unusable key or certificate is reported (never shown) and left out. */
-export function secureListener(
-  RED: NodeAPI,
-  node: Node<DtlsCredentialsDef>,
-  def: DtlsNodeDef,
-  address: string,
-  messages: string,
-): SecureListenerOptions | undefined {
-  const port = portOf(def.dtlsPort, 'DTLS port');
-  if (port === undefined) return undefined;
-  const secure: SecureListenerOptions = { address, port };
-  try {
-    if (node.credentials?.privateKey) secure.privateKey = ecPrivateKey(node.credentials.privateKey);
-    if (def.serverCertificate?.trim()) secure.certificateChain = parseCertificates(def.serverCertificate).map((certificate) => certificate.raw);
-    if (def.trustedCertificates?.trim()) secure.certificateAuthorities = parseCertificates(def.trustedCertificates);
-  } catch (error) {
-    node.error(RED._(`${messages}.errors.serverKey`, { reason: (error as Error).message }));
+/** The DTLS, TCP and TLS listeners a node asks for. */
+export interface ExtraListeners {
+  secure?: SecureListenerOptions;
+  tcp?: StreamListenerOptions;
+  tls?: TlsListenerOptions;
+}
+
+/**
+ * The DTLS, TCP and TLS listeners a node asks for (each undefined when its
+ * port is empty), the DTLS and TLS ones with the server's key and
+ * certificates; an unusable key or certificate is reported (never shown) and
+ * left out; a port that is not one throws SettingError.
+ */
+export function extraListeners(RED: NodeAPI, node: Node<DtlsCredentialsDef>, def: DtlsNodeDef, address: string, messages: string): ExtraListeners {
+  const dtlsPort = portOf(def.dtlsPort, 'DTLS port');
+  const tcpPort = portOf(def.tcpPort, 'TCP port');
+  const tlsPort = portOf(def.tlsPort, 'TLS port');
+  const credentials: ServerCredentials = {};
+  if (dtlsPort !== undefined || tlsPort !== undefined) {
+    try {
+      if (node.credentials?.privateKey) credentials.privateKey = ecPrivateKey(node.credentials.privateKey);
+      if (def.serverCertificate?.trim()) credentials.certificateChain = parseCertificates(def.serverCertificate).map((certificate) => certificate.raw);
+      if (def.trustedCertificates?.trim()) credentials.certificateAuthorities = parseCertificates(def.trustedCertificates);
+    } catch (error) {
+      node.error(RED._(`${messages}.errors.serverKey`, { reason: (error as Error).message }));
+    }
   }
-  return secure;
+  return {
+    secure: dtlsPort === undefined ? undefined : { address, port: dtlsPort, ...credentials },
+    tcp: tcpPort === undefined ? undefined : { address, port: tcpPort },
+    tls: tlsPort === undefined ? undefined : { address, port: tlsPort, ...credentials },
+  };
 }
 
 /** What SocketHost reports on a bind error. */
-export function configuredListeners(address: string, port: number | undefined, secure: SecureListenerOptions | undefined) {
+export function configuredListeners(address: string, port: number | undefined, extra: ExtraListeners): { scheme: Scheme; address: string; port: number }[] {
   return [
     ...(port !== undefined ? [{ scheme: 'coap' as const, address, port }] : []),
-    ...(secure ? [{ scheme: 'coaps' as const, address, port: secure.port }] : []),
+    ...(extra.secure ? [{ scheme: 'coaps' as const, address, port: extra.secure.port }] : []),
+    ...(extra.tcp ? [{ scheme: 'coap+tcp' as const, address, port: extra.tcp.port }] : []),
+    ...(extra.tls ? [{ scheme: 'coaps+tcp' as const, address, port: extra.tls.port }] : []),
   ];
 }

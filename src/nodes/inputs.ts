@@ -1,7 +1,7 @@
 import type { Node, NodeAPI, NodeMessage } from 'node-red';
 import { parseContentFormat } from '../lib/content/formats';
 import type { Registration } from '../lib/lwm2m/registration';
-import { compositeFormat } from '../lib/lwm2m/requests/composite';
+import { CompositeMethod, compositeFormats } from '../lib/lwm2m/requests/composite';
 import { Lwm2mPath, PathError } from '../lib/model/path';
 import { ATTRIBUTE_NAMES } from '../lib/lwm2m/requests/write-attributes';
 
@@ -82,11 +82,11 @@ export function resolveFormat(setting: string | undefined, msg: Msg): number | u
 
 /**
  * Checks the format of a composite operation on a device before anything is
- * sent, and warns when it is a guess (the device announced no SenML format).
+ * sent, and warns when it is a guess (the device announced none of the formats).
  */
-export function checkCompositeFormat(node: Node, format: number | undefined, registration: Registration | undefined): void {
+export function checkCompositeFormat(node: Node, method: CompositeMethod, format: number | undefined, registration: Registration | undefined): void {
   if (!registration) return;
-  const { fallback } = compositeFormat(format, registration);
+  const { fallback } = compositeFormats(method, format, registration);
   if (fallback) node.warn(fallback);
 }
 

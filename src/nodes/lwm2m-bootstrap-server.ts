@@ -8,8 +8,7 @@ import { SocketHost, refuseSettings } from './socket-host';
 import { settingsOf } from './node-defaults';
 import { FlowConfigs } from './flow-configs';
 import { SealedFile, credentialKey } from './sealed-file';
-import type { SecureListenerOptions } from '../lib/lwm2m/listeners';
-import { DtlsCredentialsDef, DtlsNodeDef, SettingError, configuredListeners, portOf, secureListener } from './dtls-settings';
+import { DtlsCredentialsDef, DtlsNodeDef, ExtraListeners, SettingError, configuredListeners, extraListeners, portOf } from './dtls-settings';
 import { keyIdOf, keysOf } from './key-credentials';
 
 /** One server account as the editor holds it; its PSK key lives in the node's credentials. */
@@ -54,17 +53,17 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, def);
     const settings = settingsOf('lwm2m-bootstrap-server', def);
     const address = settings.bindAddress.trim() || '0.0.0.0';
-    let secure: SecureListenerOptions | undefined;
+    let extra: ExtraListeners;
     let port: number | undefined;
     try {
-      secure = secureListener(RED, this, settings, address, 'lwm2m-bootstrap-server');
-      port = portOf(settings.port, 'UDP port') ?? (secure ? undefined : 5685);
+      extra = extraListeners(RED, this, settings, address, 'lwm2m-bootstrap-server');
+      port = portOf(settings.port, 'UDP port') ?? (extra.secure || extra.tcp || extra.tls ? undefined : 5685);
     } catch (error) {
       if (!(error instanceof SettingError)) throw error;
       refuseSettings(RED, this, 'lwm2m-bootstrap-server', error);
       return;
     }
-    const server = new BootstrapServer({ address, port, secure, allowKeysOverUdp: settings.allowKeysOverUdp === true });
+    const server = new BootstrapServer({ address, port, ...extra, allowKeysInClear: settings.allowKeysInClear === true });
     const entries = (def.endpoints ?? []).filter((entry) => entry.endpoint);
     const keyIds = entries.map(keyIdOf);
     const keys = keysOf(RED, this, { stored: 'endpointKeys', changes: 'endpointKeyChanges' }, keyIds, 'lwm2m-bootstrap-server');
@@ -106,10 +105,10 @@ export = function register(RED: NodeAPI): void {
 
     this.host = new SocketHost(this, RED, server, {
       messages: 'lwm2m-bootstrap-server',
-      listeners: configuredListeners(address, port, secure),
+      listeners: configuredListeners(address, port, extra),
       count: () => server.endpoints().length,
     });
-    server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
+    server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS or TLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
     this.on('close', (removed: boolean, done: () => void) => {
       Promise.all([this.host.close(), this.flowConfigs?.close(removed)]).then(() => done(), () => done());
     });

@@ -40,7 +40,7 @@ export = function register(RED: NodeAPI): void {
       send: (registration: Registration, records: ContentRecord[], contentFormat: number) =>
         emit('send', registration, {
           payload: recordsToPayload(records, Lwm2mPath.ROOT),
-          resources: namedRecords(records, server.model),
+          resources: namedRecords(records, server.modelFor(registration)),
           contentFormat,
           registration: registrationToJson(registration),
         }),

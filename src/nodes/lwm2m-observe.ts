@@ -5,10 +5,10 @@ import { DeviceRequestError } from '../lib/lwm2m/device-client';
 import type { NotificationEvent, Observation, ObservationListener, ObserveKind } from '../lib/lwm2m/observations';
 import type { Registration } from '../lib/lwm2m/registration';
 import { ObserveCompositeRequest, ObserveRequest } from '../lib/lwm2m/requests/observe';
-import { WriteAttributesRequest } from '../lib/lwm2m/requests/write-attributes';
+import { WriteAttributesRequest, attributesInObserve } from '../lib/lwm2m/requests/write-attributes';
 import type { Lwm2mServer } from '../lib/lwm2m/server';
 import type { Lwm2mPath } from '../lib/model/path';
-import { Msg, attributesOf, checkCompositeFormat, compositePaths, resolveEndpoint, resolveFormat, resolvePath, resolveTimeoutMs, typedSetting } from './inputs';
+import { InputError, Msg, attributesOf, checkCompositeFormat, compositePaths, resolveEndpoint, resolveFormat, resolvePath, resolveTimeoutMs, typedSetting } from './inputs';
 import { Settings, settingsOf } from './node-defaults';
 import { failureStatus, settingsFor } from './operation-node';
 import { hostFor } from './socket-host';
@@ -32,7 +32,14 @@ export = function register(RED: NodeAPI): void {
     const server: Lwm2mServer = host.service;
     const mine = new Set<Observation>();
     let closing = false;
-    const attributes = attributesOf(settings);
+    const nodeAttributes = attributesOf(settings);
+    /** The node's attributes, over msg.attributes where both name one (the node wins where set); undefined for none. */
+    const attributesFor = (msg: Msg): Record<string, unknown> | undefined => {
+      const fromMsg = msg.attributes;
+      if (fromMsg !== undefined && (fromMsg === null || typeof fromMsg !== 'object' || Array.isArray(fromMsg))) throw new InputError('msg.attributes must be an object such as {"pmin": 5, "gt": 30}');
+      const merged = { ...(fromMsg as Record<string, unknown> | undefined), ...nodeAttributes };
+      return Object.keys(merged).length > 0 ? merged : undefined;
+    };
     host.register(this);
 
     // At most one status update per 250 ms, the first at once: a fleet that registers establishes thousands of observations a second.
@@ -62,7 +69,7 @@ export = function register(RED: NodeAPI): void {
         endpoint: observation.endpoint,
         path: paths.length === 1 ? paths[0] : [...paths],
         payload: recordsToPayload(event.records, observation.request.path),
-        resources: namedRecords(event.records, server.model),
+        resources: namedRecords(event.records, event.model),
         code: event.code,
         contentFormat: event.contentFormat,
         observation: observation.id,
@@ -95,16 +102,22 @@ export = function register(RED: NodeAPI): void {
 
     const requestFor = (resolved: Settings<'lwm2m-observe'>, msg: Msg): ObserveKind => {
       const format = resolveFormat(resolved.format, msg);
-      if (!resolved.composite) return new ObserveRequest(resolvePath(resolved.path, msg), format);
-      return new ObserveCompositeRequest(compositePaths(resolved.path, msg, 'Observe-Composite'), format);
+      const attributes = attributesFor(msg);
+      if (!resolved.composite) return new ObserveRequest(resolvePath(resolved.path, msg), format, attributes);
+      return new ObserveCompositeRequest(compositePaths(resolved.path, msg, 'Observe-Composite'), format, attributes);
     };
 
-    /** Writes the node's attributes, then observes; resolves with the first response. */
+    /**
+     * Observes, with the attributes in the Observe's query for an LwM2M 1.2
+     * device, or written to each path first (Write-Attributes) for an older
+     * one; resolves with the first response.
+     */
     const start = async (endpoint: string, request: ObserveKind, timeoutMs: number) => {
-      if (request instanceof ObserveCompositeRequest) checkCompositeFormat(node, request.format, server.registrations.getByEndpoint(endpoint));
-      if (Object.keys(attributes).length > 0) {
+      const registration = server.registrations.getByEndpoint(endpoint);
+      if (request instanceof ObserveCompositeRequest) checkCompositeFormat(node, 'fetch', request.format, registration);
+      if (request.attributes && registration && !attributesInObserve(registration)) {
         const targets: Lwm2mPath[] = request instanceof ObserveCompositeRequest ? request.paths : [request.path];
-        for (const path of targets) await server.send(endpoint, new WriteAttributesRequest(path, attributes), { timeoutMs });
+        for (const path of targets) await server.send(endpoint, new WriteAttributesRequest(path, request.attributes), { timeoutMs });
       }
       const result = await server.observe(endpoint, request, listener, { timeoutMs }, node.id);
       if (result.established) mine.add(result.observation);

@@ -3,9 +3,8 @@ import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { Lwm2mServer, UnlistedEndpoints } from '../lib/lwm2m/server';
 import { SecurityRegistry, parseEndpointSecurity } from '../lib/lwm2m/security';
-import { DtlsCredentialsDef, DtlsNodeDef, SettingError, configuredListeners, portOf, secondsOf, secureListener } from './dtls-settings';
+import { DtlsCredentialsDef, DtlsNodeDef, ExtraListeners, SettingError, configuredListeners, extraListeners, portOf, secondsOf } from './dtls-settings';
 import { keyIdOf, keysOf } from './key-credentials';
-import type { SecureListenerOptions } from '../lib/lwm2m/listeners';
 import { settingsOf } from './node-defaults';
 import { FileStateStore } from '../lib/lwm2m/state';
 import { ObjectModel } from '../lib/model/object-model';
@@ -102,15 +101,15 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, def);
     const settings = settingsOf('lwm2m-server', def);
     const address = settings.bindAddress.trim() || '0.0.0.0';
-    let secure: SecureListenerOptions | undefined;
+    let extra: ExtraListeners;
     let port: number | undefined;
     let awakeTimeMs: number;
     let queueTtlMs: number;
     let maxLifetimeMs: number;
     try {
-      secure = secureListener(RED, this, settings, address, 'lwm2m-server');
-      // A node with neither port keeps the plain default rather than listening on nothing.
-      port = portOf(settings.port, 'UDP port') ?? (secure ? undefined : 5683);
+      extra = extraListeners(RED, this, settings, address, 'lwm2m-server');
+      // A node with no port at all keeps the plain default rather than listening on nothing.
+      port = portOf(settings.port, 'UDP port') ?? (extra.secure || extra.tcp || extra.tls ? undefined : 5683);
       awakeTimeMs = secondsOf(settings.awakeTime, 'awake time');
       queueTtlMs = secondsOf(settings.queueTtl, 'queue time to live');
       maxLifetimeMs = secondsOf(settings.maxLifetime, 'longest lifetime');
@@ -132,7 +131,7 @@ export = function register(RED: NodeAPI): void {
     const server = new Lwm2mServer({
       address,
       port,
-      secure,
+      ...extra,
       security,
       model,
       awakeTimeMs,
@@ -143,17 +142,17 @@ export = function register(RED: NodeAPI): void {
       stateStore: persist ? storeFor(this.id, path.join(RED.settings.userDir as string, 'lwm2m-state', `${this.id}.json`)) : undefined,
       stateKey: persist ? stateKeyOf(this) : undefined,
     });
-    // Devices listed with credentials can only register over DTLS: without a DTLS port none of them can.
+    // Devices listed with credentials can only register over DTLS (or TLS): without a port for either none of them can.
     const secured = (def.security ?? []).length;
     let warning: string | undefined;
-    if (secured > 0 && !secure) {
+    if (secured > 0 && !extra.secure && !extra.tls) {
       warning = RED._('lwm2m-server.status.noDtlsPort');
       this.warn(RED._('lwm2m-server.errors.noDtlsPort', { count: secured }));
     }
-    const listeners = configuredListeners(address, port, secure);
+    const listeners = configuredListeners(address, port, extra);
     this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', listeners, count: () => server.registrations.size, warning });
     server.on('refused', (endpoint, peer, reason) => this.warn(RED._('lwm2m-server.errors.refused', { endpoint, peer: `${peer.address}:${peer.port}`, reason })));
-    server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
+    server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS or TLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
     for (const event of ['registered', 'deregistered', 'expired'] as const) server.on(event, () => this.host.countChanged());
     trackServer(RED, this);
     this.on('close', (removed: boolean, done: () => void) => {

@@ -18,6 +18,9 @@ export const NODE_DEFAULTS = {
     port: 5683,
     /** Empty: no DTLS listener. */
     dtlsPort: '',
+    /** CoAP over TCP and over TLS; empty: none. */
+    tcpPort: '',
+    tlsPort: '',
     security: [] as unknown[],
     serverCertificate: '',
     trustedCertificates: '',
@@ -58,11 +61,13 @@ export const NODE_DEFAULTS = {
     bindAddress: '0.0.0.0',
     port: 5685,
     dtlsPort: '',
+    tcpPort: '',
+    tlsPort: '',
     serverCertificate: '',
     trustedCertificates: '',
     allowDefault: false,
-    /** Lets configurations with keys go to devices that did not authenticate over DTLS. */
-    allowKeysOverUdp: false,
+    /** Lets configurations with keys go to devices that did not authenticate over DTLS or TLS. */
+    allowKeysInClear: false,
     defaultAccount: { uri: '', securityMode: 'nosec', shortServerId: 1, lifetime: 86400, binding: 'U', pskIdentity: '' },
     endpoints: [] as unknown[],
   },

@@ -1,11 +1,14 @@
 import type { Node, NodeAPI, NodeStatus } from 'node-red';
 import type { MalformedDatagram } from '../lib/coap/endpoint';
 import type { BoundListener } from '../lib/lwm2m/listeners';
+import type { Scheme } from '../lib/coap/message-layer';
 import { InputError } from './inputs';
 
-/** "udp :5683 · dtls :5684", as statuses show listeners. */
-export function describeListeners(listeners: { scheme: 'coap' | 'coaps'; port: number; address?: string }[], withAddress = false): string {
-  return listeners.map((listener) => `${listener.scheme === 'coaps' ? 'dtls' : 'udp'} ${withAddress ? listener.address : ''}:${listener.port}`).join(' · ');
+const TRANSPORT_NAMES: Record<Scheme, string> = { coap: 'udp', coaps: 'dtls', 'coap+tcp': 'tcp', 'coaps+tcp': 'tls' };
+
+/** "udp :5683 · dtls :5684 · tcp :5683 · tls :5684", as statuses show listeners. */
+export function describeListeners(listeners: { scheme: Scheme; port: number; address?: string }[], withAddress = false): string {
+  return listeners.map((listener) => `${TRANSPORT_NAMES[listener.scheme]} ${withAddress ? listener.address : ''}:${listener.port}`).join(' · ');
 }
 
 /** A protocol service on its sockets that a config node owns: the LwM2M server or the bootstrap server. */
@@ -32,7 +35,7 @@ export interface HostSettings {
   /** Message catalogue prefix of the config node: "<prefix>.status.listening" and so on. */
   messages: string;
   /** What is configured, for the bind error. */
-  listeners: { scheme: 'coap' | 'coaps'; address: string; port: number }[];
+  listeners: { scheme: Scheme; address: string; port: number }[];
   /** What the status counts (registered devices, configured endpoints). */
   count(): number;
   /** A short warning (localized) the status shows while listening, such as a missing DTLS port. */

@@ -6,14 +6,24 @@ import { SimulatedDevice } from './simulated-device';
 const USAGE = `usage: lwm2m-sim-device [--server coap://127.0.0.1:5683 | --bootstrap coap://127.0.0.1:5685] [--endpoint sim-device] [--count 1]
                         [--lifetime 60] [--lwm2m 1.1] [--binding U] [--queue] [--wander]
                         [--server coaps://127.0.0.1:5684 --psk-identity id --psk-key hex]
-  --wander   change the temperature /3303/0/5700 every 5 s, notifying observers
-  coaps://   DTLS with the PSK given (one device: --count 1)`;
+                        [--server coap+tcp://127.0.0.1:5683 | coaps+tcp://127.0.0.1:5684 --psk-identity id --psk-key hex]
+                        [--bootstrap-pack] [--object-version 3303=1.0 ...]
+  --wander           change the temperature /3303/0/5700 every 5 s, notifying observers
+  coaps://           DTLS with the PSK given (one device: --count 1)
+  coap+tcp://        CoAP over TCP (RFC 8323), binding T
+  coaps+tcp://       CoAP over TLS with the PSK given (one device: --count 1)
+  --bootstrap-pack   with --bootstrap: one Bootstrap-Pack-Request (GET /bspack, LwM2M 1.2) instead of a bootstrap session
+  --object-version   announce an object in a version (</3303>;ver=1.0); repeatable`;
 
-function coapPeer(uri: string, defaultPort: number, secure = false): { address: string; port: number } {
+type Scheme = 'coap' | 'coaps' | 'coap+tcp' | 'coaps+tcp';
+
+/** The address, port (plainPort by default, the next one for a secure scheme) and scheme of a URI; the scheme must be one of those allowed. */
+function coapPeer(uri: string, allowed: Scheme[], plainPort = 5683): { address: string; port: number; scheme: Scheme } {
   const url = new URL(uri);
-  const scheme = secure ? 'coaps:' : 'coap:';
-  if (url.protocol !== scheme) throw new Error(`${scheme}// expected here, not ${url.protocol}//`);
-  return { address: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || defaultPort) };
+  const scheme = url.protocol.slice(0, -1) as Scheme;
+  if (!allowed.includes(scheme)) throw new Error(`${allowed.map((s) => `${s}://`).join(' or ')} expected here, not ${url.protocol}//`);
+  const secure = scheme === 'coaps' || scheme === 'coaps+tcp';
+  return { address: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (secure ? plainPort + 1 : plainPort)), scheme };
 }
 
 async function main(): Promise<void> {
@@ -28,6 +38,8 @@ async function main(): Promise<void> {
       binding: { type: 'string', default: 'U' },
       queue: { type: 'boolean', default: false },
       wander: { type: 'boolean', default: false },
+      'bootstrap-pack': { type: 'boolean', default: false },
+      'object-version': { type: 'string', multiple: true, default: [] },
       'psk-identity': { type: 'string' },
       'psk-key': { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -37,11 +49,17 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const secure = values.server!.startsWith('coaps:');
-  const server = coapPeer(values.server!, secure ? 5684 : 5683, secure);
-  if (secure && (!values['psk-identity'] || !/^([0-9a-fA-F]{2})+$/.test(values['psk-key'] ?? ''))) throw new Error('coaps:// needs --psk-identity and --psk-key (hex)');
-  const dtls = secure ? { identity: values['psk-identity']!, key: Buffer.from(values['psk-key']!, 'hex') } : undefined;
-  const bootstrapServer = values.bootstrap ? coapPeer(values.bootstrap, 5685) : undefined;
+  const { scheme, ...server } = coapPeer(values.server!, ['coap', 'coaps', 'coap+tcp', 'coaps+tcp']);
+  const secure = scheme === 'coaps' || scheme === 'coaps+tcp';
+  if (secure && (!values['psk-identity'] || !/^([0-9a-fA-F]{2})+$/.test(values['psk-key'] ?? ''))) throw new Error(`${scheme}:// needs --psk-identity and --psk-key (hex)`);
+  const psk = secure ? { identity: values['psk-identity']!, key: Buffer.from(values['psk-key']!, 'hex') } : undefined;
+  const bootstrapServer = values.bootstrap ? coapPeer(values.bootstrap, ['coap'], 5685) : undefined;
+  const objectVersions: Record<number, string> = {};
+  for (const given of values['object-version'] ?? []) {
+    const match = /^(\d{1,5})=(\d+\.\d+)$/.exec(given);
+    if (!match) throw new Error(`--object-version takes id=major.minor, such as 3303=1.0, not ${given}`);
+    objectVersions[Number(match[1])] = match[2];
+  }
   const count = Number(values.count);
   const devices: SimulatedDevice[] = [];
   for (let i = 0; i < count; i++) {
@@ -55,12 +73,16 @@ async function main(): Promise<void> {
       queueMode: values.queue,
       autoUpdate: true,
       bootstrapServer,
-      dtls,
+      // With a bootstrap server, the account it writes says how to reach the LwM2M server.
+      dtls: !bootstrapServer && scheme === 'coaps' ? psk : undefined,
+      tcp: !bootstrapServer && scheme === 'coap+tcp',
+      tls: !bootstrapServer && scheme === 'coaps+tcp' ? psk : undefined,
+      objectVersions,
     });
     await device.start();
     devices.push(device);
     if (bootstrapServer) {
-      const provisioned = await device.bootstrap();
+      const provisioned = values['bootstrap-pack'] ? await device.bootstrapPack() : await device.bootstrap();
       console.log(`${endpoint} bootstrapped: LwM2M server ${provisioned.address}:${provisioned.port}`);
     }
     const location = await device.register();

@@ -1,12 +1,15 @@
 import { ContentFormat, Method, OptionNumber, ResponseCode, TransmissionParameters, formatCode } from '../lib/coap/codes';
-import { blockSize, decodeBlock, encodeBlock } from '../lib/coap/block';
+import { serveBlock2 } from '../lib/coap/block2-serving';
+import { requestBlockwise } from '../lib/coap/block-transfer';
 import { DtlsClient, DtlsClientOptions } from '../lib/dtls/dtls-client';
 import { CoapEndpoint, IncomingRequest, OutgoingResponse, describeResponse, diagnostic } from '../lib/coap/endpoint';
+import { StreamEndpoint } from '../lib/coap/stream-endpoint';
+import { StreamClientTransport } from '../lib/coap/stream-transport';
 import type { CoapMessage } from '../lib/coap/message';
-import { decodeUint, findOption, pathOptions, queryOptions, stringOptions, uintOption, uintOptionOf } from '../lib/coap/options';
+import { pathOptions, queryOptions, stringOptions, uintOption, uintOptionOf } from '../lib/coap/options';
 import type { Peer } from '../lib/coap/peer';
 import { decodeContent, encodeContent, isSupportedFormat } from '../lib/content/formats';
-import { decodeSenmlPaths } from '../lib/content/senml';
+import { decodeSenmlPatch, decodeSenmlPaths } from '../lib/content/senml';
 import { ContentError, ContentRecord, ResourceValue, inferType } from '../lib/content/values';
 import { Link, formatLinkFormat } from '../lib/lwm2m/link-format';
 import { ObjectModel } from '../lib/model/object-model';
@@ -23,8 +26,10 @@ export interface SimulatedDeviceOptions {
   /** Alternate root path announced with rt="oma.lwm2m", e.g. "/lwm2m". */
   rootPath?: string;
   objects?: ObjectTree;
-  /** Content formats announced in ct and accepted (default: all LwM2M formats). */
+  /** Content formats announced in ct and accepted (default: all LwM2M formats; for LwM2M 1.2 SenML-ETCH too). */
   contentFormats?: number[];
+  /** Object versions announced with "ver" (</3>;ver=1.1): the device's values are those versions' types. */
+  objectVersions?: Record<number, string>;
   /** Format for multi-value answers when the server asks for none (default TLV). */
   preferredFormat?: number;
   /** Largest answer sent in one datagram before Block2 is used (default 1024 bytes). */
@@ -40,6 +45,17 @@ export interface SimulatedDeviceOptions {
   bootstrapServer?: Peer;
   /** Talks to the server over DTLS with this PSK (the handshake is part of start()). */
   dtls?: { identity: string; key: Buffer; connectionId?: boolean; cipherSuite?: DtlsClientOptions['cipherSuite'] };
+  /** Talks to the server over TCP (RFC 8323; the connection is made in start()). */
+  tcp?: boolean;
+  /** Talks to the server over TLS with this PSK (RFC 8323; connection and handshake in start()). */
+  tls?: { identity: string; key: Buffer };
+}
+
+/** A provisioned LwM2M server account: where, over what, with which PSK. */
+interface Account {
+  server: Peer;
+  stream: boolean;
+  psk?: { identity: string; key: Buffer };
 }
 
 /** An observation the server holds on this device. */
@@ -51,6 +67,8 @@ interface Observer {
   target: Lwm2mPath;
   accept?: number;
   sequence: number;
+  /** Notification attributes the Observe carried in its query (LwM2M 1.2). */
+  attributes: Record<string, string>;
 }
 
 /** How many non-confirmable notifications are remembered, to match a Reset to its observer. */
@@ -79,6 +97,9 @@ const ALL_FORMATS = [
   ContentFormat.Lwm2mCbor,
 ];
 
+/** What an LwM2M 1.2 client speaks besides: SenML FETCH and PATCH packs (RFC 8790). */
+const FORMATS_1_2 = [...ALL_FORMATS.slice(0, 5), ContentFormat.SenmlEtchJson, ContentFormat.SenmlEtchCbor, ...ALL_FORMATS.slice(5)];
+
 /** A request was answered with an error code and reason. */
 class Refusal extends Error {
   constructor(
@@ -101,12 +122,13 @@ export class SimulatedDevice {
   readonly received: IncomingRequest[] = [];
   /** Attributes written per path, as Discover reports them. */
   readonly attributes = new Map<string, Record<string, string>>();
-  readonly model = ObjectModel.builtIn();
-  /** Talks to the LwM2M server; after a bootstrap, over what the account it was given says (coap:// or coaps:// with its PSK). */
-  private endpoint: CoapEndpoint;
+  /** The object model in the versions this device announces. */
+  readonly model: ObjectModel;
+  /** Talks to the LwM2M server; after a bootstrap, over what the account it was given says (coap://, coaps://, coap+tcp://, coaps+tcp:// with its PSK). */
+  private endpoint: CoapEndpoint | StreamEndpoint;
   private dtls?: DtlsClient;
   /** Talks to the bootstrap server: the endpoint the device started with. */
-  private readonly bootstrapEndpoint: CoapEndpoint;
+  private readonly bootstrapEndpoint: CoapEndpoint | StreamEndpoint;
   private location?: string;
   private updateTimer?: NodeJS.Timeout;
   private readonly observers = new Map<string, Observer>();
@@ -115,13 +137,25 @@ export class SimulatedDevice {
   /** Set while a bootstrap server provisions this device: resolved by Bootstrap-Finish. */
   private bootstrapping?: { finish(): void };
   private readonly recentNotifications = new Map<number, string>();
+  /** The connection's PSK over TLS: the option's, or the provisioned account's. */
+  private streamPsk: { identity: string; key: Buffer } | undefined;
 
   constructor(readonly options: SimulatedDeviceOptions) {
     this.objects = options.objects ?? defaultObjectTree(options.endpoint);
+    const versions = Object.entries(options.objectVersions ?? {}).map(([id, version]) => ({ id: Number(id), version }));
+    this.model = ObjectModel.builtIn().forDevice({ objects: versions, lwm2mVersion: options.lwm2mVersion ?? '1.1' });
     const server = this.objects.get(1)?.get(0);
     if (server && typeof server.get(9) === 'function') this.addServerTriggers(server);
     if (options.dtls) this.dtls = new DtlsClient({ ...options.dtls, address: options.server.address, port: options.server.port, localAddress: options.address });
-    this.endpoint = this.bootstrapEndpoint = this.newEndpoint(options.server, this.dtls);
+    const stream = options.tcp === true || options.tls !== undefined;
+    this.streamPsk = options.tls;
+    this.endpoint = this.bootstrapEndpoint = stream ? this.newStreamEndpoint(options.server, options.tls) : this.newEndpoint(options.server, this.dtls);
+  }
+
+  /** Over TCP, or TLS with a PSK: one connection to the server, on which it also sends its requests. */
+  private newStreamEndpoint(server: Peer, psk: { identity: string; key: Buffer } | undefined): StreamEndpoint {
+    const address = this.options.address ?? (server.address.includes(':') ? '::1' : '127.0.0.1');
+    return new StreamEndpoint({ transport: new StreamClientTransport(server, psk, address) }, (request) => this.answer(request));
   }
 
   private newEndpoint(server: Peer, transport: DtlsClient | undefined): CoapEndpoint {
@@ -140,6 +174,11 @@ export class SimulatedDevice {
     return [...this.observers.values()].map((observer) => observer.paths.map(String));
   }
 
+  /** The notification attributes each observation was made with (LwM2M 1.2: in the Observe's query). */
+  get observationAttributes(): Record<string, string>[] {
+    return [...this.observers.values()].map((observer) => ({ ...observer.attributes }));
+  }
+
   get registrationLocation(): string | undefined {
     return this.location;
   }
@@ -148,10 +187,29 @@ export class SimulatedDevice {
     return this.endpoint.address;
   }
 
-  /** Binds the socket (and completes the DTLS handshake when the device uses DTLS). */
+  /** Binds the socket (and completes the DTLS handshake when the device uses DTLS; connects over TCP or TLS). */
   async start(): Promise<Peer> {
     return this.endpoint.listen();
   }
+
+  /**
+   * Over TCP or TLS: drops the connection and makes a new one (from a new
+   * port), as a device does after a network outage; the server learns of it
+   * at the next Update (or at once, over TLS, by the device's identity).
+   */
+  async reconnect(): Promise<Peer> {
+    const options = this.options;
+    if (!(this.endpoint instanceof StreamEndpoint)) throw new Error('reconnect() is for TCP and TLS devices');
+    const previous = this.endpoint;
+    this.endpoint = this.newStreamEndpoint(options.server, previous.transport.scheme === 'coaps+tcp' ? this.streamPsk : undefined);
+    await previous.close();
+    // Observations end with their connection (RFC 8323 section 7.2).
+    this.observers.clear();
+    const bound = await this.endpoint.listen();
+    this.connecting = Promise.resolve();
+    return bound;
+  }
+
 
   /** Moves a DTLS device to a new local port, as a NAT rebinding does: it keeps its session only with a connection id. */
   async rebind(): Promise<Peer> {
@@ -165,7 +223,7 @@ export class SimulatedDevice {
   }
 
   private get formats(): number[] {
-    return this.options.contentFormats ?? ALL_FORMATS;
+    return this.options.contentFormats ?? (this.options.lwm2mVersion === '1.2' ? FORMATS_1_2 : ALL_FORMATS);
   }
 
   /** The link-format payload of Register: root link with content formats, then every object instance. */
@@ -175,7 +233,9 @@ export class SimulatedDevice {
     const links: Link[] = [{ path: root, attributes: { rt: 'oma.lwm2m', ct: this.formats.join(' ') } }];
     for (const [objectId, instances] of this.objects) {
       if (objectId === 0) continue; // the Security object is never announced
-      if (instances.size === 0) links.push({ path: `${prefix}/${objectId}`, attributes: {} });
+      const version = this.options.objectVersions?.[objectId];
+      if (version !== undefined) links.push({ path: `${prefix}/${objectId}`, attributes: { ver: version } });
+      else if (instances.size === 0) links.push({ path: `${prefix}/${objectId}`, attributes: {} });
       for (const instanceId of instances.keys()) links.push({ path: `${prefix}/${objectId}/${instanceId}`, attributes: {} });
     }
     return formatLinkFormat(links);
@@ -248,16 +308,57 @@ export class SimulatedDevice {
   }
 
   /**
+   * Bootstrap-Pack-Request (LwM2M 1.2): GET /bspack?ep= in the format asked
+   * for (SenML CBOR by default), the answer fetched block-wise if large, then
+   * applied as a bootstrap session would: everything deleted but the
+   * bootstrap account and the Device object, every instance of the pack
+   * written. The LwM2M server to register with is then read from the Security object.
+   */
+  async bootstrapPack(accept: number = ContentFormat.SenmlCbor, timeoutMs = 10_000): Promise<Peer> {
+    const bootstrapServer = this.options.bootstrapServer;
+    if (!bootstrapServer) throw new Error(`${this.options.endpoint} has no bootstrap server`);
+    const response = await requestBlockwise(
+      this.bootstrapEndpoint,
+      bootstrapServer,
+      { code: Method.GET, options: [...pathOptions(OptionNumber.UriPath, '/bspack'), ...queryOptions({ ep: this.options.endpoint }), uintOptionOf(OptionNumber.Accept, accept)] },
+      { timeoutMs },
+    );
+    if (response.code !== ResponseCode.Content) throw new ServerRejectedError(response);
+    const format = uintOption(response.options, OptionNumber.ContentFormat);
+    if (format !== accept) throw new Error(`the Bootstrap-Pack came in content format ${format}, not ${accept}`);
+    const records = decodeContent(response.payload, format, Lwm2mPath.ROOT, this.model);
+    this.bootstrapDelete(Lwm2mPath.ROOT);
+    for (const record of records) {
+      const instance = Lwm2mPath.of(record.path.objectId!, record.path.instanceId!);
+      if (!this.objects.has(instance.objectId!)) this.objects.set(instance.objectId!, new Map());
+      const instances = this.objects.get(instance.objectId!)!;
+      if (!instances.has(instance.instanceId!)) {
+        const created = new Map<number, Resource>();
+        if (instance.objectId === 1) this.addServerTriggers(created);
+        instances.set(instance.instanceId!, created);
+      }
+    }
+    this.write(records, Lwm2mPath.ROOT, false);
+    await this.useAccount(this.provisionedAccount());
+    return this.options.server;
+  }
+
+  /**
    * Talks to the provisioned server as its account says: plain CoAP for
    * coap://, DTLS with the account's PSK identity and key for coaps://
    * (a session of its own, from its own socket).
    */
-  private async useAccount(account: { server: Peer; psk?: { identity: string; key: Buffer } }): Promise<void> {
+  private async useAccount(account: Account): Promise<void> {
     this.options.server = account.server;
     const previous = this.endpoint;
-    if (!account.psk && !this.dtls) return;
-    this.dtls = account.psk ? new DtlsClient({ ...account.psk, address: account.server.address, port: account.server.port, localAddress: this.options.address }) : undefined;
-    this.endpoint = this.newEndpoint(account.server, this.dtls);
+    if (account.stream) {
+      this.streamPsk = account.psk;
+      this.endpoint = this.newStreamEndpoint(account.server, account.psk);
+    } else {
+      if (!account.psk && !this.dtls && previous instanceof CoapEndpoint) return;
+      this.dtls = account.psk ? new DtlsClient({ ...account.psk, address: account.server.address, port: account.server.port, localAddress: this.options.address }) : undefined;
+      this.endpoint = this.newEndpoint(account.server, this.dtls);
+    }
     // Bound (and the handshake made) when the device first talks to the server, as a real client does.
     this.connecting = undefined;
     if (previous !== this.bootstrapEndpoint) await previous.close();
@@ -283,19 +384,20 @@ export class SimulatedDevice {
     });
   }
 
-  /** The LwM2M server account of the first non-bootstrap Security instance: where, and with which PSK for coaps://. */
-  private provisionedAccount(): { server: Peer; psk?: { identity: string; key: Buffer } } {
+  /** The LwM2M server account of the first non-bootstrap Security instance: where, over what, and with which PSK for coaps:// and coaps+tcp://. */
+  private provisionedAccount(): Account {
     for (const resources of this.objects.get(0)?.values() ?? []) {
       if (resources.get(1) === true) continue;
       const uri = resources.get(0);
-      const match = typeof uri === 'string' ? /^(coaps?):\/\/(\[([^\]]+)\]|[^/:]+)(?::(\d+))?/.exec(uri) : null;
+      const match = typeof uri === 'string' ? /^(coaps?)(\+tcp)?:\/\/(\[([^\]]+)\]|[^/:]+)(?::(\d+))?/.exec(uri) : null;
       if (!match) continue;
       const secure = match[1] === 'coaps';
-      const server = { address: match[3] ?? match[2], port: Number(match[4] ?? (secure ? 5684 : 5683)) };
-      if (!secure) return { server };
+      const stream = match[2] !== undefined;
+      const server = { address: match[4] ?? match[3], port: Number(match[5] ?? (secure ? 5684 : 5683)) };
+      if (!secure) return { server, stream };
       const [mode, identity, key] = [resources.get(2), resources.get(3), resources.get(5)];
       if (mode !== 0 || !Buffer.isBuffer(identity) || !Buffer.isBuffer(key)) throw new Error(`the account for ${uri} is not a PSK account this device can use`);
-      return { server, psk: { identity: identity.toString('utf8'), key } };
+      return { server, stream, psk: { identity: identity.toString('utf8'), key } };
     }
     throw new Error('the bootstrap server wrote no LwM2M server account');
   }
@@ -370,7 +472,7 @@ export class SimulatedDevice {
   private answer(request: IncomingRequest): OutgoingResponse {
     this.received.push(request);
     try {
-      return this.withBlock2(request, this.route(request));
+      return serveBlock2(request.message, this.route(request), this.options.maxBlockBytes, this.endpoint instanceof StreamEndpoint);
     } catch (error) {
       if (error instanceof Refusal) return diagnostic(error.code, error.message);
       if (error instanceof ContentError || error instanceof PathError) return diagnostic(ResponseCode.BadRequest, error.message);
@@ -399,8 +501,11 @@ export class SimulatedDevice {
         if (accept === ContentFormat.LinkFormat) return this.discover(target, request.queries);
         return this.observed(request, observe, [target], target, accept, this.content(this.collect(target), target, accept));
       case Method.FETCH: {
-        const paths = decodeSenmlPaths(request.payload, request.contentFormat ?? ContentFormat.SenmlJson);
-        const format = accept ?? request.contentFormat;
+        const body = request.contentFormat ?? ContentFormat.SenmlJson;
+        if (!this.formats.includes(body)) throw new Refusal(ResponseCode.UnsupportedContentFormat, `content format ${body} is not supported`);
+        const paths = decodeSenmlPaths(request.payload, body);
+        // A Fetch Pack (SenML-ETCH) is answered in the plain SenML of its encoding unless another format is asked for.
+        const format = accept ?? (body === ContentFormat.SenmlEtchCbor ? ContentFormat.SenmlCbor : body === ContentFormat.SenmlEtchJson ? ContentFormat.SenmlJson : body);
         return this.observed(request, observe, paths, Lwm2mPath.ROOT, format, this.content(paths.flatMap((path) => this.collect(path)), Lwm2mPath.ROOT, format));
       }
       case Method.PUT:
@@ -408,6 +513,7 @@ export class SimulatedDevice {
         this.write(this.decode(request, target), target, true);
         return { code: ResponseCode.Changed };
       case Method.IPATCH:
+        if (request.contentFormat === ContentFormat.SenmlEtchJson || request.contentFormat === ContentFormat.SenmlEtchCbor) return this.patch(request);
         this.write(this.decode(request, Lwm2mPath.ROOT), Lwm2mPath.ROOT, false);
         return { code: ResponseCode.Changed };
       case Method.POST:
@@ -441,12 +547,36 @@ export class SimulatedDevice {
     return { code: ResponseCode.Deleted };
   }
 
-  /** Registers (Observe 0) or removes (Observe 1) an observer, and marks the answer as a notification. */
+  /**
+   * Write-Composite with a Patch Pack (RFC 8790): the values written, and the
+   * resource instances whose value is null removed (LwM2M 1.2).
+   */
+  private patch(request: IncomingRequest): OutgoingResponse {
+    if (!this.formats.includes(request.contentFormat!)) throw new Refusal(ResponseCode.UnsupportedContentFormat, `content format ${request.contentFormat} is not supported`);
+    const { records, removals } = decodeSenmlPatch(request.payload, request.contentFormat!, this.model);
+    for (const path of removals) {
+      if (!path.isResourceInstance()) throw new Refusal(ResponseCode.BadRequest, `only resource instances can be removed, not ${path}`);
+    }
+    this.write(records, Lwm2mPath.ROOT, false);
+    for (const path of removals) {
+      const resource = this.instances(path).get(path.instanceId!)!.get(path.resourceId!);
+      if (resource instanceof Map) resource.delete(path.resourceInstanceId!);
+    }
+    return { code: ResponseCode.Changed };
+  }
+
+  /**
+   * Registers (Observe 0) or removes (Observe 1) an observer, and marks the
+   * answer as a notification. Attributes in the query of an Observe are
+   * LwM2M 1.2 (an older client refuses them).
+   */
   private observed(request: IncomingRequest, observe: number | undefined, paths: Lwm2mPath[], target: Lwm2mPath, accept: number | undefined, response: OutgoingResponse): OutgoingResponse {
     const tokenKey = request.message.token.toString('hex');
     if (observe === 1) this.observers.delete(tokenKey);
     if (observe !== 0) return response;
-    this.observers.set(tokenKey, { token: Buffer.from(request.message.token), peer: request.peer, paths, target, accept, sequence: 1 });
+    if (request.queries.length > 0 && (this.options.lwm2mVersion ?? '1.1') !== '1.2') throw new Refusal(ResponseCode.BadRequest, 'attributes in an Observe are LwM2M 1.2');
+    const attributes = this.parseAttributes(request.queries);
+    this.observers.set(tokenKey, { token: Buffer.from(request.message.token), peer: request.peer, paths, target, accept, sequence: 1, attributes });
     return { ...response, options: [...(response.options ?? []), uintOptionOf(OptionNumber.Observe, 1)] };
   }
 
@@ -608,31 +738,26 @@ export class SimulatedDevice {
   private writeAttributes(target: Lwm2mPath, queries: string[]): OutgoingResponse {
     this.instances(target);
     const current = { ...(this.attributes.get(target.toString()) ?? {}) };
-    for (const query of queries) {
-      const [name, value] = query.split('=');
-      if (!['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'].includes(name)) throw new Refusal(ResponseCode.BadRequest, `unknown attribute ${name}`);
-      if (value === undefined) delete current[name];
+    for (const [name, value] of Object.entries(this.parseAttributes(queries))) {
+      if (value === '') delete current[name];
       else current[name] = value;
     }
     this.attributes.set(target.toString(), current);
     return { code: ResponseCode.Changed };
   }
 
-  /** Serves large answers in blocks of maxBlockBytes (RFC 7959 section 2.4). */
-  private withBlock2(request: IncomingRequest, response: OutgoingResponse): OutgoingResponse {
-    const payload = response.payload ?? Buffer.alloc(0);
-    const option = findOption(request.message.options, OptionNumber.Block2);
-    const requested = option ? decodeBlock(decodeUint(option.value)) : undefined;
-    const maxBytes = this.options.maxBlockBytes ?? 1024;
-    if (!requested && payload.length <= maxBytes) return response;
-    const szx = Math.min(requested?.szx ?? 6, Math.log2(maxBytes) - 4);
-    const size = blockSize(szx);
-    const num = requested?.num ?? 0;
-    const more = (num + 1) * size < payload.length;
-    return {
-      ...response,
-      options: [...(response.options ?? []), uintOptionOf(OptionNumber.Block2, encodeBlock({ num, more, szx })), uintOptionOf(OptionNumber.Size2, payload.length)],
-      payload: payload.subarray(num * size, (num + 1) * size),
-    };
+  /** Notification attributes from a query, as the client's LwM2M version knows them ("" for one without value: removed). */
+  private parseAttributes(queries: string[]): Record<string, string> {
+    const version = this.options.lwm2mVersion ?? '1.1';
+    const known = ['pmin', 'pmax', 'gt', 'lt', 'st', ...(version === '1.0' ? [] : ['epmin', 'epmax']), ...(version === '1.2' ? ['edge', 'con', 'hqmax'] : [])];
+    const attributes: Record<string, string> = {};
+    for (const query of queries) {
+      const [name, value = ''] = query.split('=');
+      if (!known.includes(name)) throw new Refusal(ResponseCode.BadRequest, `unknown attribute ${name}`);
+      if ((name === 'edge' || name === 'con') && value !== '' && value !== '0' && value !== '1') throw new Refusal(ResponseCode.BadRequest, `${name} must be 0 or 1`);
+      if (value !== '' && !/^-?\d+(\.\d+)?$/.test(value)) throw new Refusal(ResponseCode.BadRequest, `${name}=${value} is not a number`);
+      attributes[name] = value;
+    }
+    return attributes;
   }
 }

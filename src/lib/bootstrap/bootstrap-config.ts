@@ -61,14 +61,16 @@ function bytes(value: unknown, what: string, text = false): Buffer | undefined {
 
 function parseAccount(input: Record<string, unknown>, where: string, bootstrap: boolean): ServerAccount {
   const uri = input.uri ?? input.serverUri;
-  if (typeof uri !== 'string' || !/^coaps?:\/\/(\[[0-9a-fA-F:.]+\]|[^/:\s[\]]+)(:\d{1,5})?\/?$/.test(uri.trim())) {
-    fail(`${where}: uri must look like coap://host:5683 or coaps://host:5684, not ${JSON.stringify(uri)}`);
+  // coap+tcp:// and coaps+tcp:// (RFC 8323) for servers reached over TCP and TLS (binding T).
+  if (typeof uri !== 'string' || !/^coaps?(\+tcp)?:\/\/(\[[0-9a-fA-F:.]+\]|[^/:\s[\]]+)(:\d{1,5})?\/?$/.test(uri.trim())) {
+    fail(`${where}: uri must look like coap://host:5683, coaps://host:5684, coap+tcp://host:5683 or coaps+tcp://host:5684, not ${JSON.stringify(uri)}`);
   }
   const mode = text(input.securityMode ?? 'nosec', `${where}: securityMode`).toLowerCase() as SecurityMode;
   if (!(mode in SECURITY_MODE_VALUES)) fail(`${where}: securityMode must be nosec, psk, rpk or x509, not ${JSON.stringify(input.securityMode)}`);
-  const secure = uri.trim().startsWith('coaps://');
-  if (mode === 'nosec' && secure) fail(`${where}: a coaps:// server needs securityMode psk, rpk or x509`);
-  if (mode !== 'nosec' && !secure) fail(`${where}: securityMode ${mode} needs a coaps:// uri`);
+  const secure = uri.trim().startsWith('coaps');
+  if (mode === 'nosec' && secure) fail(`${where}: a coaps:// or coaps+tcp:// server needs securityMode psk, rpk or x509`);
+  if (mode !== 'nosec' && !secure) fail(`${where}: securityMode ${mode} needs a coaps:// or coaps+tcp:// uri`);
+  if (mode === 'rpk' && uri.trim().startsWith('coaps+tcp')) fail(`${where}: raw public keys are for coaps:// only (this server's TLS has none)`);
   const account: ServerAccount = {
     uri: uri.trim(),
     securityMode: mode,
@@ -198,3 +200,37 @@ export function aclRecords(instanceId: number, entry: AclEntry): ContentRecord[]
   ];
 }
 
+
+/** One instance a bootstrap provisions: where, and its values. */
+export interface ProvisionedInstance {
+  path: Lwm2mPath;
+  records: ContentRecord[];
+}
+
+/**
+ * The instances a configuration provisions, in the order they are written,
+ * the same for a bootstrap session and a Bootstrap-Pack: the bootstrap
+ * account (into the device's own bootstrap Security instance, bootstrapIds[0],
+ * else the first free id), per server its Security instance (the ids the
+ * bootstrap accounts do not hold, from 0 up) and its Server instance, then
+ * the ACL instances when the device has the Access Control object.
+ */
+export function provisionedInstances(config: BootstrapConfig, bootstrapIds: readonly number[], withAcl: boolean): ProvisionedInstance[] {
+  const instances: ProvisionedInstance[] = [];
+  const add = (records: ContentRecord[]) => instances.push({ path: records[0].path.parent(), records });
+  let next = 0;
+  const freeId = () => {
+    while (bootstrapIds.includes(next)) next++;
+    return next++;
+  };
+  if (config.bootstrapServer) {
+    const id = bootstrapIds[0] ?? freeId();
+    add(securityRecords(id, { ...config.bootstrapServer, shortServerId: 0, lifetime: 0, binding: '', notificationStoring: false }, true));
+  }
+  for (const [index, account] of config.servers.entries()) {
+    add(securityRecords(freeId(), account, false));
+    add(serverRecords(index, account));
+  }
+  if (withAcl) for (const [index, entry] of config.acl.entries()) add(aclRecords(index, entry));
+  return instances;
+}

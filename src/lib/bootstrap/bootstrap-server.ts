@@ -1,11 +1,18 @@
 import { TypedEmitter } from '../typed-emitter';
-import { Method, ResponseCode } from '../coap/codes';
+import { ContentFormat, Method, OptionNumber, ResponseCode } from '../coap/codes';
+import { serveBlock2 } from '../coap/block2-serving';
+import { decodeBlock } from '../coap/block';
+import { uintOption, uintOptionOf } from '../coap/options';
+import { encodeContent, formatName } from '../content/formats';
+import { Lwm2mPath } from '../model/path';
 import { IncomingRequest, MalformedDatagram, OutgoingResponse, diagnostic } from '../coap/endpoint';
 import { CoapRequestError } from '../coap/errors';
 import type { Peer } from '../coap/peer';
+import type { MessageLayer } from '../coap/message-layer';
+import type { Transport } from '../lwm2m/registration';
 import { ObjectModel } from '../model/object-model';
 import { parseQueries } from '../lwm2m/registration-request';
-import { BootstrapConfig, BootstrapConfigError, describeConfig } from './bootstrap-config';
+import { BootstrapConfig, BootstrapConfigError, describeConfig, provisionedInstances } from './bootstrap-config';
 import { BoundListener, ListenerOptions, Listeners } from '../lwm2m/listeners';
 import { EndpointSecurity, SecurityRegistry } from '../lwm2m/security';
 import { parsePublicKey } from '../dtls/credentials';
@@ -16,10 +23,10 @@ export interface BootstrapServerOptions extends ListenerOptions {
   requestTimeoutMs?: number;
   /**
    * Lets configurations with secret keys (PSK keys, private keys) go to
-   * devices that did not authenticate over DTLS. Off by default: anyone can
-   * send a Bootstrap-Request over plain UDP in any device's name.
+   * devices that did not authenticate (over plain UDP or TCP). Off by
+   * default: anyone can ask there in any device's name.
    */
-  allowKeysOverUdp?: boolean;
+  allowKeysInClear?: boolean;
   /** Sessions run at once (default 1,000); further Bootstrap-Requests get 5.03. A forged one holds its place until its device fails to answer. */
   maxSessions?: number;
   model?: ObjectModel;
@@ -36,12 +43,12 @@ export type BootstrapServerEvents = {
 };
 
 /**
- * An LwM2M bootstrap server on its own UDP and/or DTLS endpoints (ports 5685/5686 by default):
+ * An LwM2M bootstrap server on its own UDP, DTLS, TCP and/or TLS endpoints (UDP and DTLS ports 5685/5686 by default):
  * answers Bootstrap-Request (POST /bs?ep=&pct=) and provisions the device
  * with the configuration held for its endpoint name, or the default one.
  */
 export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
-  /** The CoAP endpoints: plain UDP and/or DTLS. */
+  /** The CoAP endpoints: plain UDP, DTLS, TCP and/or TLS. */
   readonly coap: Listeners;
   /** The credentials devices use with this bootstrap server: their bootstrap accounts. */
   readonly security = new SecurityRegistry();
@@ -53,7 +60,7 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
   constructor(private readonly options: BootstrapServerOptions) {
     super();
     this.model = options.model ?? ObjectModel.builtIn();
-    this.coap = new Listeners(options, this.security, (request) => this.handle(request), this);
+    this.coap = new Listeners(options, this.security, (request, transport) => this.handle(request, transport), this);
   }
 
   start(): Promise<BoundListener[]> {
@@ -96,40 +103,23 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
     return [...this.configs.keys()];
   }
 
-  private handle(request: IncomingRequest): OutgoingResponse {
+  private handle(request: IncomingRequest, transport: Transport): OutgoingResponse {
+    if (request.path === '/bspack') return this.bootstrapPack(request);
     if (request.path !== '/bs') return diagnostic(ResponseCode.NotFound, `no resource ${request.path}`);
     if (request.method !== Method.POST) throw new CoapRequestError(ResponseCode.MethodNotAllowed, 'only POST is allowed on /bs');
     const parameters = parseQueries(request.queries);
-    const name = parameters.get('ep');
-    if (typeof name !== 'string' || name.length === 0) throw new CoapRequestError(ResponseCode.BadRequest, 'missing endpoint client name (ep)');
+    const { name, config } = this.admit(request, parameters);
     const pctText = parameters.get('pct');
     let preferredFormat: number | undefined;
     if (pctText !== undefined) {
       if (typeof pctText !== 'string' || !/^\d{1,5}$/.test(pctText)) throw new CoapRequestError(ResponseCode.BadRequest, `invalid preferred content format (pct) ${JSON.stringify(pctText)}`);
       preferredFormat = Number(pctText);
     }
-    const refusal = this.security.refusal(name, request.identity);
-    if (refusal) {
-      this.emit('failed', name, refusal, request.peer);
-      throw new CoapRequestError(ResponseCode.Forbidden, refusal);
-    }
-    const config = this.configs.get(name) ?? this.defaultConfig;
-    if (!config) {
-      const reason = `no bootstrap configuration for "${name}"`;
-      this.emit('failed', name, reason, request.peer);
-      throw new CoapRequestError(ResponseCode.BadRequest, reason);
-    }
-    const secrets = request.identity || this.options.allowKeysOverUdp ? [] : secretsIn(config);
-    if (secrets.length > 0) {
-      const reason = `the configuration for "${name}" holds secret keys (${secrets.join(', ')}), which go only to a device that authenticated over DTLS: bootstrap it over coaps, or allow keys over plain UDP`;
-      this.emit('failed', name, reason, request.peer);
-      throw new CoapRequestError(ResponseCode.Forbidden, reason);
-    }
     if (this.sessions.size >= (this.options.maxSessions ?? 1000) && !this.sessions.has(name)) {
       throw new CoapRequestError(ResponseCode.ServiceUnavailable, `${this.sessions.size} bootstrap sessions are running: try again later`);
     }
     this.sessions.get(name)?.cancel();
-    const session = new BootstrapSession(this.coap.of(request.identity), request.peer, name, config, this.model, { timeoutMs: this.options.requestTimeoutMs ?? 10_000, preferredFormat });
+    const session = new BootstrapSession(this.coap.for(transport) as MessageLayer, request.peer, name, config, this.model, { timeoutMs: this.options.requestTimeoutMs ?? 10_000, preferredFormat });
     this.sessions.set(name, session);
     this.emit('started', name, request.peer);
     // The session's requests start after our 2.04 is on its way.
@@ -143,6 +133,68 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
     });
     return { code: ResponseCode.Changed };
   }
+
+  /**
+   * Who may be bootstrapped with what, the same for a Bootstrap-Request and
+   * a Bootstrap-Pack-Request: the endpoint's name, a peer that proves the
+   * identity its bootstrap account binds it to, and its configuration (or
+   * the default one). Refusals are answered and reported as 'failed'.
+   */
+  private admit(request: IncomingRequest, parameters: Map<string, string | true>): { name: string; config: BootstrapConfig } {
+    const name = parameters.get('ep');
+    if (typeof name !== 'string' || name.length === 0) throw new CoapRequestError(ResponseCode.BadRequest, 'missing endpoint client name (ep)');
+    const refusal = this.security.refusal(name, request.identity);
+    if (refusal) {
+      this.emit('failed', name, refusal, request.peer);
+      throw new CoapRequestError(ResponseCode.Forbidden, refusal);
+    }
+    const config = this.configs.get(name) ?? this.defaultConfig;
+    if (!config) {
+      const reason = `no bootstrap configuration for "${name}"`;
+      this.emit('failed', name, reason, request.peer);
+      throw new CoapRequestError(ResponseCode.BadRequest, reason);
+    }
+    // Anyone can ask in any device's name over plain UDP or TCP: keys go only to a device that proved who it is.
+    const secrets = request.identity || this.options.allowKeysInClear ? [] : secretsIn(config);
+    if (secrets.length > 0) {
+      const reason = `the configuration for "${name}" holds secret keys (${secrets.join(', ')}), which go only to a device that authenticated (DTLS or TLS): bootstrap it over coaps, or allow keys in the clear`;
+      this.emit('failed', name, reason, request.peer);
+      throw new CoapRequestError(ResponseCode.Forbidden, reason);
+    }
+    return { name, config };
+  }
+
+  /**
+   * Bootstrap-Pack-Request (LwM2M 1.2: GET /bspack?ep=): the whole
+   * configuration in one answer, in the format the device accepts (SenML
+   * CBOR unless it asks for SenML JSON or LwM2M CBOR), in Block2 blocks when
+   * large. The instances are those a bootstrap session writes, with the
+   * device's bootstrap account taken to be /0/0 (it cannot be discovered
+   * first): a configured bootstrap account goes there, server accounts from
+   * /0/1. Every block request makes the answer again; the first is reported
+   * as 'started' and 'finished'.
+   */
+  private bootstrapPack(request: IncomingRequest): OutgoingResponse {
+    if (request.method !== Method.GET) throw new CoapRequestError(ResponseCode.MethodNotAllowed, 'only GET is allowed on /bspack');
+    const accept = uintOption(request.message.options, OptionNumber.Accept) ?? ContentFormat.SenmlCbor;
+    if (!PACK_FORMATS.includes(accept)) {
+      throw new CoapRequestError(ResponseCode.NotAcceptable, `a Bootstrap-Pack is SenML CBOR (112), SenML JSON (110) or LwM2M CBOR (11544), not ${formatName(accept)}`);
+    }
+    const { name, config } = this.admit(request, parseQueries(request.queries));
+    const instances = provisionedInstances(config, [0], true);
+    const response = serveBlock2(request.message, {
+      code: ResponseCode.Content,
+      options: [uintOptionOf(OptionNumber.ContentFormat, accept)],
+      payload: encodeContent(instances.flatMap((instance) => instance.records), accept, Lwm2mPath.ROOT, this.model),
+    });
+    // Only the first block reports the bootstrap: the others are follow-ups of the same answer.
+    const block = uintOption(request.message.options, OptionNumber.Block2);
+    if (block === undefined || decodeBlock(block)?.num === 0) {
+      this.emit('started', name, request.peer);
+      this.emit('finished', name, { ...describeConfig(config), device: { format: formatName(accept), written: instances.map((instance) => instance.path.toString()), notes: ['Bootstrap-Pack-Request'] } });
+    }
+    return response;
+  }
 }
 
 /** Which accounts of a configuration carry key material, by name (never the key). */
@@ -151,6 +203,9 @@ function secretsIn(config: BootstrapConfig): string[] {
   if (config.bootstrapServer?.secretKey?.length) secrets.push(`${config.bootstrapServer.securityMode === 'psk' ? 'PSK key' : 'private key'} of the bootstrap account`);
   return secrets;
 }
+
+/** The formats a Bootstrap-Pack can be asked in (LwM2M 1.2). */
+const PACK_FORMATS: number[] = [ContentFormat.SenmlCbor, ContentFormat.SenmlJson, ContentFormat.Lwm2mCbor];
 
 /** How a device must authenticate to the bootstrap server: the security of its bootstrap account. */
 function bootstrapSecurity(config: BootstrapConfig): EndpointSecurity | undefined {

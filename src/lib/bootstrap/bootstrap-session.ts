@@ -1,6 +1,6 @@
 import { ContentFormat, Method, OptionNumber, ResponseCode, codeClass, formatCode } from '../coap/codes';
 import { requestBlockwise } from '../coap/block-transfer';
-import type { CoapEndpoint } from '../coap/endpoint';
+import type { MessageLayer } from '../coap/message-layer';
 import type { CoapMessage } from '../coap/message';
 import type { Peer } from '../coap/peer';
 import { decodeContent, encodeContent, formatName, isSupportedFormat } from '../content/formats';
@@ -11,7 +11,7 @@ import type { ObjectModel } from '../model/object-model';
 import { Lwm2mPath } from '../model/path';
 import { describeErrorCode, toCoapRequest } from '../lwm2m/requests/coap-request';
 import type { CoapRequestSpec } from '../lwm2m/requests/device-request';
-import { BootstrapConfig, aclRecords, securityRecords, serverRecords } from './bootstrap-config';
+import { BootstrapConfig, provisionedInstances } from './bootstrap-config';
 
 /** What a session learnt about the device before provisioning it. */
 export interface DeviceFindings {
@@ -73,7 +73,7 @@ export class BootstrapSession {
   private bootstrapIds: number[] = [];
 
   constructor(
-    private readonly endpoint: CoapEndpoint,
+    private readonly endpoint: MessageLayer,
     private readonly peer: Peer,
     private readonly name: string,
     private readonly config: BootstrapConfig,
@@ -90,21 +90,12 @@ export class BootstrapSession {
     const findings = await this.discover();
     this.format = this.firstFormat(findings.lwm2mVersion);
     await this.deleteAccounts(findings);
-    // New Security instances take the ids the device's bootstrap account does not hold.
-    const freeIds = this.securityIds();
     const written: string[] = (findings.written = []);
-    if (this.config.bootstrapServer) {
-      const id = this.bootstrapIds[0] ?? freeIds.next().value;
-      written.push(await this.write(securityRecords(id, { ...this.config.bootstrapServer, shortServerId: 0, lifetime: 0, binding: '', notificationStoring: false }, true), findings));
-    }
-    for (const [index, account] of this.config.servers.entries()) {
-      written.push(await this.write(securityRecords(freeIds.next().value, account, false), findings));
-      written.push(await this.write(serverRecords(index, account), findings));
-    }
     // ACL instances only for a device that has the Access Control object (when it told us).
-    if (!findings.objects || findings.objects.includes(2)) {
-      for (const [index, entry] of this.config.acl.entries()) written.push(await this.write(aclRecords(index, entry), findings));
-    } else if (this.config.acl.length > 0) findings.notes.push('the device has no Access Control object (/2): ACL not written');
+    const withAcl = !findings.objects || findings.objects.includes(2);
+    // New Security instances take the ids the device's bootstrap account does not hold.
+    for (const instance of provisionedInstances(this.config, this.bootstrapIds, withAcl)) written.push(await this.write(instance.records, findings));
+    if (!withAcl && this.config.acl.length > 0) findings.notes.push('the device has no Access Control object (/2): ACL not written');
     findings.format = formatName(this.format);
     const finished = await this.send('Bootstrap-Finish', { method: Method.POST, path: Lwm2mPath.ROOT }, '/bs');
     if (finished.code !== ResponseCode.Changed) throw new BootstrapError(`Bootstrap-Finish: device answered ${describeErrorCode(formatCode(finished.code), finished.payload)}`);
@@ -139,11 +130,6 @@ export class BootstrapSession {
       }
     } else await this.send('Bootstrap-Delete /0', { method: Method.DELETE, path: Lwm2mPath.of(0) });
     for (const objectId of [1, 2]) await this.send(`Bootstrap-Delete /${objectId}`, { method: Method.DELETE, path: Lwm2mPath.of(objectId) });
-  }
-
-  /** Security instance ids from 0 up, around the device's bootstrap account. */
-  private *securityIds(): Generator<number, never> {
-    for (let id = 0; ; id++) if (!this.bootstrapIds.includes(id)) yield id;
   }
 
   /**

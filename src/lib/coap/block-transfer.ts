@@ -1,6 +1,7 @@
 import { Method, OptionNumber, ResponseCode } from './codes';
 import { blockSize, decodeBlock, encodeBlock } from './block';
-import { type CoapEndpoint, type OutgoingRequest, type RequestOptions, TICK_MASK } from './endpoint';
+import { type OutgoingRequest, type RequestOptions, TICK_MASK } from './endpoint';
+import type { MessageLayer } from './message-layer';
 import { CoapResponseError, CoapTimeoutError } from './errors';
 import type { CoapMessage, CoapOption } from './message';
 import { decodeUint, findOption, uintOptionOf } from './options';
@@ -26,19 +27,23 @@ const MAX_RESTARTS = 2;
  * options' timeoutMs bounds the whole transfer, every block included.
  * Resolves with the final response, its payload reassembled and the options
  * of its first block (where an Observe option is, RFC 7959 section 2.6).
+ * Over TCP and TLS (RFC 8323 section 6) a body goes in one message when it
+ * fits the peer's Max-Message-Size, and otherwise in BERT blocks when the
+ * peer takes them; answers may come in BERT blocks.
  */
-export function requestBlockwise(endpoint: CoapEndpoint, peer: Peer, request: OutgoingRequest, options: BlockwiseOptions = {}): Promise<CoapMessage> {
+export function requestBlockwise(endpoint: MessageLayer, peer: Peer, request: OutgoingRequest, options: BlockwiseOptions = {}): Promise<CoapMessage> {
   const given = request.options ?? [];
   const baseOptions = given.some(isBlockOption) ? given.filter((o) => !isBlockOption(o)) : given;
   const body = request.payload ?? NO_BODY;
-  const szx = options.block1Szx ?? DEFAULT_SZX;
+  const limits = endpoint.blockLimits(peer);
+  const szx = limits !== undefined && limits.bertBytes > 0 ? 7 : options.block1Szx ?? DEFAULT_SZX;
   const startedAt = endpoint.ticks;
   // Most requests fit in one message and most answers too: no async machinery unless a block-wise answer needs it.
-  if (body.length <= blockSize(szx)) {
+  if (body.length <= (limits === undefined ? blockSize(szx) : limits.singleMessageBytes)) {
     const single = baseOptions === given ? request : { ...request, options: baseOptions };
     // What the callback keeps is kept for every read: the request (not its body apart), and the start as a small integer.
     return endpoint.request(peer, single, options).then((response) => {
-      if (blockOption(response, OptionNumber.Block2)?.more) {
+      if (blockOption(response, OptionNumber.Block2, endpoint.reliable)?.more) {
         return collectBlock2(new FollowUps(endpoint, peer, request.code, baseOptions, request.payload ?? NO_BODY, options, startedAt), response);
       }
       if (response.code !== ResponseCode.RequestEntityTooLarge) return response;
@@ -61,23 +66,27 @@ function elapsed(since: number): number {
  * block-wise notification (RFC 7959 section 2.6): fetched with the request
  * it answers, without Observe. Resolves with the whole body under the first block's options.
  */
-export function completeBlock2(endpoint: CoapEndpoint, peer: Peer, request: OutgoingRequest, first: CoapMessage, options: BlockwiseOptions = {}): Promise<CoapMessage> {
+export function completeBlock2(endpoint: MessageLayer, peer: Peer, request: OutgoingRequest, first: CoapMessage, options: BlockwiseOptions = {}): Promise<CoapMessage> {
   const given = request.options ?? [];
   const baseOptions = given.some(isBlockOption) ? given.filter((o) => !isBlockOption(o)) : given;
   return collectBlock2(new FollowUps(endpoint, peer, request.code, baseOptions, request.payload ?? NO_BODY, options, endpoint.ticks), first);
 }
 
-/** Whether a response is the first block of a body that continues (Block2 with the more flag). */
-export function hasMoreBlocks(message: CoapMessage): boolean {
-  return blockOption(message, OptionNumber.Block2)?.more === true;
+/** Whether a response is the first block of a body that continues (Block2 with the more flag; BERT blocks where we announced BERT). */
+export function hasMoreBlocks(message: CoapMessage, bert = false): boolean {
+  return blockOption(message, OptionNumber.Block2, bert)?.more === true;
 }
 
 /** What every request of one block-wise transfer shares: the peer, the request, and the time left. */
 class FollowUps {
   private readonly deadline: number;
+  /** We announced BERT (over a stream): answers may come in SZX 7 blocks. */
+  readonly acceptsBert: boolean;
+  /** The size of the BERT blocks we send this peer; 0 when it takes none. */
+  readonly bertBytes: number;
 
   constructor(
-    readonly endpoint: CoapEndpoint,
+    readonly endpoint: MessageLayer,
     readonly peer: Peer,
     readonly code: number,
     readonly baseOptions: CoapOption[],
@@ -87,6 +96,8 @@ class FollowUps {
     startedAt: number,
   ) {
     this.deadline = options.timeoutMs === undefined ? Infinity : Date.now() - elapsed(startedAt) + options.timeoutMs;
+    this.acceptsBert = endpoint.reliable;
+    this.bertBytes = endpoint.blockLimits(peer)?.bertBytes ?? 0;
   }
 
   /** One request of the transfer, given the time that is left of the whole. */
@@ -120,9 +131,10 @@ async function sendBlock1(transfer: FollowUps, szx: number): Promise<CoapMessage
   const body = transfer.body;
   let offset = 0;
   for (;;) {
-    const size = blockSize(szx);
+    // A BERT block (SZX 7) is several 1024-byte units, numbered in units.
+    const size = szx === 7 ? transfer.bertBytes : blockSize(szx);
     const more = offset + size < body.length;
-    const num = offset / size;
+    const num = offset / blockSize(szx);
     const options = [...transfer.baseOptions, uintOptionOf(OptionNumber.Block1, encodeBlock({ num, more, szx }))];
     if (num === 0) options.push(uintOptionOf(OptionNumber.Size1, body.length));
     const response = await transfer.send({ code: transfer.code, options, payload: body.subarray(offset, offset + size) });
@@ -137,7 +149,7 @@ async function sendBlock1(transfer: FollowUps, szx: number): Promise<CoapMessage
     if (!more) return collectBlock2(transfer, response);
     if (response.code !== ResponseCode.Continue) return response;
     // The server may ask for smaller blocks (RFC 7959 section 2.3).
-    const echoed = blockOption(response, OptionNumber.Block1);
+    const echoed = blockOption(response, OptionNumber.Block1, transfer.acceptsBert);
     offset += size;
     if (echoed && echoed.szx < szx) szx = echoed.szx;
   }
@@ -149,7 +161,8 @@ async function sendBlock1(transfer: FollowUps, szx: number): Promise<CoapMessage
  * again from block 0 (RFC 7959 section 2.4), a few times at most.
  */
 async function collectBlock2(transfer: FollowUps, first: CoapMessage): Promise<CoapMessage> {
-  let block = blockOption(first, OptionNumber.Block2);
+  const bert = transfer.acceptsBert;
+  let block = blockOption(first, OptionNumber.Block2, bert);
   if (!block || !block.more) return first;
   const maxBytes = transfer.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE;
   const { peer } = transfer;
@@ -158,14 +171,15 @@ async function collectBlock2(transfer: FollowUps, first: CoapMessage): Promise<C
     const etag = findOption(head.options, OptionNumber.ETag)?.value;
     const parts = [head.payload];
     let received = head.payload.length;
+    let last = head.payload.length;
     let changed = false;
     while (block.more) {
-      if (received !== (block.num + 1) * blockSize(block.szx)) {
+      if (!continuesBody(block, last, received)) {
         throw new CoapResponseError(`Block2 ${block.num} of ${peer.address}:${peer.port} does not continue the body`);
       }
       const response = await transfer.block2({ num: received / blockSize(block.szx), szx: block.szx });
       if (response.code !== first.code) return response;
-      const got = blockOption(response, OptionNumber.Block2);
+      const got = blockOption(response, OptionNumber.Block2, bert);
       if (!got || got.num * blockSize(got.szx) !== received) throw new CoapResponseError(`Block2 answer for offset ${received} carries a different block`);
       if (!sameEtag(etag, findOption(response.options, OptionNumber.ETag)?.value)) {
         changed = true;
@@ -173,6 +187,7 @@ async function collectBlock2(transfer: FollowUps, first: CoapMessage): Promise<C
       }
       parts.push(response.payload);
       received += response.payload.length;
+      last = response.payload.length;
       if (received > maxBytes) throw new CoapResponseError(`response body larger than ${maxBytes} bytes`);
       block = got;
     }
@@ -182,10 +197,21 @@ async function collectBlock2(transfer: FollowUps, first: CoapMessage): Promise<C
     }
     head = await transfer.block2({ num: 0, szx: block.szx });
     if (head.code !== first.code) return head;
-    const restarted = blockOption(head, OptionNumber.Block2);
+    const restarted = blockOption(head, OptionNumber.Block2, bert);
     if (!restarted) return { ...first, options: first.options.filter((option) => option.number !== OptionNumber.Block2), payload: head.payload };
     block = restarted;
   }
+}
+
+/**
+ * Whether a block with the more flag ends the body so far where the next
+ * begins: its number times the unit plus its payload is what was received,
+ * and its payload is one block (or, BERT, whole 1024-byte units).
+ */
+function continuesBody(block: { num: number; szx: number }, payloadBytes: number, received: number): boolean {
+  const unit = blockSize(block.szx);
+  const whole = block.szx === 7 ? payloadBytes > 0 && payloadBytes % unit === 0 : payloadBytes === unit;
+  return whole && block.num * unit + payloadBytes === received;
 }
 
 /**
@@ -211,8 +237,8 @@ function isBlockOption(option: CoapOption): boolean {
   return option.number === OptionNumber.Block1 || option.number === OptionNumber.Block2;
 }
 
-function blockOption(message: CoapMessage, number: number) {
+function blockOption(message: CoapMessage, number: number, bert = false) {
   const option = findOption(message.options, number);
   if (!option || option.value.length > 3) return undefined;
-  return decodeBlock(decodeUint(option.value));
+  return decodeBlock(decodeUint(option.value), bert);
 }

@@ -6,9 +6,10 @@ export interface BlockValue {
   szx: number;
 }
 
-export function decodeBlock(value: number): BlockValue | undefined {
+/** SZX 7 is reserved, except where BERT is agreed (RFC 8323 section 6): then it stands for blocks of any number of 1024-byte units. */
+export function decodeBlock(value: number, bert = false): BlockValue | undefined {
   const szx = value & 0x7;
-  if (szx === 7) return undefined;
+  if (szx === 7 && !bert) return undefined;
   return { num: Math.floor(value / 16), more: (value & 0x8) !== 0, szx };
 }
 
@@ -16,6 +17,7 @@ export function encodeBlock(block: BlockValue): number {
   return block.num * 16 + (block.more ? 8 : 0) + block.szx;
 }
 
+/** The block size of an SZX; for BERT (7), its unit of 1024 bytes. */
 export function blockSize(szx: number): number {
-  return 1 << (szx + 4);
+  return szx === 7 ? 1024 : 1 << (szx + 4);
 }

@@ -3,7 +3,7 @@ import { blockSize, decodeBlock, encodeBlock } from './block';
 import type { OutgoingResponse } from './endpoint';
 import type { CoapMessage } from './message';
 import { findOption, uintOptionOf, decodeUint } from './options';
-import type { BlockTransfer, PeerState } from './peer';
+import type { BlockTransfer } from './peer';
 
 export interface Block1Assembly {
   /** Set when the request is answered here: 2.31 Continue or an error. */
@@ -12,6 +12,12 @@ export interface Block1Assembly {
   payload: Buffer;
   /** Block1 value to echo in the final response. */
   block1Option?: number;
+}
+
+/** Who a transfer belongs to: a datagram peer, or a stream connection, which takes BERT blocks (RFC 8323 section 6). */
+export interface Block1Holder {
+  blockTransfer: BlockTransfer | undefined;
+  readonly bert?: boolean;
 }
 
 /**
@@ -26,8 +32,8 @@ export class Block1Budget {
     readonly limit: number,
   ) {}
 
-  /** Drops a peer's unfinished transfer and gives its bytes back. */
-  drop(peer: PeerState): void {
+  /** Drops a peer's (or a connection's) unfinished transfer and gives its bytes back. */
+  drop(peer: Block1Holder): void {
     const transfer = peer.blockTransfer;
     if (!transfer) return;
     this.used -= transfer.received;
@@ -39,18 +45,19 @@ export class Block1Budget {
  * Reassembles a request body sent in Block1 blocks (RFC 7959 section 2.5),
  * one transfer per peer at a time, as a constrained client sends them.
  */
-export function assembleBlock1(peer: PeerState, message: CoapMessage, budget: Block1Budget): Block1Assembly {
+export function assembleBlock1(peer: Block1Holder, message: CoapMessage, budget: Block1Budget): Block1Assembly {
   const option = findOption(message.options, OptionNumber.Block1);
   if (!option) return { payload: message.payload };
   const reply = (code: number, reason: string): Block1Assembly => ({
     payload: message.payload,
     response: { code, payload: Buffer.from(reason, 'utf8') },
   });
-  const block = option.value.length <= 3 ? decodeBlock(decodeUint(option.value)) : undefined;
+  const block = option.value.length <= 3 ? decodeBlock(decodeUint(option.value), peer.bert === true) : undefined;
   if (!block) return reply(ResponseCode.BadRequest, 'invalid Block1 option');
   const size = blockSize(block.szx);
-  if (block.more && message.payload.length !== size) {
-    return reply(ResponseCode.BadRequest, `Block1 ${block.num} carries ${message.payload.length} bytes, not ${size}`);
+  // A BERT block (SZX 7) carries any number of 1024-byte units.
+  if (block.more && (block.szx === 7 ? message.payload.length === 0 || message.payload.length % size !== 0 : message.payload.length !== size)) {
+    return reply(ResponseCode.BadRequest, `Block1 ${block.num} carries ${message.payload.length} bytes, not ${block.szx === 7 ? `a multiple of ${size}` : size}`);
   }
   const key = transferKey(message);
   let transfer: BlockTransfer | undefined = peer.blockTransfer;

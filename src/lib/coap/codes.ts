@@ -97,6 +97,9 @@ export const ContentFormat = {
   Cbor: 60,
   SenmlJson: 110,
   SenmlCbor: 112,
+  /** SenML FETCH and (i)PATCH packs (RFC 8790). */
+  SenmlEtchJson: 320,
+  SenmlEtchCbor: 322,
   Tlv: 11542,
   Lwm2mJson: 11543,
   Lwm2mCbor: 11544,

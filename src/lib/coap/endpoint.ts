@@ -15,6 +15,7 @@ import { findOption, stringOptions, uintOptionOf, unrecognizedCriticalOption, ur
 import { Exchange, NotificationHandler, PENDING, Peer, PeerKey, PeerState, PeerTable, peerKey } from './peer';
 import { Block1Budget, assembleBlock1 } from './block1-assembly';
 import { DEFAULT_RECEIVE_BUFFER, DatagramTransport, UdpTransport } from './transport';
+import type { MessageLayer } from './message-layer';
 import type { PeerIdentity } from '../dtls/credentials';
 import { randomText } from '../random-text';
 
@@ -131,8 +132,9 @@ const EMPTY = Buffer.alloc(0);
  * deduplicated per peer, Block1 reassembled) and as client (confirmable
  * requests with retransmission, responses matched per peer by token).
  */
-export class CoapEndpoint extends EventEmitter {
+export class CoapEndpoint extends EventEmitter implements MessageLayer {
   readonly transport: DatagramTransport;
+  readonly reliable = false;
   private listening = false;
   /** The peers we sent requests to, and registered devices once newcomers pressed on them. */
   private readonly peers = new Map<PeerKey, PeerState>();
@@ -148,8 +150,8 @@ export class CoapEndpoint extends EventEmitter {
   private readonly block1: Block1Budget;
   /** Whether new peers start verified: DTLS peers are (the cookie exchange), and so are all when the endpoint is a client. */
   private readonly startVerified: boolean;
-  /** Requests to unverified peers, waiting for the answer to a CoAP ping. */
-  private readonly unproven = new Map<PeerState, { probe: Exchange; waiting: Exchange[] }>();
+  /** Requests to unverified peers waiting for the answer to a CoAP ping: one inline, an array from the second. */
+  private readonly unproven = new Map<PeerState, Exchange | Exchange[]>();
   private sweepTimer?: NodeJS.Timeout;
   /**
    * Exchanges waiting for a retransmission or their deadline, checked by one
@@ -211,6 +213,19 @@ export class CoapEndpoint extends EventEmitter {
 
   get address(): Peer | undefined {
     return this.transport.address;
+  }
+
+  get scheme(): 'coap' | 'coaps' {
+    return this.transport.scheme;
+  }
+
+  identityOf(peer: Peer): PeerIdentity | undefined {
+    return this.transport.identityOf(peer);
+  }
+
+  /** Datagrams: the RFC 7959 block sizes the request asks for. */
+  blockLimits(): undefined {
+    return undefined;
   }
 
   /** Peers tracked: registered devices and those we talk to, and newcomers. */
@@ -350,55 +365,58 @@ export class CoapEndpoint extends EventEmitter {
     }
     // Only its deadline runs while it waits.
     this.arm(exchange, Infinity);
-    const pending = this.unproven.get(peer);
-    if (pending) {
-      pending.waiting.push(exchange);
-      // The ping goes on as long as a request waits for it.
-      pending.probe.deadline = Math.max(pending.probe.deadline, exchange.deadline);
+    const waiting = this.unproven.get(peer);
+    if (waiting) {
+      if (Array.isArray(waiting)) waiting.push(exchange);
+      else this.unproven.set(peer, [waiting, exchange]);
       return;
     }
-    const probe = this.probe(peer, exchange.deadline);
-    this.unproven.set(peer, { probe, waiting: [exchange] });
-    if (peer.credit < probe.datagram.length) {
+    this.unproven.set(peer, exchange);
+    if (peer.credit < 4) {
       this.unprovable(peer, new CoapUnverifiedPeerError(`${peer.label} has not shown it is a real address (it sent too little to answer with a ping): no request is sent to it`));
       return;
     }
-    peer.track(probe, false);
-    this.transmit(probe, this.initialAckTimeoutMs());
+    this.probe(peer);
   }
 
   /**
    * A CoAP ping (an empty confirmable message, RFC 7252 section 4.3) to an
    * address that has not shown it is real: whatever it answers (a Reset, an
    * empty or piggybacked Acknowledgement) proves the address, and the requests
-   * waiting for it go out. Four bytes, within what the address sent us,
-   * retransmitted as any confirmable message until the last waiting request
-   * gives up.
+   * waiting for it go out (see settleProbe). Four bytes, within what the
+   * address sent us, retransmitted as any confirmable message while a request
+   * still waits for it. No closures: a fleet's first requests each bring one.
    */
-  private probe(peer: PeerState, deadline: number): Exchange {
+  private probe(peer: PeerState): void {
     const messageId = peer.allocateMessageId();
-    const proven = () => this.proven(peer);
-    const exchange = acknowledgedExchange(peer, messageId, '', emptyMessage(MessageType.Confirmable, messageId), proven, (error) =>
-      error instanceof CoapResetError ? proven() : this.unprovable(peer, error),
-    );
-    exchange.deadline = deadline;
-    return exchange;
+    const exchange = acknowledgedExchange(peer, messageId, '', emptyMessage(MessageType.Confirmable, messageId), PROBE, PROBE);
+    peer.track(exchange, false);
+    this.transmit(exchange, this.initialAckTimeoutMs());
   }
 
-  private proven(peer: PeerState): void {
-    peer.verified = true;
-    this.emit('verified', { address: peer.address, port: peer.port } satisfies Peer);
-    const pending = this.unproven.get(peer);
-    this.unproven.delete(peer);
-    for (const exchange of pending?.waiting ?? []) if (!exchange.finished) this.transmit(exchange, this.initialAckTimeoutMs());
+  /** What a ping's answer (or silence) means for the requests waiting on it. */
+  private settleProbe(peer: PeerState, outcome: CoapMessage | Error): void {
+    if (!(outcome instanceof Error) || outcome instanceof CoapResetError) {
+      peer.verified = true;
+      this.emit('verified', { address: peer.address, port: peer.port } satisfies Peer);
+      const waiting = this.unproven.get(peer);
+      this.unproven.delete(peer);
+      for (const exchange of Array.isArray(waiting) ? waiting : waiting ? [waiting] : []) if (!exchange.finished) this.transmit(exchange, this.initialAckTimeoutMs());
+    } else this.unprovable(peer, outcome);
+  }
+
+  /** Whether a request still waits for the peer's ping to be answered. */
+  private awaitsProof(peer: PeerState): boolean {
+    const waiting = this.unproven.get(peer);
+    return Array.isArray(waiting) ? waiting.some((exchange) => !exchange.finished) : waiting !== undefined && !waiting.finished;
   }
 
   private unprovable(peer: PeerState, error: Error): void {
-    const pending = this.unproven.get(peer);
+    const waiting = this.unproven.get(peer);
     this.unproven.delete(peer);
     // Silence is a timeout like any other; having sent too little to be pinged is its own failure.
-    const failure = error instanceof CoapUnverifiedPeerError ? error : new CoapTimeoutError(`no acknowledgement of a CoAP ping from ${peer.label}, and no request goes to an address before it answers one`);
-    for (const exchange of pending?.waiting ?? []) this.finish(exchange, failure);
+    const failure = error instanceof CoapUnverifiedPeerError || error instanceof CoapClosedError ? error : new CoapTimeoutError(`no acknowledgement of a CoAP ping from ${peer.label}, and no request goes to an address before it answers one`);
+    for (const exchange of Array.isArray(waiting) ? waiting : waiting ? [waiting] : []) this.finish(exchange, failure);
   }
 
   private transmit(exchange: Exchange, ackTimeoutMs: number): void {
@@ -457,6 +475,11 @@ export class CoapEndpoint extends EventEmitter {
 
   private onDue(exchange: Exchange): void {
     if (exchange.finished) return;
+    // A ping goes on only while a request waits for it.
+    if (exchange.resolve === PROBE && !this.awaitsProof(exchange.peer)) {
+      this.finish(exchange, new CoapTimeoutError('no request waits for the ping any more'));
+      return;
+    }
     if (Date.now() >= exchange.deadline) {
       this.finish(exchange, new CoapTimeoutError(`no response from ${exchange.peer.label} within ${exchange.timeoutMs} ms`));
     } else if (exchange.acknowledged) {
@@ -474,6 +497,10 @@ export class CoapEndpoint extends EventEmitter {
     this.unlinkDue(exchange);
     const peer = exchange.peer;
     peer.untrack(exchange);
+    if (exchange.resolve === PROBE) {
+      this.settleProbe(peer, outcome);
+      return;
+    }
     if (outcome instanceof Error) {
       exchange.reject(outcome);
       return;
@@ -664,13 +691,39 @@ export class CoapEndpoint extends EventEmitter {
       payload: response.payload ?? EMPTY,
     };
     let datagram = encode(message);
-    if (!peer.verified && datagram.length > peer.credit - PROBE_RESERVE && message.payload.length > 0) {
-      // To an address that has not shown it is real, no more than it sent: the reason is cut to fit (payload marker included), leaving room for the pings that would verify it.
+    if (!peer.verified && datagram.length > peer.credit - PROBE_RESERVE) {
+      // To an address that has not shown it is real, no more than it sent (leaving room for the pings that would verify it).
+      if (codeClass(response.code) < 4 || message.payload.length === 0) {
+        this.respondWhenProven(peer, request, message);
+        return;
+      }
+      // An error's reason is cut to fit (payload marker included).
       message.payload = utf8Prefix(message.payload, peer.credit - PROBE_RESERVE - (datagram.length - message.payload.length));
       datagram = encode(message);
     }
     this.remember(peer, request.messageId, datagram);
     this.send(datagram, peer);
+  }
+
+  /**
+   * An answer larger than what an unverified address sent (a Bootstrap-Pack,
+   * a 2.01 to a tiny Register) goes as a separate response (RFC 7252 section
+   * 5.2.2): an empty Acknowledgement now, the answer once the address has
+   * answered a ping, so that a forged request is never answered in bulk to
+   * someone else.
+   */
+  private respondWhenProven(peer: PeerState, request: CoapMessage, message: CoapMessage): void {
+    if (request.type === MessageType.Confirmable) {
+      const ack = emptyMessage(MessageType.Acknowledgement, request.messageId);
+      this.remember(peer, request.messageId, ack);
+      this.send(ack, peer);
+    } else this.remember(peer, request.messageId, PENDING);
+    message.type = MessageType.Confirmable;
+    message.messageId = peer.allocateMessageId();
+    const state = this.peerState(peer.address, peer.port);
+    const exchange = acknowledgedExchange(state, message.messageId, message.token.toString('hex'), encode(message), IGNORED, IGNORED);
+    state.track(exchange, false);
+    this.dispatch(exchange);
   }
 
   /** Remembers an answer for duplicates, within the peer's and the endpoint's byte budgets. */
@@ -828,6 +881,11 @@ function utf8Prefix(text: Buffer, bytes: number): Buffer {
   while (end > 0 && (text[end] & 0xc0) === 0x80) end--;
   return text.subarray(0, end);
 }
+
+/** The resolve and reject of a ping's exchange: its outcome is handled by the endpoint (settleProbe), without a closure per ping. */
+const PROBE = (): void => undefined;
+/** Those of a separate response we send: nobody waits for its acknowledgement. */
+const IGNORED = (): void => undefined;
 
 /** A confirmable message that is done when acknowledged, with no response to wait for: a notification we send, a ping. */
 function acknowledgedExchange(peer: PeerState, messageId: number, tokenKey: string, datagram: Buffer, resolve: () => void, reject: (error: Error) => void): Exchange {

@@ -58,3 +58,12 @@ export class CoapResponseError extends Error {
     this.name = 'CoapResponseError';
   }
 }
+
+/** A stream peer (TCP, TLS) with no open connection: only the peer can connect again. */
+export class CoapNoConnectionError extends Error {
+  readonly code = 'ENOTCONN';
+  constructor(message: string) {
+    super(message);
+    this.name = 'CoapNoConnectionError';
+  }
+}

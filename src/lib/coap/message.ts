@@ -44,34 +44,40 @@ export function decode(datagram: Buffer): CoapMessage {
     return { type, code: messageCode, messageId, token: EMPTY, options: [], payload: EMPTY };
   }
   if (4 + tokenLength > datagram.length) throw new CoapFormatError('token runs past the end of the datagram');
-  const token = datagram.subarray(4, 4 + tokenLength);
+  return decodeBody(datagram, 4 + tokenLength, type, messageCode, messageId, datagram.subarray(4, 4 + tokenLength));
+}
 
+/**
+ * The options and payload from index to the end (RFC 7252 section 3.1; the
+ * same over TCP, RFC 8323 section 3.2), completing a message whose header
+ * was read by the caller.
+ */
+export function decodeBody(bytes: Buffer, index: number, type: MessageType, code: number, messageId: number, token: Buffer): CoapMessage {
   const options: CoapOption[] = [];
-  let index = 4 + tokenLength;
   let number = 0;
-  while (index < datagram.length) {
-    const header = datagram[index++];
+  while (index < bytes.length) {
+    const header = bytes[index++];
     if (header === PAYLOAD_MARKER) {
-      if (index === datagram.length) throw new CoapFormatError('payload marker followed by an empty payload');
-      return { type, code: messageCode, messageId, token, options, payload: datagram.subarray(index) };
+      if (index === bytes.length) throw new CoapFormatError('payload marker followed by an empty payload');
+      return { type, code, messageId, token, options, payload: bytes.subarray(index) };
     }
     // Extended delta and length read inline: this runs for every option of every datagram.
     let delta = header >> 4;
     if (delta >= 13) {
-      delta = readExtended(datagram, delta, index, 'delta');
+      delta = readExtended(bytes, delta, index, 'delta');
       index += delta >= 269 ? 2 : 1;
     }
     let length = header & 0x0f;
     if (length >= 13) {
-      length = readExtended(datagram, length, index, 'length');
+      length = readExtended(bytes, length, index, 'length');
       index += length >= 269 ? 2 : 1;
     }
-    if (index + length > datagram.length) throw new CoapFormatError('option value runs past the end of the datagram');
+    if (index + length > bytes.length) throw new CoapFormatError('option value runs past the end of the message');
     number += delta;
-    options.push({ number, value: length === 0 ? EMPTY : datagram.subarray(index, index + length) });
+    options.push({ number, value: length === 0 ? EMPTY : bytes.subarray(index, index + length) });
     index += length;
   }
-  return { type, code: messageCode, messageId, token, options, payload: EMPTY };
+  return { type, code, messageId, token, options, payload: EMPTY };
 }
 
 /** The value of an extended option delta or length (nibble 13 or 14) at index; nibble 15 is reserved. */
@@ -86,23 +92,36 @@ function readExtended(datagram: Buffer, nibble: number, index: number, what: str
 }
 
 export function encode(message: CoapMessage): Buffer {
-  const { token, payload } = message;
+  const { token } = message;
   if (token.length > MAX_TOKEN_LENGTH) throw new RangeError(`token of ${token.length} bytes is longer than 8`);
-  const options = isSorted(message.options) ? message.options : [...message.options].sort((a, b) => a.number - b.number);
+  const options = sortedOptions(message.options);
+  const out = Buffer.allocUnsafe(4 + token.length + bodySize(options, message.payload));
+  out[0] = 0x40 | (message.type << 4) | token.length;
+  out[1] = message.code;
+  out.writeUInt16BE(message.messageId, 2);
+  writeBody(out, 4 + token.copy(out, 4), options, message.payload);
+  return out;
+}
 
-  let size = 4 + token.length + (payload.length > 0 ? 1 + payload.length : 0);
+/** The options in the order they are written: by number, repeated ones in their order. */
+export function sortedOptions(options: CoapOption[]): CoapOption[] {
+  return isSorted(options) ? options : [...options].sort((a, b) => a.number - b.number);
+}
+
+/** Bytes the options (sorted) and the payload take, with the payload marker. */
+export function bodySize(options: CoapOption[], payload: Buffer): number {
+  let size = payload.length > 0 ? 1 + payload.length : 0;
   let previous = 0;
   for (const option of options) {
     size += 1 + extendedSize(option.number - previous) + extendedSize(option.value.length) + option.value.length;
     previous = option.number;
   }
+  return size;
+}
 
-  const out = Buffer.allocUnsafe(size);
-  out[0] = 0x40 | (message.type << 4) | token.length;
-  out[1] = message.code;
-  out.writeUInt16BE(message.messageId, 2);
-  let index = 4 + token.copy(out, 4);
-  previous = 0;
+/** Writes the options (sorted) and the payload at index; returns the index after them. */
+export function writeBody(out: Buffer, index: number, options: CoapOption[], payload: Buffer): number {
+  let previous = 0;
   for (const option of options) {
     const delta = option.number - previous;
     const length = option.value.length;
@@ -115,9 +134,9 @@ export function encode(message: CoapMessage): Buffer {
   }
   if (payload.length > 0) {
     out[index++] = PAYLOAD_MARKER;
-    payload.copy(out, index);
+    index += payload.copy(out, index);
   }
-  return out;
+  return index;
 }
 
 function isSorted(options: CoapOption[]): boolean {

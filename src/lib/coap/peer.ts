@@ -44,6 +44,9 @@ export const enum PeerTable {
   Main,
 }
 
+const TABLE_BITS = 3;
+const VERIFIED = 4;
+
 /** Marks a message id as seen while its handler has not answered yet. */
 export const PENDING = null;
 
@@ -164,14 +167,8 @@ export class PeerState {
   private firstObserver: NotificationHandler | undefined = undefined;
   private moreObservers: Map<string, NotificationHandler> | undefined = undefined;
   blockTransfer: BlockTransfer | undefined = undefined;
-  /** Which table of the endpoint holds it (see PeerTable); DETACHED once forgotten. */
-  table: PeerTable = PeerTable.Detached;
-  /**
-   * Whether the address has shown it is real: it came over DTLS (the cookie
-   * exchange), or answered a message we sent. Until then the endpoint sends
-   * it no request, and no more bytes than it received (credit).
-   */
-  verified = true;
+  /** The table that holds it (PeerTable) and VERIFIED, in one small integer: a fleet has a PeerState per device. */
+  private flags: number = PeerTable.Detached | VERIFIED;
   /** Bytes received from an unverified address minus the bytes sent to it. */
   credit = 0;
   /** The DTLS session the peer's latest datagram came in (undefined over plain UDP). */
@@ -254,6 +251,28 @@ export class PeerState {
     readonly address: string,
     readonly port: number,
   ) {}
+
+  /** Which table of the endpoint holds it; Detached once forgotten. */
+  get table(): PeerTable {
+    return this.flags & TABLE_BITS;
+  }
+
+  set table(table: PeerTable) {
+    this.flags = (this.flags & ~TABLE_BITS) | table;
+  }
+
+  /**
+   * Whether the address has shown it is real: it came over DTLS (the cookie
+   * exchange), or answered a message we sent. Until then the endpoint sends
+   * it no request, and no more bytes than it received (credit).
+   */
+  get verified(): boolean {
+    return (this.flags & VERIFIED) !== 0;
+  }
+
+  set verified(verified: boolean) {
+    this.flags = verified ? this.flags | VERIFIED : this.flags & ~VERIFIED;
+  }
 
   /** "address:port", for messages. */
   get label(): string {

@@ -4,13 +4,13 @@ import type { Lwm2mPath } from '../model/path';
 import type { ContentCodec } from './codec';
 import { lwm2mCborCodec } from './lwm2m-cbor';
 import { lwm2mJsonCodec } from './lwm2m-json';
-import { senmlCborCodec, senmlJsonCodec } from './senml';
+import { senmlCborCodec, senmlEtchCborCodec, senmlEtchJsonCodec, senmlJsonCodec } from './senml';
 import { cborValueCodec, opaqueCodec, textCodec } from './text-codecs';
 import { tlvCodec } from './tlv';
 import { ContentError, ContentRecord } from './values';
 
 const CODECS = new Map<number, ContentCodec>(
-  [textCodec, opaqueCodec, cborValueCodec, tlvCodec, lwm2mJsonCodec, senmlJsonCodec, senmlCborCodec, lwm2mCborCodec].map((codec) => [
+  [textCodec, opaqueCodec, cborValueCodec, tlvCodec, lwm2mJsonCodec, senmlJsonCodec, senmlCborCodec, senmlEtchJsonCodec, senmlEtchCborCodec, lwm2mCborCodec].map((codec) => [
     codec.format,
     codec,
   ]),
@@ -26,6 +26,8 @@ export const FORMAT_NAMES: Record<string, number> = {
   'lwm2m-json': ContentFormat.Lwm2mJson,
   'senml-json': ContentFormat.SenmlJson,
   'senml-cbor': ContentFormat.SenmlCbor,
+  'senml-etch-json': ContentFormat.SenmlEtchJson,
+  'senml-etch-cbor': ContentFormat.SenmlEtchCbor,
   'lwm2m-cbor': ContentFormat.Lwm2mCbor,
   link: ContentFormat.LinkFormat,
 };

@@ -20,6 +20,8 @@ export interface SenmlRecord {
   vb?: boolean;
   vd?: Buffer;
   vlo?: string;
+  /** A Patch Pack record whose value is null (RFC 8790 section 5): what it names is to be removed. */
+  remove?: true;
 }
 
 /** A record with its base fields applied: its full path, value and absolute time. */
@@ -30,6 +32,8 @@ export interface ResolvedRecord {
   timestamp?: number;
   /** The value came as an object link (vlo). */
   objectLink?: boolean;
+  /** A Patch Pack asked for the removal of what this record names. */
+  removed?: true;
 }
 
 /** The SenML version this server reads; a newer one may carry fields it must not ignore (RFC 8428 section 4.4). */
@@ -73,6 +77,7 @@ export function resolveRecords(records: readonly SenmlRecord[], format: string, 
     if (value !== undefined) one.value = value;
     else if (record.s !== undefined || bs !== undefined) one.value = (bs ?? 0) + (record.s ?? 0);
     if (record.vlo !== undefined) one.objectLink = true;
+    if (record.remove) one.removed = true;
     if (record.t !== undefined || bt !== undefined) {
       const time = (bt ?? 0) + (record.t ?? 0);
       one.timestamp = time < RELATIVE_TIME_LIMIT ? now + time : time;

@@ -1,6 +1,6 @@
 import { ContentFormat } from '../coap/codes';
 import type { ObjectModel } from '../model/object-model';
-import type { Lwm2mPath } from '../model/path';
+import { Lwm2mPath } from '../model/path';
 import { CborError, CborValue, decodeCbor, encodeCbor } from './cbor';
 import type { ContentCodec } from './codec';
 import { valueToCbor } from './text-codecs';
@@ -14,10 +14,15 @@ const VALUE_FIELDS = ['v', 'vs', 'vb', 'vd', 'vlo'] as const;
 const CBOR_LABELS: Record<number, keyof SenmlRecord> = { [-1]: 'bver', [-2]: 'bn', [-3]: 'bt', [-5]: 'bv', [-6]: 'bs', 0: 'n', 2: 'v', 3: 'vs', 4: 'vb', 5: 's', 6: 't', 8: 'vd' };
 const LABEL_OF: Partial<Record<keyof SenmlRecord, number | string>> = { bn: -2, bt: -3, n: 0, v: 2, vs: 3, vb: 4, t: 6, vd: 8, vlo: 'vlo' };
 
-function fieldCheck(record: Record<string, unknown>, index: number): SenmlRecord {
+/** Checks one record's fields; in a Patch Pack (patch) a null value asks for the removal of what the record names. */
+function fieldCheck(record: Record<string, unknown>, index: number, patch = false): SenmlRecord {
   const out: SenmlRecord = {};
   const where = `SenML record ${index}`;
   for (const [key, value] of Object.entries(record)) {
+    if (patch && value === null && (VALUE_FIELDS as readonly string[]).includes(key)) {
+      out.remove = true;
+      continue;
+    }
     switch (key) {
       case 'bn':
       case 'n':
@@ -52,7 +57,7 @@ function fieldCheck(record: Record<string, unknown>, index: number): SenmlRecord
         if (key.endsWith('_')) throw new ContentError(`${where}: unsupported mandatory field "${key}"`);
     }
   }
-  if (VALUE_FIELDS.filter((field) => out[field] !== undefined).length > 1) throw new ContentError(`${where} has more than one value`);
+  if (VALUE_FIELDS.filter((field) => out[field] !== undefined).length + (out.remove ? 1 : 0) > 1) throw new ContentError(`${where} has more than one value`);
   return out;
 }
 
@@ -86,7 +91,7 @@ function fromRecords(records: ContentRecord[], target: Lwm2mPath): SenmlRecord[]
   });
 }
 
-function parseJsonRecords(payload: Buffer, format: string): SenmlRecord[] {
+function parseJsonRecords(payload: Buffer, format: string, patch = false): SenmlRecord[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(decodeUtf8(payload));
@@ -97,20 +102,22 @@ function parseJsonRecords(payload: Buffer, format: string): SenmlRecord[] {
   return parsed.map((record, index) => {
     if (!record || typeof record !== 'object' || Array.isArray(record)) throw new ContentError(`SenML record ${index} is not an object`);
     const { vd, ...rest } = record as Record<string, unknown>;
-    if (vd !== undefined) {
+    if (vd !== undefined && vd !== null) {
       // base64url as RFC 8428 section 4.3 wants it; plain base64 too, which some devices write.
       if (typeof vd !== 'string' || !/^(?:[A-Za-z0-9_-]*|[A-Za-z0-9+/]*)={0,2}$/.test(vd)) throw new ContentError(`SenML record ${index}: "vd" must be base64url (or base64)`);
-      return fieldCheck({ ...rest, vd: Buffer.from(vd, 'base64url') }, index);
+      return fieldCheck({ ...rest, vd: Buffer.from(vd, 'base64url') }, index, patch);
     }
-    return fieldCheck(rest, index);
+    return fieldCheck(vd === null ? record : rest, index, patch);
   });
 }
 
-function serializeJson(records: SenmlRecord[]): Buffer {
-  return Buffer.from(JSON.stringify(records.map((record) => (record.vd ? { ...record, vd: record.vd.toString('base64url') } : record))), 'utf8');
+/** The records as JSON; extra ones (removals of a Patch Pack) follow as they are. */
+function serializeJson(records: SenmlRecord[], extra: object[] = []): Buffer {
+  const items: object[] = records.map((record) => (record.vd ? { ...record, vd: record.vd.toString('base64url') } : record));
+  return Buffer.from(JSON.stringify(extra.length > 0 ? [...items, ...extra] : items), 'utf8');
 }
 
-function parseCborRecords(payload: Buffer, format: string): SenmlRecord[] {
+function parseCborRecords(payload: Buffer, format: string, patch = false): SenmlRecord[] {
   let parsed: CborValue;
   try {
     parsed = decodeCbor(payload);
@@ -127,46 +134,96 @@ function parseCborRecords(payload: Buffer, format: string): SenmlRecord[] {
       if (name === undefined) continue;
       record[name] = typeof value === 'bigint' ? Number(value) : value;
     }
-    return fieldCheck(record, index);
+    return fieldCheck(record, index, patch);
   });
 }
 
-function serializeCbor(records: SenmlRecord[], source: ContentRecord[]): Buffer {
+/** The records as CBOR maps; extra ones (removals of a Patch Pack) follow as they are. */
+function serializeCbor(records: SenmlRecord[], source: ContentRecord[], extra: Map<CborValue, CborValue>[] = []): Buffer {
   const sorted = sortRecords(source);
-  return encodeCbor(
-    records.map((record, index) => {
-      const map = new Map<CborValue, CborValue>();
-      for (const [key, value] of Object.entries(record) as [keyof SenmlRecord, SenmlRecord[keyof SenmlRecord]][]) {
-        const label = LABEL_OF[key]!;
-        map.set(label, key === 'v' ? valueToCbor(sorted[index]) : (value as CborValue));
-      }
-      return map;
-    }),
-  );
+  const items = records.map((record, index) => {
+    const map = new Map<CborValue, CborValue>();
+    for (const [key, value] of Object.entries(record) as [keyof SenmlRecord, SenmlRecord[keyof SenmlRecord]][]) {
+      const label = LABEL_OF[key]!;
+      map.set(label, key === 'v' ? valueToCbor(sorted[index]) : (value as CborValue));
+    }
+    return map;
+  });
+  return encodeCbor(extra.length > 0 ? [...items, ...extra] : items);
 }
 
-export const senmlJsonCodec: ContentCodec = {
-  format: ContentFormat.SenmlJson,
-  name: 'application/senml+json',
-  decode: (payload, target, model) => toRecords(resolveRecords(parseJsonRecords(payload, 'SenML JSON'), 'SenML JSON'), target, model, 'SenML JSON'),
-  encode: (records, target) => serializeJson(fromRecords(records, target)),
+/** The SenML formats: JSON or CBOR, as plain packs (RFC 8428) or as FETCH and (i)PATCH packs (RFC 8790). */
+const ENCODINGS: Record<number, { name: string; cbor: boolean }> = {
+  [ContentFormat.SenmlJson]: { name: 'SenML JSON', cbor: false },
+  [ContentFormat.SenmlCbor]: { name: 'SenML CBOR', cbor: true },
+  [ContentFormat.SenmlEtchJson]: { name: 'SenML-ETCH JSON', cbor: false },
+  [ContentFormat.SenmlEtchCbor]: { name: 'SenML-ETCH CBOR', cbor: true },
 };
 
-export const senmlCborCodec: ContentCodec = {
-  format: ContentFormat.SenmlCbor,
-  name: 'application/senml+cbor',
-  decode: (payload, target, model) => toRecords(resolveRecords(parseCborRecords(payload, 'SenML CBOR'), 'SenML CBOR'), target, model, 'SenML CBOR'),
-  encode: (records, target) => serializeCbor(fromRecords(records, target), records),
-};
+function encodingOf(format: number): { name: string; cbor: boolean } {
+  const encoding = ENCODINGS[format];
+  if (!encoding) throw new ContentError(`content format ${format} is not a SenML format`);
+  return encoding;
+}
 
-/** The paths of a Read-Composite or Observe-Composite request: SenML records with names only. */
+function parseRecords(payload: Buffer, format: number, patch = false): SenmlRecord[] {
+  const { name, cbor } = encodingOf(format);
+  return cbor ? parseCborRecords(payload, name, patch) : parseJsonRecords(payload, name, patch);
+}
+
+function senmlCodec(format: number, mediaType: string): ContentCodec {
+  const { name, cbor } = encodingOf(format);
+  return {
+    format,
+    name: mediaType,
+    decode: (payload, target, model) => toRecords(resolveRecords(parseRecords(payload, format), name), target, model, name),
+    encode: (records, target) => (cbor ? serializeCbor(fromRecords(records, target), records) : serializeJson(fromRecords(records, target))),
+  };
+}
+
+export const senmlJsonCodec = senmlCodec(ContentFormat.SenmlJson, 'application/senml+json');
+export const senmlCborCodec = senmlCodec(ContentFormat.SenmlCbor, 'application/senml+cbor');
+/** A Patch Pack's records are SenML records (RFC 8790 section 5); only a null value (removal) is its own, see encodeSenmlPatch. */
+export const senmlEtchJsonCodec = senmlCodec(ContentFormat.SenmlEtchJson, 'application/senml-etch+json');
+export const senmlEtchCborCodec = senmlCodec(ContentFormat.SenmlEtchCbor, 'application/senml-etch+cbor');
+
+/**
+ * The paths of a Read-Composite or Observe-Composite request: records with
+ * names only, a SenML pack or a Fetch Pack (RFC 8790 section 4), in JSON or CBOR.
+ */
 export function encodeSenmlPaths(paths: Lwm2mPath[], format: number): Buffer {
   const records = paths.map((path) => ({ n: path.toString() }));
-  return format === ContentFormat.SenmlCbor ? encodeCbor(records.map((r) => new Map<CborValue, CborValue>([[0, r.n]]))) : serializeJson(records);
+  return encodingOf(format).cbor ? encodeCbor(records.map((r) => new Map<CborValue, CborValue>([[0, r.n]]))) : serializeJson(records);
 }
 
 export function decodeSenmlPaths(payload: Buffer, format: number): Lwm2mPath[] {
-  const name = format === ContentFormat.SenmlCbor ? 'SenML CBOR' : 'SenML JSON';
-  const records = format === ContentFormat.SenmlCbor ? parseCborRecords(payload, name) : parseJsonRecords(payload, name);
-  return resolveRecords(records, name).map((record) => record.path);
+  const records = parseRecords(payload, format);
+  if (records.length === 0) throw new ContentError(`${encodingOf(format).name} names no path`);
+  return resolveRecords(records, encodingOf(format).name).map((record) => record.path);
+}
+
+/**
+ * A Patch Pack (RFC 8790 section 5) for Write-Composite: the values, and for
+ * each path removed a record whose value is null (LwM2M 1.2: the resource
+ * instance is deleted).
+ */
+export function encodeSenmlPatch(records: ContentRecord[], removals: readonly Lwm2mPath[], format: number): Buffer {
+  const { cbor } = encodingOf(format);
+  if (format !== ContentFormat.SenmlEtchJson && format !== ContentFormat.SenmlEtchCbor && removals.length > 0) {
+    throw new ContentError(`removing values needs SenML-ETCH (320 or 322), not ${encodingOf(format).name}`);
+  }
+  const values = fromRecords(records, Lwm2mPath.ROOT);
+  const names = removals.map((path) => path.toString());
+  if (cbor) return serializeCbor(values, records, names.map((name) => new Map<CborValue, CborValue>([[0, name], [2, null]])));
+  return serializeJson(values, names.map((name) => ({ n: name, v: null })));
+}
+
+/** Reads the body of a Write-Composite: the values to write and, in a Patch Pack, the paths whose null value asks for their removal. */
+export function decodeSenmlPatch(payload: Buffer, format: number, model: ObjectModel): { records: ContentRecord[]; removals: Lwm2mPath[] } {
+  const { name } = encodingOf(format);
+  // A null value means "remove" only in a Patch Pack; elsewhere it is an error like any value of the wrong kind.
+  const patch = format === ContentFormat.SenmlEtchJson || format === ContentFormat.SenmlEtchCbor;
+  const resolved = resolveRecords(parseRecords(payload, format, patch), name);
+  const removals = resolved.filter((record) => record.removed).map((record) => record.path);
+  return { records: toRecords(resolved.filter((record) => !record.removed), Lwm2mPath.ROOT, model, name), removals };
 }

@@ -1,13 +1,13 @@
 import { OptionNumber, codeClass, formatCode } from '../coap/codes';
 import { completeBlock2, requestBlockwise } from '../coap/block-transfer';
-import type { CoapEndpoint } from '../coap/endpoint';
+import type { MessageLayer } from '../coap/message-layer';
 import type { Transport } from './registration';
 import { identityKey } from './security';
 import { touch } from '../coarse-clock';
 
 /** The endpoint that reaches devices over a transport; undefined when the server does not listen on it. */
-export type EndpointFor = (transport: Transport) => CoapEndpoint | undefined;
-import { CoapClosedError, CoapResetError, CoapResponseError, CoapTimeoutError, CoapUnverifiedPeerError } from '../coap/errors';
+export type EndpointFor = (transport: Transport) => MessageLayer | undefined;
+import { CoapClosedError, CoapNoConnectionError, CoapResetError, CoapResponseError, CoapTimeoutError, CoapUnverifiedPeerError } from '../coap/errors';
 import type { CoapMessage } from '../coap/message';
 import { uintOption } from '../coap/options';
 import { ContentError } from '../content/values';
@@ -33,6 +33,7 @@ export type FailureKind =
   | 'queue-full'
   | 'parked'
   | 'no-session'
+  | 'no-connection'
   | 'unverified'
   | 'closed';
 
@@ -44,10 +45,11 @@ class ParkedError extends Error {
   }
 }
 
-/** A DTLS device with no secure session under its identity: only the device can start a handshake. */
+/** A DTLS or TLS device with no secure session or connection under its identity: only the device can start a handshake. */
 class NoSessionError extends Error {
   constructor(registration: Registration) {
-    super(`no DTLS session with ${registration.endpoint} at ${registration.address}:${registration.port} (it must handshake again, as it does when it next updates)`);
+    const what = registration.transport === 'tls' ? 'TLS connection' : 'DTLS session';
+    super(`no ${what} with ${registration.endpoint} at ${registration.address}:${registration.port} (it must handshake again, as it does when it next updates)`);
     this.name = 'NoSessionError';
   }
 }
@@ -112,7 +114,8 @@ export class DeviceClient {
   constructor(
     private readonly endpointFor: EndpointFor,
     private readonly registrations: RegistrationStore,
-    private readonly model: () => ObjectModel,
+    /** The object model as the device sees it (its announced object versions). */
+    private readonly model: (registration: Registration) => ObjectModel,
     private readonly presence: PresenceTracker,
     private readonly options: DeviceClientOptions = {},
   ) {
@@ -129,7 +132,7 @@ export class DeviceClient {
     const describe = () => `${request.operation} ${request.path} on ${endpointName}`;
     const registration = this.registrations.getByEndpoint(endpointName);
     if (!registration) return Promise.reject(new DeviceRequestError(`${describe()}: device "${endpointName}" is not registered`, 'unknown-endpoint'));
-    const context: RequestContext = { registration, model: this.model() };
+    const context: RequestContext = { registration, model: this.model(registration) };
     let spec: CoapRequestSpec;
     try {
       spec = request.toCoap(context);
@@ -208,7 +211,7 @@ export class DeviceClient {
     const describe = () => `notification of ${request.path} from ${endpointName}`;
     const registration = this.registrations.getByEndpoint(endpointName);
     if (!registration) return Promise.reject(new DeviceRequestError(`${describe()}: device "${endpointName}" is not registered`, 'unknown-endpoint'));
-    const spec = request.toCoap({ registration, model: this.model() });
+    const spec = request.toCoap({ registration, model: this.model(registration) });
     const timeoutMs = this.options.defaultTimeoutMs ?? 10_000;
     return this.queue
       .run(endpointName, () => {
@@ -241,12 +244,14 @@ export class DeviceClient {
   }
 
   /** The endpoint that reaches the device now, or why none does. */
-  private endpointTo(registration: Registration): CoapEndpoint | Error {
+  private endpointTo(registration: Registration): MessageLayer | Error {
     const endpoint = this.endpointFor(registration.transport);
     if (!endpoint) return new CoapClosedError();
-    // The address may now belong to another device's DTLS session (NAT reuse): never send it this device's requests.
-    if (registration.transport === 'dtls' && identityKey(endpoint.transport.identityOf(registration)) !== identityKey(registration.identity)) {
-      return new NoSessionError(registration);
+    // The address may now belong to another device's DTLS session or TLS connection (NAT reuse): never send it this device's requests.
+    if (registration.transport === 'dtls' || registration.transport === 'tls') {
+      const identity = endpoint.identityOf(registration);
+      // No TLS connection at all: the endpoint refuses the request as no-connection.
+      if (!(registration.transport === 'tls' && identity === undefined) && identityKey(identity) !== identityKey(registration.identity)) return new NoSessionError(registration);
     }
     return endpoint;
   }
@@ -286,6 +291,7 @@ function translate(error: unknown, describe: string): Error {
   if (error instanceof DeviceGoneError) return new DeviceRequestError(`${describe}: ${error.message}`, 'unknown-endpoint');
   if (error instanceof ParkedError) return new DeviceRequestError(`${describe}: ${error.message}`, 'parked');
   if (error instanceof NoSessionError) return new DeviceRequestError(`${describe}: ${error.message}`, 'no-session');
+  if (error instanceof CoapNoConnectionError) return new DeviceRequestError(`${describe}: ${error.message} (the device must connect again, as it does when it next updates)`, 'no-connection');
   if (error instanceof CoapUnverifiedPeerError) return new DeviceRequestError(`${describe}: ${error.message}`, 'unverified');
   return error as Error;
 }

@@ -1,34 +1,55 @@
 import type { KeyObject, X509Certificate } from 'node:crypto';
-import { CoapEndpoint, EndpointOptions, MalformedDatagram, RequestHandler } from '../coap/endpoint';
+import { CoapEndpoint, EndpointOptions, IncomingRequest, MalformedDatagram, OutgoingResponse } from '../coap/endpoint';
+import type { MessageLayer, Scheme } from '../coap/message-layer';
 import type { Peer } from '../coap/peer';
+import { StreamEndpoint, StreamEndpointOptions } from '../coap/stream-endpoint';
+import { TcpServerTransport, TlsServerTransport } from '../coap/stream-transport';
 import { DtlsServer, DtlsServerOptions } from '../dtls/dtls-server';
-import type { PeerIdentity } from '../dtls/credentials';
 import type { Transport } from './registration';
 import type { SecurityRegistry } from './security';
 
-/** The DTLS listener (coaps), next to or instead of plain UDP. */
-export interface SecureListenerOptions {
-  /** Defaults to the plain listener's address. */
-  address?: string;
-  port: number;
+/** The server's own credentials for certificate and raw-public-key devices, shared by its DTLS and TLS listeners. */
+export interface ServerCredentials {
   /** The server's ECDSA P-256 key, for devices in RPK or X.509 mode. */
   privateKey?: KeyObject;
   /** The server's certificate chain (DER, leaf first), for X.509 mode. */
   certificateChain?: Buffer[];
   /** Authorities whose device certificates are accepted (the CN is the endpoint name). */
   certificateAuthorities?: X509Certificate[];
+}
+
+/** The DTLS listener (coaps), next to or instead of plain UDP. */
+export interface SecureListenerOptions extends ServerCredentials {
+  /** Defaults to the plain listener's address. */
+  address?: string;
+  port: number;
   dtls?: Omit<DtlsServerOptions, 'address' | 'port' | 'credentials'>;
 }
+
+/** A CoAP over TCP listener (coap+tcp, RFC 8323) with its bounds. */
+export interface StreamListenerOptions extends Omit<StreamEndpointOptions, 'transport'> {
+  /** Defaults to the plain listener's address. */
+  address?: string;
+  port: number;
+}
+
+/** A CoAP over TLS listener (coaps+tcp): PSKs from the security registry, like DTLS, and the server's certificate. */
+export interface TlsListenerOptions extends StreamListenerOptions, ServerCredentials {}
 
 export interface ListenerOptions extends Omit<EndpointOptions, 'port' | 'transport'> {
   /** Plain UDP (NoSec) port; no plain listener when absent. */
   port?: number;
   secure?: SecureListenerOptions;
+  tcp?: StreamListenerOptions;
+  tls?: TlsListenerOptions;
 }
 
 export interface BoundListener extends Peer {
-  scheme: 'coap' | 'coaps';
+  scheme: Scheme;
 }
+
+/** Answers a request, knowing which transport it came over. */
+export type TransportHandler = (request: IncomingRequest, transport: Transport) => OutgoingResponse | Promise<OutgoingResponse>;
 
 /** Where a server's events go: rejected datagrams and faults. */
 interface ListenerEvents {
@@ -38,21 +59,24 @@ interface ListenerEvents {
 }
 
 /**
- * The CoAP endpoints of a server: plain UDP and/or DTLS, one handler for
- * both. The DTLS server takes its PSKs and trusted raw public keys from the
- * security registry.
+ * The CoAP endpoints of a server: plain UDP, DTLS, TCP and TLS, any of
+ * them, one handler for all. The DTLS and TLS listeners take their PSKs and
+ * trusted raw public keys from the security registry.
  */
 export class Listeners {
   readonly plain?: CoapEndpoint;
   readonly secure?: CoapEndpoint;
   readonly dtls?: DtlsServer;
+  readonly tcp?: StreamEndpoint;
+  readonly tls?: StreamEndpoint;
 
   /** retain: whether a peer is a registered device, whose state the endpoint keeps while it is idle. */
-  constructor(options: ListenerOptions, security: SecurityRegistry, handler: RequestHandler, events: ListenerEvents, retain?: (transport: Transport, peer: Peer) => boolean) {
-    if (options.port === undefined && !options.secure) throw new Error('the server needs a UDP port, a DTLS port or both');
+  constructor(options: ListenerOptions, security: SecurityRegistry, handler: TransportHandler, events: ListenerEvents, retain?: (transport: Transport, peer: Peer) => boolean) {
+    if (options.port === undefined && !options.secure && !options.tcp && !options.tls) throw new Error('the server needs a UDP, DTLS, TCP or TLS port');
+    const over = (transport: Transport) => (request: IncomingRequest) => handler(request, transport);
     // A server sends nothing to an address that has not shown it is real beyond what that address sent it.
     const serverRole = (transport: Transport) => ({ verifyPeers: options.verifyPeers ?? true, retainPeer: retain && ((peer: Peer) => retain(transport, peer)) });
-    if (options.port !== undefined) this.plain = new CoapEndpoint({ ...options, ...serverRole('udp'), port: options.port }, handler);
+    if (options.port !== undefined) this.plain = new CoapEndpoint({ ...options, ...serverRole('udp'), port: options.port }, over('udp'));
     const secure = options.secure;
     if (secure) {
       const address = secure.address ?? options.address;
@@ -68,8 +92,20 @@ export class Listeners {
           certificateAuthorities: secure.certificateAuthorities,
         },
       });
-      this.secure = new CoapEndpoint({ ...options, ...serverRole('dtls'), address, port: secure.port, transport: this.dtls }, handler);
+      this.secure = new CoapEndpoint({ ...options, ...serverRole('dtls'), address, port: secure.port, transport: this.dtls }, over('dtls'));
       this.dtls.on('handshakeFailed', (peer, reason) => events.emit('handshakeFailed', peer, reason));
+    }
+    if (options.tcp) {
+      const { address = options.address, port, ...bounds } = options.tcp;
+      this.tcp = new StreamEndpoint({ maxRequestBodyBytes: options.maxRequestBodyBytes, ...bounds, transport: new TcpServerTransport(address, port) }, over('tcp'));
+    }
+    if (options.tls) {
+      const { address = options.address, port, privateKey, certificateChain, certificateAuthorities, ...bounds } = options.tls;
+      const credentials = { pskKey: (identity: string) => security.pskKey(identity), privateKey, certificateChain, certificateAuthorities };
+      // The handshake has the time a message has (frameTimeoutMs): slow handshakes are slow senders too.
+      const transport = new TlsServerTransport(address, port, credentials, bounds.frameTimeoutMs);
+      this.tls = new StreamEndpoint({ maxRequestBodyBytes: options.maxRequestBodyBytes, ...bounds, transport }, over('tls'));
+      this.tls.on('handshakeFailed', (peer: Peer, reason: string) => events.emit('handshakeFailed', peer, reason));
     }
     for (const endpoint of this.all()) {
       endpoint.on('malformed', (detail: MalformedDatagram) => events.emit('malformed', detail));
@@ -78,25 +114,36 @@ export class Listeners {
     }
   }
 
-  /** Plain UDP first, then DTLS. */
-  all(): CoapEndpoint[] {
-    return [this.plain, this.secure].filter((endpoint): endpoint is CoapEndpoint => endpoint !== undefined);
+  /** UDP, DTLS, TCP, TLS: those the server has. */
+  all(): MessageLayer[] {
+    return [this.plain, this.secure, this.tcp, this.tls].filter((endpoint): endpoint is NonNullable<typeof endpoint> => endpoint !== undefined);
   }
 
-  for(transport: Transport): CoapEndpoint | undefined {
-    return transport === 'dtls' ? this.secure : this.plain;
+  /** The stream endpoints (TCP, TLS) with their transport. */
+  streams(): [Transport, StreamEndpoint][] {
+    return [this.tcp && (['tcp', this.tcp] as [Transport, StreamEndpoint]), this.tls && (['tls', this.tls] as [Transport, StreamEndpoint])].filter(
+      (entry): entry is [Transport, StreamEndpoint] => entry !== undefined,
+    );
   }
 
-  /** The endpoint a request with this identity came in on (DTLS requests always have one). */
-  of(identity: PeerIdentity | undefined): CoapEndpoint {
-    return (identity ? this.secure : this.plain) as CoapEndpoint;
+  for(transport: Transport): MessageLayer | undefined {
+    switch (transport) {
+      case 'udp':
+        return this.plain;
+      case 'dtls':
+        return this.secure;
+      case 'tcp':
+        return this.tcp;
+      case 'tls':
+        return this.tls;
+    }
   }
 
   /** Binds every socket; on a bind error closes the others and rejects with it. */
   async start(): Promise<BoundListener[]> {
     const bound: BoundListener[] = [];
     try {
-      for (const endpoint of this.all()) bound.push({ ...(await endpoint.listen()), scheme: endpoint.transport.scheme });
+      for (const endpoint of this.all()) bound.push({ ...(await endpoint.listen()), scheme: endpoint.scheme });
     } catch (error) {
       await this.stop();
       throw error;

@@ -3,6 +3,7 @@ import type { MessageTap } from '../coap/endpoint';
 import { CoapMessage, decode } from '../coap/message';
 import { decodeUint } from '../coap/options';
 import { PeerKey, peerKey } from '../coap/peer';
+import { decodeFrame } from '../coap/tcp-framing';
 import { decodeContent, formatName } from '../content/formats';
 import type { ObjectModel } from '../model/object-model';
 import { Lwm2mPath } from '../model/path';
@@ -13,10 +14,11 @@ export interface LogEntry {
   /** When it was received or sent (ms since 1970). */
   time: number;
   direction: 'in' | 'out';
-  type: 'CON' | 'NON' | 'ACK' | 'RST';
+  /** Over UDP and DTLS; messages over TCP and TLS have no type nor message id (RFC 8323). */
+  type?: 'CON' | 'NON' | 'ACK' | 'RST';
   /** "GET", "POST"... for requests, "2.05 Content"-style codes for responses, "" for an empty message. */
   code: string;
-  messageId: number;
+  messageId?: number;
   /** Hex. */
   token: string;
   path?: string;
@@ -53,7 +55,7 @@ interface Watched {
  * server removes the taps and nothing is decoded.
  */
 export class MessageLog {
-  private readonly byPeer: Record<Transport, Map<PeerKey, Watched>> = { udp: new Map(), dtls: new Map() };
+  private readonly byPeer: Record<Transport, Map<PeerKey, Watched>> = { udp: new Map(), dtls: new Map(), tcp: new Map(), tls: new Map() };
   private readonly byEndpoint = new Map<string, { watched: Watched; transport: Transport; key: PeerKey }>();
 
   constructor(
@@ -91,37 +93,40 @@ export class MessageLog {
     return [...(this.byEndpoint.get(endpoint)?.watched.entries ?? [])];
   }
 
-  /** What an endpoint of this transport hands its datagrams to. */
+  /** What an endpoint of this transport hands its messages to: datagrams over UDP and DTLS, frames over TCP and TLS. */
   tap(transport: Transport): MessageTap {
     const peers = this.byPeer[transport];
+    const stream = transport === 'tcp' || transport === 'tls';
     return {
       received: (message, address, port) => {
         const watched = peers.get(peerKey(address, port));
-        if (watched) this.record(watched, message, 'in');
+        if (watched) this.record(watched, message, 'in', stream);
       },
-      sent: (datagram, address, port) => {
+      sent: (bytes, address, port) => {
         const watched = peers.get(peerKey(address, port));
         if (!watched) return;
         try {
-          this.record(watched, decode(datagram), 'out');
+          this.record(watched, stream ? decodeFrame(bytes) : decode(bytes), 'out', stream);
         } catch {
-          // Only our own encoder's datagrams come here.
+          // Only our own encoder's messages come here.
         }
       },
     };
   }
 
-  private record(watched: Watched, message: CoapMessage, direction: 'in' | 'out'): void {
+  private record(watched: Watched, message: CoapMessage, direction: 'in' | 'out', stream: boolean): void {
     const time = Date.now();
     const entry: LogEntry = {
       time,
       direction,
-      type: TYPES[message.type],
       code: describeCode(message.code),
-      messageId: message.messageId,
       token: message.token.toString('hex'),
       size: message.payload.length,
     };
+    if (!stream) {
+      entry.type = TYPES[message.type];
+      entry.messageId = message.messageId;
+    }
     const path: string[] = [];
     const query: string[] = [];
     let format: number | undefined;

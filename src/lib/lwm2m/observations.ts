@@ -8,7 +8,7 @@ import type { ObjectModel } from '../model/object-model';
 import { hasMoreBlocks } from '../coap/block-transfer';
 import { DeviceRequestError, EndpointFor, SendOptions } from './device-client';
 import type { PresenceTracker } from './presence';
-import type { Registration, Transport } from './registration';
+import { Registration, Transport, isStream } from './registration';
 import type { RegistrationStore } from './registration-store';
 import type { DeviceRequest, ResponseBase } from './requests/device-request';
 import { CancelObservationRequest, ObserveCompositeRequest, ObserveRequest } from './requests/observe';
@@ -23,6 +23,8 @@ export type ObserveKind = ObserveRequest | ObserveCompositeRequest;
 export interface NotificationEvent {
   observation: Observation;
   records: ContentRecord[];
+  /** The object model the values were typed by: the device's view (its object versions), for naming them. */
+  model: ObjectModel;
   code: string;
   contentFormat?: number;
   raw: Buffer;
@@ -68,6 +70,14 @@ const REORDER_WINDOW_SECONDS = 128;
 
 const newTokenKey = () => randomText(8, 'hex');
 
+/** An establishment that a newer one (a re-registration, a reconnection) replaced while it was under way: its outcome is not this observation's. */
+class SupersededError extends Error {
+  constructor() {
+    super('superseded by a newer establishment of the observation');
+    this.name = 'SupersededError';
+  }
+}
+
 /** How an observation hands its notifications to the service that keeps it. */
 interface Sink {
   notified(observation: Observation, message: CoapMessage): void;
@@ -91,7 +101,11 @@ export class Observation implements NotificationHandler {
   /** In whole seconds: a small integer is stored in place, where milliseconds would box a new number per notification. */
   private lastSecond = 0;
   private pathTexts: readonly string[] | undefined = undefined;
-  /** False once its token is forgotten: a block-wise notification still being fetched is then dropped. */
+  /**
+   * False once its token is forgotten: a block-wise notification still being
+   * fetched is then dropped, and over TCP or TLS the observation waits for the
+   * device to reconnect.
+   */
   live = true;
 
   constructor(
@@ -165,7 +179,8 @@ export class ObservationService {
     private readonly registrations: RegistrationStore,
     private readonly send: Sender,
     private readonly complete: Completer,
-    private readonly model: () => ObjectModel,
+    /** The object model as the device sees it (its object versions); the newest versions when it is gone. */
+    private readonly model: (registration: Registration | undefined) => ObjectModel,
     private readonly presence: PresenceTracker,
     /** Re-establish observations when their device registers again. */
     private readonly reobserve: boolean,
@@ -207,25 +222,34 @@ export class ObservationService {
    */
   private async establish(observation: Observation, options: SendOptions): Promise<{ first: NotificationEvent; established: boolean }> {
     this.locate(observation);
+    const token = observation.tokenKey;
+    const peer = observation.peer;
     let response;
     try {
       response = await this.send(observation.endpoint, observation.request, {
         ...options,
-        token: observation.tokenKey,
+        token,
         onNotification: observation,
       });
     } catch (error) {
+      if (observation.tokenKey !== token) throw new SupersededError();
       this.abandon(observation, error);
       if (error instanceof DeviceRequestError && error.kind === 'invalid-response') {
         throw new DeviceRequestError(`${error.message} (the observation was not kept${error.observe === undefined ? '' : ' and is cancelled at the device'})`, error.kind, error.code, error.observe);
       }
       throw error;
     }
+    if (observation.tokenKey !== token) {
+      // A newer establishment runs under another token: this one's observation at the device is let go.
+      if (peer) this.endpointFor(observation.transport)?.forgetObservation(peer, token);
+      if (response.observe !== undefined) this.send(observation.endpoint, new CancelObservationRequest(observation.request), { token, timeoutMs: 5000 }).catch(() => undefined);
+      throw new SupersededError();
+    }
     this.locate(observation);
     // The answer's sequence number counts: a later notification must be newer (RFC 7641 section 3.4).
     if (response.observe !== undefined) observation.isFresh(response.observe);
     return {
-      first: { observation, records: response.records, code: response.code, contentFormat: response.contentFormat, raw: response.raw, sequence: response.observe },
+      first: { observation, records: response.records, model: this.model(this.registrations.getByEndpoint(observation.endpoint)), code: response.code, contentFormat: response.contentFormat, raw: response.raw, sequence: response.observe },
       established: response.observe !== undefined,
     };
   }
@@ -258,36 +282,66 @@ export class ObservationService {
   /** A device registered; an earlier registration of it (replaced) means its observations are void. */
   onRegistered(registration: Registration, replaced: Registration | undefined): void {
     if (!replaced) return;
-    for (const observation of this.list(registration.endpoint)) {
-      this.forgetToken(observation);
-      if (!this.reobserve) {
-        this.remove(observation);
-        observation.listener.ended(observation, 're-registered');
-        continue;
-      }
-      observation.restart();
-      this.establish(observation, {}).then(
-        ({ established }) => {
-          if (!established) {
-            this.remove(observation);
-            observation.listener.ended(observation, 'the device no longer accepts the observation');
-          }
-        },
-        (error: Error) => {
-          this.remove(observation);
-          observation.listener.error(error, observation);
-          observation.listener.ended(observation, 're-observation failed');
-        },
-      );
+    for (const observation of this.list(registration.endpoint)) this.reestablish(observation, 're-registered');
+  }
+
+  /** Observes again under a new token (with Re-observe), or ends the observation with the reason. */
+  private reestablish(observation: Observation, reason: string): void {
+    this.forgetToken(observation);
+    if (!this.reobserve) {
+      this.remove(observation);
+      observation.listener.ended(observation, reason);
+      return;
     }
+    observation.restart();
+    this.establish(observation, {}).then(
+      ({ established }) => {
+        if (!established) {
+          this.remove(observation);
+          observation.listener.ended(observation, 'the device no longer accepts the observation');
+        }
+      },
+      (error: Error) => {
+        if (error instanceof SupersededError) return;
+        this.remove(observation);
+        observation.listener.error(error, observation);
+        observation.listener.ended(observation, 're-observation failed');
+      },
+    );
   }
 
   /** The device's address changed in an Update: its notifications now come from there. */
   onMoved(registration: Registration, from: Peer): void {
     const to = { address: registration.address, port: registration.port };
     for (const observation of this.list(registration.endpoint)) {
+      if (isStream(observation.transport)) continue; // see onReconnected
       this.endpointFor(observation.transport)?.moveObservation(from, to, observation.tokenKey);
       observation.peer = to;
+    }
+  }
+
+  /**
+   * A device over TCP or TLS talks on a connection: observations made on an
+   * earlier one ended with it at the device (RFC 8323 section 7.2), so they
+   * are made again on this one (with Re-observe; ended otherwise).
+   */
+  onReconnected(registration: Registration): void {
+    for (const observation of this.list(registration.endpoint)) {
+      if (!isStream(observation.transport)) continue;
+      const current = observation.peer?.address === registration.address && observation.peer.port === registration.port;
+      if (observation.live && current) continue;
+      this.reestablish(observation, 'the connection closed');
+    }
+  }
+
+  /** A device's TCP or TLS connection closed: its observations wait for it to reconnect (with Re-observe), or end. */
+  onDisconnected(registration: Registration): void {
+    for (const observation of this.list(registration.endpoint)) {
+      if (!isStream(observation.transport) || observation.peer?.address !== registration.address || observation.peer.port !== registration.port) continue;
+      this.forgetToken(observation);
+      if (this.reobserve) continue;
+      this.remove(observation);
+      observation.listener.ended(observation, 'the connection closed');
     }
   }
 
@@ -329,23 +383,42 @@ export class ObservationService {
       token: observation.tokenKey,
       peer: observation.peer,
       transport: observation.transport,
+      ...(observation.request.attributes ? { attributes: observation.request.attributes } : {}),
     }));
   }
 
-  /** Brings back saved observations: their notifications are accepted at once and parked until the owner adopts them. */
-  restore(saved: PersistedObservation[]): void {
+  /**
+   * Brings back saved observations: their notifications are accepted at once
+   * and parked until the owner adopts them. Those over TCP or TLS ended with
+   * their connection: they wait to be made again when the device reconnects
+   * (with Re-observe; without, they are not brought back). Returns why
+   * entries that cannot be used (paths, formats or attributes no longer
+   * valid) were left out.
+   */
+  restore(saved: PersistedObservation[]): string[] {
+    const problems: string[] = [];
     for (const entry of saved) {
       if (!this.registrations.getByEndpoint(entry.endpoint) || !entry.peer) continue;
-      const paths = entry.paths.map((path) => Lwm2mPath.parse(path));
-      const request = entry.composite ? new ObserveCompositeRequest(paths, entry.format) : new ObserveRequest(paths[0], entry.format);
+      const stream = isStream(entry.transport ?? 'udp');
+      if (stream && !this.reobserve) continue;
+      let request: ObserveKind;
+      try {
+        const paths = entry.paths.map((path) => Lwm2mPath.parse(path));
+        request = entry.composite ? new ObserveCompositeRequest(paths, entry.format, entry.attributes) : new ObserveRequest(paths[0], entry.format, entry.attributes);
+      } catch (error) {
+        problems.push(`observation ${entry.token} of ${entry.endpoint}: ${(error as Error).message}`);
+        continue;
+      }
       const observation = new Observation(entry.endpoint, request, new ParkedListener(), entry.owner, this.sink);
       if (entry.id) observation.id = entry.id;
       observation.tokenKey = entry.token;
       observation.peer = entry.peer;
       observation.transport = entry.transport ?? 'udp';
-      this.endpointFor(observation.transport)?.adoptObservation(entry.peer, observation.tokenKey, observation);
+      if (stream) observation.live = false;
+      else this.endpointFor(observation.transport)?.adoptObservation(entry.peer, observation.tokenKey, observation);
       this.add(observation);
     }
+    return problems;
   }
 
   clear(): void {
@@ -366,15 +439,18 @@ export class ObservationService {
       return;
     }
     const sequence = observe ? decodeUint(observe.value) : undefined;
-    if (hasMoreBlocks(message)) {
-      if (registration && (sequence === undefined || observation.isNewer(sequence))) this.completeBlocks(observation, message);
+    // Over TCP and TLS notifications arrive in order: their Observe value means nothing (RFC 8323 section 7.2).
+    const ordered = isStream(observation.transport);
+    if (hasMoreBlocks(message, ordered)) {
+      if (registration && (sequence === undefined || ordered || observation.isNewer(sequence))) this.completeBlocks(observation, message);
       return;
     }
-    if (sequence !== undefined && !observation.isFresh(sequence)) return;
+    if (sequence !== undefined && !ordered && !observation.isFresh(sequence)) return;
     if (!registration) return;
     try {
-      const { records } = observation.request.fromCoap(message, { registration, model: this.model() });
-      observation.listener.notify({ observation, records, code, contentFormat: contentFormatOf(message), raw: message.payload, sequence });
+      const model = this.model(registration);
+      const { records } = observation.request.fromCoap(message, { registration, model });
+      observation.listener.notify({ observation, records, model, code, contentFormat: contentFormatOf(message), raw: message.payload, sequence });
     } catch (error) {
       if (!(error instanceof ContentError)) throw error;
       observation.listener.error(new ContentError(`notification of ${observation.paths.join(', ')} from ${observation.endpoint}: ${error.message}`), observation);

@@ -3,11 +3,11 @@ import { CoapRequestError } from '../coap/errors';
 import type { IncomingRequest, OutgoingResponse } from '../coap/endpoint';
 import type { Peer } from '../coap/peer';
 import type { CoapOption } from '../coap/message';
-import { Registration } from './registration';
+import { Registration, Transport } from './registration';
 import { parseRegisterRequest, parseUpdateRequest, UpdateRequest } from './registration-request';
 import type { RegistrationStore } from './registration-store';
 import type { PeerIdentity } from '../dtls/credentials';
-import { identityKey, transportOf } from './security';
+import { identityKey } from './security';
 
 /** The first Location-Path segment of every registration. */
 const RD_LOCATION: CoapOption = Object.freeze({ number: OptionNumber.LocationPath, value: Buffer.from('rd') });
@@ -54,23 +54,23 @@ export class RegistrationInterface {
     this.authorize = policy.authorize ?? (() => undefined);
   }
 
-  /** Answers requests under /rd; returns undefined for other paths. */
-  handle(request: IncomingRequest): OutgoingResponse | undefined {
+  /** Answers requests under /rd (that came over transport); returns undefined for other paths. */
+  handle(request: IncomingRequest, transport: Transport): OutgoingResponse | undefined {
     // Read without splitting: this runs for every Register and Update. "/rd/" (an empty last segment) is still /rd.
     const path = request.path;
     if (path !== '/rd' && !path.startsWith('/rd/')) return undefined;
     if (path.length <= 4) {
       if (request.method !== Method.POST) throw new CoapRequestError(ResponseCode.MethodNotAllowed, 'only POST is allowed on /rd');
-      return this.register(request);
+      return this.register(request, transport);
     }
     const id = path.slice(4);
     if (id.includes('/')) throw new CoapRequestError(ResponseCode.NotFound, `no resource ${request.path}`);
-    if (request.method === Method.POST) return this.update(id, request);
-    if (request.method === Method.DELETE) return this.deregister(id, request);
+    if (request.method === Method.POST) return this.update(id, request, transport);
+    if (request.method === Method.DELETE) return this.deregister(id, request, transport);
     throw new CoapRequestError(ResponseCode.MethodNotAllowed, 'only POST (update) and DELETE (de-register) are allowed');
   }
 
-  private register(request: IncomingRequest): OutgoingResponse {
+  private register(request: IncomingRequest, transport: Transport): OutgoingResponse {
     // Fields read one by one: a rest pattern would copy the object (CopyDataProperties) on every Register.
     const description = parseRegisterRequest(request.queries, request.payload, request.contentFormat);
     const endpoint = description.endpoint;
@@ -96,7 +96,7 @@ export class RegistrationInterface {
       contentFormats: description.contentFormats,
       address: request.peer.address,
       port: request.peer.port,
-      transport: transportOf(request.identity),
+      transport,
       identity: request.identity,
       registeredAt: now,
       lastUpdate: now,
@@ -107,8 +107,8 @@ export class RegistrationInterface {
     return { code: ResponseCode.Created, options: [RD_LOCATION, { number: OptionNumber.LocationPath, value: Buffer.from(registration.id, 'latin1') }] };
   }
 
-  private update(id: string, request: IncomingRequest): OutgoingResponse {
-    const registration = this.requireRegistration(id, request);
+  private update(id: string, request: IncomingRequest, transport: Transport): OutgoingResponse {
+    const registration = this.requireRegistration(id, request, transport);
     const update = parseUpdateRequest(request.queries, request.payload, request.contentFormat, registration.lwm2mVersion);
     const refusal = this.authorize(registration.endpoint, request.identity);
     if (refusal) this.refuse(registration.endpoint, request, refusal);
@@ -125,18 +125,18 @@ export class RegistrationInterface {
     return { code: ResponseCode.Changed };
   }
 
-  private deregister(id: string, request: IncomingRequest): OutgoingResponse {
-    const registration = this.requireRegistration(id, request);
+  private deregister(id: string, request: IncomingRequest, transport: Transport): OutgoingResponse {
+    const registration = this.requireRegistration(id, request, transport);
     this.store.remove(registration);
     this.listener.deregistered(registration);
     return { code: ResponseCode.Deleted };
   }
 
   /** The registration, if the request comes over the same transport and from the same identity as the Register did. */
-  private requireRegistration(id: string, request: IncomingRequest): Registration {
+  private requireRegistration(id: string, request: IncomingRequest, transport: Transport): Registration {
     const registration = this.store.getById(id);
     if (!registration) throw new CoapRequestError(ResponseCode.NotFound, `no registration ${id}`);
-    if (registration.transport !== transportOf(request.identity) || identityKey(registration.identity) !== identityKey(request.identity)) {
+    if (registration.transport !== transport || identityKey(registration.identity) !== identityKey(request.identity)) {
       this.refuse(registration.endpoint, request, `registration ${id} of ${registration.endpoint} belongs to another identity or transport`);
     }
     return registration;

@@ -15,7 +15,7 @@ export class RegistrationStore {
   private readonly byEndpoint = new Map<string, Registration>();
   private readonly byId = new Map<string, Registration>();
   /** By address and port, one map per transport, for requests that name no registration (Send). */
-  private readonly byPeer: Record<Transport, Map<PeerKey, Registration>> = { udp: new Map(), dtls: new Map() };
+  private readonly byPeer: Record<Transport, Map<PeerKey, Registration>> = { udp: new Map(), dtls: new Map(), tcp: new Map(), tls: new Map() };
   /** Tick number -> the registrations that expire in it. */
   private readonly expiring = new Map<number, Set<Registration>>();
   /** Ticks count from the store's creation, so they stay small integers V8 keeps unboxed. */
@@ -104,8 +104,7 @@ export class RegistrationStore {
     this.expiring.clear();
     this.byId.clear();
     this.byEndpoint.clear();
-    this.byPeer.udp.clear();
-    this.byPeer.dtls.clear();
+    for (const byPeer of Object.values(this.byPeer)) byPeer.clear();
   }
 
   private schedule(registration: Registration): void {

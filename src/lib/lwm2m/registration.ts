@@ -1,6 +1,12 @@
 import type { PeerIdentity } from '../dtls/credentials';
 
-export type Transport = 'udp' | 'dtls';
+/** What a device registered over: CoAP over UDP, DTLS, TCP or TLS. */
+export type Transport = 'udp' | 'dtls' | 'tcp' | 'tls';
+
+/** TCP and TLS: observations end with the connection and come back when the device reconnects (RFC 8323 section 7.2). */
+export function isStream(transport: Transport): boolean {
+  return transport === 'tcp' || transport === 'tls';
+}
 
 /** An object the client announced, with the instances it has. */
 export interface ObjectInfo {
@@ -35,7 +41,7 @@ export interface Registration extends ClientDescription {
   address: string;
   port: number;
   transport: Transport;
-  /** Who the device authenticated as over DTLS; absent for NoSec. */
+  /** Who the device authenticated as over DTLS or TLS; absent for NoSec. */
   identity?: PeerIdentity;
   registeredAt: number;
   lastUpdate: number;

@@ -9,11 +9,6 @@ export type EndpointSecurity =
   /** The certificate's CN must be the endpoint name; the chain must lead to a trusted authority. */
   | { mode: 'x509' };
 
-/** DTLS requests carry the identity the handshake proved; plain UDP ones none. */
-export function transportOf(identity: PeerIdentity | undefined): 'udp' | 'dtls' {
-  return identity ? 'dtls' : 'udp';
-}
-
 /** One string per identity, for comparing who sent a request with who registered. */
 export function identityKey(identity: PeerIdentity | undefined): string {
   if (!identity) return 'nosec';
@@ -97,17 +92,19 @@ export class SecurityRegistry {
     return this.endpointByPublicKey.has(spki.toString('base64'));
   }
 
+  /** The endpoint an identity is bound to: by its PSK identity or raw public key, or a certificate's CN. */
+  endpointOf(identity: PeerIdentity): string | undefined {
+    if (identity.kind === 'psk') return this.pskByIdentity.get(identity.identity)?.endpoint;
+    if (identity.kind === 'rpk') return this.endpointByPublicKey.get(identity.publicKey);
+    return identity.commonName;
+  }
+
   /** Why an identity may not act as this endpoint; undefined when it may. */
   refusal(endpoint: string, identity: PeerIdentity | undefined): string | undefined {
     const security = this.byEndpoint.get(endpoint);
-    if (!identity) return security ? `endpoint ${endpoint} must use DTLS (${security.mode.toUpperCase()})` : undefined;
-    const bound =
-      identity.kind === 'psk'
-        ? this.pskByIdentity.get(identity.identity)?.endpoint
-        : identity.kind === 'rpk'
-          ? this.endpointByPublicKey.get(identity.publicKey)
-          : identity.commonName;
-    if (bound !== endpoint) return `${describeIdentity(identity)} is not bound to endpoint ${endpoint}`;
+    // Node's TLS has no raw public keys (RFC 7250): RPK devices come over DTLS only.
+    if (!identity) return security ? `endpoint ${endpoint} must use ${security.mode === 'rpk' ? 'DTLS' : 'DTLS or TLS'} (${security.mode.toUpperCase()})` : undefined;
+    if (this.endpointOf(identity) !== endpoint) return `${describeIdentity(identity)} is not bound to endpoint ${endpoint}`;
     if (identity.kind === 'x509' && security && security.mode !== 'x509') return `endpoint ${endpoint} must use ${security.mode.toUpperCase()}, not a certificate`;
     return undefined;
   }

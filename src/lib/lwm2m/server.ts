@@ -2,22 +2,22 @@ import { TypedEmitter } from '../typed-emitter';
 import { ResponseCode } from '../coap/codes';
 import { IncomingRequest, MalformedDatagram, OutgoingResponse, diagnostic } from '../coap/endpoint';
 import type { Peer } from '../coap/peer';
+import type { PeerIdentity } from '../dtls/credentials';
 import type { ContentRecord } from '../content/values';
 import { ObjectModel } from '../model/object-model';
 import { DeviceClient, DeviceClientOptions, SendOptions } from './device-client';
 import { NotificationEvent, Observation, ObservationListener, ObservationService, ObserveKind } from './observations';
 import { PresenceTracker } from './presence';
-import { Registration, Transport, expiresAt } from './registration';
+import { Registration, Transport, expiresAt, isStream } from './registration';
 import { DEFAULT_MAX_LIFETIME, RegistrationInterface } from './registration-interface';
 import { EndpointBindings } from './endpoint-bindings';
-import type { PeerIdentity } from '../dtls/credentials';
 import { RegistrationStore } from './registration-store';
 import type { DeviceRequest, ResponseBase } from './requests/device-request';
 import { SendInterface } from './send-interface';
 import { CollectionName, ParkedRequest, PersistedObservation, StateStore, StoredState, deriveStateKey, entryJson, openText, parseEntry, sealText } from './state';
 import { ConnectionJson, ConnectionRecord, DtlsSession, SessionJson, connectionFromJson, connectionToJson, sessionFromJson, sessionToJson } from '../dtls/session';
 import { randomText } from '../random-text';
-import { SecurityRegistry } from './security';
+import { SecurityRegistry, identityKey } from './security';
 import { BoundListener, ListenerOptions, Listeners } from './listeners';
 
 export interface Lwm2mServerOptions extends ListenerOptions {
@@ -77,12 +77,12 @@ export type Lwm2mServerEvents = {
 };
 
 /**
- * An LwM2M server on a plain UDP and/or a DTLS endpoint: the Registration
- * interface and store, the Send operation, observations and queue mode.
- * Requests to a device go out over the transport it registered on.
+ * An LwM2M server on plain UDP, DTLS, TCP and/or TLS endpoints: the
+ * Registration interface and store, the Send operation, observations and
+ * queue mode. Requests to a device go out over the transport it registered on.
  */
 export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
-  /** The CoAP endpoints: plain UDP and/or DTLS. */
+  /** The CoAP endpoints: plain UDP, DTLS, TCP and/or TLS. */
   readonly coap: Listeners;
   readonly security: SecurityRegistry;
   readonly registrations: RegistrationStore;
@@ -128,7 +128,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     this.unlisted = options.unlistedEndpoints ?? 'nosec';
     this.maxLifetime = options.maxLifetime ?? DEFAULT_MAX_LIFETIME;
     this.bindings = new EndpointBindings(options.maxRegistrations ?? 500_000, (endpoint) => this.registrations.getByEndpoint(endpoint) !== undefined);
-    this.coap = new Listeners(options, this.security, (request) => this.handle(request), this, (transport, peer) => this.registrations.getByPeer(transport, peer.address, peer.port) !== undefined);
+    this.coap = new Listeners(options, this.security, (request, transport) => this.handle(request, transport), this, (transport, peer) => this.registrations.getByPeer(transport, peer.address, peer.port) !== undefined);
     // A plain-UDP device whose address is now verified is saved so, and needs no ping after a restart.
     if (this.stateStore) {
       this.coap.plain?.on('verified', (peer: Peer) => {
@@ -139,14 +139,19 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       });
     }
     this.coap.dtls?.on('moved', (from, to) => this.followDtlsPeer(from, to));
+    for (const [transport, endpoint] of this.coap.streams()) {
+      endpoint.on('connected', (peer: Peer, identity: PeerIdentity | undefined) => this.streamConnected(transport, peer, identity));
+      endpoint.on('disconnected', (peer: Peer) => this.streamDisconnected(transport, peer));
+    }
     const endpointFor = (transport: Transport) => this.coap.for(transport);
-    this.client = new DeviceClient(endpointFor, this.registrations, () => this.model, this.presence, options.client);
+    const modelFor = (registration: Registration | undefined) => this.modelFor(registration);
+    this.client = new DeviceClient(endpointFor, this.registrations, modelFor, this.presence, options.client);
     this.observations = new ObservationService(
       endpointFor,
       this.registrations,
       (endpoint, request, sendOptions) => this.client.send(endpoint, request, sendOptions),
       (endpoint, request, first) => this.client.completeNotification(endpoint, request, first),
-      () => this.model,
+      modelFor,
       this.presence,
       options.reobserve ?? true,
     );
@@ -158,7 +163,8 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
         this.observations.onRegistered(registration, replaced);
       },
       updated: (registration, changes, from) => {
-        if (from) this.observations.onMoved(registration, from);
+        if (isStream(registration.transport)) this.observations.onReconnected(registration);
+        else if (from) this.observations.onMoved(registration, from);
         this.emit('updated', registration, changes);
         this.presence.seen(registration);
       },
@@ -170,7 +176,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     }, { maxRegistrations: options.maxRegistrations, maxLifetime: this.maxLifetime, authorize: (endpoint, identity) => this.refusal(endpoint, identity) });
     this.sendInterface = new SendInterface(
       this.registrations,
-      () => this.model,
+      modelFor,
       (registration, records, format, raw) => {
         this.presence.seen(registration);
         this.emit('send', registration, records, format, raw);
@@ -270,7 +276,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     // Past the security list, an identity is a certificate whose CN is the endpoint name (PSK and RPK identities are always listed).
     if (!identity && this.unlisted !== 'nosec') {
       return this.unlisted === 'dtls'
-        ? `endpoint ${endpoint} must register over DTLS (the server refuses plain UDP)`
+        ? `endpoint ${endpoint} must register over DTLS or TLS (the server refuses plain UDP and TCP)`
         : `endpoint ${endpoint} is not in the security list and has no certificate from a trusted CA`;
     }
     return undefined;
@@ -413,7 +419,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     }
     this.bindings.restore(entries<PeerIdentity>('bindings').map(([endpoint, identity]) => ({ endpoint, identity })));
     const observations = entries<PersistedObservation>('observations');
-    this.observations.restore(observations.map(([, observation]) => observation));
+    for (const problem of this.observations.restore(observations.map(([, observation]) => observation))) this.emit('warning', new Error(`not restored: ${problem}`));
     for (const [token, entry] of state.observations) this.stored.observations.set(token, entry.json);
     for (const [id, request] of entries<ParkedRequest>('parked')) {
       this.stored.parked.set(id, state.parked.get(id)?.json as string);
@@ -458,6 +464,17 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     return this.client.pending(endpoint);
   }
 
+  /**
+   * The object model as a device sees it: the object versions its Register
+   * announced (or its LwM2M version implies), by registration or endpoint
+   * name; the newest versions for a device that is not registered. Shared
+   * between devices, never a copy per device.
+   */
+  modelFor(device: Registration | string | undefined): ObjectModel {
+    const registration = typeof device === 'string' ? this.registrations.getByEndpoint(device) : device;
+    return registration ? this.model.forDevice(registration) : this.model;
+  }
+
   /** Starts an observation; see ObservationService.observe. */
   observe(
     endpoint: string,
@@ -500,13 +517,44 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     this.emit('updated', registration, ['address']);
   }
 
+  /**
+   * A device connected over TCP or TLS. Its registration follows it to the
+   * new connection when it is found by address (a reconnection from the same
+   * port) or by its TLS identity (bound to its endpoint name), so requests
+   * reach it before its next Update; its observations are made again there.
+   * A plain TCP device on a new port is found by its next Update.
+   */
+  private streamConnected(transport: Transport, peer: Peer, identity: PeerIdentity | undefined): void {
+    let registration = this.registrations.getByPeer(transport, peer.address, peer.port);
+    // Another device may have the address now (a NAT reusing the port): over TLS only the registration's own identity counts.
+    if (registration && identityKey(registration.identity) !== identityKey(identity)) registration = undefined;
+    if (!registration && identity) {
+      const endpoint = this.security.endpointOf(identity);
+      const bound = endpoint === undefined ? undefined : this.registrations.getByEndpoint(endpoint);
+      if (bound?.transport === transport && identityKey(bound.identity) === identityKey(identity)) {
+        registration = bound;
+        this.registrations.move(bound, peer.address, peer.port);
+        this.emit('updated', bound, ['address']);
+      }
+    }
+    if (!registration) return;
+    this.presence.seen(registration);
+    this.observations.onReconnected(registration);
+  }
+
+  /** A device's TCP or TLS connection closed: its registration stays, its requests fail with no-connection until it reconnects. */
+  private streamDisconnected(transport: Transport, peer: Peer): void {
+    const registration = this.registrations.getByPeer(transport, peer.address, peer.port);
+    if (registration) this.observations.onDisconnected(registration);
+  }
+
   private gone(registration: Registration, reason: string): void {
     this.observations.onGone(registration, reason);
     this.presence.forget(registration.endpoint);
   }
 
-  private handle(request: IncomingRequest): OutgoingResponse {
-    const response = this.registrationInterface.handle(request) ?? this.sendInterface.handle(request);
+  private handle(request: IncomingRequest, transport: Transport): OutgoingResponse {
+    const response = this.registrationInterface.handle(request, transport) ?? this.sendInterface.handle(request, transport);
     if (response) return response;
     return diagnostic(ResponseCode.NotFound, `no resource ${request.path}`);
   }

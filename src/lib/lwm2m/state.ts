@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Peer } from '../coap/peer';
 import type { Registration, Transport } from './registration';
+import type { NotificationAttributes } from './requests/write-attributes';
 
 /** An observation as kept across restarts: enough to match its notifications and hand it to its node again. */
 export interface PersistedObservation {
@@ -18,6 +19,8 @@ export interface PersistedObservation {
   peer?: Peer;
   /** Absent in state saved before DTLS: plain UDP. */
   transport?: Transport;
+  /** The notification attributes the observation was made with (sent in its query to LwM2M 1.2 devices). */
+  attributes?: NotificationAttributes;
 }
 
 /** A flow's request still waiting for a sleeping device, handed back to its node. */

@@ -574,7 +574,7 @@ export class Lwm2mIpe extends TypedEmitter<IpeEvents> {
     for (const record of records) {
       if (record.path.length < 3) continue;
       const steps = containerSteps(record.path);
-      const resource = this.server.model.getResource(record.path.objectId as number, record.path.resourceId as number);
+      const resource = this.server.modelFor(endpoint).getResource(record.path.objectId as number, record.path.resourceId as number);
       const [objectId, instanceId, resourceId] = steps[2].path;
       steps[2].representation = () => container(resourceId, [`LWM2MURI:/${objectId}/${instanceId}/${resourceId}`, ...(resource ? [`LWM2MRN:${resource.name}`] : [])], this.maxInstances);
       // A multi-instance resource: a container per resource instance, so that each one's latest value is its "la".
@@ -643,7 +643,7 @@ export class Lwm2mIpe extends TypedEmitter<IpeEvents> {
         return { ...base, code: response.code, value: jsonSafe(recordsToPayload(response.records, path)) };
       }
       case 'write': {
-        const response = await this.server.send(endpoint, new WriteRequest(path, payloadToRecords(command.value, path, this.server.model)));
+        const response = await this.server.send(endpoint, new WriteRequest(path, payloadToRecords(command.value, path, this.server.modelFor(endpoint))));
         return { ...base, code: response.code };
       }
       case 'execute': {

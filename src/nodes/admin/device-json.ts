@@ -54,14 +54,19 @@ export function deviceDetails(server: Lwm2mServer, registration: Registration, o
     summary: deviceSummary(server, registration),
     awake: server.presence.isAwake(registration.endpoint),
     queued: server.pendingRequests(registration.endpoint),
-    objects: registration.objects.map((object) => ({
-      id: object.id,
-      // LwM2M: an object whose version the device does not announce is version 1.0.
-      version: object.version ?? '1.0',
-      announced: object.version !== undefined,
-      name: server.model.getObject(object.id)?.name,
-      instances: [...object.instances],
-    })),
+    objects: registration.objects.map((object) => {
+      // The definition the server types this device's values by: the version it announced, or the one its LwM2M version implies.
+      const definition = server.modelFor(registration).getObject(object.id);
+      return {
+        id: object.id,
+        /** As the device announced it (absent when it did not). */
+        version: object.version,
+        /** The version of the definition its values are typed by. */
+        modelVersion: definition?.version,
+        name: definition?.name,
+        instances: [...object.instances],
+      };
+    }),
     observations: server.observations.list(registration.endpoint).map((observation) => {
       const last = observationValues(observation.id);
       return {

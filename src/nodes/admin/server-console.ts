@@ -155,6 +155,7 @@ export class ServerConsole {
     const { plain, secure } = this.server.coap;
     if (plain) plain.tap = recording ? this.log.tap('udp') : undefined;
     if (secure) secure.tap = recording ? this.log.tap('dtls') : undefined;
+    for (const [transport, endpoint] of this.server.coap.streams()) endpoint.tap = recording ? this.log.tap(transport) : undefined;
   }
 
   private attach(): void {

@@ -130,7 +130,7 @@
     $('<span class="lwm2m-endpoint"></span>').text(device.endpoint).attr('title', device.endpoint).appendTo(head);
     if (device.queueMode) $('<span class="lwm2m-badge"></span>').addClass(device.awake ? 'lwm2m-awake' : 'lwm2m-sleeping').text(device.awake ? t('awake') : t('sleeping')).appendTo(head);
     $('<div class="lwm2m-meta"></div>')
-      .text(device.address + ':' + device.port + ' · ' + (device.transport === 'dtls' ? 'DTLS ' + device.security : 'NoSec') + ' · ' + device.binding + ' · LwM2M ' + device.lwm2mVersion + ' · ' + t('lastSeen', { time: since(device.lastSeen) }))
+      .text(device.address + ':' + device.port + ' · ' + (device.transport === 'udp' ? '' : device.transport.toUpperCase() + ' ') + device.security + ' · ' + device.binding + ' · LwM2M ' + device.lwm2mVersion + ' · ' + t('lastSeen', { time: since(device.lastSeen) }))
       .appendTo(row);
     return row;
   }
@@ -309,7 +309,7 @@
     line('security', d.security + (d.identity ? ' · ' + d.identity : ''));
     line('version', 'LwM2M ' + d.lwm2mVersion + (d.rootPath !== '/' ? ' · ' + d.rootPath : ''));
     line('formats', d.contentFormats.join(', ') || '-');
-    line('objectVersions', d.objects.map(function (o) { return o.id + '@' + (o.version || '?') + (o.announced ? '' : '*'); }).join(' '), t('objectVersionsTip'));
+    line('objectVersions', d.objects.map(function (o) { return o.id + '@' + (o.version || o.modelVersion || '?') + (o.version ? '' : '*'); }).join(' '), t('objectVersionsTip'));
     line('location', d.location);
   }
 
@@ -355,7 +355,7 @@
     }
     d.objects.forEach(function (object) {
       var node = $('<div class="lwm2m-object"></div>').attr('data-path', '/' + object.id).attr('data-instances', object.instances.join(',')).appendTo(tree);
-      model(object.id, object.version, function (definition) { objectRow(node, object, definition); });
+      model(object.id, object.modelVersion || object.version, function (definition) { objectRow(node, object, definition); });
     });
   }
 
@@ -365,10 +365,11 @@
 
   function objectRow(node, object, definition) {
     var path = '/' + object.id;
-    var modelVersion = definition.version && definition.version !== object.version ? ' ' + t('modelVersion', { version: definition.version }) : '';
-    var row = rowHead(node, path, path + ' ' + (definition.name || t('unknownObject')) + ' v' + object.version + modelVersion, true);
+    var shown = object.version || definition.version;
+    var modelVersion = definition.version && definition.version !== shown ? ' ' + t('modelVersion', { version: definition.version }) : '';
+    var row = rowHead(node, path, path + ' ' + (definition.name || t('unknownObject')) + (shown ? ' v' + shown : '') + modelVersion, true);
     var actions = row.find('.lwm2m-actions');
-    readButtons(actions, path, true);
+    readButtons(actions, path, null);
     if (canWrite() && definition.multiple !== false) button('create', 'fa-plus', t('create'), function () { createForm(node, path, definition); }).appendTo(actions);
     valueLine(node, path);
     var children = $('<div class="lwm2m-children"></div>').appendTo(node).toggle(!!state.expanded[path]);
@@ -380,7 +381,7 @@
     var node = $('<div class="lwm2m-instance"></div>').attr('data-path', path).appendTo(container);
     var row = rowHead(node, path, path, true, function (expanded) { if (expanded) discoverInstance(path, resources, definition); });
     var actions = row.find('.lwm2m-actions');
-    readButtons(actions, path, true);
+    readButtons(actions, path, null);
     if (canWrite()) {
       button('write', 'fa-pencil', t('write'), function () { instanceForm(node, path, definition); }).appendTo(actions);
       button('delete', 'fa-trash', t('delete'), function () { run('delete', { path: path }, t('deleted', { path: path }), refreshDetails); }).appendTo(actions);
@@ -420,7 +421,7 @@
     $('<span class="lwm2m-type"></span>').text(resource.type).insertAfter(row.find('.lwm2m-name'));
     var actions = row.find('.lwm2m-actions');
     var ops = resource.operations || '';
-    if (ops.indexOf('R') >= 0) readButtons(actions, path, false);
+    if (ops.indexOf('R') >= 0) readButtons(actions, path, resource);
     if (canWrite() && ops.indexOf('W') >= 0) button('write', 'fa-pencil', t('write'), function () { writeForm(node, path, resource); }).appendTo(actions);
     if (canWrite() && ops.indexOf('E') >= 0) button('execute', 'fa-play', t('execute'), function () { executeForm(node, path); }).appendTo(actions);
     if (attributes && Object.keys(attributes).length) $('<div class="lwm2m-meta lwm2m-attributes-shown"></div>').text(Object.keys(attributes).map(function (k) { return k + '=' + attributes[k]; }).join(' ')).appendTo(node);
@@ -445,11 +446,12 @@
   }
 
   /** Read, observe (or cancel), discover and write-attributes: at every level. */
-  function readButtons(actions, path, containers) {
+  /** resource: the model's resource for a resource row, null for an object or instance. */
+  function readButtons(actions, path, resource) {
     button('read', 'fa-download', t('read'), function () { read(path); }).appendTo(actions);
     if (canWrite()) {
       button('observe', 'fa-eye', t('observe'), function () { observe(path); }).appendTo(actions);
-      button('attributes', 'fa-sliders', t('attributes'), function () { attributesForm(actions.closest('.lwm2m-object, .lwm2m-instance, .lwm2m-resource'), path, containers); }).appendTo(actions);
+      button('attributes', 'fa-sliders', t('attributes'), function () { attributesForm(actions.closest('.lwm2m-object, .lwm2m-instance, .lwm2m-resource'), path, resource); }).appendTo(actions);
     }
     button('discover', 'fa-search', t('discover'), function () { discover(path); }).appendTo(actions);
   }
@@ -663,8 +665,11 @@
     $('<input type="text" class="lwm2m-args">').attr('placeholder', t('argsPlaceholder')).appendTo($('<div class="lwm2m-field"></div>').append($('<label></label>').text(t('arguments'))).appendTo(fields)).focus();
   }
 
-  /** Write-Attributes: every attribute the runtime accepts (empty ones left out); value attributes only on resources. */
-  function attributesForm(node, path, containers) {
+  /**
+   * Write-Attributes: every attribute the runtime accepts for this device and path (empty ones left out):
+   * those of the device's LwM2M version, thresholds on numeric resources, edge on boolean ones.
+   */
+  function attributesForm(node, path, resource) {
     var fields = form(node, t('attributes'), function () {
       var attributes = {};
       fields.find('.lwm2m-attribute').each(function () {
@@ -673,8 +678,10 @@
       if (Object.keys(attributes).length === 0) return say(t('nothingToWrite'), true);
       run('attributes', { path: path, attributes: attributes }, t('attributesWritten', { path: path }), function () { discover(path); });
     });
+    var version = state.details ? state.details.lwm2mVersion : '1.0';
+    var type = resource ? resource.type : null;
     RED.lwm2m.attributes.forEach(function (name) {
-      if (containers && ['gt', 'lt', 'st'].indexOf(name) >= 0) return;
+      if (!RED.lwm2m.attributeApplies(name, version, type)) return;
       $('<input type="number" step="any" class="lwm2m-attribute">').attr('data-name', name)
         .appendTo($('<div class="lwm2m-field"></div>').append($('<label></label>').text(name)).appendTo(fields));
     });
@@ -693,7 +700,7 @@
     var row = $('<div class="lwm2m-log-entry"></div>').addClass(entry.direction === 'in' ? 'lwm2m-log-in' : 'lwm2m-log-out').appendTo(logList);
     var line = [stamp, entry.direction === 'in' ? '←' : '→', entry.type, entry.code || t('empty'), entry.path || '', entry.observe !== undefined ? 'obs=' + entry.observe : '', entry.elapsedMs !== undefined ? '+' + entry.elapsedMs + ' ms' : ''].filter(Boolean).join(' ');
     $('<div class="lwm2m-log-line"></div>').text(line).appendTo(row);
-    var detail = ['mid=' + entry.messageId, entry.token ? 'tkn=' + entry.token : '', entry.query ? '?' + entry.query.join('&') : '', entry.contentFormat ? 'cf=' + entry.contentFormat : '', entry.accept ? 'accept=' + entry.accept : '', entry.block1 ? 'b1=' + entry.block1 : '', entry.block2 ? 'b2=' + entry.block2 : '', entry.size ? entry.size + ' B' : ''].filter(Boolean).join(' ');
+    var detail = [entry.messageId !== undefined ? 'mid=' + entry.messageId : '', entry.token ? 'tkn=' + entry.token : '', entry.query ? '?' + entry.query.join('&') : '', entry.contentFormat ? 'cf=' + entry.contentFormat : '', entry.accept ? 'accept=' + entry.accept : '', entry.block1 ? 'b1=' + entry.block1 : '', entry.block2 ? 'b2=' + entry.block2 : '', entry.size ? entry.size + ' B' : ''].filter(Boolean).join(' ');
     $('<div class="lwm2m-meta"></div>').text(detail).appendTo(row);
     if (entry.payload) $('<div class="lwm2m-log-payload"></div>').text(entry.payload).appendTo(row);
   }

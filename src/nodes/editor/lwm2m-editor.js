@@ -5,6 +5,8 @@ if (!RED.lwm2m) {
   RED.lwm2m = (function () {
     var DEFAULTS = '@defaults';
     var ATTRIBUTES = '@attributes';
+    // The LwM2M version that defined each attribute newer than 1.0.
+    var ATTRIBUTE_SINCE = '@attributeSince';
     var NS = '@lwm2m-red/node-red-lwm2m-server/lwm2m-server:lwm2m-server.editor.';
     function t(key, params) { return RED._(NS + key, params); }
     function clone(value) { return JSON.parse(JSON.stringify(value)); }
@@ -57,7 +59,10 @@ if (!RED.lwm2m) {
         return blank(value) || checkText.call(this, String(value).trim()) || false;
       };
     }
-    var INTEGER_ATTRIBUTES = ['pmin', 'pmax', 'epmin', 'epmax'];
+    // The same classes as write-attributes.ts: seconds, a count, a 0/1 flag; any other attribute is a number.
+    var SECONDS_ATTRIBUTES = ['pmin', 'pmax', 'epmin', 'epmax'];
+    var COUNT_ATTRIBUTES = ['hqmax'];
+    var FLAG_ATTRIBUTES = ['edge', 'con'];
     // Every validator takes (value, options): Node-RED only shows the reason a validator returns when it declares both.
     var validators = {
       /** Empty (no listener) or a whole number 0..65535: 70000 is refused, not replaced. */
@@ -80,13 +85,15 @@ if (!RED.lwm2m) {
         var paths = composite ? text.split(',') : [text];
         return paths.every(validPath) || t(composite ? 'invalid.paths' : 'invalid.path');
       }),
-      /** A notification attribute: a number (a whole one of seconds for pmin, pmax, epmin, epmax), in order with its partner. */
+      /** A notification attribute: a number (whole seconds for pmin, pmax, epmin, epmax; a whole count for hqmax; 0 or 1 for edge, con), in order with its partner. */
       attribute: function (name) {
         return function (value, options) {
           if (blank(value)) return true;
           var number = Number(value);
           if (!isFinite(number)) return t('invalid.attribute', { name: name });
-          if (INTEGER_ATTRIBUTES.indexOf(name) >= 0 && (!Number.isInteger(number) || number < 0)) return t('invalid.attributeSeconds', { name: name });
+          if (SECONDS_ATTRIBUTES.indexOf(name) >= 0 && (!Number.isInteger(number) || number < 0)) return t('invalid.attributeSeconds', { name: name });
+          if (COUNT_ATTRIBUTES.indexOf(name) >= 0 && (!Number.isInteger(number) || number < 0)) return t('invalid.attributeCount', { name: name });
+          if (FLAG_ATTRIBUTES.indexOf(name) >= 0 && number !== 0 && number !== 1) return t('invalid.attributeFlag', { name: name });
           if (name === 'st' && number < 0) return t('invalid.attribute', { name: name });
           var below = { pmax: 'pmin', epmax: 'epmin', gt: 'lt' }[name];
           if (below && !blank(field(this, below)) && Number(field(this, below)) > number) return t('invalid.attributeOrder', { low: below, high: name });
@@ -144,12 +151,25 @@ if (!RED.lwm2m) {
     }
 
     /** Validation of every attribute field, for a defaults block. */
+    function newer(a, b) {
+      var x = String(a).split('.').map(Number);
+      var y = String(b).split('.').map(Number);
+      return x[0] !== y[0] ? x[0] > y[0] : (x[1] || 0) > (y[1] || 0);
+    }
+    /** Whether a device of this LwM2M version takes the attribute on a path: type null for an object or instance, else the resource's type. */
+    function attributeApplies(name, version, type) {
+      if (ATTRIBUTE_SINCE[name] && newer(ATTRIBUTE_SINCE[name], version)) return false;
+      if (['gt', 'lt', 'st'].indexOf(name) >= 0) return type === 'integer' || type === 'unsigned' || type === 'float';
+      if (name === 'edge') return type === 'boolean';
+      return true;
+    }
+
     function attributeDefaults() {
       var fields = {};
       ATTRIBUTES.forEach(function (name) { fields[name] = { validate: validators.attribute(name) }; });
       return fields;
     }
 
-    return { defaults: defaults, validators: validators, targetFields: targetFields, attributeFields: attributeFields, attributeDefaults: attributeDefaults, attributes: ATTRIBUTES, api: api, t: t };
+    return { defaults: defaults, validators: validators, targetFields: targetFields, attributeFields: attributeFields, attributeDefaults: attributeDefaults, attributeApplies: attributeApplies, attributes: ATTRIBUTES, api: api, t: t };
   })();
 }

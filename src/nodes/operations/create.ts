@@ -26,7 +26,7 @@ export function registerCreate(RED: NodeAPI): void {
         const registration = server.registrations.getByEndpoint(resolveEndpoint(settings.endpoint, msg));
         if (registration) instanceId = CreateRequest.instanceFor(path.objectId!, undefined, { registration });
       }
-      const records = isEmptyPayload(msg.payload) ? [] : payloadToRecords(msg.payload, path.child(instanceId ?? 0), server.model);
+      const records = isEmptyPayload(msg.payload) ? [] : payloadToRecords(msg.payload, path.child(instanceId ?? 0), server.modelFor(resolveEndpoint(settings.endpoint, msg)));
       return new CreateRequest(path, records, instanceId, format);
     },
     output(response, msg) {

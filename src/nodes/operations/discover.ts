@@ -18,11 +18,12 @@ export function registerDiscover(RED: NodeAPI): void {
     },
     output(response, msg, { request, server }) {
       msg.path = request.path.toString();
+      const model = server.modelFor(msg.endpoint as string);
       msg.payload = response.links.map((link) => {
         let name: string | undefined;
         try {
           const path = Lwm2mPath.parse(link.path);
-          name = path.length >= 3 ? server.model.getResource(path.objectId, path.resourceId)?.name : path.objectId !== undefined ? server.model.getObject(path.objectId)?.name : undefined;
+          name = path.length >= 3 ? model.getResource(path.objectId, path.resourceId)?.name : path.objectId !== undefined ? model.getObject(path.objectId)?.name : undefined;
         } catch {
           name = undefined;
         }

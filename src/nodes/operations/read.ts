@@ -12,13 +12,13 @@ export function registerRead(RED: NodeAPI): void {
       const format = resolveFormat(settings.format, msg);
       if (!settings.composite) return new ReadRequest(resolvePath(settings.path, msg), format);
       const paths = compositePaths(settings.path, msg, 'Read-Composite');
-      checkCompositeFormat(node, format, server.registrations.getByEndpoint(resolveEndpoint(settings.endpoint, msg)));
+      checkCompositeFormat(node, 'fetch', format, server.registrations.getByEndpoint(resolveEndpoint(settings.endpoint, msg)));
       return new ReadCompositeRequest(paths, format);
     },
     output(response, msg, { settings, request, server }) {
       if (request instanceof ReadRequest) msg.path = request.path.toString();
       msg.payload = recordsToPayload(response.records, request.path);
-      msg.resources = namedRecords(response.records, server.model);
+      msg.resources = namedRecords(response.records, server.modelFor(msg.endpoint as string));
       if (settings.raw) msg.raw = response.raw;
     },
   });

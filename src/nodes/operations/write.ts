@@ -15,15 +15,19 @@ export function registerWrite(RED: NodeAPI): void {
       if (mode === 'composite') {
         const payload = msg.payload;
         if (!payload || typeof payload !== 'object' || Array.isArray(payload) || Buffer.isBuffer(payload)) {
-          throw new InputError('Write-Composite takes msg.payload as {"/1/0/1": 300, "/3308/0/5900": 21}');
+          throw new InputError('Write-Composite takes msg.payload as {"/1/0/1": 300, "/3308/0/5900": 21} (null removes a resource instance: {"/3/0/7/1": null})');
         }
-        const records: ContentRecord[] = Object.entries(payload).flatMap(([path, value]) => payloadToRecords(value, parsePath(path), server.model));
-        checkCompositeFormat(node, format, server.registrations.getByEndpoint(resolveEndpoint(settings.endpoint, msg)));
-        return new WriteCompositeRequest(records, format);
+        const model = server.modelFor(resolveEndpoint(settings.endpoint, msg));
+        // null removes a resource instance (LwM2M 1.2, in a SenML-ETCH Patch Pack).
+        const entries = Object.entries(payload);
+        const removals = entries.filter(([, value]) => value === null).map(([path]) => parsePath(path));
+        const records: ContentRecord[] = entries.filter(([, value]) => value !== null).flatMap(([path, value]) => payloadToRecords(value, parsePath(path), model));
+        checkCompositeFormat(node, 'ipatch', format, server.registrations.getByEndpoint(resolveEndpoint(settings.endpoint, msg)));
+        return new WriteCompositeRequest(records, format, removals);
       }
       if (mode !== 'replace' && mode !== 'update') throw new InputError(`unknown write mode "${mode}": use replace, update or composite`);
       const path = resolvePath(settings.path, msg);
-      return new WriteRequest(path, payloadToRecords(msg.payload, path, server.model), mode, format);
+      return new WriteRequest(path, payloadToRecords(msg.payload, path, server.modelFor(resolveEndpoint(settings.endpoint, msg))), mode, format);
     },
     output(_response, msg, { request }) {
       if (request instanceof WriteRequest) msg.path = request.path.toString();
