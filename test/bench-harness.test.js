@@ -43,6 +43,29 @@ describe('benchmark harness', function () {
     }
   });
 
+  it('the C fleet fetches firmware files block by block from the file service, counting the bytes; a revoked file gets 4.04 and counts bad', async () => {
+    const { FirmwareService } = require('../dist/lib/firmware/firmware-service');
+    const { packageOf } = require('../dist/lib/firmware/packages');
+    const server = new Lwm2mServer({ address: '127.0.0.1', port: 0 });
+    const firmware = new FirmwareService(server);
+    const [bound] = await server.start();
+    const fleet = await Fleet.open(bound.port, 10, { prefix: 'fw', window: 10 });
+    try {
+      assert.equal((await fleet.all('register')).ok, 10);
+      const pkg = packageOf(Buffer.alloc(5000, 7));
+      for (let i = 0; i < 10; i++) firmware.files.grant(`fw-${i}`, pkg, `fw-${i}`);
+      // 5 blocks of 1,024 bytes (the last of 904) for each of 10 devices: the whole file, twice over.
+      const fetched = await fleet.all('fetch 100 5 6');
+      assert.deepEqual([fetched.ok, fetched.bad, fetched.lost, fetched.bytes], [100, 0, 0, 10 * 2 * 5000]);
+      firmware.files.revoke('fw-3');
+      const refused = await fleet.all('fetch 10 5 6');
+      assert.deepEqual([refused.ok, refused.bad, refused.firstBadCode], [9, 1, 132]);
+    } finally {
+      await fleet.close();
+      await server.stop();
+    }
+  });
+
   it('counts every answer whose code is not the expected one as bad, with the code', async () => {
     // A server that refuses everything with 4.00: a generator that did not check codes would count 200 registrations.
     const socket = dgram.createSocket('udp4');

@@ -353,3 +353,35 @@ describe('interop: libcoap coap-server serving a large observable resource in Bl
   });
 ;
 });
+
+describe('serving Block2 blocks (serveBlock2)', () => {
+  const { serveBlock2 } = require('../dist/lib/coap/block2-serving');
+  const { encodeBlock } = require('../dist/lib/coap/block');
+  const body = Buffer.from(Array.from({ length: 3000 }, (_, i) => i & 0xff));
+  const asking = (num, szx) => ({ options: [{ number: OPT.Block2, value: uint(encodeBlock({ num, more: false, szx })) }] });
+  const answer = { code: 69, options: [], payload: body };
+
+  it('answers from the offset the client asked for when our blocks are smaller than its: block 1 of 1,024 bytes is block 4 of 256', () => {
+    const response = serveBlock2(asking(1, 6), answer, 256);
+    assert.deepEqual(blockOf(response, OPT.Block2), { num: 4, more: true, szx: 4 });
+    assert.deepEqual(response.payload, body.subarray(1024, 1280));
+  });
+
+  it('keeps the ETag the handler gave (a file hashed once) instead of hashing the answer again, and sends Size2 with the first block', () => {
+    const etag = Buffer.from('0102030405060708', 'hex');
+    const first = serveBlock2(asking(0, 5), { ...answer, options: [{ number: OPT.ETag, value: etag }] });
+    assert.deepEqual(first.options.filter((o) => o.number === OPT.ETag).map((o) => o.value), [etag]);
+    assert.equal(uintOf(optionValue(first, OPT.Size2)), 3000);
+    const later = serveBlock2(asking(2, 5), answer);
+    assert.equal(later.options.filter((o) => o.number === OPT.ETag).length, 1, 'a hash of the answer when the handler gave none');
+    assert.equal(optionValue(later, OPT.Size2), undefined);
+  });
+
+  it('refuses a block past the end with 4.02, and passes small answers and errors as they are', () => {
+    assert.equal(serveBlock2(asking(3, 6), answer).code, (4 << 5) | 2);
+    const small = { code: 69, payload: Buffer.from('x') };
+    assert.equal(serveBlock2({ options: [] }, small), small);
+    const error = { code: 132, payload: body };
+    assert.equal(serveBlock2(asking(1, 6), error), error);
+  });
+});

@@ -8,6 +8,9 @@ const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { freePort } = require('./support/udp');
 const { load, nextMessage } = require('./support/flow');
 const { FakeCse } = require('./support/fake-cse');
+const os = require('node:os');
+const { SimulatedFirmware } = require('../dist/sim/firmware-update');
+const { firmwarePackage } = require('./support/firmware');
 
 const NODES = [
   require('../dist/nodes/lwm2m-server.js'),
@@ -17,6 +20,8 @@ const NODES = [
   require('../dist/nodes/lwm2m-bootstrap-server.js'),
   require('../dist/nodes/lwm2m-bootstrap.js'),
   require('../dist/nodes/lwm2m-onem2m.js'),
+  require('../dist/nodes/lwm2m-firmware.js'),
+  nodeRedModule('@node-red/nodes/core/storage/10-file.js'),
   nodeRedModule('@node-red/nodes/core/common/25-catch.js'),
   nodeRedModule('@node-red/nodes/core/common/20-inject.js'),
   nodeRedModule('@node-red/nodes/core/common/90-comment.js'),
@@ -25,7 +30,7 @@ const NODES = [
 const examplesDir = path.join(__dirname, '..', 'examples');
 
 /** Loads an example as Node-RED would import it, on a free port, with debug and function nodes as test probes. */
-async function loadExample(file, port, bsPort, cseUrl) {
+async function loadExample(file, port, bsPort, cseUrl, files = {}) {
   const flow = JSON.parse(fs.readFileSync(path.join(examplesDir, file), 'utf8'));
   const tab = flow.find((n) => n.z).z;
   const nodes = flow.map((node) => {
@@ -35,6 +40,7 @@ async function loadExample(file, port, bsPort, cseUrl) {
       return { ...node, port: String(bsPort), endpoints };
     }
     if (node.type === 'lwm2m-onem2m') return { ...node, cseUrl };
+    if (node.type === 'file in') return { ...node, filename: files[node.filename] ?? node.filename };
     if (node.type === 'debug' || node.type === 'function') return { id: node.id, z: node.z, type: 'helper', name: node.name, wires: [] };
     return node;
   });
@@ -159,6 +165,31 @@ describe('example flows', () => {
       assert.ok(stored(), 'the observed temperature is stored');
     } finally {
       await cse.stop();
+    }
+  });
+
+  it('update-firmware.json reads the package file and updates every streetlight, skipping other models', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-example-')), 'streetlight-2.1.0.bin');
+    fs.writeFileSync(file, firmwarePackage('2.1.0', 50_000));
+    const flow = await loadExample('update-firmware.json', port, undefined, undefined, { '/tmp/streetlight-2.1.0.bin': file });
+    const lights = [];
+    for (const [endpoint, model] of [['light-1', 'streetlight'], ['light-2', 'streetlight'], ['meter-1', 'meter']]) {
+      const light = new SimulatedDevice({ endpoint, server: { address: '127.0.0.1', port }, transmission: { ackTimeoutMs: 100 }, maxRequestBodyBytes: 1 << 20 });
+      light.objects.get(3).get(0).set(1, model);
+      new SimulatedFirmware(light, { stepMs: 20 });
+      await light.start();
+      await light.register();
+      lights.push(light);
+    }
+    try {
+      const summary = next(probe(flow, 'summary'));
+      probe(flow, 'update all streetlights').receive({});
+      const done = await summary;
+      assert.deepEqual([done.payload.total, done.payload.success, done.payload.skipped, done.payload.failed], [3, 2, 1, 0]);
+      assert.deepEqual(lights.map((light) => light.getResource('/3/0/3')), ['2.1.0', '2.1.0', '1.0.0']);
+    } finally {
+      await Promise.all(lights.map((light) => light.stop()));
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
     }
   });
 

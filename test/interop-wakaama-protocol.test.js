@@ -9,34 +9,12 @@ const { parseBootstrapConfig } = require('../dist/lib/bootstrap/bootstrap-config
 const { ObserveRequest } = require('../dist/lib/lwm2m/requests/observe');
 const { recordsToPayload } = require('../dist/lib/content/payload');
 const { Lwm2mPath } = require('../dist/lib/model/path');
-const { decode } = require('../dist/lib/coap/message');
 const { once } = require('./support/udp');
 const { until } = require('./support/wait');
-const { requireWakaama, lwm2mClient, stopAllWakaama } = require('./support/wakaama');
+const { requireWakaama, lwm2mClient, stopAllWakaama, receivedByClient } = require('./support/wakaama');
 
 const P = (text) => Lwm2mPath.parse(text);
 const TRANSMISSION = { ackTimeoutMs: 500, maxRetransmit: 3 };
-
-/**
- * The CoAP messages a Wakaama client printed as received ("N bytes received from ..." and a hex dump of
- * 16 bytes a line), decoded: what the server really sent it.
- */
-function receivedByClient(output) {
-  const messages = [];
-  const lines = output.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const header = /^(\d+) bytes received from/.exec(lines[i]);
-    if (!header) continue;
-    const bytes = [];
-    for (let j = i + 1; j < lines.length && bytes.length < Number(header[1]); j++) {
-      const hex = /^((?:[0-9A-F]{2} {1,2}){0,15}[0-9A-F]{2})/.exec(lines[j]);
-      if (!hex) break;
-      bytes.push(...hex[1].trim().split(/ +/).map((byte) => parseInt(byte, 16)));
-    }
-    messages.push(decode(Buffer.from(bytes.slice(0, Number(header[1])))));
-  }
-  return messages;
-}
 
 describe('interop: Eclipse Wakaama lwm2mclient judges Observe with Block2 and the bootstrap account', function () {
   this.timeout(30_000);

@@ -12,6 +12,9 @@
  *   burst ROUND con|non  every observed device sends one notification (value ROUND)
  *   pace VALUE con|non RATE SECONDS  notifications at RATE per second in all, spread evenly, round-robin
  *   blast ROUND        every device sends one notification-sized NON datagram to the server (a one-way baseline)
+ *   fetch OPS BLOCKS SZX  OPS GETs of firmware file blocks: each device asks /fw/P-I (its own name as the token)
+ *                      for its next Block2 block of 2^(SZX+4) bytes, 0 .. BLOCKS-1 over and over, at most W
+ *                      outstanding; 2.05 expected, the payload bytes counted
  *   stats              counters: ACKs of confirmable notifications, requests served
  *   quit
  * A request is retransmitted after 2 s without an answer, and counted lost after 4 retransmissions;
@@ -53,9 +56,10 @@ typedef struct {
   bool observed;
   struct sockaddr_in observer;
   uint32_t sequence;
+  uint32_t block; /* the next firmware block it fetches */
 } device_t;
 
-enum kind { REGISTER, UPDATE, ECHO };
+enum kind { REGISTER, UPDATE, ECHO, FETCH };
 
 static device_t *devices;
 static int count, first, window, epfd;
@@ -67,7 +71,8 @@ static uint64_t acks, served;
 /* The run in progress. */
 static enum kind kind;
 static int launched, finished, target;
-static uint64_t ok, bad, lost, retransmissions;
+static uint64_t ok, bad, lost, retransmissions, bytes;
+static int fetch_blocks = 1, fetch_szx = 6;
 static int first_bad_code = -1;
 static int outstanding[MAX_WINDOW];
 static int outstanding_count;
@@ -159,9 +164,26 @@ static size_t update_datagram(int index, uint8_t *out) {
   return at;
 }
 
+/* GET /fw/P-I with Block2 (its next block, 2^(szx+4) bytes): a device pulling its firmware package. */
+static size_t fetch_datagram(int index, uint8_t *out) {
+  device_t *d = &devices[index];
+  uint8_t token[4], value[3];
+  unsigned last = 0;
+  char name[64];
+  token_of(index, token);
+  size_t at = header(out, 0, 1, d->mid, token, 4);
+  at += put_option(out + at, &last, 11, "fw", 2);
+  int n = snprintf(name, sizeof name, "%s-%d", prefix, first + index);
+  at += put_option(out + at, &last, 11, name, (size_t)n);
+  uint32_t block = d->block << 4 | (uint32_t)fetch_szx;
+  size_t length = block > 0xffff ? 3 : block > 0xff ? 2 : block > 0 ? 1 : 0;
+  for (size_t i = 0; i < length; i++) value[i] = (uint8_t)(block >> (8 * (length - 1 - i)));
+  return at + put_option(out + at, &last, 23, value, length);
+}
+
 static void send_request(int index) {
   device_t *d = &devices[index];
-  size_t length = kind == UPDATE ? update_datagram(index, datagram) : register_datagram(index, datagram);
+  size_t length = kind == UPDATE ? update_datagram(index, datagram) : kind == FETCH ? fetch_datagram(index, datagram) : register_datagram(index, datagram);
   if (sendto(d->fd, datagram, length, 0, (struct sockaddr *)&server, sizeof server) < 0 && errno != EAGAIN && errno != ENOBUFS) fail("sendto");
   d->sent_at = now_ns();
 }
@@ -327,9 +349,13 @@ static void receive(int index) {
       uint8_t ack[4] = {0x60, 0, (uint8_t)(m.mid >> 8), (uint8_t)m.mid};
       send_to(d->fd, ack, 4, &from);
     }
-    int expected = kind == REGISTER ? 65 : 68;
+    int expected = kind == REGISTER ? 65 : kind == FETCH ? 69 : 68;
     if (m.code == expected && (kind != REGISTER || location_length > 0)) {
       ok++;
+      if (kind == FETCH) {
+        bytes += m.payload_length;
+        d->block = (d->block + 1) % (uint32_t)fetch_blocks;
+      }
       if (kind == REGISTER) {
         memcpy(d->location, location, location_length);
         d->location_length = location_length;
@@ -374,7 +400,7 @@ static void run(enum kind what, int operations) {
   kind = what;
   launched = finished = 0;
   target = operations;
-  ok = bad = lost = retransmissions = 0;
+  ok = bad = lost = retransmissions = bytes = 0;
   first_bad_code = -1;
   outstanding_count = 0;
   int64_t started = now_ns();
@@ -384,8 +410,8 @@ static void run(enum kind what, int operations) {
     retransmit_due();
     launch();
   }
-  printf("{\"ok\":%llu,\"bad\":%llu,\"lost\":%llu,\"retransmissions\":%llu,\"firstBadCode\":%d,\"ms\":%.3f}\n", (unsigned long long)ok,
-         (unsigned long long)bad, (unsigned long long)lost, (unsigned long long)retransmissions, first_bad_code, (now_ns() - started) / 1e6);
+  printf("{\"ok\":%llu,\"bad\":%llu,\"lost\":%llu,\"retransmissions\":%llu,\"bytes\":%llu,\"firstBadCode\":%d,\"ms\":%.3f}\n", (unsigned long long)ok,
+         (unsigned long long)bad, (unsigned long long)lost, (unsigned long long)retransmissions, (unsigned long long)bytes, first_bad_code, (now_ns() - started) / 1e6);
 }
 
 static void burst(uint32_t round, bool confirmable) {
@@ -518,6 +544,7 @@ int main(int argc, char **argv) {
       else if (!strcmp(command, "burst")) burst(argument, !strcmp(mode, "con"));
       else if (!strcmp(command, "pace")) pace(argument, !strcmp(mode, "con"), rate, seconds);
       else if (!strcmp(command, "blast")) blast(argument);
+      else if (!strcmp(command, "fetch") && sscanf(line, "%*s %u %d %d", &argument, &fetch_blocks, &fetch_szx) == 3 && fetch_blocks > 0 && fetch_szx >= 0 && fetch_szx <= 6) run(FETCH, (int)argument);
       else if (!strcmp(command, "stats")) printf("{\"acks\":%llu,\"served\":%llu}\n", (unsigned long long)acks, (unsigned long long)served);
       else if (!strcmp(command, "quit")) return 0;
       else printf("{\"error\":\"unknown command %s\"}\n", command);

@@ -78,4 +78,8 @@ async function wakaama() {
   };
 }
 
-module.exports = { pack, lwm2mNodeLib, nodeEcho, cEcho, wakaama };
+/** The pack with its firmware file service (bench/servers/firmware-pack.js), and the blob echo beside it. */
+const firmwarePack = () => forkServer('firmware-pack.js', [], { command: 'start' }, profile);
+const blobEcho = () => forkServer('blob-echo.js', [], undefined);
+
+module.exports = { pack, lwm2mNodeLib, nodeEcho, cEcho, wakaama, firmwarePack, blobEcho };

@@ -11,6 +11,9 @@ import { ObjectModel } from '../lib/model/object-model';
 import type { ServerConfigNode } from './config-nodes';
 import { SocketHost, refuseSettings } from './socket-host';
 import { registerAdminApi, trackServer } from './admin-api';
+import { FirmwareService } from '../lib/firmware/firmware-service';
+import { FilePackageStore } from '../lib/firmware/packages';
+import { addFirmwareService, removeFirmwareService } from './firmware-http';
 
 /** A device's security as the editor keeps it; its PSK key is in the credentials under its keyId. */
 interface SecurityEntry {
@@ -150,6 +153,10 @@ export = function register(RED: NodeAPI): void {
       this.warn(RED._('lwm2m-server.errors.noDtlsPort', { count: secured }));
     }
     const listeners = configuredListeners(address, port, extra);
+    // Before the server starts: campaigns saved before a restart and their files are back when the sockets open.
+    const packages = persist ? new FilePackageStore(path.join(RED.settings.userDir as string, 'lwm2m-state', `${this.id}.packages`)) : undefined;
+    this.firmware = new FirmwareService(server, { packages });
+    addFirmwareService(this.firmware);
     this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', listeners, count: () => server.registrations.size, warning });
     server.on('refused', (endpoint, peer, reason) => this.warn(RED._('lwm2m-server.errors.refused', { endpoint, peer: `${peer.address}:${peer.port}`, reason })));
     server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS or TLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
@@ -157,7 +164,11 @@ export = function register(RED: NodeAPI): void {
     trackServer(RED, this);
     this.on('close', (removed: boolean, done: () => void) => {
       if (removed) stores.delete(this.id);
-      this.host.close({ forget: removed }).then(done, done);
+      removeFirmwareService(this.firmware);
+      this.host
+        .close({ forget: removed })
+        .then(() => (removed ? this.firmware.destroy() : undefined))
+        .then(done, done);
     });
   }
   RED.nodes.registerType<ServerNodeThis, ServerNodeDef, object, ServerCredentials>('lwm2m-server', Lwm2mServerNode, {

@@ -2,13 +2,18 @@
 /** Registers simulated LwM2M devices to a server until interrupted: `lwm2m-sim-device --endpoint my-sensor`. */
 import { parseArgs } from 'node:util';
 import { SimulatedDevice } from './simulated-device';
+import { SimulatedFirmware } from './firmware-update';
 
 const USAGE = `usage: lwm2m-sim-device [--server coap://127.0.0.1:5683 | --bootstrap coap://127.0.0.1:5685] [--endpoint sim-device] [--count 1]
                         [--lifetime 60] [--lwm2m 1.1] [--binding U] [--queue] [--wander]
+                        [--firmware] [--model name]
                         [--server coaps://127.0.0.1:5684 --psk-identity id --psk-key hex]
                         [--server coap+tcp://127.0.0.1:5683 | coaps+tcp://127.0.0.1:5684 --psk-identity id --psk-key hex]
                         [--bootstrap-pack] [--object-version 3303=1.0 ...]
   --wander           change the temperature /3303/0/5700 every 5 s, notifying observers
+  --firmware         a Firmware Update object /5 (push and pull over CoAP, CoAPs, HTTP, HTTPS):
+                     a package whose first line is "LWM2M-SIM-FW <version>" installs that version
+  --model            the Model Number /3/0/1
   coaps://           DTLS with the PSK given (one device: --count 1)
   coap+tcp://        CoAP over TCP (RFC 8323), binding T
   coaps+tcp://       CoAP over TLS with the PSK given (one device: --count 1)
@@ -38,6 +43,8 @@ async function main(): Promise<void> {
       binding: { type: 'string', default: 'U' },
       queue: { type: 'boolean', default: false },
       wander: { type: 'boolean', default: false },
+      firmware: { type: 'boolean', default: false },
+      model: { type: 'string' },
       'bootstrap-pack': { type: 'boolean', default: false },
       'object-version': { type: 'string', multiple: true, default: [] },
       'psk-identity': { type: 'string' },
@@ -77,8 +84,11 @@ async function main(): Promise<void> {
       dtls: !bootstrapServer && scheme === 'coaps' ? psk : undefined,
       tcp: !bootstrapServer && scheme === 'coap+tcp',
       tls: !bootstrapServer && scheme === 'coaps+tcp' ? psk : undefined,
+      maxRequestBodyBytes: values.firmware ? 64 * 1024 * 1024 : undefined,
       objectVersions,
     });
+    if (values.model !== undefined) device.objects.get(3)?.get(0)?.set(1, values.model);
+    if (values.firmware) new SimulatedFirmware(device, { stepMs: 1000 });
     await device.start();
     devices.push(device);
     if (bootstrapServer) {

@@ -2,6 +2,7 @@ import type { Peer } from '../lib/coap/peer';
 import { Lwm2mPath } from '../lib/model/path';
 import { ObjectTreeInit, buildObjectTree } from './object-tree';
 import { SimulatedDevice } from './simulated-device';
+import { SimulatedFirmware, SimulatedFirmwareOptions } from './firmware-update';
 
 export interface FleetOptions {
   server: Peer;
@@ -13,6 +14,20 @@ export interface FleetOptions {
   lifetime?: number;
   queueMode?: boolean;
   ackTimeoutMs?: number;
+  /** A Firmware Update object (/5) on every device, device i with the options [i % length] (firmware 1.0.0, model number from modelOf). */
+  firmware?: SimulatedFirmwareOptions[];
+  /** Model Number (/3/0/1) of device i (default "sim"). */
+  models?: string[];
+}
+
+/** What a device of the fleet reports about its firmware. */
+export interface FirmwareReport {
+  endpoint: string;
+  version: unknown;
+  state: number;
+  result: number;
+  /** Registrations it made (an update that reboots the device makes one more). */
+  registrations: number;
 }
 
 /** Devices that send their notifications back to back before the fleet yields to its event loop. */
@@ -24,6 +39,7 @@ export type FleetCommand =
   | { command: 'register'; concurrency?: number }
   | { command: 'update' }
   | { command: 'burst'; round: number; confirmable: boolean }
+  | { command: 'firmware' }
   | { command: 'stop' };
 
 /**
@@ -47,6 +63,14 @@ export class SimulatedFleet {
         return this.devices.length;
       case 'burst':
         return this.burst(message.round, message.confirmable);
+      case 'firmware':
+        return this.devices.map((device): FirmwareReport => ({
+          endpoint: device.options.endpoint,
+          version: device.getResource('/3/0/3'),
+          state: device.getResource('/5/0/3') as number,
+          result: device.getResource('/5/0/5') as number,
+          registrations: device.registrations,
+        }));
       case 'stop':
         await Promise.all(this.devices.map((device) => device.stop()));
         this.devices.length = 0;
@@ -65,9 +89,11 @@ export class SimulatedFleet {
         server: options.server,
         lifetime: options.lifetime ?? 300,
         queueMode: options.queueMode,
-        objects: buildObjectTree({ 3: { 0: { 0: 'Node-RED LwM2M', 9: 100 } }, 3303: instances }),
+        objects: buildObjectTree({ 3: { 0: { 0: 'Node-RED LwM2M', 1: options.models?.[i % options.models.length] ?? 'sim', 3: '1.0.0', 9: 100 } }, 3303: instances }),
         transmission: { ackTimeoutMs: options.ackTimeoutMs ?? 2000 },
+        maxRequestBodyBytes: options.firmware ? 16 * 1024 * 1024 : undefined,
       });
+      if (options.firmware) new SimulatedFirmware(device, options.firmware[i % options.firmware.length]);
       await device.start();
       this.devices.push(device);
     }

@@ -1,7 +1,13 @@
 import type { ResourceValue } from '../lib/content/values';
 
-/** A simulated device's data: executables are functions, multiple resources are maps of instances. */
-export type ExecuteHandler = (args: string) => void;
+/** An error code and reason a device answers a request with. */
+export interface DeviceRefusal {
+  code: number;
+  reason: string;
+}
+
+/** A simulated device's data: executables are functions (which may refuse), multiple resources are maps of instances. */
+export type ExecuteHandler = (args: string) => void | DeviceRefusal;
 export type Resource = ResourceValue | ExecuteHandler | Map<number, ResourceValue>;
 /** objectId -> instanceId -> resourceId -> resource */
 export type ObjectTree = Map<number, Map<number, Map<number, Resource>>>;

@@ -14,7 +14,7 @@ import { ContentError, ContentRecord, ResourceValue, inferType } from '../lib/co
 import { Link, formatLinkFormat } from '../lib/lwm2m/link-format';
 import { ObjectModel } from '../lib/model/object-model';
 import { Lwm2mPath, PathError } from '../lib/model/path';
-import { ObjectTree, Resource, defaultObjectTree } from './object-tree';
+import { DeviceRefusal, ObjectTree, Resource, defaultObjectTree } from './object-tree';
 
 export interface SimulatedDeviceOptions {
   endpoint: string;
@@ -45,6 +45,10 @@ export interface SimulatedDeviceOptions {
   bootstrapServer?: Peer;
   /** Talks to the server over DTLS with this PSK (the handshake is part of start()). */
   dtls?: { identity: string; key: Buffer; connectionId?: boolean; cipherSuite?: DtlsClientOptions['cipherSuite'] };
+  /** Paths (and what is below them) whose Observe requests are answered as plain reads, as by a device that cannot observe them. */
+  unobservable?: string[];
+  /** Largest request body taken through Block1 (default 64 KiB; firmware packages need more). */
+  maxRequestBodyBytes?: number;
   /** Talks to the server over TCP (RFC 8323; the connection is made in start()). */
   tcp?: boolean;
   /** Talks to the server over TLS with this PSK (RFC 8323; connection and handshake in start()). */
@@ -57,6 +61,12 @@ interface Account {
   stream: boolean;
   psk?: { identity: string; key: Buffer };
 }
+
+/** A resource written through a handler of its own (a firmware Package) instead of being stored; it may refuse. */
+export type WriteHandler = (value: ResourceValue) => void | DeviceRefusal;
+
+/** Told as a body comes in Block1 blocks: the request path, the bytes so far, and whether more follow. */
+export type Block1Listener = (path: string, received: number, more: boolean) => void;
 
 /** An observation the server holds on this device. */
 interface Observer {
@@ -97,6 +107,10 @@ const ALL_FORMATS = [
   ContentFormat.Lwm2mCbor,
 ];
 
+function isRefusal(value: unknown): value is DeviceRefusal {
+  return typeof value === 'object' && value !== null && typeof (value as DeviceRefusal).code === 'number';
+}
+
 /** What an LwM2M 1.2 client speaks besides: SenML FETCH and PATCH packs (RFC 8790). */
 const FORMATS_1_2 = [...ALL_FORMATS.slice(0, 5), ContentFormat.SenmlEtchJson, ContentFormat.SenmlEtchCbor, ...ALL_FORMATS.slice(5)];
 
@@ -124,6 +138,13 @@ export class SimulatedDevice {
   readonly attributes = new Map<string, Record<string, string>>();
   /** The object model in the versions this device announces. */
   readonly model: ObjectModel;
+  /** Resources with behaviour of their own, by path ("/5/0/0"). */
+  readonly writeHandlers = new Map<string, WriteHandler>();
+  /** Objects whose new instances (Create without values) start with resources of their own, by object id. */
+  readonly instanceFactories = new Map<number, (instanceId: number) => Map<number, Resource>>();
+  private readonly block1Listeners = new Set<Block1Listener>();
+  /** Registers sent (a firmware update that reboots the device sends one more). */
+  registrations = 0;
   /** Talks to the LwM2M server; after a bootstrap, over what the account it was given says (coap://, coaps://, coap+tcp://, coaps+tcp:// with its PSK). */
   private endpoint: CoapEndpoint | StreamEndpoint;
   private dtls?: DtlsClient;
@@ -160,7 +181,13 @@ export class SimulatedDevice {
 
   private newEndpoint(server: Peer, transport: DtlsClient | undefined): CoapEndpoint {
     const address = this.options.address ?? (server.address.includes(':') ? '::1' : '127.0.0.1');
-    const endpoint = new CoapEndpoint({ address, port: 0, transmission: this.options.transmission, transport }, (request) => this.answer(request));
+    const endpoint = new CoapEndpoint(
+      { address, port: 0, transmission: this.options.transmission, transport, maxRequestBodyBytes: this.options.maxRequestBodyBytes },
+      (request) => this.answer(request),
+    );
+    endpoint.on('block1', (_peer: Peer, path: string, received: number, more: boolean) => {
+      for (const listener of this.block1Listeners) listener(path, received, more);
+    });
     // A Reset for a notification cancels its observation (RFC 7641 section 3.6).
     endpoint.on('reset', (_peer: Peer, messageId: number) => {
       const tokenKey = this.recentNotifications.get(messageId);
@@ -244,6 +271,7 @@ export class SimulatedDevice {
   /** Registers; like a client that starts afresh, it drops the observations of an earlier registration. */
   async register(extraQuery: Record<string, string | true> = {}): Promise<string> {
     this.observers.clear();
+    this.registrations++;
     const { endpoint, lifetime = 60, lwm2mVersion = '1.1', binding = 'U', queueMode = false } = this.options;
     const response = await this.send(Method.POST, '/rd', {
       query: { ep: endpoint, lt: lifetime, lwm2m: lwm2mVersion, b: binding, Q: queueMode ? true : undefined, ...extraQuery },
@@ -377,7 +405,9 @@ export class SimulatedDevice {
 
   /** The executable resources of a Server instance: Registration Update Trigger (8) and Bootstrap-Request Trigger (9). */
   private addServerTriggers(instance: Map<number, Resource>): void {
-    instance.set(8, () => setImmediate(() => this.update().catch(() => undefined)));
+    instance.set(8, () => {
+      setImmediate(() => this.update().catch(() => undefined));
+    });
     instance.set(9, () => {
       if (!this.options.bootstrapServer) return;
       setImmediate(() => this.bootstrap().then(() => this.register()).catch(() => undefined));
@@ -442,6 +472,46 @@ export class SimulatedDevice {
       sends.push(sent);
     }
     await Promise.all(sends);
+  }
+
+  /** Follows request bodies that come in Block1 blocks (a firmware package being pushed). */
+  onBlock1(listener: Block1Listener): void {
+    this.block1Listeners.add(listener);
+  }
+
+  /**
+   * Downloads a file as a device does for a Package URI: coap:// from its own
+   * socket (coaps:// over its DTLS session with the server) in Block2 blocks
+   * of 2^(szx+4) bytes, http(s):// with the platform's HTTP client.
+   */
+  async download(uri: string, options: { szx?: number; timeoutMs?: number; maxBytes?: number } = {}): Promise<Buffer> {
+    const url = new URL(uri);
+    const scheme = url.protocol.slice(0, -1);
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    if (scheme === 'http' || scheme === 'https') {
+      const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+      if (!response.ok) throw new Error(`HTTP ${response.status} for ${url.pathname}`);
+      return Buffer.from(await response.arrayBuffer());
+    }
+    if (!['coap', 'coaps', 'coap+tcp', 'coaps+tcp'].includes(scheme)) throw new Error(`unsupported protocol ${scheme}`);
+    // The device fetches over the connection it has with its server (its DTLS session, its TCP or TLS connection).
+    if (scheme !== this.endpoint.scheme) throw new Error(`${scheme}:// is not what this device talks to its server`);
+    await this.connected();
+    const peer = { address: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (scheme.startsWith('coaps') ? 5684 : 5683)) };
+    const response = await requestBlockwise(
+      this.endpoint,
+      peer,
+      { code: Method.GET, options: pathOptions(OptionNumber.UriPath, decodeURIComponent(url.pathname)) },
+      { block2Szx: options.szx ?? 6, timeoutMs, maxResponseBytes: options.maxBytes ?? 64 * 1024 * 1024 },
+    );
+    if (response.code !== ResponseCode.Content) throw new ServerRejectedError(response);
+    return response.payload;
+  }
+
+  /** Notifies the observers of each path (values the device's own logic changed in its tree). */
+  async notifyPaths(paths: string[]): Promise<void> {
+    // A notification that cannot be built (its instance deleted meanwhile) is not sent; the others are.
+    await Promise.all(paths.map((path) => this.notify(Lwm2mPath.parse(path)).catch(() => undefined)));
   }
 
   /** Reports values with the Send operation (POST /dp). */
@@ -574,6 +644,7 @@ export class SimulatedDevice {
     const tokenKey = request.message.token.toString('hex');
     if (observe === 1) this.observers.delete(tokenKey);
     if (observe !== 0) return response;
+    if (this.options.unobservable?.some((prefix) => paths.some((path) => path.startsWith(Lwm2mPath.parse(prefix))))) return response;
     if (request.queries.length > 0 && (this.options.lwm2mVersion ?? '1.1') !== '1.2') throw new Refusal(ResponseCode.BadRequest, 'attributes in an Observe are LwM2M 1.2');
     const attributes = this.parseAttributes(request.queries);
     this.observers.set(tokenKey, { token: Buffer.from(request.message.token), peer: request.peer, paths, target, accept, sequence: 1, attributes });
@@ -654,6 +725,12 @@ export class SimulatedDevice {
       if (resources.get(target.resourceId!) instanceof Map) resources.set(target.resourceId!, new Map());
     }
     for (const record of records) {
+      const handler = this.writeHandlers.get(record.path.toString());
+      if (handler) {
+        const refusal: unknown = handler(record.value);
+        if (isRefusal(refusal)) throw new Refusal(refusal.code, refusal.reason);
+        continue;
+      }
       const resources = this.instances(record.path).get(record.path.instanceId!)!;
       const current = resources.get(record.path.resourceId!);
       if (typeof current === 'function') throw new Refusal(ResponseCode.MethodNotAllowed, `${record.path} is executable`);
@@ -669,7 +746,9 @@ export class SimulatedDevice {
     const resource = this.instances(target).get(target.instanceId!)!.get(target.resourceId!);
     if (resource === undefined) throw new Refusal(ResponseCode.NotFound, `no resource ${target}`);
     if (typeof resource !== 'function') throw new Refusal(ResponseCode.MethodNotAllowed, `${target} is not executable`);
-    resource(args);
+    const refusal: unknown = resource(args);
+    // Handlers written in JavaScript may return anything; only a {code, reason} refuses.
+    if (isRefusal(refusal)) throw new Refusal(refusal.code, refusal.reason);
     return { code: ResponseCode.Changed };
   }
 
@@ -678,7 +757,7 @@ export class SimulatedDevice {
     let instanceId = records[0]?.path.instanceId ?? 0;
     if (records.length === 0) while (instances.has(instanceId)) instanceId++;
     if (instances.has(instanceId)) throw new Refusal(ResponseCode.BadRequest, `instance ${target}/${instanceId} already exists`);
-    instances.set(instanceId, new Map());
+    instances.set(instanceId, this.instanceFactories.get(target.objectId!)?.(instanceId) ?? new Map());
     this.write(records, target, false);
     return { code: ResponseCode.Created, options: pathOptions(OptionNumber.LocationPath, `${target}/${instanceId}`) };
   }

@@ -10,9 +10,10 @@ const observeNode = require('../../dist/nodes/lwm2m-observe.js');
 const bootstrapServerNode = require('../../dist/nodes/lwm2m-bootstrap-server.js');
 const bootstrapNodes = require('../../dist/nodes/lwm2m-bootstrap.js');
 const onem2mNodes = require('../../dist/nodes/lwm2m-onem2m.js');
+const firmwareNode = require('../../dist/nodes/lwm2m-firmware.js');
 const catchNode = nodeRedModule('@node-red/nodes/core/common/25-catch.js');
 
-const NODES = [serverNode, eventsNode, operationNodes, observeNode, bootstrapServerNode, bootstrapNodes, onem2mNodes, catchNode];
+const NODES = [serverNode, eventsNode, operationNodes, observeNode, bootstrapServerNode, bootstrapNodes, onem2mNodes, firmwareNode, catchNode];
 
 /** Loads a flow into the real Node-RED runtime of the test helper; helper nodes start collecting msgs at once. */
 async function load(flow, credentials = {}, nodes = NODES) {

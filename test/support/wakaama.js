@@ -178,9 +178,31 @@ function lightClient({ endpoint, port, lifetime = 300, queueMode = false }) {
   return new WakaamaProcess('lightclient', args);
 }
 
+/**
+ * The CoAP messages a Wakaama client printed as received ("N bytes received from ..." and a hex dump of
+ * 16 bytes a line), decoded: what the server really sent it.
+ */
+function receivedByClient(output) {
+  const { decode } = require('../../dist/lib/coap/message');
+  const messages = [];
+  const lines = output.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const header = /^(\d+) bytes received from/.exec(lines[i]);
+    if (!header) continue;
+    const bytes = [];
+    for (let j = i + 1; j < lines.length && bytes.length < Number(header[1]); j++) {
+      const hex = /^((?:[0-9A-F]{2} {1,2}){0,15}[0-9A-F]{2})/.exec(lines[j]);
+      if (!hex) break;
+      bytes.push(...hex[1].trim().split(/ +/).map((byte) => parseInt(byte, 16)));
+    }
+    messages.push(decode(Buffer.from(bytes.slice(0, Number(header[1])))));
+  }
+  return messages;
+}
+
 /** Kills every Wakaama process still running; for afterEach/after hooks. */
 async function stopAllWakaama() {
   await Promise.all([...running].map((peer) => peer.kill()));
 }
 
-module.exports = { requireWakaama, lwm2mClient, lightClient, stopAllWakaama, WakaamaProcess };
+module.exports = { requireWakaama, lwm2mClient, lightClient, stopAllWakaama, receivedByClient, WakaamaProcess };

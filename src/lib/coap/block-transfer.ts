@@ -1,4 +1,4 @@
-import { Method, OptionNumber, ResponseCode } from './codes';
+import { Method, OptionNumber, ResponseCode, codeClass } from './codes';
 import { blockSize, decodeBlock, encodeBlock } from './block';
 import { type OutgoingRequest, type RequestOptions, TICK_MASK } from './endpoint';
 import type { MessageLayer } from './message-layer';
@@ -12,6 +12,10 @@ export interface BlockwiseOptions extends RequestOptions {
   block1Szx?: number;
   /** Largest response body accepted through Block2. */
   maxResponseBytes?: number;
+  /** Asks for the answer in Block2 blocks of 2^(szx+4) bytes from the first request on (RFC 7959 section 2.4, early negotiation). */
+  block2Szx?: number;
+  /** Told, after each Block1 block the peer took, how much of the body it has (a 4.13 that restarts the body starts it again at 0). */
+  onProgress?: (sentBytes: number, totalBytes: number) => void;
 }
 
 const DEFAULT_SZX = 5;
@@ -40,7 +44,7 @@ export function requestBlockwise(endpoint: MessageLayer, peer: Peer, request: Ou
   const startedAt = endpoint.ticks;
   // Most requests fit in one message and most answers too: no async machinery unless a block-wise answer needs it.
   if (body.length <= (limits === undefined ? blockSize(szx) : limits.singleMessageBytes)) {
-    const single = baseOptions === given ? request : { ...request, options: baseOptions };
+    const single = options.block2Szx !== undefined ? withBlock2Size(request, baseOptions, options.block2Szx) : baseOptions === given ? request : { ...request, options: baseOptions };
     // What the callback keeps is kept for every read: the request (not its body apart), and the start as a small integer.
     return endpoint.request(peer, single, options).then((response) => {
       if (blockOption(response, OptionNumber.Block2, endpoint.reliable)?.more) {
@@ -54,6 +58,11 @@ export function requestBlockwise(endpoint: MessageLayer, peer: Peer, request: Ou
     });
   }
   return sendBlock1(new FollowUps(endpoint, peer, request.code, baseOptions, body, options, startedAt), szx);
+}
+
+/** The first request of a transfer that asks for its answer in blocks of a size (RFC 7959 section 2.4). */
+function withBlock2Size(request: OutgoingRequest, baseOptions: CoapOption[], szx: number): OutgoingRequest {
+  return { ...request, options: [...baseOptions, uintOptionOf(OptionNumber.Block2, encodeBlock({ num: 0, more: false, szx }))] };
 }
 
 /** Milliseconds since the endpoint ticks given (right for transfers shorter than 12 days). */
@@ -144,10 +153,15 @@ async function sendBlock1(transfer: FollowUps, szx: number): Promise<CoapMessage
       if (smaller === undefined) return response;
       szx = smaller;
       offset = 0;
+      transfer.options.onProgress?.(0, body.length);
       continue;
     }
-    if (!more) return collectBlock2(transfer, response);
+    if (!more) {
+      if (codeClass(response.code) === 2) transfer.options.onProgress?.(body.length, body.length);
+      return collectBlock2(transfer, response);
+    }
     if (response.code !== ResponseCode.Continue) return response;
+    transfer.options.onProgress?.(offset + size, body.length);
     // The server may ask for smaller blocks (RFC 7959 section 2.3).
     const echoed = blockOption(response, OptionNumber.Block1, transfer.acceptsBert);
     offset += size;

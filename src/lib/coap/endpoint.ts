@@ -637,6 +637,11 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
       return;
     }
     const assembly = assembleBlock1(peer, message, this.block1);
+    // Progress of a body coming in blocks, for whoever follows it (the simulator's firmware download): only when someone listens.
+    if ((assembly.block1Option !== undefined || assembly.response?.code === ResponseCode.Continue) && this.listenerCount('block1') > 0) {
+      const received = assembly.response ? (peer.blockTransfer?.received ?? 0) : assembly.payload.length;
+      this.emit('block1', { address: peer.address, port: peer.port } satisfies Peer, uriPath(message.options), received, assembly.response !== undefined);
+    }
     if (assembly.response) {
       answer(assembly.response);
       return;

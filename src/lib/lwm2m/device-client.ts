@@ -1,5 +1,5 @@
 import { OptionNumber, codeClass, formatCode } from '../coap/codes';
-import { completeBlock2, requestBlockwise } from '../coap/block-transfer';
+import { BlockwiseOptions, completeBlock2, requestBlockwise } from '../coap/block-transfer';
 import type { MessageLayer } from '../coap/message-layer';
 import type { Transport } from './registration';
 import { identityKey } from './security';
@@ -82,6 +82,8 @@ export interface SendOptions {
    * device it can be parked (detach) and handed back after a redeploy or restart.
    */
   park?: { owner: string; msg: unknown };
+  /** For a large body (a firmware package): told how much of it the device has taken, block by block. */
+  onProgress?: (sentBytes: number, totalBytes: number) => void;
 }
 
 /** A request waiting for a sleeping device, which detach() can turn back into its msg. */
@@ -229,18 +231,16 @@ export class DeviceClient {
   private exchange(registration: Registration, spec: CoapRequestSpec, options: SendOptions): Promise<CoapMessage> {
     const endpoint = this.endpointTo(registration);
     if (endpoint instanceof Error) return Promise.reject(endpoint);
+    const blockwise: BlockwiseOptions = {
+      timeoutMs: options.timeoutMs ?? this.options.defaultTimeoutMs ?? 10_000,
+      block1Szx: this.options.block1Szx,
+      token: options.token,
+      onNotification: options.onNotification,
+    };
+    // Only a firmware package is followed block by block: every read keeps the smaller object.
+    if (options.onProgress) blockwise.onProgress = options.onProgress;
     // The registration is the peer: its address and port are read now, as the request leaves.
-    return requestBlockwise(
-      endpoint,
-      registration,
-      toCoapRequest(spec, registration.rootPath),
-      {
-        timeoutMs: options.timeoutMs ?? this.options.defaultTimeoutMs ?? 10_000,
-        block1Szx: this.options.block1Szx,
-        token: options.token,
-        onNotification: options.onNotification,
-      },
-    );
+    return requestBlockwise(endpoint, registration, toCoapRequest(spec, registration.rootPath), blockwise);
   }
 
   /** The endpoint that reaches the device now, or why none does. */

@@ -1,6 +1,6 @@
 import { TypedEmitter } from '../typed-emitter';
 import { ResponseCode } from '../coap/codes';
-import { IncomingRequest, MalformedDatagram, OutgoingResponse, diagnostic } from '../coap/endpoint';
+import { IncomingRequest, MalformedDatagram, diagnostic } from '../coap/endpoint';
 import type { Peer } from '../coap/peer';
 import type { PeerIdentity } from '../dtls/credentials';
 import type { ContentRecord } from '../content/values';
@@ -14,11 +14,11 @@ import { EndpointBindings } from './endpoint-bindings';
 import { RegistrationStore } from './registration-store';
 import type { DeviceRequest, ResponseBase } from './requests/device-request';
 import { SendInterface } from './send-interface';
-import { CollectionName, ParkedRequest, PersistedObservation, StateStore, StoredState, deriveStateKey, entryJson, openText, parseEntry, sealText } from './state';
+import { CollectionName, ParkedRequest, PersistedObservation, ServiceCollection, StateStore, StoredState, deriveStateKey, entryJson, openText, parseEntry, sealText } from './state';
 import { ConnectionJson, ConnectionRecord, DtlsSession, SessionJson, connectionFromJson, connectionToJson, sessionFromJson, sessionToJson } from '../dtls/session';
 import { randomText } from '../random-text';
 import { SecurityRegistry, identityKey } from './security';
-import { BoundListener, ListenerOptions, Listeners } from './listeners';
+import { BoundListener, ListenerOptions, Listeners, TransportHandler } from './listeners';
 
 export interface Lwm2mServerOptions extends ListenerOptions {
   /** Which endpoint must use which credentials; empty (every NoSec device may register) by default. */
@@ -74,7 +74,22 @@ export type Lwm2mServerEvents = {
   malformed: [detail: MalformedDatagram];
   /** A fault inside the server (a handler bug, a socket error, a state file that cannot be written); never thrown. */
   warning: [error: Error];
+  /** The saved state is back (restoredEntries), the sockets not bound yet: services beside the server pick up their entries. */
+  restored: [];
+  /** stop() began: services beside the server keep their last entries (keepEntry) before the final save. */
+  stopping: [];
 };
+
+/** Answers the requests to a resource a service serves on the server's sockets (a file service); undefined for the others. */
+export type ResourceHandler = (request: IncomingRequest, transport: Transport) => ReturnType<TransportHandler> | undefined;
+
+/** An entry a service changed since the last save: its JSON, or undefined to delete it. */
+interface ServiceEntryChange {
+  collection: ServiceCollection;
+  id: string;
+  json: string | undefined;
+  expiresAt?: number;
+}
 
 /**
  * An LwM2M server on plain UDP, DTLS, TCP and/or TLS endpoints: the
@@ -106,6 +121,13 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   private readonly changedBindings = new Set<string>();
   /** The JSON last stored per observation (token) and parked request: only what changed is written again. */
   private readonly stored: Record<'observations' | 'parked', Map<string, string>> = { observations: new Map(), parked: new Map() };
+  /** The entries of services' collections found at start, and their changes since the last save. */
+  private restoredServiceState?: StoredState;
+  private readonly serviceChanges = new Map<string, ServiceEntryChange>();
+  /** Resources served beside the Registration interface and Send (see serve). */
+  private readonly resources: ResourceHandler[] = [];
+  /** How long a request may wait for a sleeping queue-mode device (the client's default time to live). */
+  readonly queueTtlMs: number;
   private saveTimer?: NodeJS.Timeout;
   private dtlsSaveCheck?: NodeJS.Timeout;
   private saving: Promise<void> = Promise.resolve();
@@ -118,6 +140,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     super();
     this.stateStore = options.stateStore;
     this.stateKey = options.stateKey !== undefined && options.stateKey.length > 0 ? deriveStateKey(options.stateKey) : undefined;
+    this.queueTtlMs = options.client?.defaultTtlMs ?? 300_000;
     this.model = options.model ?? ObjectModel.builtIn();
     this.presence = new PresenceTracker(options.awakeTimeMs ?? 93_000, (registration, awake) => this.emit(awake ? 'awake' : 'sleeping', registration));
     this.registrations = new RegistrationStore((registration) => {
@@ -214,6 +237,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     } catch (error) {
       this.emit('warning', new Error(`saved state not restored: ${(error as Error).message}`));
     }
+    this.emit('restored');
     // Requests from flows wait for ready: by then the sockets are bound (or failed to bind).
     try {
       return await this.coap.start();
@@ -221,6 +245,41 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       this.isReady = true;
       this.restored();
     }
+  }
+
+  /**
+   * Serves a further resource on the server's sockets (plain and DTLS, and
+   * any transport that hands its requests to the server): the handler answers
+   * the requests it recognises and returns undefined for the others.
+   */
+  serve(handler: ResourceHandler): void {
+    this.resources.push(handler);
+  }
+
+  /** The entries a service saved in its collection, as the last start found them, not expired; empty without a state store. */
+  restoredEntries<T>(collection: ServiceCollection): [string, T][] {
+    const list: [string, T][] = [];
+    for (const [id, entry] of this.restoredServiceState?.[collection] ?? []) {
+      try {
+        list.push([id, parseEntry<T>(entry.json)]);
+      } catch (error) {
+        this.emit('warning', new Error(`${collection} ${id} not restored: ${(error as Error).message}`));
+      }
+    }
+    return list;
+  }
+
+  /**
+   * Keeps an entry of a service's collection in the state store with the
+   * next save (value undefined: removes it), until expiresAt (ms since the
+   * epoch). Values are written as JSON with Buffers and Dates kept.
+   */
+  keepEntry(collection: ServiceCollection, id: string, value: unknown, expiresAt?: number): void {
+    if (!this.stateStore) return;
+    const json = value === undefined ? undefined : this.entryText(value, () => `${collection} ${id}`);
+    if (value !== undefined && json === undefined) return;
+    this.serviceChanges.set(`${collection}/${id}`, { collection, id, json, expiresAt });
+    this.scheduleSave();
   }
 
   /** Takes back an owner's requests that wait for sleeping devices, to hand them to its next instance. */
@@ -319,6 +378,11 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     this.changedBindings.clear();
     this.syncCollection(store, 'observations', new Map(this.observations.persisted().map((observation) => [observation.token, observation])), (token) => `the observation ${token}`);
     this.syncCollection(store, 'parked', this.parked, (id, request) => `the request ${id} waiting for ${request.endpoint}`, (request) => request.deadline);
+    for (const { collection, id, json, expiresAt } of this.serviceChanges.values()) {
+      if (json === undefined) store.delete(collection, id);
+      else store.put(collection, id, json, expiresAt);
+    }
+    this.serviceChanges.clear();
     this.saveDtls(store);
     // Saves run one after the other, so an older state never lands after a newer one.
     this.saving = this.saving
@@ -426,6 +490,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       if (request.deadline > now && this.registrations.getByEndpoint(request.endpoint)) this.parked.set(id, request);
     }
     this.restoreDtls(state);
+    this.restoredServiceState = state;
   }
 
   /** Opens the sealed DTLS sessions and connections and hands them to the DTLS server; ones sealed under another key are dropped. */
@@ -495,6 +560,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
    * emptied.
    */
   async stop(options: { forget?: boolean } = {}): Promise<void> {
+    this.emit('stopping');
     clearTimeout(this.saveTimer);
     clearInterval(this.dtlsSaveCheck);
     this.saveTimer = undefined;
@@ -553,9 +619,13 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     this.presence.forget(registration.endpoint);
   }
 
-  private handle(request: IncomingRequest, transport: Transport): OutgoingResponse {
+  private handle(request: IncomingRequest, transport: Transport): ReturnType<TransportHandler> {
     const response = this.registrationInterface.handle(request, transport) ?? this.sendInterface.handle(request, transport);
     if (response) return response;
+    for (const resource of this.resources) {
+      const answer = resource(request, transport);
+      if (answer) return answer;
+    }
     return diagnostic(ResponseCode.NotFound, `no resource ${request.path}`);
   }
 }

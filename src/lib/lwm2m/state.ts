@@ -36,12 +36,16 @@ export interface ParkedRequest {
  * What a server keeps, one collection per kind, each entry under its own id
  * with an optional expiry: registrations (by endpoint), observations (by
  * token), parked requests, DTLS sessions and connections (sealed: see
- * sealText), and the DTLS identity each endpoint name is bound to (by
- * endpoint). Later kinds (firmware campaigns, bootstrap configurations) are
- * further collections.
+ * sealText), the DTLS identity each endpoint name is bound to (by
+ * endpoint), and the collections of services beside the server (firmware
+ * campaigns, by campaign and device). Later kinds (bootstrap configurations)
+ * are further collections.
  */
-export const COLLECTIONS = ['registrations', 'observations', 'parked', 'dtlsSessions', 'dtlsConnections', 'bindings'] as const;
+export const COLLECTIONS = ['registrations', 'observations', 'parked', 'dtlsSessions', 'dtlsConnections', 'bindings', 'firmware'] as const;
 export type CollectionName = (typeof COLLECTIONS)[number];
+
+/** The collections a service beside the server writes through it (Lwm2mServer.keepEntry). */
+export type ServiceCollection = 'firmware';
 
 /** An entry as a store holds it: JSON text, and when it may be dropped (ms since the epoch). */
 export interface StoredEntry {
