@@ -48,7 +48,8 @@ describe('editor: the LwM2M devices panel and device console in Chromium', funct
     const objects = defaultObjectTree('panel-device', (args) => executed.push(args));
     // A writable resource with several instances: Supported Server Versions of the Server object.
     objects.get(1).get(0).set(25, buildObjectTree({ 1: { 0: { 25: ['1.0', '1.1'] } } }).get(1).get(0).get(25));
-    device = new SimulatedDevice({ endpoint: 'panel-device', server: { address: '127.0.0.1', port: lwm2mPort }, lifetime: 300, objects });
+    // Announced versions type its values: Supported Server Versions (/1/x/25) is in Server 1.2, Application Type (/3303/x/5750) in Temperature 1.1.
+    device = new SimulatedDevice({ endpoint: 'panel-device', server: { address: '127.0.0.1', port: lwm2mPort }, lifetime: 300, objects, objectVersions: { 1: '1.2', 3303: '1.1' } });
     await device.start();
     await device.register();
     browser = await launchBrowser();
@@ -104,7 +105,7 @@ describe('editor: the LwM2M devices panel and device console in Chromium', funct
     assert.equal(await detail('queued'), '0');
     assert.match(await detail('address'), /^127\.0\.0\.1:\d+ \(udp\)$/);
     assert.equal(await detail('security'), 'NoSec');
-    assert.match(await detail('objectVersions'), /3@1\.1\*/);
+    assert.match(await detail('objectVersions'), /1@1\.2 .*3@1\.1\* .*3303@1\.1/);
     assert.match(await page.locator('.lwm2m-log-state').innerText(), /recording/);
   });
 
