@@ -193,7 +193,7 @@ describe('editor: node dialogs, examples and the palette in Chromium', function 
     assert.deepEqual(types, Object.keys(NODE_DEFAULTS).filter((type) => !['lwm2m-server', 'lwm2m-bootstrap-server', 'lwm2m-onem2m'].includes(type)).sort());
     for (const entry of palette) assert.equal(entry.lines, 1, `${entry.label} fits on one line`);
     const iconOf = (type) => palette.find((entry) => entry.type === type).icon;
-    const families = [['lwm2m-events'], ['lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-create', 'lwm2m-delete', 'lwm2m-discover', 'lwm2m-write-attributes'], ['lwm2m-observe'], ['lwm2m-bootstrap', 'lwm2m-bootstrap-events'], ['lwm2m-onem2m-events']];
+    const families = [['lwm2m-events'], ['lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-create', 'lwm2m-delete', 'lwm2m-discover', 'lwm2m-write-attributes'], ['lwm2m-observe'], ['lwm2m-firmware'], ['lwm2m-bootstrap', 'lwm2m-bootstrap-events'], ['lwm2m-onem2m-events']];
     for (const family of families) assert.equal(new Set(family.map(iconOf)).size, 1, `one icon for ${family.join(', ')}`);
     assert.equal(new Set(families.map((family) => iconOf(family[0]))).size, families.length, 'each family its own icon');
     for (const family of families) {

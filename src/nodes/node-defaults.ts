@@ -85,6 +85,36 @@ export const NODE_DEFAULTS = {
     observe: '',
     maxInstances: 10,
   },
+  /** Empty settings come from the msg, else the defaults of the campaign (src/nodes/lwm2m-firmware.ts). */
+  'lwm2m-firmware': {
+    name: '',
+    server: '',
+    /** "5" (Firmware Update) or "9" (Software Management). */
+    object: '5',
+    /** update (5); install, activate, deactivate, uninstall (9); empty: msg.action. */
+    action: 'update',
+    /** Empty: msg.endpoints or msg.endpoint, else every device with the object. */
+    endpoint: '',
+    endpointType: 'str',
+    model: '',
+    version: '',
+    instanceId: '',
+    activate: false,
+    /** Empty: msg.delivery, else auto. */
+    delivery: 'auto',
+    concurrency: '',
+    retries: '',
+    /** Seconds, as are the download and update timeouts and the poll interval. */
+    timeout: '',
+    downloadTimeout: '',
+    updateTimeout: '',
+    pollInterval: '',
+    coapUri: '',
+    coapsUri: '',
+    coapTcpUri: '',
+    coapsTcpUri: '',
+    httpUri: '',
+  },
   'lwm2m-onem2m-events': { name: '', ipe: '', mirrored: false, failed: true, command: true, reachability: true },
 };
 
