@@ -10,6 +10,7 @@ const { Lwm2mPath } = require('../dist/lib/model/path');
 const { encode, decode } = require('../dist/lib/coap/message');
 const { formatCode } = require('../dist/lib/coap/codes');
 const { freePort, RawPeer, once } = require('./support/udp');
+const { until } = require('./support/wait');
 
 const FAST = { ackTimeoutMs: 100, maxRetransmit: 2 };
 
@@ -81,7 +82,61 @@ describe('bootstrap server', () => {
     assert.equal((await registered)[0].endpoint, 'fresh');
   });
 
-  it('writes PSK accounts, the bootstrap account and ACLs, and keeps keys out of events', async () => {
+  it('never hands key material to a device that did not authenticate over DTLS: 4.03 and a failed event', async () => {
+    bootstrap.setConfig('meter-9', parseBootstrapConfig({ uri: 'coaps://127.0.0.1:5684', securityMode: 'psk', pskIdentity: 'meter-9-id', pskKey: '6b65796b65796b6579' }));
+    const failed = once(bootstrap, 'failed');
+    // Anyone can send POST /bs?ep=meter-9 over plain UDP.
+    const raw = await RawPeer.open();
+    try {
+      const request = encode({ type: 0, code: 2, messageId: 9, token: Buffer.from([9]), options: [{ number: 11, value: Buffer.from('bs') }, { number: 15, value: Buffer.from('ep=meter-9') }], payload: Buffer.alloc(0) });
+      const answer = decode(await raw.exchange(request, bsPort));
+      assert.equal(formatCode(answer.code), '4.03');
+      const [endpoint, reason] = await failed;
+      assert.equal(endpoint, 'meter-9');
+      assert.match(reason, /secret keys \(PSK key of server 1\).*only to a device that authenticated \(DTLS or TLS\)/);
+      assert.equal(reason.includes('6b6579'), false);
+      // Nothing else came: no Bootstrap-Write of /0/0/5.
+      assert.equal(await raw.next(300), undefined);
+      // Nor in one answer (LwM2M 1.2 Bootstrap-Pack-Request).
+      const pack = encode({ type: 0, code: 1, messageId: 10, token: Buffer.from([10]), options: [{ number: 11, value: Buffer.from('bspack') }, { number: 15, value: Buffer.from('ep=meter-9') }], payload: Buffer.alloc(0) });
+      const packAnswer = decode(await raw.exchange(pack, bsPort));
+      assert.equal(formatCode(packAnswer.code), '4.03');
+      assert.equal(packAnswer.payload.toString('hex').includes('6b6579'), false);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('runs a bounded number of sessions at once: 5.03 beyond, as forged requests would pile up', async () => {
+    await bootstrap.stop();
+    bootstrap = new BootstrapServer({ address: '127.0.0.1', port: bsPort, transmission: FAST, requestTimeoutMs: 1000, maxSessions: 2 });
+    bootstrap.setDefaultConfig(parseBootstrapConfig({ uri: `coap://127.0.0.1:${port}` }));
+    await bootstrap.start();
+    // Devices that ask and then never answer (not even the ping) hold their sessions.
+    const silent = await Promise.all([0, 1, 2].map(() => RawPeer.open()));
+    const failures = [];
+    bootstrap.on('failed', (endpoint) => failures.push(endpoint));
+    try {
+      for (const peer of silent) peer.socket.removeAllListeners('message');
+      const request = (i) => encode({ type: 0, code: 2, messageId: i, token: Buffer.from([i]), options: [{ number: 11, value: Buffer.from('bs') }, { number: 15, value: Buffer.from(`ep=silent-${i}`) }], payload: Buffer.alloc(0) });
+      await silent[0].send(request(0), bsPort);
+      await silent[1].send(request(1), bsPort);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const third = new Promise((resolve) => silent[2].socket.once('message', resolve));
+      await silent[2].send(request(2), bsPort);
+      assert.equal(formatCode(decode(await third).code), '5.03');
+      // A real device gets its turn once the silent ones have given up.
+      await until(() => failures.length === 2, 5000, 'the silent sessions to fail');
+      await (await device('patient')).bootstrap();
+    } finally {
+      await Promise.all(silent.map((p) => p.close()));
+    }
+  });
+
+  it('writes PSK accounts, the bootstrap account and ACLs over plain UDP when allowed, and keeps keys out of events', async () => {
+    await bootstrap.stop();
+    bootstrap = new BootstrapServer({ address: '127.0.0.1', port: bsPort, transmission: FAST, requestTimeoutMs: 1000, allowKeysInClear: true });
+    await bootstrap.start();
     const withAcl = (d) => d.objects.set(2, new Map());
     bootstrap.setConfig('secure', parseBootstrapConfig({
       servers: [{ uri: 'coaps://127.0.0.1:5684', securityMode: 'psk', pskIdentity: 'secure-id', pskKey: '000102030405060708090a0b0c0d0e0f', shortServerId: 2 }],
@@ -211,15 +266,18 @@ describe('bootstrap server', () => {
   it('refuses an unknown endpoint with 4.00 and a failed event', async () => {
     const d = await device('stranger');
     const failed = once(bootstrap, 'failed');
-    await assert.rejects(d.bootstrap(), (error) => error.responseCode === '4.00' && /no bootstrap configuration for "stranger"/.test(error.message));
-    assert.match((await failed)[1], /no bootstrap configuration/);
+    // The device (an address the server has not heard back from) gets the reason cut to the size of its request; the event has it whole.
+    await assert.rejects(d.bootstrap(), (error) => error.responseCode === '4.00' && /server answered 4\.00 no b/.test(error.message));
+    assert.match((await failed)[1], /no bootstrap configuration for "stranger"/);
   });
 
   it('answers malformed bootstrap requests with clear errors', async () => {
     const d = await device('probe');
     const ask = (query) => d.send(2, '/bs', { query });
     d.options.server = { address: '127.0.0.1', port: bsPort };
-    assert.match((await ask({})).payload.toString(), /missing endpoint client name/);
+    const rejected = once(bootstrap, 'malformed');
+    assert.equal(formatCode((await ask({})).code), '4.00');
+    assert.match((await rejected)[0].reason, /missing endpoint client name/);
     assert.equal(formatCode((await ask({ ep: 'x', pct: 'json' })).code), '4.00');
     assert.equal(formatCode((await d.send(1, '/bs', {})).code), '4.05');
     assert.equal(formatCode((await d.send(2, '/rd', {})).code), '4.04');

@@ -214,6 +214,23 @@ describe('servers sharing a Redis store', function () {
     assert.equal(parked.endpoint, 'dev-q');
   });
 
+  it('keeps a name bound to the DTLS identity it registered with on every instance: a NoSec Register of it elsewhere is refused', async () => {
+    const a = await instance('a');
+    const b = await instance('b');
+    // What a's server writes when a certificate device registers over DTLS (tested with openssl in dtls-lwm2m.test.js).
+    a.cluster.store.put('bindings', 'dev-x509', JSON.stringify({ kind: 'x509', commonName: 'dev-x509', subject: 'CN=dev-x509' }));
+    await a.cluster.store.flush();
+    const refused = [];
+    b.on('refused', (endpoint, peer, reason) => refused.push(reason));
+    const impostor = await device('dev-x509', plainPort(b));
+    await assert.rejects(impostor.register(), (error) => error.responseCode === '4.03');
+    assert.deepEqual(refused, ['endpoint dev-x509 registered over DTLS as certificate CN="dev-x509": a device without DTLS may not take it over']);
+    assert.equal(b.registrations.size, 0);
+    const other = await device('free-name', plainPort(b));
+    await other.register();
+    assert.equal(b.registrations.getByEndpoint('free-name').transport, 'udp', 'an unbound name still registers over NoSec (the default policy)');
+  });
+
   it('goes on from memory while Redis is down, says so, fails what needs Redis clearly, and writes everything again when Redis is back empty', async () => {
     const a = await instance('a');
     const b = await instance('b');

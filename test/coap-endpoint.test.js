@@ -199,4 +199,67 @@ describe('CoAP endpoint as a server', () => {
       await server.close();
     }
   });
+
+  it('keeps answers within its byte budget: newcomers are forgotten first, then answers are no longer kept', async () => {
+    const reason = 'x'.repeat(150);
+    const server = new CoapEndpoint({ address: '127.0.0.1', port: 0, dedupBytes: 4000, retainPeer: (peer) => peer.port === kept.socket.address().port }, () => ({ code: ResponseCode.NotFound, payload: Buffer.from(reason) }));
+    await server.listen();
+    const kept = await RawPeer.open();
+    const others = await Promise.all(Array.from({ length: 40 }, () => RawPeer.open()));
+    try {
+      const request = (messageId) => encode({ type: 0, code: Method.GET, messageId, token: Buffer.from([1]), options: [], payload: Buffer.alloc(200) });
+      const first = await kept.exchange(request(1), server.address.port);
+      assert.deepEqual(server.usage, { peers: 0, newcomers: 1, dedupBytes: first.length + 48, block1Bytes: 0 });
+      for (const [i, other] of others.entries()) await other.exchange(request(i), server.address.port);
+      assert.ok(server.usage.dedupBytes <= 4000, `within budget: ${server.usage.dedupBytes}`);
+      assert.ok(server.usage.newcomers < 40, `the oldest newcomers were forgotten: ${server.usage.newcomers} left`);
+      assert.equal(server.usage.peers, 1, 'the retained one moved to the table newcomers never reach instead');
+      assert.deepEqual(await kept.exchange(request(1), server.address.port), first, 'the retained peer still gets its answer repeated');
+      assert.deepEqual(await others[39].exchange(request(39), server.address.port), await others[39].exchange(request(39), server.address.port));
+    } finally {
+      await Promise.all([kept, ...others].map((p) => p.close()));
+      await server.close();
+    }
+  });
+
+  it('sends an unverified address no request before it answers a CoAP ping, and no more bytes than it sent', async () => {
+    const server = new CoapEndpoint({ address: '127.0.0.1', port: 0, verifyPeers: true, transmission: FAST }, () => ({ code: ResponseCode.NotFound, payload: Buffer.from('no resource with a long explanation of why not') }));
+    await server.listen();
+    const raw = await RawPeer.open();
+    const silent = await RawPeer.open();
+    // A raw peer answers pings; this one stays silent, as a forged address does.
+    silent.socket.removeAllListeners('message');
+    const toSilent = [];
+    silent.socket.on('message', (datagram) => toSilent.push(datagram));
+    try {
+      const peer = (p) => ({ address: '127.0.0.1', port: p.socket.address().port });
+      const get = () => ({ code: Method.GET, options: [{ number: OptionNumber.UriPath, value: Buffer.from('3') }] });
+      // An address that sent nothing gets nothing, not even the ping.
+      await assert.rejects(server.request(peer(silent), get()), /has not shown it is a real address/);
+      assert.equal(toSilent.length, 0);
+      // One that sent 20 bytes gets a 4.04 whose reason is cut to leave room for two pings, then the pings, and no request.
+      await silent.send(encode({ type: 0, code: Method.GET, messageId: 5, token: Buffer.from([5, 5, 5, 5]), options: [{ number: OptionNumber.UriPath, value: Buffer.from('abcdefghijk') }], payload: Buffer.alloc(0) }), server.address.port);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      // The request gives up at its deadline, or with the ping when that gives up first: a timeout either way.
+      await assert.rejects(server.request(peer(silent), get()), CoapTimeoutError);
+      assert.deepEqual(toSilent.map((d) => d.length), [12, 4, 4]);
+      assert.equal(decode(toSilent[0]).payload.toString(), 'no ');
+      assert.deepEqual(toSilent.slice(1).map((d) => [d[0], d[1]]), [[0x40, 0], [0x40, 0]], 'CoAP pings');
+      // An address that answers the ping gets the request, and from then on everything.
+      await raw.send(encode({ type: 0, code: Method.POST, messageId: 6, token: Buffer.from([6]), options: [], payload: Buffer.alloc(20) }), server.address.port);
+      await raw.next();
+      const pending = server.request(peer(raw), get());
+      const request = decode(await raw.next());
+      assert.equal(formatCode(request.code), '0.01');
+      await raw.send(answer(request), server.address.port);
+      assert.equal(formatCode((await pending).code), '2.05');
+      assert.equal(server.isVerified(peer(raw)), true);
+      const reply = decode(await raw.exchange(encode({ type: 0, code: Method.GET, messageId: 7, token: Buffer.from([7]), options: [], payload: Buffer.alloc(0) }), server.address.port));
+      assert.equal(reply.payload.toString(), 'no resource with a long explanation of why not');
+    } finally {
+      await raw.close();
+      await silent.close();
+      await server.close();
+    }
+  });
 });

@@ -4,6 +4,10 @@ const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
 const { BootstrapServer } = require('../dist/lib/bootstrap/bootstrap-server');
 const { parseBootstrapConfig } = require('../dist/lib/bootstrap/bootstrap-config');
 const { SecurityRegistry } = require('../dist/lib/lwm2m/security');
+const { FileStateStore } = require('../dist/lib/lwm2m/state');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const { registrationToJson } = require('../dist/lib/lwm2m/registration');
 const { ReadRequest } = require('../dist/lib/lwm2m/requests/read');
 const { ObserveRequest } = require('../dist/lib/lwm2m/requests/observe');
@@ -99,6 +103,39 @@ describe('LwM2M over DTLS', function () {
     assert.equal(server.refusals.join().includes(KEY.toString()), false);
   });
 
+  it('refuses a Send from a registered address under another identity, with a refused event', async () => {
+    await startServer();
+    const meter = await device('meter-1', { identity: 'meter-1-id', key: KEY });
+    await meter.register();
+    const registration = server.registrations.getByEndpoint('meter-1');
+    // Another session now holds the address (a NAT that gave it to another device): its Send is not meter-1's.
+    const send = { peer: { address: registration.address, port: registration.port }, method: 2, path: '/dp', queries: [], payload: Buffer.from('[{"n":"/3/0/9","v":1}]'), contentFormat: 110, identity: { kind: 'psk', identity: 'meter-2-id' } };
+    assert.throws(() => server['sendInterface'].handle(send, 'dtls'), (error) => error.responseCode === 128 + 3 && /another identity/.test(error.message));
+    assert.deepEqual(server.refusals, ['a Send from the address of meter-1 under another identity than it registered with']);
+  });
+
+  it('refuses unlisted names over plain UDP when the server requires DTLS or a listed identity, with a refused event', async () => {
+    for (const unlistedEndpoints of ['dtls', 'listed']) {
+      await startServer({ unlistedEndpoints });
+      const plain = new SimulatedDevice({ endpoint: 'stranger', server: { address: '127.0.0.1', port: server.coap.plain.address.port }, transmission: FAST });
+      await plain.start();
+      devices.push(plain);
+      await assert.rejects(plain.register(), (error) => error.responseCode === '4.03');
+      assert.deepEqual(server.refusals, [unlistedEndpoints === 'dtls' ? 'endpoint stranger must register over DTLS or TLS (the server refuses plain UDP and TCP)' : 'endpoint stranger is not in the security list and has no certificate from a trusted CA']);
+      // Listed devices come in over DTLS as before.
+      await (await device('meter-1', { identity: 'meter-1-id', key: KEY })).register();
+      assert.equal(server.registrations.size, 1);
+      await Promise.all(devices.splice(0).map((d) => d.stop()));
+      await server.stop();
+    }
+    // The default lets unlisted names use NoSec.
+    await startServer();
+    const plain = new SimulatedDevice({ endpoint: 'stranger', server: { address: '127.0.0.1', port: server.coap.plain.address.port }, transmission: FAST });
+    await plain.start();
+    devices.push(plain);
+    await plain.register();
+  });
+
   it('follows a device to its new address by connection id: requests still reach it', async () => {
     await startServer();
     const meter = await device('meter-1', { identity: 'meter-1-id', key: KEY, connectionId: true });
@@ -174,6 +211,52 @@ describe('LwM2M over DTLS', function () {
       const refused = await register('coap-client-openssl', base, 'other-x509', certificate);
       assert.match(refused.output, /4\.03|not bound/);
       assert.ok(server.refusals.includes('certificate CN="dev-x509" is not bound to endpoint other-x509'));
+    });
+
+    it('keeps an endpoint that registered over DTLS from being taken over, across a de-registration and a restart', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-binding-'));
+      const stateStore = new FileStateStore(path.join(dir, 'state.json'));
+      try {
+        const base = async () => {
+          await startServer({
+            stateStore,
+            secure: { port: 0, privateKey: ecPrivateKey(pki.read('server.key')), certificateChain: parseCertificates(pki.read('server.pem')).map((c) => c.raw), certificateAuthorities: parseCertificates(pki.read('ca.pem')) },
+          });
+          return `coaps://127.0.0.1:${server.coap.secure.address.port}`;
+        };
+        const certificate = ['-c', pki.file('dev-x509.pem'), '-j', pki.file('dev-x509.key'), '-C', pki.file('ca.pem')];
+        const impostor = async () => {
+          const plain = new SimulatedDevice({ endpoint: 'dev-x509', server: { address: '127.0.0.1', port: server.coap.plain.address.port }, transmission: FAST });
+          await plain.start();
+          devices.push(plain);
+          return plain.register();
+        };
+        let url = await base();
+        const registered = once(server, 'registered');
+        await register('coap-client-openssl', url, 'dev-x509', certificate);
+        assert.equal((await registered)[0].transport, 'dtls');
+        // A plain-UDP Register of the same name (the server lets unlisted names use NoSec) is refused and raised.
+        const refused = once(server, 'refused');
+        await assert.rejects(impostor(), (error) => error.responseCode === '4.03');
+        const [endpoint, , reason] = await refused;
+        assert.equal(endpoint, 'dev-x509');
+        assert.equal(reason, 'endpoint dev-x509 registered over DTLS as certificate CN="dev-x509": a device without DTLS may not take it over');
+        assert.equal(server.registrations.getByEndpoint('dev-x509').transport, 'dtls', 'the certificate device keeps its registration');
+        // Gone (removed, de-registered or expired), the name stays bound; after a restart too.
+        server.remove('dev-x509', 'flow');
+        await assert.rejects(impostor(), (error) => error.responseCode === '4.03');
+        await server.stop();
+        url = await base();
+        await assert.rejects(impostor(), (error) => error.responseCode === '4.03');
+        await register('coap-client-openssl', url, 'dev-x509', certificate);
+        assert.equal(server.registrations.getByEndpoint('dev-x509').transport, 'dtls', 'the certificate device itself comes back');
+        // Forgetting the identity on purpose (a replaced device) lets another in.
+        assert.deepEqual(server.remove('dev-x509', 'flow', true).unbound, true);
+        await impostor();
+        assert.equal(server.registrations.getByEndpoint('dev-x509').transport, 'udp');
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('registers a raw-public-key device bound to its key (coap-client-gnutls)', async () => {

@@ -122,6 +122,8 @@ describe('editor: the LwM2M devices panel in Chromium', function () {
     await page.locator('.red-ui-autoComplete-container', { hasText: '/3/0/9 Battery Level' }).first().waitFor({ timeout: 10000 });
     await page.screenshot({ path: path.join(artifacts, 'lwm2m-path-completion.png') });
     await page.evaluate(() => RED.tray.close());
+    // The tray slides away: until it is gone its Done button is a second one.
+    await page.locator('#node-input-path').waitFor({ state: 'detached' });
 
     // The observe node's editor has a field for every notification attribute, and keeps what is typed in them.
     await page.evaluate(() => RED.editor.edit(RED.nodes.node('ob1')));
@@ -132,6 +134,21 @@ describe('editor: the LwM2M devices panel in Chromium', function () {
     await page.locator('#node-dialog-ok').click();
     await page.waitForFunction(() => RED.nodes.node('ob1').edge === '1', null, { timeout: 5000 });
     assert.equal(await page.evaluate(() => RED.nodes.node('ob1').hqmax), '3');
+
+    // A stale registration goes with the device's remove button (after a confirmation).
+    const stale = new SimulatedDevice({ endpoint: 'stale-device', server: { address: '127.0.0.1', port: lwm2mPort } });
+    await stale.start();
+    try {
+      await stale.register();
+      const staleRow = page.locator('.lwm2m-device[data-endpoint="stale-device"]');
+      await staleRow.waitFor({ timeout: 10000 });
+      page.once('dialog', (dialog) => dialog.accept());
+      await staleRow.locator('.lwm2m-remove').click();
+      await staleRow.waitFor({ state: 'detached', timeout: 10000 });
+      assert.equal(await page.locator('.lwm2m-device[data-endpoint="panel-device"]').count(), 1, 'the other devices stay');
+    } finally {
+      await stale.stop();
+    }
     assert.deepEqual(errors, []);
   });
 
@@ -153,5 +170,7 @@ describe('editor: the LwM2M devices panel in Chromium', function () {
     assert.equal(servers[0].name, 'browser test server');
     const write = await fetch(`${base}/lwm2m-red/servers/srv1/devices/x/write`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: '{"path":"/1/0/1","value":1}' });
     assert.equal(write.status, 401, 'a read-only login cannot write');
+    const remove = await fetch(`${base}/lwm2m-red/servers/srv1/devices/x`, { method: 'DELETE', headers });
+    assert.equal(remove.status, 401, 'nor remove a registration');
   });
 });

@@ -76,8 +76,18 @@ describe('Node-RED: bootstrap server, lwm2m bootstrap and bootstrap events', () 
     assert.deepEqual([registered.topic, registered.endpoint], ['registered', 'fresh']);
   });
 
-  it('writes the PSK key from the credentials, and never shows it', async () => {
+  it('refuses to send the PSK key over plain UDP unless the node allows it', async () => {
     await load(flow(), credentials);
+    const d = await device('secure');
+    await assert.rejects(d.bootstrap(), (error) => error.responseCode === '4.03');
+    const failed = await nextMessage(helper.getNode('bsout'));
+    assert.deepEqual([failed.topic, failed.endpoint], ['failed', 'secure']);
+    assert.match(failed.payload.reason, /secret keys .* only to a device that authenticated \(DTLS or TLS\)/);
+    assert.equal(JSON.stringify(failed).includes(KEY), false);
+  });
+
+  it('writes the PSK key from the credentials when keys over UDP are allowed, and never shows it', async () => {
+    await load(flow({ allowKeysInClear: true }), credentials);
     const d = await device('secure');
     await d.bootstrap();
     assert.deepEqual(d.getResource('/0/0/3'), Buffer.from('secure-id'));
@@ -99,7 +109,7 @@ describe('Node-RED: bootstrap server, lwm2m bootstrap and bootstrap events', () 
   it('refuses an unknown device with a failed event that says why', async () => {
     await load(flow(), credentials);
     const d = await device('stranger');
-    await assert.rejects(d.bootstrap(), /no bootstrap configuration for "stranger"/);
+    await assert.rejects(d.bootstrap(), /4\.00 no b/);
     const failed = await nextMessage(helper.getNode('bsout'));
     assert.equal(failed.topic, 'failed');
     assert.match(failed.payload.reason, /no bootstrap configuration for "stranger"/);

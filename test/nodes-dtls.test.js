@@ -108,6 +108,31 @@ describe('Node-RED: DTLS on the server and bootstrap server nodes', function () 
     assert.equal(describeListeners(server.host['phase'].bound), `dtls :${dtlsPort}`);
   });
 
+  it('applies the editor\'s key changes to the stored keys: replaced, added, cleared, removed rows dropped, applied once', async () => {
+    const NEW_KEY = '0102030405060708';
+    const ADDED_KEY = 'a1a2a3a4';
+    const security = [
+      { endpoint: 'meter-1', mode: 'psk', identity: 'meter-1-id' },
+      { endpoint: 'meter-2', keyId: 'row-2', mode: 'psk', identity: 'meter-2-id' },
+      { endpoint: 'meter-3', keyId: 'row-3', mode: 'psk', identity: 'meter-3-id' },
+    ];
+    const stored = { 'meter-1': KEY, 'row-3': 'deadbeef', 'removed-row': 'cafe' };
+    const changes = { 'meter-1': NEW_KEY, 'row-2': ADDED_KEY, 'row-3': '' };
+    await load(flow({ security }), { srv: { pskKeys: JSON.stringify(stored), pskKeyChanges: JSON.stringify(changes) } });
+    const kept = { pskKeys: JSON.stringify({ 'meter-1': NEW_KEY, 'row-2': ADDED_KEY }) };
+    assert.deepEqual(helper.credentials.get('srv'), kept, 'the result is stored and the changes dropped');
+    const srv = helper.getNode('srv');
+    assert.equal(srv.error.args.filter((a) => a[0] === 'lwm2m-server.errors.security').length, 1, 'a cleared key leaves its row (meter-3) without one');
+    assert.equal(srv.host.service.security.get('meter-3'), undefined);
+    await (await device('meter-1', 'meter-1-id', NEW_KEY)).register();
+    await (await device('meter-2', 'meter-2-id', ADDED_KEY)).register();
+    await assert.rejects(device('meter-1', 'meter-1-id', KEY), /alert DecryptError/, 'the replaced key no longer works');
+    // The same changes again (a restart before the next deploy saved the result) give the same keys.
+    await helper.unload();
+    await load(flow({ security }), { srv: { ...kept, pskKeyChanges: JSON.stringify(changes) } });
+    assert.deepEqual(helper.credentials.get('srv'), kept);
+  });
+
   it('bootstraps a device over DTLS with its bootstrap PSK, which then registers over DTLS', async () => {
     await load(flow(), credentials);
     const bsPeer = { address: '127.0.0.1', port: bsDtlsPort };

@@ -72,6 +72,28 @@ describe('Node-RED: lwm2m-server and lwm2m-events', () => {
     assert.equal(msg.endpoint, 'flow-device');
   });
 
+  it('removes a registration when the events node gets msg.action "remove", and reports an unknown one to Catch', async () => {
+    await load([
+      ...flow(port),
+      { id: 'catcher', type: 'catch', scope: ['events'], wires: [['caught']] },
+      { id: 'caught', type: 'helper' },
+    ]);
+    const out = helper.getNode('out');
+    const d = await device('forged-looking', { lifetime: 4294967295 });
+    let message = nextMessage(out);
+    await d.register();
+    assert.equal((await message).payload.lifetime, 604800, 'the shortened lifetime is what the event shows');
+    message = nextMessage(out);
+    helper.getNode('events').receive({ action: 'remove', endpoint: 'forged-looking' });
+    const msg = await message;
+    assert.deepEqual([msg.topic, msg.endpoint, msg.removedBy], ['deregistered', 'forged-looking', 'flow']);
+    assert.equal(helper.getNode('srv').host.service.registrations.size, 0);
+    helper.getNode('events').receive({ action: 'remove', endpoint: 'forged-looking' });
+    assert.match((await nextMessage(helper.getNode('caught'))).error.message, /device "forged-looking" is not registered/);
+    helper.getNode('events').receive({ action: 'drop', endpoint: 'x' });
+    assert.match((await nextMessage(helper.getNode('caught'))).error.message, /msg\.action must be "remove"/);
+  });
+
   it('emits expired when a lifetime runs out', async () => {
     await load(flow(port));
     const out = helper.getNode('out');

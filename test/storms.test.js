@@ -72,7 +72,8 @@ describe('storms', function () {
         if (mid % 100 === 0) await raw.next(1000);
       }
       await new Promise((resolve) => setTimeout(resolve, 300));
-      const peer = server.coap.plain['peers'].get(peerKey('127.0.0.1', raw.socket.address().port));
+      const key = peerKey('127.0.0.1', raw.socket.address().port);
+      const peer = server.coap.plain['peers'].get(key) ?? server.coap.plain['newcomers'].get(key);
       assert.ok(peer['recent'].size + peer['older'].size <= 128, 'dedup memory per peer is capped');
       assert.equal(server.registrations.size, 1);
     } finally {
@@ -136,20 +137,24 @@ describe('storms', function () {
     }
   });
 
-  it('drops datagrams from new addresses once the peer table is full', async () => {
+  it('forgets the oldest addresses that only sent requests once their table is full, never a registered device', async () => {
     await server.stop();
     server = new Lwm2mServer({ address: '127.0.0.1', port, maxPeers: 2 });
     await server.start();
+    const device = new SimulatedDevice({ endpoint: 'kept', server: { address: '127.0.0.1', port } });
+    await device.start();
     const peers = [await RawPeer.open(), await RawPeer.open(), await RawPeer.open()];
     try {
+      await device.register();
       const ping = (mid) => Buffer.from([0x40, 0x01, 0, mid]);
-      assert.ok(await peers[0].exchange(ping(1), port));
-      assert.ok(await peers[1].exchange(ping(2), port));
-      assert.equal(await peers[2].exchange(ping(3), port, '127.0.0.1', 200), undefined);
-      assert.ok(await peers[0].exchange(ping(4), port), 'known peers go on');
-      assert.equal(formatCode(decode(await peers[0].exchange(ping(5), port)).code), '4.04');
+      for (const [i, peer] of peers.entries()) assert.ok(await peer.exchange(ping(i), port), 'every new address is answered');
+      assert.deepEqual([server.coap.plain.usage.peers, server.coap.plain.usage.newcomers], [1, 2], 'the registered device apart, two newcomers');
+      assert.ok(await peers[0].exchange(ping(9), port), 'a forgotten address is a newcomer again');
+      assert.equal(formatCode(decode(await peers[0].exchange(ping(10), port)).code), '4.04');
+      assert.equal((await server.send('kept', new ReadRequest(Lwm2mPath.parse('/3/0/9')))).code, '2.05');
     } finally {
       await Promise.all(peers.map((p) => p.close()));
+      await device.stop();
     }
   });
 });

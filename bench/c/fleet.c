@@ -328,6 +328,11 @@ static void receive(int index) {
       if (d->pending) { bad++; settle(index); }
       continue;
     }
+    if (m.code == 0 && m.type == 0) { /* a CoAP ping, which the server sends before its first request to an address: a Reset answers it (RFC 7252 4.3) */
+      uint8_t reset[4] = {0x70, 0, (uint8_t)(m.mid >> 8), (uint8_t)m.mid};
+      send_to(d->fd, reset, 4, &from);
+      continue;
+    }
     if (m.code == 0 && m.type == 2) { /* an empty ACK: of a confirmable notification, or of a separate response to come */
       if (d->pending && m.mid == d->mid) d->tries = MAX_RETRANSMIT + 1; /* stop retransmitting, keep waiting */
       else acks++;

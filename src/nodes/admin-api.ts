@@ -60,8 +60,9 @@ function describeDevice(server: Lwm2mServer, endpoint: string) {
 /**
  * The editor's view of the servers: GET servers, GET servers/:id/devices,
  * GET servers/:id/devices/:endpoint/read?path= and discover?path=,
- * POST .../write {path, value}, GET model/objects. Each route checks a permission, so an editor login with
- * read-only rights can look but not write.
+ * POST .../write {path, value}, DELETE servers/:id/devices/:endpoint (removes the registration),
+ * GET model/objects. Each route checks a permission, so an editor login with
+ * read-only rights can look but not write or remove.
  */
 export function registerAdminApi(RED: NodeAPI): void {
   const read = RED.auth.needsPermission('lwm2m-server.read');
@@ -152,6 +153,15 @@ export function registerAdminApi(RED: NodeAPI): void {
       (response) => res.json({ code: response.code }),
       (error) => failure(error, res),
     );
+  });
+
+  RED.httpAdmin.delete(`${ADMIN_PREFIX}/servers/:id/devices/:endpoint`, write, (req, res) => {
+    const lwm2m = server(req, res);
+    if (!lwm2m) return;
+    const endpoint = String(req.params.endpoint);
+    const { removed, unbound } = lwm2m.remove(endpoint, 'editor', req.query.forgetIdentity === 'true');
+    if (!removed && !unbound) res.status(404).json({ error: `device "${endpoint}" is not registered` });
+    else res.json({ removed: removed !== undefined, unbound });
   });
 
   RED.httpAdmin.get(`${ADMIN_PREFIX}/model/objects`, read, (_req, res) => {

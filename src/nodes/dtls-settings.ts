@@ -62,16 +62,6 @@ export function extraListeners(RED: NodeAPI, node: Node<DtlsCredentialsDef>, def
   };
 }
 
-/** {"endpoint": "hex key"} from a text credential; {} (and an error) when it does not parse. */
-export function keysOf(RED: NodeAPI, node: Node, json: string | undefined, messages: string): Record<string, string> {
-  try {
-    return json ? (JSON.parse(json) as Record<string, string>) : {};
-  } catch {
-    node.error(RED._(`${messages}.errors.keys`));
-    return {};
-  }
-}
-
 /** What SocketHost reports on a bind error. */
 export function configuredListeners(address: string, port: number | undefined, extra: ExtraListeners): { scheme: Scheme; address: string; port: number }[] {
   return [

@@ -1,11 +1,12 @@
+import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { BootstrapConfigError, parseBootstrapConfig } from '../lib/bootstrap/bootstrap-config';
 import { BootstrapServer } from '../lib/bootstrap/bootstrap-server';
 import { parseEndpointSecurity } from '../lib/lwm2m/security';
 import type { BootstrapServerConfigNode } from './config-nodes';
 import { SocketHost } from './socket-host';
-import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, extraListeners, keysOf, portOf } from './dtls-settings';
-import path from 'node:path';
+import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, extraListeners, portOf } from './dtls-settings';
+import { keyIdOf, keysOf } from './key-credentials';
 import { FileStateStore, StateStore } from '../lib/lwm2m/state';
 import { RedisStateStore } from '../lib/lwm2m/redis-store';
 import { StoreNodeDef, openStateStore, stateKeyOf } from './state-store';
@@ -22,6 +23,8 @@ interface EditorAccount {
 
 interface EndpointEntry extends EditorAccount {
   endpoint: string;
+  /** Names the row's keys in the credentials (absent in flows saved before: the endpoint). */
+  keyId?: string;
   /** The PSK identity the device uses with this bootstrap server over DTLS (its key is in the credentials). */
   bootstrapIdentity?: string;
 }
@@ -31,18 +34,22 @@ interface BootstrapServerNodeDef extends NodeDef, DtlsNodeDef, StoreNodeDef {
   /** Plain UDP port; empty for none. */
   port: string | number;
   allowDefault?: boolean;
+  /** Lets configurations with keys go to devices that did not authenticate over DTLS (off by default). */
+  allowKeysInClear?: boolean;
   defaultAccount?: EditorAccount;
   endpoints?: EndpointEntry[];
 }
 
+/** Every key is a password credential; each key list comes with the editor's changes to it (see key-credentials). */
 interface BootstrapCredentials extends DtlsCredentialsDef {
-  /** {"endpoint": "hex key"}: the PSK keys devices use with this bootstrap server. */
+  /** {"keyId": "hex key"}: the PSK keys devices use with this bootstrap server. */
   bootstrapKeys?: string;
+  bootstrapKeyChanges?: string;
   /** PSK key of the default account, hex. */
   defaultPskKey?: string;
-  /** {"endpoint": "hex key"} for the per-endpoint accounts. */
+  /** {"keyId": "hex key"} for the per-endpoint accounts. */
   endpointKeys?: string;
-  /** The secret configurations given by msg are sealed under in the state store. */
+  endpointKeyChanges?: string;
   stateKey?: string;
   redisPassword?: string;
 }
@@ -63,9 +70,11 @@ export = function register(RED: NodeAPI): void {
     } catch (error) {
       this.error(RED._('lwm2m-bootstrap-server.errors.store', { error: (error as Error).message }));
     }
-    const server = new BootstrapServer({ address, port, ...extra, stateStore, stateKey: stateStore ? stateKeyOf(RED, this, 'lwm2m-bootstrap-server') : undefined });
-    const keys = keysOf(RED, this, this.credentials?.endpointKeys, 'lwm2m-bootstrap-server');
-    const bootstrapKeys = keysOf(RED, this, this.credentials?.bootstrapKeys, 'lwm2m-bootstrap-server');
+    const server = new BootstrapServer({ address, port, ...extra, stateStore, stateKey: stateStore ? stateKeyOf(RED, this, 'lwm2m-bootstrap-server') : undefined, allowKeysInClear: def.allowKeysInClear === true });
+    const entries = (def.endpoints ?? []).filter((entry) => entry.endpoint);
+    const keyIds = entries.map(keyIdOf);
+    const keys = keysOf(RED, this, { stored: 'endpointKeys', changes: 'endpointKeyChanges' }, keyIds, 'lwm2m-bootstrap-server');
+    const bootstrapKeys = keysOf(RED, this, { stored: 'bootstrapKeys', changes: 'bootstrapKeyChanges' }, keyIds, 'lwm2m-bootstrap-server');
     // A configuration that does not parse is reported by endpoint, without its key, and left out.
     const load = (account: EditorAccount, pskKey: string | undefined, label: string) => {
       try {
@@ -76,14 +85,13 @@ export = function register(RED: NodeAPI): void {
         return undefined;
       }
     };
-    for (const entry of def.endpoints ?? []) {
-      if (!entry.endpoint) continue;
-      const config = load(entry, keys[entry.endpoint], entry.endpoint);
+    for (const entry of entries) {
+      const config = load(entry, keys[keyIdOf(entry)], entry.endpoint);
       if (!config) continue;
       try {
         server.setConfig(entry.endpoint, config);
         if (entry.bootstrapIdentity) {
-          server.security.set(entry.endpoint, parseEndpointSecurity({ mode: 'psk', identity: entry.bootstrapIdentity, key: bootstrapKeys[entry.endpoint] }));
+          server.security.set(entry.endpoint, parseEndpointSecurity({ mode: 'psk', identity: entry.bootstrapIdentity, key: bootstrapKeys[keyIdOf(entry)] }));
         }
       } catch (error) {
         this.error(RED._('lwm2m-bootstrap-server.errors.config', { endpoint: entry.endpoint, reason: (error as Error).message }));
@@ -105,8 +113,10 @@ export = function register(RED: NodeAPI): void {
   RED.nodes.registerType<BootstrapServerThis, BootstrapServerNodeDef, object, BootstrapCredentials>('lwm2m-bootstrap-server', Lwm2mBootstrapServerNode, {
     credentials: {
       defaultPskKey: { type: 'password' },
-      endpointKeys: { type: 'text' },
-      bootstrapKeys: { type: 'text' },
+      endpointKeys: { type: 'password' },
+      endpointKeyChanges: { type: 'password' },
+      bootstrapKeys: { type: 'password' },
+      bootstrapKeyChanges: { type: 'password' },
       privateKey: { type: 'password' },
       stateKey: { type: 'password' },
       redisPassword: { type: 'password' },

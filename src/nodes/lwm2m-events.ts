@@ -7,6 +7,7 @@ import type { ContentRecord } from '../lib/content/values';
 import { Lwm2mPath } from '../lib/model/path';
 import type { Lwm2mServer } from '../lib/lwm2m/server';
 import { hostFor } from './socket-host';
+import { InputError, Msg, resolveEndpoint } from './inputs';
 
 interface EventsNodeDef extends NodeDef {
   server: string;
@@ -46,7 +47,7 @@ export = function register(RED: NodeAPI): void {
       registered: (registration: Registration, replaced: Registration | undefined) =>
         emit('registered', registration, replaced ? { replaced: registrationToJson(replaced) } : {}),
       updated: (registration: Registration, changes: string[]) => emit('updated', registration, { changes }),
-      deregistered: (registration: Registration) => emit('deregistered', registration),
+      deregistered: (registration: Registration, removedBy?: string) => emit('deregistered', registration, removedBy ? { removedBy } : {}),
       expired: (registration: Registration) => emit('expired', registration),
       awake: (registration: Registration) => emit('awake', registration),
       sleeping: (registration: Registration) => emit('sleeping', registration),
@@ -79,6 +80,19 @@ export = function register(RED: NodeAPI): void {
     };
     const detach = server.subscribe(listeners, (event) => enabled[event]);
     host.register(this, { followStatus: true });
+
+    // msg.action "remove" takes a registration out (forged, stale): what the device de-registering would do.
+    this.on('input', (msg: Msg, _send: unknown, done: (error?: Error) => void) => {
+      try {
+        if (msg.action !== 'remove') throw new InputError(`msg.action must be "remove" (with msg.endpoint), not ${JSON.stringify(msg.action)}`);
+        const endpoint = resolveEndpoint(undefined, msg);
+        const { removed, unbound } = server.remove(endpoint, 'flow', msg.forgetIdentity === true);
+        if (!removed && !unbound) throw new InputError(`device "${endpoint}" is not registered`);
+        done();
+      } catch (error) {
+        done(error as Error);
+      }
+    });
 
     this.on('close', (_removed: boolean, done: () => void) => {
       detach();

@@ -1,8 +1,9 @@
 import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { Lwm2mServer } from '../lib/lwm2m/server';
+import { Lwm2mServer, UnlistedEndpoints } from '../lib/lwm2m/server';
 import { SecurityRegistry, parseEndpointSecurity } from '../lib/lwm2m/security';
-import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, extraListeners, keysOf, portOf } from './dtls-settings';
+import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, extraListeners, portOf } from './dtls-settings';
+import { keyIdOf, keysOf } from './key-credentials';
 import { FileStateStore, StateStore } from '../lib/lwm2m/state';
 import { openStateStore, stateKeyOf, StoreNodeDef } from './state-store';
 import { ObjectModel } from '../lib/model/object-model';
@@ -13,12 +14,14 @@ import { FirmwareService } from '../lib/firmware/firmware-service';
 import { FilePackageStore } from '../lib/firmware/packages';
 import { addFirmwareService, removeFirmwareService } from './firmware-http';
 
-/** A device's security as the editor keeps it; its PSK key is in the credentials. */
+/** A device's security as the editor keeps it; its PSK key is in the credentials under its keyId. */
 interface SecurityEntry {
   endpoint: string;
   mode: string;
   identity?: string;
   publicKey?: string;
+  /** Names the row's key in the credentials (absent in flows saved before: the endpoint). */
+  keyId?: string;
 }
 
 interface ServerNodeDef extends NodeDef, DtlsNodeDef, StoreNodeDef {
@@ -34,16 +37,24 @@ interface ServerNodeDef extends NodeDef, DtlsNodeDef, StoreNodeDef {
   reobserve?: boolean;
   /** Keep registrations, observations and waiting requests in the user directory across restarts (default on). */
   persist?: boolean;
+  /** Who may register under a name that is not in the security list: "nosec" (default), "dtls" or "listed". */
+  unlistedEndpoints?: string;
+  /** Longest registration lifetime kept, in seconds (default 7 days). */
+  maxLifetime?: string | number;
 }
 
 interface ServerCredentials extends DtlsCredentialsDef {
-  /** {"endpoint": "hex key"} of the PSK devices. */
+  /** {"keyId": "hex key"} of the PSK devices (keyed by endpoint in flows saved before rows had a keyId). */
   pskKeys?: string;
+  /** The editor's changes to them: {"keyId": "hex key" or "" to clear}. */
+  pskKeyChanges?: string;
   /** The secret DTLS sessions are sealed under in the state store (made by the editor or at first start). */
   stateKey?: string;
   /** Password of the Redis store. */
   redisPassword?: string;
 }
+
+const UNLISTED: readonly string[] = ['nosec', 'dtls', 'listed'];
 
 type ServerNodeThis = ServerConfigNode & Node<ServerCredentials>;
 
@@ -72,10 +83,11 @@ export = function register(RED: NodeAPI): void {
   /** The devices' security from the editor; entries that do not parse are reported by endpoint, never with their key. */
   function securityOf(node: ServerNodeThis, def: ServerNodeDef): SecurityRegistry {
     const security = new SecurityRegistry();
-    const keys = keysOf(RED, node, node.credentials?.pskKeys, 'lwm2m-server');
-    for (const entry of def.security ?? []) {
+    const entries = def.security ?? [];
+    const keys = keysOf(RED, node, { stored: 'pskKeys', changes: 'pskKeyChanges' }, entries.map(keyIdOf), 'lwm2m-server');
+    for (const entry of entries) {
       try {
-        security.set(entry.endpoint, parseEndpointSecurity({ ...entry, key: keys[entry.endpoint] }));
+        security.set(entry.endpoint, parseEndpointSecurity({ ...entry, key: keys[keyIdOf(entry)] }));
       } catch (error) {
         node.error(RED._('lwm2m-server.errors.security', { endpoint: entry.endpoint, reason: (error as Error).message }));
       }
@@ -114,6 +126,8 @@ export = function register(RED: NodeAPI): void {
       awakeTimeMs: seconds(def.awakeTime, 93),
       reobserve: def.reobserve !== false,
       client: { defaultTtlMs: seconds(def.queueTtl, 300) },
+      maxLifetime: seconds(def.maxLifetime, 7 * 24 * 3600) / 1000,
+      unlistedEndpoints: (UNLISTED.includes(def.unlistedEndpoints ?? '') ? def.unlistedEndpoints : 'nosec') as UnlistedEndpoints,
       stateStore,
       stateKey: stateStore ? stateKeyOf(RED, this, 'lwm2m-server') : undefined,
       instance: process.env.LWM2M_INSTANCE?.trim() || undefined,
@@ -142,7 +156,8 @@ export = function register(RED: NodeAPI): void {
   }
   RED.nodes.registerType<ServerNodeThis, ServerNodeDef, object, ServerCredentials>('lwm2m-server', Lwm2mServerNode, {
     credentials: {
-      pskKeys: { type: 'text' },
+      pskKeys: { type: 'password' },
+      pskKeyChanges: { type: 'password' },
       privateKey: { type: 'password' },
       stateKey: { type: 'password' },
       redisPassword: { type: 'password' },

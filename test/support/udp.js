@@ -10,7 +10,12 @@ async function freePort(address = '127.0.0.1') {
   return port;
 }
 
-/** A raw UDP socket, for sending bytes our own encoder would never produce. */
+/**
+ * A raw UDP socket, for sending bytes our own encoder would never produce.
+ * Like any CoAP endpoint it answers a CoAP ping (an empty confirmable
+ * message) with a Reset, which a server sends before its first request to a
+ * new address; the ping does not show up in the inbox.
+ */
 class RawPeer {
   static async open(address = '127.0.0.1') {
     const peer = new RawPeer(dgram.createSocket(address.includes(':') ? 'udp6' : 'udp4'));
@@ -22,7 +27,11 @@ class RawPeer {
     this.socket = socket;
     this.inbox = [];
     this.waiters = [];
-    socket.on('message', (datagram) => {
+    socket.on('message', (datagram, from) => {
+      if (datagram.length === 4 && datagram[0] === 0x40 && datagram[1] === 0) {
+        socket.send(Buffer.from([0x70, 0, datagram[2], datagram[3]]), from.port, from.address);
+        return;
+      }
       const waiter = this.waiters.shift();
       if (waiter) waiter(datagram);
       else this.inbox.push(datagram);

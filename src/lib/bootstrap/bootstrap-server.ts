@@ -24,6 +24,14 @@ import { StateStore, deriveStateKey } from '../lwm2m/state';
 export interface BootstrapServerOptions extends ListenerOptions {
   /** Per request of a session (default 10 s). */
   requestTimeoutMs?: number;
+  /**
+   * Lets configurations with secret keys (PSK keys, private keys) go to
+   * devices that did not authenticate (over plain UDP or TCP). Off by
+   * default: anyone can ask there in any device's name.
+   */
+  allowKeysInClear?: boolean;
+  /** Sessions run at once (default 1,000); further Bootstrap-Requests get 5.03. A forged one holds its place until its device fails to answer. */
+  maxSessions?: number;
   model?: ObjectModel;
   /** Keeps the configurations flows give (keepConfig) across restarts, and with Redis for every instance. */
   stateStore?: StateStore;
@@ -157,6 +165,9 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
       if (typeof pctText !== 'string' || !/^\d{1,5}$/.test(pctText)) throw new CoapRequestError(ResponseCode.BadRequest, `invalid preferred content format (pct) ${JSON.stringify(pctText)}`);
       preferredFormat = Number(pctText);
     }
+    if (this.sessions.size >= (this.options.maxSessions ?? 1000) && !this.sessions.has(name)) {
+      throw new CoapRequestError(ResponseCode.ServiceUnavailable, `${this.sessions.size} bootstrap sessions are running: try again later`);
+    }
     this.sessions.get(name)?.cancel();
     const session = new BootstrapSession(this.coap.for(transport) as MessageLayer, request.peer, name, config, this.model, { timeoutMs: this.options.requestTimeoutMs ?? 10_000, preferredFormat });
     this.sessions.set(name, session);
@@ -193,6 +204,13 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
       this.emit('failed', name, reason, request.peer);
       throw new CoapRequestError(ResponseCode.BadRequest, reason);
     }
+    // Anyone can ask in any device's name over plain UDP or TCP: keys go only to a device that proved who it is.
+    const secrets = request.identity || this.options.allowKeysInClear ? [] : secretsIn(config);
+    if (secrets.length > 0) {
+      const reason = `the configuration for "${name}" holds secret keys (${secrets.join(', ')}), which go only to a device that authenticated (DTLS or TLS): bootstrap it over coaps, or allow keys in the clear`;
+      this.emit('failed', name, reason, request.peer);
+      throw new CoapRequestError(ResponseCode.Forbidden, reason);
+    }
     return { name, config };
   }
 
@@ -227,6 +245,13 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
     }
     return response;
   }
+}
+
+/** Which accounts of a configuration carry key material, by name (never the key). */
+function secretsIn(config: BootstrapConfig): string[] {
+  const secrets = config.servers.filter((server) => server.secretKey?.length).map((server) => `${server.securityMode === 'psk' ? 'PSK key' : 'private key'} of server ${server.shortServerId}`);
+  if (config.bootstrapServer?.secretKey?.length) secrets.push(`${config.bootstrapServer.securityMode === 'psk' ? 'PSK key' : 'private key'} of the bootstrap account`);
+  return secrets;
 }
 
 /** The formats a Bootstrap-Pack can be asked in (LwM2M 1.2). */

@@ -6,6 +6,7 @@ import { uintOptionOf } from '../coap/options';
 import type { Peer } from '../coap/peer';
 import { ContentError } from '../content/values';
 import { connectionFromJson, ConnectionJson } from '../dtls/session';
+import type { PeerIdentity } from '../dtls/credentials';
 import type { DtlsServer } from '../dtls/dtls-server';
 import { Lwm2mPath } from '../model/path';
 import type { ObjectModel } from '../model/object-model';
@@ -32,6 +33,10 @@ export interface ClusterHost {
   readonly stateKey: Buffer | undefined;
   /** The object model as a device sees it. */
   model(registration: Registration): ObjectModel;
+  /** A registration taken over: back in memory with what was saved beside it (its verified address, the identity its name is bound to). */
+  adoptRegistration(saved: Registration): Registration;
+  /** The DTLS or TLS identity an endpoint name is bound to, as another instance saved it. */
+  bindingFound(endpoint: string, identity: PeerIdentity): void;
   /** Requests that waited for a device at its previous instance, handed to their nodes here. */
   adoptParked(requests: [string, ParkedRequest][]): void;
   /** Lets go of a device another instance takes over: what it held of it, for that instance. */
@@ -164,8 +169,8 @@ export class ServerCluster {
       const query = request.queries.find((text) => text.startsWith('ep='));
       const endpoint = query?.slice(3);
       if (!endpoint || registrations.getByEndpoint(endpoint) || !this.store.link.isUp) return undefined;
-      // A Register goes on without the old registration if the store fails: it makes a new one anyway.
-      return this.adopt(endpoint).catch(() => undefined);
+      // A Register goes on without the old registration if the store fails (it makes a new one anyway), never without the name's binding.
+      return Promise.all([this.adopt(endpoint).catch(() => undefined), this.lookUpBinding(endpoint)]);
     }
     let alias: string | undefined;
     let fits: (registration: Registration) => boolean = () => true;
@@ -188,6 +193,22 @@ export class ServerCluster {
     return lookup.catch((error: Error) => {
       throw new CoapRequestError(ResponseCode.ServiceUnavailable, `this server's state store failed: ${error.message}`);
     });
+  }
+
+  /** The identity another instance bound the endpoint name to, so that no other identity registers under it here. */
+  private async lookUpBinding(endpoint: string): Promise<void> {
+    let json: string | undefined;
+    try {
+      json = await this.store.get('bindings', endpoint);
+    } catch (error) {
+      throw new CoapRequestError(ResponseCode.ServiceUnavailable, `this server's state store failed: ${(error as Error).message}`);
+    }
+    if (json === undefined) return;
+    try {
+      this.host.bindingFound(endpoint, JSON.parse(json) as PeerIdentity);
+    } catch {
+      this.host.warn(new Error(`the binding of ${endpoint} in the store is not JSON`));
+    }
   }
 
   /** Runs a look-up unless MAX_LOOKUPS are running (then undefined). */
@@ -298,8 +319,7 @@ export class ServerCluster {
     // A Register of the device may have got here meanwhile: it wins.
     const arrived = host.registrations.getByEndpoint(endpoint);
     if (arrived) return arrived;
-    host.registrations.add(registration);
-    host.presence.asleep(registration);
+    registration = host.adoptRegistration(registration);
     host.observations.restore(observations.filter((observation) => observation.endpoint === endpoint));
     const now = Date.now();
     host.adoptParked(parked.filter(([, request]) => request.deadline > now));

@@ -21,10 +21,31 @@ export interface Block1Holder {
 }
 
 /**
+ * The bytes all unfinished Block1 transfers of an endpoint hold: a transfer
+ * may not grow beyond maxBodyBytes, nor all of them together beyond limit.
+ */
+export class Block1Budget {
+  used = 0;
+
+  constructor(
+    readonly maxBodyBytes: number,
+    readonly limit: number,
+  ) {}
+
+  /** Drops a peer's (or a connection's) unfinished transfer and gives its bytes back. */
+  drop(peer: Block1Holder): void {
+    const transfer = peer.blockTransfer;
+    if (!transfer) return;
+    this.used -= transfer.received;
+    peer.blockTransfer = undefined;
+  }
+}
+
+/**
  * Reassembles a request body sent in Block1 blocks (RFC 7959 section 2.5),
  * one transfer per peer at a time, as a constrained client sends them.
  */
-export function assembleBlock1(peer: Block1Holder, message: CoapMessage, maxBodyBytes: number): Block1Assembly {
+export function assembleBlock1(peer: Block1Holder, message: CoapMessage, budget: Block1Budget): Block1Assembly {
   const option = findOption(message.options, OptionNumber.Block1);
   if (!option) return { payload: message.payload };
   const reply = (code: number, reason: string): Block1Assembly => ({
@@ -39,26 +60,34 @@ export function assembleBlock1(peer: Block1Holder, message: CoapMessage, maxBody
     return reply(ResponseCode.BadRequest, `Block1 ${block.num} carries ${message.payload.length} bytes, not ${block.szx === 7 ? `a multiple of ${size}` : size}`);
   }
   const key = transferKey(message);
-  let transfer = peer.blockTransfer;
+  let transfer: BlockTransfer | undefined = peer.blockTransfer;
   if (block.num === 0) {
-    transfer = { key, parts: [], received: 0, nextNum: 0, szx: block.szx };
+    budget.drop(peer);
+    transfer = { key, parts: [], received: 0, nextNum: 0, szx: block.szx, lastAt: 0 };
     peer.blockTransfer = transfer;
   } else if (!transfer || transfer.key !== key || transfer.nextNum * blockSize(transfer.szx) !== block.num * size) {
-    peer.blockTransfer = undefined;
+    budget.drop(peer);
     return reply(ResponseCode.RequestEntityIncomplete, `Block1 ${block.num} does not continue a transfer`);
   }
-  transfer.received += message.payload.length;
-  if (transfer.received > maxBodyBytes) {
-    peer.blockTransfer = undefined;
+  const length = message.payload.length;
+  if (transfer.received + length > budget.maxBodyBytes) {
+    budget.drop(peer);
     return {
       payload: message.payload,
       response: {
         code: ResponseCode.RequestEntityTooLarge,
-        options: [uintOptionOf(OptionNumber.Size1, maxBodyBytes)],
-        payload: Buffer.from(`request body larger than ${maxBodyBytes} bytes`, 'utf8'),
+        options: [uintOptionOf(OptionNumber.Size1, budget.maxBodyBytes)],
+        payload: Buffer.from(`request body larger than ${budget.maxBodyBytes} bytes`, 'utf8'),
       },
     };
   }
+  if (budget.used + length > budget.limit) {
+    budget.drop(peer);
+    return reply(ResponseCode.RequestEntityTooLarge, `unfinished Block1 transfers hold the server's limit of ${budget.limit} bytes: try again later`);
+  }
+  budget.used += length;
+  transfer.received += length;
+  transfer.lastAt = Date.now();
   transfer.parts.push(message.payload);
   // A client may shrink the block size mid-transfer; count in the new unit.
   transfer.nextNum = transfer.received / size;
@@ -70,7 +99,7 @@ export function assembleBlock1(peer: Block1Holder, message: CoapMessage, maxBody
       response: { code: ResponseCode.Continue, options: [uintOptionOf(OptionNumber.Block1, echo)] },
     };
   }
-  peer.blockTransfer = undefined;
+  budget.drop(peer);
   return { payload: Buffer.concat(transfer.parts), block1Option: echo };
 }
 

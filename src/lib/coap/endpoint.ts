@@ -9,11 +9,11 @@ import {
   codeClass,
   formatCode,
 } from './codes';
-import { CoapClosedError, CoapRequestError, CoapResetError, CoapResponseError, CoapTimeoutError } from './errors';
+import { CoapClosedError, CoapRequestError, CoapResetError, CoapResponseError, CoapTimeoutError, CoapUnverifiedPeerError } from './errors';
 import { CoapMessage, CoapOption, CoapFormatError, decode, encode, peekConfirmableMessageId } from './message';
 import { findOption, stringOptions, uintOptionOf, unrecognizedCriticalOption, uriPath } from './options';
-import { Exchange, NotificationHandler, PENDING, Peer, PeerKey, PeerState, peerKey } from './peer';
-import { assembleBlock1 } from './block1-assembly';
+import { Exchange, NotificationHandler, PENDING, Peer, PeerKey, PeerState, PeerTable, peerKey } from './peer';
+import { Block1Budget, assembleBlock1 } from './block1-assembly';
 import { DEFAULT_RECEIVE_BUFFER, DatagramTransport, UdpTransport } from './transport';
 import type { MessageLayer } from './message-layer';
 import type { PeerIdentity } from '../dtls/credentials';
@@ -69,12 +69,30 @@ export interface EndpointOptions {
   transmission?: Partial<TransmissionParameters>;
   /** Message ids remembered per peer before the oldest generation is dropped early. */
   dedupCapacityPerPeer?: number;
+  /** Bytes of answers remembered per peer and generation before the oldest generation is dropped early (default 4 KiB). */
+  dedupBytesPerPeer?: number;
+  /** Bytes of answers remembered for all peers (default 32 MiB): beyond, the addresses that only sent requests are forgotten, oldest first, then answers are no longer kept. */
+  dedupBytes?: number;
   /** Largest request body accepted through Block1. */
   maxRequestBodyBytes?: number;
+  /** Bytes all unfinished Block1 transfers may hold together (default 16 MiB); blocks beyond get 4.13. */
+  block1Bytes?: number;
   /** Socket receive buffer, so bursts from many devices wait in the kernel instead of being dropped (default 4 MiB; the system may cap it). */
   receiveBufferBytes?: number;
-  /** Remote addresses tracked at once; datagrams from further new ones are dropped (default 200,000). */
+  /**
+   * Addresses that only sent requests (not registered, no request of ours in
+   * flight) tracked at once; beyond, the oldest is forgotten (default 50,000).
+   * Registered devices and peers we talk to are kept apart and never crowded out.
+   */
   maxPeers?: number;
+  /**
+   * Server role: send no request to an address before it has shown it is
+   * real (a CoAP ping first, answered), and no more bytes than it sent us
+   * until then, so forged source addresses cannot turn the server into a reflector.
+   */
+  verifyPeers?: boolean;
+  /** Whether a peer's state is worth keeping while it is idle (a registered device): it is never forgotten for a newcomer, and never swept. */
+  retainPeer?: (peer: Peer) => boolean;
   /** What to talk over; plain UDP on address:port unless given. */
   transport?: DatagramTransport;
   /**
@@ -95,8 +113,16 @@ export interface MalformedDatagram {
 export const TICK_MASK = 0x3fffffff;
 
 const DEFAULT_DEDUP_CAPACITY = 64;
+const DEFAULT_DEDUP_BYTES_PER_PEER = 4 * 1024;
+const DEFAULT_DEDUP_BYTES = 32 * 1024 * 1024;
 const DEFAULT_MAX_BODY = 64 * 1024;
-const DEFAULT_MAX_PEERS = 200_000;
+const DEFAULT_BLOCK1_BYTES = 16 * 1024 * 1024;
+const DEFAULT_MAX_PEERS = 50_000;
+/** A diagnostic payload is a short reason (RFC 7252 section 5.5.2): never an echo of unbounded input. */
+const MAX_REASON_CHARS = 160;
+/** What two pings cost: a diagnostic reason to an unverified address leaves at least this much of its credit. */
+const PROBE_RESERVE = 8;
+const EMPTY = Buffer.alloc(0);
 
 /**
  * One CoAP endpoint on one transport (UDP or DTLS), acting as server (incoming requests,
@@ -107,10 +133,22 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
   readonly transport: DatagramTransport;
   readonly reliable = false;
   private listening = false;
+  /** The peers we sent requests to, and registered devices once newcomers pressed on them. */
   private readonly peers = new Map<PeerKey, PeerState>();
+  /** Addresses that only sent requests, oldest first: a flood of forged sources churns these; registered devices among them move to the peers above instead of being forgotten. */
+  private readonly newcomers = new Map<PeerKey, PeerState>();
+  private readonly maxNewcomers: number;
   private readonly transmission: TransmissionParameters;
   private readonly dedupCapacity: number;
-  private readonly maxBodyBytes: number;
+  private readonly dedupBytesPerPeer: number;
+  private readonly dedupBudget: number;
+  /** Bytes of answers remembered by the peers in the tables. */
+  private dedupBytes = 0;
+  private readonly block1: Block1Budget;
+  /** Whether new peers start verified: DTLS peers are (the cookie exchange), and so are all when the endpoint is a client. */
+  private readonly startVerified: boolean;
+  /** Requests to unverified peers waiting for the answer to a CoAP ping: one inline, an array from the second. */
+  private readonly unproven = new Map<PeerState, Exchange | Exchange[]>();
   private sweepTimer?: NodeJS.Timeout;
   /**
    * Exchanges waiting for a retransmission or their deadline, checked by one
@@ -138,8 +176,12 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
     this.transmission = { ...DEFAULT_TRANSMISSION, ...options.transmission };
     this.dedupCapacity = options.dedupCapacityPerPeer ?? DEFAULT_DEDUP_CAPACITY;
     this.clockMs = Math.max(1, Math.min(20, Math.floor(this.transmission.ackTimeoutMs / 8)));
-    this.maxBodyBytes = options.maxRequestBodyBytes ?? DEFAULT_MAX_BODY;
+    this.dedupBytesPerPeer = options.dedupBytesPerPeer ?? DEFAULT_DEDUP_BYTES_PER_PEER;
+    this.dedupBudget = options.dedupBytes ?? DEFAULT_DEDUP_BYTES;
+    this.block1 = new Block1Budget(options.maxRequestBodyBytes ?? DEFAULT_MAX_BODY, options.block1Bytes ?? DEFAULT_BLOCK1_BYTES);
+    this.maxNewcomers = options.maxPeers ?? DEFAULT_MAX_PEERS;
     this.transport = options.transport ?? new UdpTransport(options.address, options.port, options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER);
+    this.startVerified = options.verifyPeers !== true || this.transport.scheme === 'coaps';
   }
 
   /** Binds the transport; rejects with the bind error (EADDRINUSE, EADDRNOTAVAIL...) instead of throwing later. */
@@ -172,8 +214,25 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
     return undefined;
   }
 
+  /** Peers tracked: registered devices and those we talk to, and newcomers. */
   get peerCount(): number {
-    return this.peers.size;
+    return this.peers.size + this.newcomers.size;
+  }
+
+  /** What the endpoint's bounded memories hold now, for tests and the README's figures. */
+  get usage(): { peers: number; newcomers: number; dedupBytes: number; block1Bytes: number } {
+    return { peers: this.peers.size, newcomers: this.newcomers.size, dedupBytes: this.dedupBytes, block1Bytes: this.block1.used };
+  }
+
+  /** Whether an address has shown it is real (see EndpointOptions.verifyPeers). */
+  isVerified(peer: Peer): boolean {
+    const state = this.peers.get(peerKey(peer.address, peer.port)) ?? this.newcomers.get(peerKey(peer.address, peer.port));
+    return state ? state.verified : this.startVerified;
+  }
+
+  /** Takes an address as verified without a ping: one that had answered before a restart. */
+  markVerified(peer: Peer): void {
+    this.peerState(peer.address, peer.port).verified = true;
   }
 
   close(): Promise<void> {
@@ -185,7 +244,11 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
     }
     clearInterval(this.clock);
     while (this.dueHead) this.unlinkDue(this.dueHead);
+    this.unproven.clear();
     this.peers.clear();
+    this.newcomers.clear();
+    this.dedupBytes = 0;
+    this.block1.used = 0;
     this.listening = false;
     return this.transport.close();
   }
@@ -245,7 +308,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
         onNotification: options.onNotification,
       };
       state.track(exchange, true);
-      this.transmit(exchange, this.initialAckTimeoutMs());
+      this.dispatch(exchange);
     });
   }
 
@@ -273,28 +336,73 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
       return Promise.resolve(messageId);
     }
     return new Promise((resolve, reject) => {
-      const exchange: Exchange = {
-        peer: state,
-        messageId,
-        tokenKey: notification.token.toString('hex'),
-        datagram,
-        confirmable: true,
-        acknowledged: false,
-        finished: false,
-        ackOnly: true,
-        transmissions: 0,
-        deadline: Infinity,
-        timeoutMs: Infinity,
-        dueAt: Infinity,
-        ackTimeoutMs: 0,
-        dueNext: undefined,
-        duePrev: undefined,
-        resolve: () => resolve(messageId),
-        reject,
-      };
+      const exchange = acknowledgedExchange(state, messageId, notification.token.toString('hex'), datagram, () => resolve(messageId), reject);
       state.track(exchange, false);
-      this.transmit(exchange, this.initialAckTimeoutMs());
+      this.dispatch(exchange);
     });
+  }
+
+  /** Sends a new exchange, or holds it until its peer has shown it is real. */
+  private dispatch(exchange: Exchange): void {
+    const peer = exchange.peer;
+    if (peer.verified) {
+      this.transmit(exchange, this.initialAckTimeoutMs());
+      return;
+    }
+    // Only its deadline runs while it waits.
+    this.arm(exchange, Infinity);
+    const waiting = this.unproven.get(peer);
+    if (waiting) {
+      if (Array.isArray(waiting)) waiting.push(exchange);
+      else this.unproven.set(peer, [waiting, exchange]);
+      return;
+    }
+    this.unproven.set(peer, exchange);
+    if (peer.credit < 4) {
+      this.unprovable(peer, new CoapUnverifiedPeerError(`${peer.label} has not shown it is a real address (it sent too little to answer with a ping): no request is sent to it`));
+      return;
+    }
+    this.probe(peer);
+  }
+
+  /**
+   * A CoAP ping (an empty confirmable message, RFC 7252 section 4.3) to an
+   * address that has not shown it is real: whatever it answers (a Reset, an
+   * empty or piggybacked Acknowledgement) proves the address, and the requests
+   * waiting for it go out (see settleProbe). Four bytes, within what the
+   * address sent us, retransmitted as any confirmable message while a request
+   * still waits for it. No closures: a fleet's first requests each bring one.
+   */
+  private probe(peer: PeerState): void {
+    const messageId = peer.allocateMessageId();
+    const exchange = acknowledgedExchange(peer, messageId, '', emptyMessage(MessageType.Confirmable, messageId), PROBE, PROBE);
+    peer.track(exchange, false);
+    this.transmit(exchange, this.initialAckTimeoutMs());
+  }
+
+  /** What a ping's answer (or silence) means for the requests waiting on it. */
+  private settleProbe(peer: PeerState, outcome: CoapMessage | Error): void {
+    if (!(outcome instanceof Error) || outcome instanceof CoapResetError) {
+      peer.verified = true;
+      this.emit('verified', { address: peer.address, port: peer.port } satisfies Peer);
+      const waiting = this.unproven.get(peer);
+      this.unproven.delete(peer);
+      for (const exchange of Array.isArray(waiting) ? waiting : waiting ? [waiting] : []) if (!exchange.finished) this.transmit(exchange, this.initialAckTimeoutMs());
+    } else this.unprovable(peer, outcome);
+  }
+
+  /** Whether a request still waits for the peer's ping to be answered. */
+  private awaitsProof(peer: PeerState): boolean {
+    const waiting = this.unproven.get(peer);
+    return Array.isArray(waiting) ? waiting.some((exchange) => !exchange.finished) : waiting !== undefined && !waiting.finished;
+  }
+
+  private unprovable(peer: PeerState, error: Error): void {
+    const waiting = this.unproven.get(peer);
+    this.unproven.delete(peer);
+    // Silence is a timeout like any other; having sent too little to be pinged is its own failure.
+    const failure = error instanceof CoapUnverifiedPeerError || error instanceof CoapClosedError ? error : new CoapTimeoutError(`no acknowledgement of a CoAP ping from ${peer.label}, and no request goes to an address before it answers one`);
+    for (const exchange of Array.isArray(waiting) ? waiting : waiting ? [waiting] : []) this.finish(exchange, failure);
   }
 
   private transmit(exchange: Exchange, ackTimeoutMs: number): void {
@@ -353,6 +461,11 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
 
   private onDue(exchange: Exchange): void {
     if (exchange.finished) return;
+    // A ping goes on only while a request waits for it.
+    if (exchange.resolve === PROBE && !this.awaitsProof(exchange.peer)) {
+      this.finish(exchange, new CoapTimeoutError('no request waits for the ping any more'));
+      return;
+    }
     if (Date.now() >= exchange.deadline) {
       this.finish(exchange, new CoapTimeoutError(`no response from ${exchange.peer.label} within ${exchange.timeoutMs} ms`));
     } else if (exchange.acknowledged) {
@@ -370,6 +483,10 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
     this.unlinkDue(exchange);
     const peer = exchange.peer;
     peer.untrack(exchange);
+    if (exchange.resolve === PROBE) {
+      this.settleProbe(peer, outcome);
+      return;
+    }
     if (outcome instanceof Error) {
       exchange.reject(outcome);
       return;
@@ -389,11 +506,8 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
       return;
     }
     const peer = this.knownPeer(address, port);
-    if (!peer) {
-      this.emit('malformed', { peer: { address, port }, reason: 'too many peers: datagram dropped' } satisfies MalformedDatagram);
-      return;
-    }
-    if (peer.session !== session) peer.enterSession(session);
+    if (!peer.verified) peer.credit += datagram.length;
+    if (peer.session !== session) this.enterSession(peer, session);
     if (message.code === EMPTY_CODE) this.receiveEmpty(peer, message);
     else if (codeClass(message.code) === 0) this.receiveRequest(peer, message);
     else this.receiveResponse(peer, message);
@@ -401,7 +515,8 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
 
   private rejectMalformed(datagram: Buffer, address: string, port: number, reason: string): void {
     const messageId = peekConfirmableMessageId(datagram);
-    if (messageId !== undefined) this.sendEmpty(MessageType.Reset, messageId, { address, port });
+    // No state for garbage: its Reset (4 bytes) is never larger than what came.
+    if (messageId !== undefined) this.transport.send(emptyMessage(MessageType.Reset, messageId), { address, port });
     this.emit('malformed', { peer: { address, port }, reason } satisfies MalformedDatagram);
   }
 
@@ -459,7 +574,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
       observer.notified(message);
       return;
     }
-    peer.remember(message.messageId, ack ?? Buffer.alloc(0), this.dedupCapacity);
+    this.remember(peer, message.messageId, ack ?? EMPTY);
     this.finish(exchange!, message);
   }
 
@@ -495,7 +610,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
       if (previous) this.send(previous, peer);
       return;
     }
-    peer.remember(message.messageId, PENDING, this.dedupCapacity);
+    this.remember(peer, message.messageId, PENDING);
     // An answer belongs to the session its request came in: once another session has the address, it is not sent.
     const session = peer.session;
     const answer = (response: OutgoingResponse) => {
@@ -507,7 +622,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
       answer(this.errorResponse(new CoapRequestError(ResponseCode.BadOption, `unrecognized critical option ${critical}`), peer));
       return;
     }
-    const assembly = assembleBlock1(peer, message, this.maxBodyBytes);
+    const assembly = assembleBlock1(peer, message, this.block1);
     // Progress of a body coming in blocks, for whoever follows it (the simulator's firmware download): only when someone listens.
     if ((assembly.block1Option !== undefined || assembly.response?.code === ResponseCode.Continue) && this.listenerCount('block1') > 0) {
       const received = assembly.response ? (peer.blockTransfer?.received ?? 0) : assembly.payload.length;
@@ -547,8 +662,9 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
 
   private errorResponse(error: unknown, peer: Peer): OutgoingResponse {
     if (error instanceof CoapRequestError) {
-      this.emit('malformed', { peer: { address: peer.address, port: peer.port }, reason: `${error}` } satisfies MalformedDatagram);
-      return diagnostic(error.responseCode, error.message);
+      const reason = shortReason(error.message);
+      this.emit('malformed', { peer: { address: peer.address, port: peer.port }, reason: `${formatCode(error.responseCode)} ${reason}` } satisfies MalformedDatagram);
+      return diagnostic(error.responseCode, reason);
     }
     this.emit('handlerError', error);
     return diagnostic(ResponseCode.InternalServerError, 'internal server error');
@@ -557,51 +673,160 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
   private respond(peer: PeerState, request: CoapMessage, response: OutgoingResponse): void {
     if (this.closed) return;
     const confirmable = request.type === MessageType.Confirmable;
-    const datagram = encode({
+    const message: CoapMessage = {
       type: confirmable ? MessageType.Acknowledgement : MessageType.NonConfirmable,
       code: response.code,
       messageId: confirmable ? request.messageId : peer.allocateMessageId(),
       token: request.token,
       options: response.options ?? [],
-      payload: response.payload ?? Buffer.alloc(0),
-    });
-    peer.remember(request.messageId, datagram, this.dedupCapacity);
+      payload: response.payload ?? EMPTY,
+    };
+    let datagram = encode(message);
+    if (!peer.verified && datagram.length > peer.credit - PROBE_RESERVE) {
+      // To an address that has not shown it is real, no more than it sent (leaving room for the pings that would verify it).
+      if (codeClass(response.code) < 4 || message.payload.length === 0) {
+        this.respondWhenProven(peer, request.messageId, datagram);
+        return;
+      }
+      // An error's reason is cut to fit (payload marker included).
+      message.payload = utf8Prefix(message.payload, peer.credit - PROBE_RESERVE - (datagram.length - message.payload.length));
+      datagram = encode(message);
+    }
+    this.remember(peer, request.messageId, datagram);
     this.send(datagram, peer);
   }
 
-  private sendEmpty(type: MessageType, messageId: number, peer: Peer): Buffer {
-    const datagram = Buffer.from([0x40 | (type << 4), EMPTY_CODE, messageId >> 8, messageId & 0xff]);
+  /**
+   * An answer larger than what an unverified address sent (a Bootstrap-Pack,
+   * a 2.01 to a tiny Register) waits until the address has answered a ping,
+   * then goes as it is (piggybacked: the client sees it a round trip later),
+   * so that a forged request is never answered in bulk to someone else.
+   */
+  private respondWhenProven(peer: PeerState, requestId: number, datagram: Buffer): void {
+    // Duplicates get it too, once the address is verified (send holds it back until then).
+    this.remember(peer, requestId, datagram);
+    const state = this.peerState(peer.address, peer.port);
+    this.dispatch(deferredAnswer(state, datagram, Date.now() + this.transmission.exchangeLifetimeMs));
+  }
+
+  /** Remembers an answer for duplicates, within the peer's and the endpoint's byte budgets. */
+  private remember(peer: PeerState, messageId: number, answer: Buffer | null): void {
+    if (answer !== null && this.dedupBytes + answer.length > this.dedupBudget && !this.relieve(answer.length)) answer = PENDING;
+    const change = peer.remember(messageId, answer, this.dedupCapacity, this.dedupBytesPerPeer);
+    if (peer.table !== PeerTable.Detached) this.dedupBytes += change;
+  }
+
+  /** Forgets newcomers, oldest first, until an answer of this size fits the dedup budget; false when it still does not. */
+  private relieve(bytes: number): boolean {
+    while (this.dedupBytes + bytes > this.dedupBudget) if (!this.evictNewcomer()) return false;
+    return true;
+  }
+
+  /**
+   * Makes room among the newcomers: forgets the oldest that is not a
+   * registered device; registered ones met on the way move to the table
+   * newcomers never reach. They move only then, so that a registration costs
+   * no more than before until the newcomers' table fills. False when no
+   * newcomer was left to forget.
+   */
+  private evictNewcomer(): boolean {
+    for (const peer of this.newcomers.values()) {
+      if (!this.options.retainPeer?.(peer)) {
+        this.forget(peer);
+        return true;
+      }
+      this.promote(peer);
+    }
+    return false;
+  }
+
+  private sendEmpty(type: MessageType, messageId: number, peer: PeerState): Buffer {
+    const datagram = emptyMessage(type, messageId);
     this.send(datagram, peer);
     return datagram;
   }
 
-  private send(datagram: Buffer, peer: Peer): void {
+  /** Sends, but to an address that has not shown it is real never more bytes than it sent us. */
+  private send(datagram: Buffer, peer: PeerState): void {
+    if (!peer.verified) {
+      if (datagram.length > peer.credit) return;
+      peer.credit -= datagram.length;
+    }
     this.transport.send(datagram, peer);
   }
 
-  /** The state of a peer that sent us something, unless the table is full of others. */
-  private knownPeer(address: string, port: number): PeerState | undefined {
-    const state = this.peers.get(peerKey(address, port));
+  /** The state of a peer that sent us something: a newcomer (in a bounded table) unless it is known. */
+  private knownPeer(address: string, port: number): PeerState {
+    const key = peerKey(address, port);
+    const state = this.peers.get(key) ?? this.newcomers.get(key);
     if (state) return state;
-    if (this.peers.size >= (this.options.maxPeers ?? DEFAULT_MAX_PEERS)) return undefined;
-    return this.peerState(address, port);
+    if (this.newcomers.size >= this.maxNewcomers) this.evictNewcomer();
+    const newcomer = this.newPeer(address, port, PeerTable.Newcomer);
+    this.newcomers.set(key, newcomer);
+    return newcomer;
   }
 
+  /** The state of a peer we talk to or keep: a newcomer moves over. */
   private peerState(address: string, port: number): PeerState {
     const key = peerKey(address, port);
     let state = this.peers.get(key);
-    if (!state) {
-      state = new PeerState(address, port);
-      this.peers.set(key, state);
-    }
+    if (state) return state;
+    state = this.newcomers.get(key);
+    if (state) return this.promote(state);
+    state = this.newPeer(address, port, PeerTable.Main);
+    this.peers.set(key, state);
     return state;
   }
 
-  /** Ages every peer's dedup memory once per exchange lifetime and forgets idle peers. */
+  private newPeer(address: string, port: number, table: PeerTable): PeerState {
+    const state = new PeerState(address, port);
+    state.table = table;
+    state.verified = this.startVerified;
+    return state;
+  }
+
+  private promote(peer: PeerState): PeerState {
+    const key = peerKey(peer.address, peer.port);
+    this.newcomers.delete(key);
+    peer.table = PeerTable.Main;
+    this.peers.set(key, peer);
+    return peer;
+  }
+
+  /** The address speaks in a new DTLS session: what was remembered for the old one is dropped. */
+  private enterSession(peer: PeerState, session: object | undefined): void {
+    this.block1.drop(peer);
+    const change = peer.enterSession(session);
+    if (peer.table !== PeerTable.Detached) this.dedupBytes += change;
+  }
+
+  /** Drops a peer's state (no exchange of ours is in flight with a newcomer or an idle peer). */
+  private forget(peer: PeerState): void {
+    const key = peerKey(peer.address, peer.port);
+    if (peer.table === PeerTable.Newcomer) this.newcomers.delete(key);
+    else if (peer.table === PeerTable.Main) this.peers.delete(key);
+    else return;
+    this.dedupBytes -= peer.dedupBytes;
+    this.block1.drop(peer);
+    peer.table = PeerTable.Detached;
+  }
+
+  /**
+   * Once per exchange lifetime: ages every peer's dedup memory, drops
+   * Block1 transfers left unfinished that long, and forgets idle peers
+   * (registered devices excepted: an idle newcomer that is one moves to the
+   * table newcomers never reach).
+   */
   private sweep(): void {
-    for (const [key, peer] of this.peers) {
-      peer.rotate();
-      if (peer.isIdle()) this.peers.delete(key);
+    const stale = Date.now() - this.transmission.exchangeLifetimeMs;
+    for (const table of [this.peers, this.newcomers]) {
+      for (const peer of table.values()) {
+        this.dedupBytes += peer.rotate();
+        if (peer.blockTransfer && peer.blockTransfer.lastAt <= stale) this.block1.drop(peer);
+        if (!peer.isIdle()) continue;
+        if (!this.options.retainPeer?.(peer)) this.forget(peer);
+        else if (table === this.newcomers) this.promote(peer);
+      }
     }
   }
 
@@ -617,9 +842,67 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
   }
 }
 
-/** A response whose payload is a human-readable reason (RFC 7252 section 5.5.2). */
+/** A response whose payload is a short human-readable reason (RFC 7252 section 5.5.2). */
 export function diagnostic(responseCode: number, reason: string): OutgoingResponse {
-  return { code: responseCode, payload: Buffer.from(reason, 'utf8') };
+  return { code: responseCode, payload: Buffer.from(shortReason(reason), 'utf8') };
+}
+
+/** A reason cut to a few lines' worth, so that no error echoes unbounded input (a 60 KB path) to a peer, a flow or a log. */
+function shortReason(reason: string): string {
+  if (reason.length <= MAX_REASON_CHARS) return reason;
+  // Not between the two halves of a surrogate pair.
+  const cut = MAX_REASON_CHARS - (/[\ud800-\udbff]/.test(reason[MAX_REASON_CHARS - 2]) ? 2 : 1);
+  return `${reason.slice(0, cut)}…`;
+}
+
+/** At most `bytes` bytes of UTF-8 text, not cut inside a character. */
+function utf8Prefix(text: Buffer, bytes: number): Buffer {
+  if (bytes <= 0) return EMPTY;
+  if (bytes >= text.length) return text;
+  let end = bytes;
+  while (end > 0 && (text[end] & 0xc0) === 0x80) end--;
+  return text.subarray(0, end);
+}
+
+/** An answer held back until its address is verified: sent once then (the client retransmits its request if it is lost), dropped at the deadline. */
+function deferredAnswer(peer: PeerState, datagram: Buffer, deadline: number): Exchange {
+  const exchange = acknowledgedExchange(peer, -1, '', datagram, IGNORED, IGNORED);
+  exchange.confirmable = false;
+  exchange.acknowledged = true;
+  exchange.deadline = deadline;
+  return exchange;
+}
+
+/** The resolve and reject of a ping's exchange: its outcome is handled by the endpoint (settleProbe), without a closure per ping. */
+const PROBE = (): void => undefined;
+/** Those of an answer held back until its address is verified: nobody waits for them. */
+const IGNORED = (): void => undefined;
+
+/** A confirmable message that is done when acknowledged, with no response to wait for: a notification we send, a ping. */
+function acknowledgedExchange(peer: PeerState, messageId: number, tokenKey: string, datagram: Buffer, resolve: () => void, reject: (error: Error) => void): Exchange {
+  return {
+    peer,
+    messageId,
+    tokenKey,
+    datagram,
+    confirmable: true,
+    acknowledged: false,
+    finished: false,
+    ackOnly: true,
+    transmissions: 0,
+    deadline: Infinity,
+    timeoutMs: Infinity,
+    dueAt: Infinity,
+    ackTimeoutMs: 0,
+    dueNext: undefined,
+    duePrev: undefined,
+    resolve,
+    reject,
+  };
+}
+
+function emptyMessage(type: MessageType, messageId: number): Buffer {
+  return Buffer.from([0x40 | (type << 4), EMPTY_CODE, messageId >> 8, messageId & 0xff]);
 }
 
 export function describeResponse(message: CoapMessage): string {

@@ -9,6 +9,15 @@ export class CoapTimeoutError extends Error {
   }
 }
 
+/** A request not sent: its address never showed it is real (it did not answer a CoAP ping, or sent too little to be answered). */
+export class CoapUnverifiedPeerError extends Error {
+  readonly code = 'EUNVERIFIED';
+  constructor(message: string) {
+    super(message);
+    this.name = 'CoapUnverifiedPeerError';
+  }
+}
+
 /** The peer rejected our message with a Reset. */
 export class CoapResetError extends Error {
   readonly code = 'ECONNRESET';

@@ -34,6 +34,19 @@ function ipv4Number(address: string): number | undefined {
   return dots === 3 && digits > 0 && part <= 255 ? value * 256 + part : undefined;
 }
 
+/** Where an endpoint keeps a peer's state. */
+export const enum PeerTable {
+  /** Forgotten (evicted or swept) while something still held it. */
+  Detached,
+  /** An address that only sent us requests: kept in a bounded table, the oldest forgotten first (unless registered). */
+  Newcomer,
+  /** A peer we sent requests to, or a registered device newcomers pressed on: never crowded out by newcomers. */
+  Main,
+}
+
+const TABLE_BITS = 3;
+const VERIFIED = 4;
+
 /** Marks a message id as seen while its handler has not answered yet. */
 export const PENDING = null;
 
@@ -79,7 +92,12 @@ export interface BlockTransfer {
   received: number;
   nextNum: number;
   szx: number;
+  /** When its last block came: a transfer left unfinished for EXCHANGE_LIFETIME is dropped. */
+  lastAt: number;
 }
+
+/** What one remembered answer costs besides its bytes (the string and its table entry), for the dedup memory budgets. */
+const DEDUP_ENTRY_OVERHEAD = 48;
 
 /**
  * The message ids of one deduplication generation with their answers. Most
@@ -91,6 +109,8 @@ class DedupGeneration {
   // Answers are kept as latin1 text: a short string costs less than a Buffer object, and is only turned back into bytes for a duplicate.
   private firstAnswer: string | null = null;
   private more: Map<number, string | null> | undefined = undefined;
+  /** What its answers cost, roughly: their bytes and a fixed overhead per entry. */
+  bytes = 0;
 
   get size(): number {
     return (this.firstId >= 0 ? 1 : 0) + (this.more?.size ?? 0);
@@ -105,7 +125,12 @@ class DedupGeneration {
     return messageId === this.firstId || (this.more?.has(messageId) ?? false);
   }
 
-  set(messageId: number, answer: Buffer | null): void {
+  /**
+   * Returns the change in bytes. An id comes first without its answer
+   * (PENDING: it pays the entry), then its answer replaces that: counting
+   * so needs no lookup of what was there.
+   */
+  set(messageId: number, answer: Buffer | null): number {
     const text = answer === null ? null : answer.toString('latin1');
     if (this.firstId < 0 || messageId === this.firstId) {
       this.firstId = messageId;
@@ -113,6 +138,9 @@ class DedupGeneration {
     } else {
       (this.more ??= new Map()).set(messageId, text);
     }
+    const change = text === null ? DEDUP_ENTRY_OVERHEAD : text.length;
+    this.bytes += change;
+    return change;
   }
 }
 
@@ -139,6 +167,10 @@ export class PeerState {
   private firstObserver: NotificationHandler | undefined = undefined;
   private moreObservers: Map<string, NotificationHandler> | undefined = undefined;
   blockTransfer: BlockTransfer | undefined = undefined;
+  /** The table that holds it (PeerTable) and VERIFIED, in one small integer: a fleet has a PeerState per device. */
+  private flags: number = PeerTable.Detached | VERIFIED;
+  /** Bytes received from an unverified address minus the bytes sent to it. */
+  credit = 0;
   /** The DTLS session the peer's latest datagram came in (undefined over plain UDP). */
   session: object | undefined = undefined;
 
@@ -220,6 +252,28 @@ export class PeerState {
     readonly port: number,
   ) {}
 
+  /** Which table of the endpoint holds it; Detached once forgotten. */
+  get table(): PeerTable {
+    return this.flags & TABLE_BITS;
+  }
+
+  set table(table: PeerTable) {
+    this.flags = (this.flags & ~TABLE_BITS) | table;
+  }
+
+  /**
+   * Whether the address has shown it is real: it came over DTLS (the cookie
+   * exchange), or answered a message we sent. Until then the endpoint sends
+   * it no request, and no more bytes than it received (credit).
+   */
+  get verified(): boolean {
+    return (this.flags & VERIFIED) !== 0;
+  }
+
+  set verified(verified: boolean) {
+    this.flags = verified ? this.flags | VERIFIED : this.flags & ~VERIFIED;
+  }
+
   /** "address:port", for messages. */
   get label(): string {
     return `${this.address}:${this.port}`;
@@ -238,28 +292,42 @@ export class PeerState {
     return answer !== undefined ? answer : this.older?.get(messageId);
   }
 
-  /** Keeps at most `capacity` ids per generation (the endpoint's setting, not a field each peer carries). */
-  remember(messageId: number, answer: Buffer | null, capacity: number): void {
-    if (this.recent.size >= capacity && !this.recent.has(messageId)) this.rotate();
-    this.recent.set(messageId, answer);
+  /**
+   * Keeps at most `capacity` ids and about `maxBytes` per generation (the
+   * endpoint's settings, not fields each peer carries). Returns the change
+   * in remembered bytes, for the endpoint's total.
+   */
+  remember(messageId: number, answer: Buffer | null, capacity: number, maxBytes: number): number {
+    let change = 0;
+    if ((this.recent.size >= capacity || this.recent.bytes >= maxBytes) && !this.recent.has(messageId)) change = this.rotate();
+    return change + this.recent.set(messageId, answer);
   }
 
   /**
    * The address now speaks in another DTLS session (a new handshake, another
    * identity perhaps): message ids start over there, so what was remembered
-   * for deduplication, and a Block1 transfer, stay with the old session.
+   * for deduplication stays with the old session (and a Block1 transfer,
+   * which the endpoint drops first). Returns the change in remembered bytes.
    */
-  enterSession(session: object | undefined): void {
+  enterSession(session: object | undefined): number {
+    const dropped = this.dedupBytes;
     this.session = session;
     this.recent = new DedupGeneration();
     this.older = undefined;
-    this.blockTransfer = undefined;
+    return -dropped;
   }
 
-  /** Ages the dedup generations; entries survive one to two rotations. */
-  rotate(): void {
+  /** Ages the dedup generations (entries survive one to two rotations); returns the change in remembered bytes. */
+  rotate(): number {
+    const dropped = this.older?.bytes ?? 0;
     this.older = this.recent;
     this.recent = new DedupGeneration();
+    return -dropped;
+  }
+
+  /** What its dedup memory costs, roughly. */
+  get dedupBytes(): number {
+    return this.recent.bytes + (this.older?.bytes ?? 0);
   }
 
   isIdle(): boolean {

@@ -6,7 +6,7 @@ import type { CoapMessage } from './message';
 import { findOption, unrecognizedCriticalOption } from './options';
 import { handleRequest, incomingRequest } from './incoming';
 import { NotificationHandler, Peer, PeerKey, peerKey } from './peer';
-import { assembleBlock1 } from './block1-assembly';
+import { Block1Budget, assembleBlock1 } from './block1-assembly';
 import { StreamConnection, StreamExchange, limitsOf } from './stream-connection';
 import { MalformedDatagram, OutgoingRequest, OutgoingResponse, RequestHandler, RequestOptions, TICK_MASK, diagnostic } from './endpoint';
 import type { MessageLayer, StreamBlockLimits } from './message-layer';
@@ -91,7 +91,8 @@ export class StreamEndpoint extends EventEmitter implements MessageLayer, Stream
   private listening = false;
   private closed = false;
   private readonly maxMessageSize: number;
-  private readonly maxBodyBytes: number;
+  /** Bodies through Block1 (or BERT), each at most maxRequestBodyBytes; what they hold together is in the connections' held bytes. */
+  private readonly block1: Block1Budget;
   private readonly maxConnections: number;
   private readonly maxOpeningPerAddress: number;
   private readonly idleTimeoutMs: number;
@@ -108,7 +109,7 @@ export class StreamEndpoint extends EventEmitter implements MessageLayer, Stream
     super();
     this.transport = options.transport;
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
-    this.maxBodyBytes = options.maxRequestBodyBytes ?? DEFAULT_MAX_BODY;
+    this.block1 = new Block1Budget(options.maxRequestBodyBytes ?? DEFAULT_MAX_BODY, Infinity);
     this.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     this.maxOpeningPerAddress = options.maxOpeningPerAddress ?? DEFAULT_MAX_OPENING_PER_ADDRESS;
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
@@ -450,7 +451,7 @@ export class StreamEndpoint extends EventEmitter implements MessageLayer, Stream
       answer(this.errorResponse(new CoapRequestError(ResponseCode.BadOption, `unrecognized critical option ${critical}`), connection));
       return;
     }
-    const assembly = assembleBlock1(connection, message, this.maxBodyBytes);
+    const assembly = assembleBlock1(connection, message, this.block1);
     if (assembly.response) {
       answer(assembly.response);
       return;
@@ -523,7 +524,7 @@ export class StreamEndpoint extends EventEmitter implements MessageLayer, Stream
     if (this.connections.get(connection.key) === connection) this.connections.delete(connection.key);
     this.held -= connection.held;
     connection.held = 0;
-    connection.blockTransfer = undefined;
+    this.block1.drop(connection);
     connection.dropObservers();
     const failure = () => error ?? new CoapNoConnectionError(`the connection with ${connection.label} closed: ${reason}`);
     for (const exchange of connection.exchanges()) this.finish(exchange, failure());

@@ -6,7 +6,7 @@ import { identityKey } from './security';
 
 /** The endpoint that reaches devices over a transport; undefined when the server does not listen on it. */
 export type EndpointFor = (transport: Transport) => MessageLayer | undefined;
-import { CoapClosedError, CoapNoConnectionError, CoapResetError, CoapResponseError, CoapTimeoutError } from '../coap/errors';
+import { CoapClosedError, CoapNoConnectionError, CoapResetError, CoapResponseError, CoapTimeoutError, CoapUnverifiedPeerError } from '../coap/errors';
 import type { CoapMessage } from '../coap/message';
 import { uintOption } from '../coap/options';
 import { ContentError } from '../content/values';
@@ -34,6 +34,7 @@ export type FailureKind =
   | 'parked'
   | 'no-session'
   | 'no-connection'
+  | 'unverified'
   | 'closed'
   /** A shared state store (Redis) that a request to a device of another instance needs cannot be reached. */
   | 'unavailable';
@@ -323,5 +324,6 @@ function translate(error: unknown, describe: string): Error {
   if (error instanceof ParkedError) return new DeviceRequestError(`${describe}: ${error.message}`, 'parked');
   if (error instanceof NoSessionError) return new DeviceRequestError(`${describe}: ${error.message}`, 'no-session');
   if (error instanceof CoapNoConnectionError) return new DeviceRequestError(`${describe}: ${error.message} (the device must connect again, as it does when it next updates)`, 'no-connection');
+  if (error instanceof CoapUnverifiedPeerError) return new DeviceRequestError(`${describe}: ${error.message}`, 'unverified');
   return error as Error;
 }

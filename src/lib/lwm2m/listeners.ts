@@ -72,12 +72,15 @@ export class Listeners {
   readonly tcp?: StreamEndpoint;
   readonly tls?: StreamEndpoint;
 
-  constructor(options: ListenerOptions, security: SecurityRegistry, handler: TransportHandler, events: ListenerEvents) {
+  /** retain: whether a peer is a registered device, whose state the endpoint keeps while it is idle. */
+  constructor(options: ListenerOptions, security: SecurityRegistry, handler: TransportHandler, events: ListenerEvents, retain?: (transport: Transport, peer: Peer) => boolean) {
     if (options.port === undefined && !options.secure && !options.tcp && !options.tls) throw new Error('the server needs a UDP, DTLS, TCP or TLS port');
     const over = (transport: Transport) => (request: IncomingRequest) => handler(request, transport);
+    // A server sends nothing to an address that has not shown it is real beyond what that address sent it.
+    const serverRole = (transport: Transport) => ({ verifyPeers: options.verifyPeers ?? true, retainPeer: retain && ((peer: Peer) => retain(transport, peer)) });
     const unmatched = (transport: Transport): EndpointOptions['unmatched'] =>
       options.unmatchedOn && ((peer, message, retry) => (options.unmatchedOn as NonNullable<ListenerOptions['unmatchedOn']>)(transport, peer, message, retry));
-    if (options.port !== undefined) this.plain = new CoapEndpoint({ ...options, port: options.port, unmatched: unmatched('udp') }, over('udp'));
+    if (options.port !== undefined) this.plain = new CoapEndpoint({ ...options, ...serverRole('udp'), port: options.port, unmatched: unmatched('udp') }, over('udp'));
     const secure = options.secure;
     if (secure) {
       const address = secure.address ?? options.address;
@@ -93,7 +96,7 @@ export class Listeners {
           certificateAuthorities: secure.certificateAuthorities,
         },
       });
-      this.secure = new CoapEndpoint({ ...options, address, port: secure.port, transport: this.dtls, unmatched: unmatched('dtls') }, over('dtls'));
+      this.secure = new CoapEndpoint({ ...options, ...serverRole('dtls'), address, port: secure.port, transport: this.dtls, unmatched: unmatched('dtls') }, over('dtls'));
       this.dtls.on('handshakeFailed', (peer, reason) => events.emit('handshakeFailed', peer, reason));
     }
     if (options.tcp) {

@@ -24,18 +24,35 @@ export interface RegistrationListener {
 /** Why an identity may not register as an endpoint; undefined when it may. */
 export type Authorizer = (endpoint: string, identity: PeerIdentity | undefined) => string | undefined;
 
+export interface RegistrationPolicy {
+  /** New endpoints beyond this many registrations are refused with 5.03; known ones may re-register (default 500,000). */
+  maxRegistrations?: number;
+  /** Longer lifetimes are shortened to this many seconds (default 7 days): a registration that never expires is a forged one kept forever. */
+  maxLifetime?: number;
+  /** Who may act as which endpoint (Register and Update). */
+  authorize?: Authorizer;
+}
+
+export const DEFAULT_MAX_LIFETIME = 7 * 24 * 3600;
+
 /**
  * The LwM2M Registration interface (Transport spec section 6.2 / Core 5.3):
  * Register POST /rd, Update POST /rd/{id}, De-register DELETE /rd/{id}.
  */
 export class RegistrationInterface {
+  private readonly maxRegistrations: number;
+  private readonly maxLifetime: number;
+  private readonly authorize: Authorizer;
+
   constructor(
     private readonly store: RegistrationStore,
     private readonly listener: RegistrationListener,
-    /** New endpoints beyond this many registrations are refused with 5.03; known ones may re-register. */
-    private readonly maxRegistrations = 500_000,
-    private readonly authorize: Authorizer = () => undefined,
-  ) {}
+    policy: RegistrationPolicy = {},
+  ) {
+    this.maxRegistrations = policy.maxRegistrations ?? 500_000;
+    this.maxLifetime = policy.maxLifetime ?? DEFAULT_MAX_LIFETIME;
+    this.authorize = policy.authorize ?? (() => undefined);
+  }
 
   /** Answers requests under /rd (that came over transport); returns undefined for other paths. */
   handle(request: IncomingRequest, transport: Transport): OutgoingResponse | undefined {
@@ -67,7 +84,8 @@ export class RegistrationInterface {
     const registration: Registration = {
       id: this.store.newId(),
       endpoint,
-      lifetime: description.lifetime,
+      // The server may keep a registration shorter than asked; the device is not told (LwM2M has no way to), and registers again if it updates too late.
+      lifetime: Math.min(description.lifetime, this.maxLifetime),
       lwm2mVersion: description.lwm2mVersion,
       binding: description.binding,
       queueMode: description.queueMode,
@@ -91,6 +109,9 @@ export class RegistrationInterface {
   private update(id: string, request: IncomingRequest, transport: Transport): OutgoingResponse {
     const registration = this.requireRegistration(id, request, transport);
     const update = parseUpdateRequest(request.queries, request.payload, request.contentFormat, registration.lwm2mVersion);
+    const refusal = this.authorize(registration.endpoint, request.identity);
+    if (refusal) this.refuse(registration.endpoint, request, refusal);
+    if (update.lifetime !== undefined && update.lifetime > this.maxLifetime) update.lifetime = this.maxLifetime;
     let changes: string[] = [];
     this.store.renew(registration, () => (changes = applyUpdate(registration, update)));
     let from: Peer | undefined;

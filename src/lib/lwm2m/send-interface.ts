@@ -17,6 +17,8 @@ export class SendInterface {
     private readonly store: RegistrationStore,
     private readonly model: (registration: Registration) => ObjectModel,
     private readonly sent: (registration: Registration, records: ContentRecord[], contentFormat: number, raw: Buffer) => void,
+    /** A Send refused (4.03) for its credentials: from the address of a registration made under another identity. */
+    private readonly refused: (endpoint: string, peer: IncomingRequest['peer'], reason: string) => void = () => undefined,
   ) {}
 
   /** Answers POST /dp (that came over transport); undefined for other paths. */
@@ -24,8 +26,11 @@ export class SendInterface {
     if (request.path !== '/dp') return undefined;
     if (request.method !== Method.POST) throw new CoapRequestError(ResponseCode.MethodNotAllowed, 'only POST is allowed on /dp');
     const registration = this.store.getByPeer(transport, request.peer.address, request.peer.port);
-    if (!registration || identityKey(registration.identity) !== identityKey(request.identity)) {
-      throw new CoapRequestError(ResponseCode.Forbidden, 'Send is only accepted from a registered device');
+    if (!registration) throw new CoapRequestError(ResponseCode.Forbidden, 'Send is only accepted from a registered device');
+    if (identityKey(registration.identity) !== identityKey(request.identity)) {
+      const reason = `a Send from the address of ${registration.endpoint} under another identity than it registered with`;
+      this.refused(registration.endpoint, request.peer, reason);
+      throw new CoapRequestError(ResponseCode.Forbidden, reason);
     }
     const format = request.contentFormat;
     if (format === undefined || !SEND_FORMATS.includes(format)) {

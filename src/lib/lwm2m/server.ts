@@ -9,7 +9,8 @@ import { DeviceClient, DeviceClientOptions, SendOptions } from './device-client'
 import { NotificationEvent, Observation, ObservationListener, ObservationService, ObserveKind } from './observations';
 import { PresenceTracker } from './presence';
 import { Registration, Transport, expiresAt, isStream } from './registration';
-import { RegistrationInterface } from './registration-interface';
+import { DEFAULT_MAX_LIFETIME, RegistrationInterface } from './registration-interface';
+import { EndpointBindings } from './endpoint-bindings';
 import { RegistrationStore } from './registration-store';
 import type { DeviceRequest, ResponseBase } from './requests/device-request';
 import { SendInterface } from './send-interface';
@@ -33,6 +34,14 @@ export interface Lwm2mServerOptions extends ListenerOptions {
   reobserve?: boolean;
   /** Registrations held at most; new endpoints beyond get 5.03 (default 500,000). */
   maxRegistrations?: number;
+  /** Longest lifetime kept, in seconds (default 7 days); longer requests are shortened. */
+  maxLifetime?: number;
+  /**
+   * Endpoints that are not in the security list and never registered over
+   * DTLS: "nosec" lets them register over plain UDP (default), "dtls"
+   * requires DTLS, "listed" requires a listed or certified identity.
+   */
+  unlistedEndpoints?: UnlistedEndpoints;
   /** Keeps registrations, observations, parked requests and (with a stateKey) DTLS sessions across redeploys and restarts. */
   stateStore?: StateStore;
   /** The secret DTLS sessions are sealed under in the store (AES-256-GCM); without one they are not stored. */
@@ -40,6 +49,11 @@ export interface Lwm2mServerOptions extends ListenerOptions {
   /** With a Redis store: this instance's name in the cluster of servers that share it. */
   instance?: string;
 }
+
+/** A registration as saved: a plain-UDP device's address may be saved as verified (it answered the server). */
+type SavedRegistration = Registration & { verified?: boolean };
+
+export type UnlistedEndpoints = 'nosec' | 'dtls' | 'listed';
 
 /** Changes are written at most this often. */
 const SAVE_DELAY_MS = 1000;
@@ -50,7 +64,8 @@ const DTLS_SAVE_CHECK_MS = 10_000;
 export type Lwm2mServerEvents = {
   registered: [registration: Registration, replaced: Registration | undefined];
   updated: [registration: Registration, changes: string[]];
-  deregistered: [registration: Registration];
+  /** removedBy: set when the server removed it on request ("flow", "editor"), not the device. */
+  deregistered: [registration: Registration, removedBy?: string];
   expired: [registration: Registration];
   /** A queue-mode device talked after sleeping. */
   awake: [registration: Registration];
@@ -102,6 +117,10 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   readonly observations: ObservationService;
   readonly presence: PresenceTracker;
   readonly model: ObjectModel;
+  /** Endpoint names that registered over DTLS, with their identity: nobody else may take them over. */
+  readonly bindings: EndpointBindings;
+  private readonly unlisted: UnlistedEndpoints;
+  private readonly maxLifetime: number;
   private readonly registrationInterface: RegistrationInterface;
   private readonly sendInterface: SendInterface;
   private readonly client: DeviceClient;
@@ -117,6 +136,8 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   private parked = new Map<string, ParkedRequest>();
   /** Endpoints whose registration changed since the last save. */
   private readonly changedRegistrations = new Set<string>();
+  /** Endpoints whose binding changed since the last save. */
+  private readonly changedBindings = new Set<string>();
   /** The JSON last stored per observation (token) and parked request: only what changed is written again. */
   private readonly stored: Record<'observations' | 'parked', Map<string, string>> = { observations: new Map(), parked: new Map() };
   /** With a shared store: the device each stored observation and parked request belongs to, to delete it from its group. */
@@ -152,8 +173,26 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       this.emit('expired', registration);
     });
     this.security = options.security ?? new SecurityRegistry();
+    this.unlisted = options.unlistedEndpoints ?? 'nosec';
+    this.maxLifetime = options.maxLifetime ?? DEFAULT_MAX_LIFETIME;
+    this.bindings = new EndpointBindings(options.maxRegistrations ?? 500_000, (endpoint) => this.registrations.getByEndpoint(endpoint) !== undefined);
     const shared = options.stateStore instanceof RedisStateStore ? options.stateStore : undefined;
-    this.coap = new Listeners(shared ? this.clusterListeners(options) : options, this.security, (request, transport) => this.handle(request, transport), this);
+    this.coap = new Listeners(
+      shared ? this.clusterListeners(options) : options,
+      this.security,
+      (request, transport) => this.handle(request, transport),
+      this,
+      (transport, peer) => this.registrations.getByPeer(transport, peer.address, peer.port) !== undefined,
+    );
+    // A plain-UDP device whose address is now verified is saved so, and needs no ping after a restart.
+    if (this.stateStore) {
+      this.coap.plain?.on('verified', (peer: Peer) => {
+        const registration = this.registrations.getByPeer('udp', peer.address, peer.port);
+        if (!registration) return;
+        this.changedRegistrations.add(registration.endpoint);
+        this.scheduleSave();
+      });
+    }
     this.coap.dtls?.on('moved', (from, to) => this.followDtlsPeer(from, to));
     for (const [transport, endpoint] of this.coap.streams()) {
       endpoint.on('connected', (peer: Peer, identity: PeerIdentity | undefined) => this.streamConnected(transport, peer, identity));
@@ -181,6 +220,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     );
     this.registrationInterface = new RegistrationInterface(this.registrations, {
       registered: (registration, replaced) => {
+        if (registration.identity && this.bindings.bind(registration.endpoint, registration.identity)) this.changedBindings.add(registration.endpoint);
         this.emit('registered', registration, replaced);
         this.presence.seen(registration);
         this.observations.onRegistered(registration, replaced);
@@ -196,11 +236,16 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
         this.emit('deregistered', registration);
       },
       refused: (endpoint, peer, reason) => this.emit('refused', endpoint, peer, reason),
-    }, options.maxRegistrations, (endpoint, identity) => this.security.refusal(endpoint, identity));
-    this.sendInterface = new SendInterface(this.registrations, modelFor, (registration, records, format, raw) => {
-      this.presence.seen(registration);
-      this.emit('send', registration, records, format, raw);
-    });
+    }, { maxRegistrations: options.maxRegistrations, maxLifetime: this.maxLifetime, authorize: (endpoint, identity) => this.refusal(endpoint, identity) });
+    this.sendInterface = new SendInterface(
+      this.registrations,
+      modelFor,
+      (registration, records, format, raw) => {
+        this.presence.seen(registration);
+        this.emit('send', registration, records, format, raw);
+      },
+      (endpoint, peer, reason) => this.emit('refused', endpoint, peer, reason),
+    );
     // Without a state store nothing is saved: no set of changed endpoints to keep up on every Register and Update.
     if (this.stateStore) {
       for (const event of ['registered', 'updated', 'deregistered', 'expired'] as const) {
@@ -312,6 +357,42 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     for (const [id, request] of requests) this.parked.set(id, request);
   }
 
+  /**
+   * Removes a registration as a de-registration would (a flow or the editor
+   * asked): its observations end and its waiting requests fail. A device
+   * that is still running registers again when it next updates.
+   * forgetIdentity: also lets another identity take the name (see bindings).
+   */
+  remove(endpoint: string, removedBy: string, forgetIdentity = false): { removed?: Registration; unbound: boolean } {
+    const unbound = forgetIdentity && this.bindings.forget(endpoint);
+    if (unbound) {
+      this.changedBindings.add(endpoint);
+      this.scheduleSave();
+    }
+    const registration = this.registrations.getByEndpoint(endpoint);
+    if (registration) {
+      this.registrations.remove(registration);
+      this.gone(registration, 'removed');
+      this.emit('deregistered', registration, removedBy);
+    }
+    return { removed: registration, unbound };
+  }
+
+  /** Why an identity may not act as an endpoint: the security list, then the name's DTLS binding, then the policy for unlisted names. */
+  private refusal(endpoint: string, identity: PeerIdentity | undefined): string | undefined {
+    const refusal = this.security.refusal(endpoint, identity);
+    if (refusal || this.security.get(endpoint)) return refusal;
+    const bound = this.bindings.refusal(endpoint, identity);
+    if (bound) return bound;
+    // Past the security list, an identity is a certificate whose CN is the endpoint name (PSK and RPK identities are always listed).
+    if (!identity && this.unlisted !== 'nosec') {
+      return this.unlisted === 'dtls'
+        ? `endpoint ${endpoint} must register over DTLS or TLS (the server refuses plain UDP and TCP)`
+        : `endpoint ${endpoint} is not in the security list and has no certificate from a trusted CA`;
+    }
+    return undefined;
+  }
+
   /** Saves soon, once for a burst of changes. */
   scheduleSave(): void {
     if (!this.stateStore || this.saveTimer) return;
@@ -333,6 +414,12 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     const store = this.stateStore;
     if (!store) return Promise.resolve();
     this.putRegistrations(store);
+    for (const endpoint of this.changedBindings) {
+      const identity = this.bindings.get(endpoint);
+      if (identity) store.put('bindings', endpoint, JSON.stringify(identity));
+      else store.delete('bindings', endpoint);
+    }
+    this.changedBindings.clear();
     const shared = this.cluster !== undefined;
     this.syncCollection(
       store,
@@ -373,7 +460,9 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     const cluster = this.cluster;
     for (const endpoint of this.changedRegistrations) {
       const registration = this.registrations.getByEndpoint(endpoint);
-      const json = registration && this.entryText(registration, () => `the registration of ${endpoint}`);
+      // A plain-UDP device whose address answered the server is saved with "verified": it needs no ping after a restart.
+      const saved = registration?.transport === 'udp' && this.coap.plain?.isVerified(registration) ? { ...registration, verified: true } : registration;
+      const json = registration && this.entryText(saved, () => `the registration of ${endpoint}`);
       if (registration && json !== undefined) {
         const expiry = expiresAt(registration);
         store.put('registrations', endpoint, json, expiry, cluster && linksOf(registration));
@@ -514,12 +603,18 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       }
       return list;
     };
-    for (const [, registration] of entries<Registration>('registrations')) {
+    for (const [, registration] of entries<SavedRegistration>('registrations')) {
       // Lifetimes kept counting while the server was down.
-      if (expiresAt(registration) <= now) continue;
-      this.registrations.add(registration);
-      this.presence.asleep(registration);
+      if (expiresAt(registration) <= now && registration.lifetime <= this.maxLifetime) continue;
+      if (registration.lifetime > this.maxLifetime) {
+        // Saved before the limit existed, or under a higher one: shortened, and saved so.
+        registration.lifetime = this.maxLifetime;
+        this.changedRegistrations.add(registration.endpoint);
+        if (expiresAt(registration) <= now) continue;
+      }
+      this.addSaved(registration);
     }
+    this.bindings.restore(entries<PeerIdentity>('bindings').map(([endpoint, identity]) => ({ endpoint, identity })));
     const observations = entries<PersistedObservation>('observations');
     for (const problem of this.observations.restore(observations.map(([, observation]) => observation))) this.emit('warning', new Error(`not restored: ${problem}`));
     for (const [token, entry] of entriesOf(state, 'observations')) this.stored.observations.set(token, entry.json);
@@ -529,6 +624,16 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     }
     this.restoreDtls(state);
     this.restoredServiceState = state;
+  }
+
+  /** A saved registration back in memory, asleep until the device talks, with its verified address and its name's binding. */
+  private addSaved(saved: SavedRegistration): Registration {
+    const { verified, ...registration } = saved;
+    this.registrations.add(registration);
+    this.presence.asleep(registration);
+    if (verified && registration.transport === 'udp') this.coap.plain?.markVerified(registration);
+    if (registration.identity) this.bindings.bind(registration.endpoint, registration.identity);
+    return registration;
   }
 
   /** Opens the sealed DTLS sessions and connections and hands them to the DTLS server; ones sealed under another key are dropped. */
@@ -753,6 +858,8 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       dtls: this.coap.dtls,
       stateKey: this.stateKey,
       model: (registration) => this.modelFor(registration),
+      adoptRegistration: (saved) => this.addSaved(saved),
+      bindingFound: (endpoint, identity) => this.bindings.bind(endpoint, identity),
       adoptParked: (requests) => {
         if (requests.length === 0) return;
         for (const [id, request] of requests) {

@@ -34,8 +34,9 @@ export interface ParkedRequest {
  * What a server keeps, one collection per kind, each entry under its own id
  * with an optional expiry: registrations (by endpoint), observations (by
  * token), parked requests, DTLS sessions and connections (sealed: see
- * sealText), and whatever further kinds servers and services beside them
- * keep (bootstrap configurations, firmware campaigns). A store takes any
+ * sealText), the DTLS identity each endpoint name is bound to (bindings,
+ * by endpoint), and whatever further kinds servers and services beside
+ * them keep (bootstrap configurations, firmware campaigns). A store takes any
  * collection name: a new kind of entry needs no change here.
  */
 export type CollectionName = string;
