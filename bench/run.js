@@ -12,7 +12,7 @@ const SIZES = (process.env.BENCH_DEVICES || '1000,20000,50000,100000').split(','
 /** BENCH_ONLY=register,notifications runs a subset of the workloads, by name. */
 const ONLY = process.env.BENCH_ONLY?.split(',');
 
-const WORKLOADS = ['register-update', 'notifications', 'reads', 'tcp-reads', 'dtls', 'firmware'].map((file) => require(`./workloads/${file}`));
+const WORKLOADS = ['register-update', 'notifications', 'reads', 'tcp-reads', 'dtls', 'firmware', 'cluster'].map((file) => require(`./workloads/${file}`));
 
 async function main() {
   const results = new Results({ date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, runs: RUNS, sizes: SIZES });

@@ -93,10 +93,15 @@ describe('bootstrap server', () => {
       assert.equal(formatCode(answer.code), '4.03');
       const [endpoint, reason] = await failed;
       assert.equal(endpoint, 'meter-9');
-      assert.match(reason, /secret keys \(PSK key of server 1\).*only to a device that authenticated over DTLS/);
+      assert.match(reason, /secret keys \(PSK key of server 1\).*only to a device that authenticated \(DTLS or TLS\)/);
       assert.equal(reason.includes('6b6579'), false);
       // Nothing else came: no Bootstrap-Write of /0/0/5.
       assert.equal(await raw.next(300), undefined);
+      // Nor in one answer (LwM2M 1.2 Bootstrap-Pack-Request).
+      const pack = encode({ type: 0, code: 1, messageId: 10, token: Buffer.from([10]), options: [{ number: 11, value: Buffer.from('bspack') }, { number: 15, value: Buffer.from('ep=meter-9') }], payload: Buffer.alloc(0) });
+      const packAnswer = decode(await raw.exchange(pack, bsPort));
+      assert.equal(formatCode(packAnswer.code), '4.03');
+      assert.equal(packAnswer.payload.toString('hex').includes('6b6579'), false);
     } finally {
       await raw.close();
     }

@@ -116,9 +116,9 @@ describe('keys: password credentials, never read back', function () {
         }
       }
       // has_stateKey too: the key DTLS sessions are sealed under, which the node made at its start.
-      assert.deepEqual(await fetch(`${base}/credentials/lwm2m-server/srv1`, { headers }).then((r) => r.json()), { has_pskKeys: true, has_pskKeyChanges: false, has_privateKey: false, has_stateKey: true });
+      assert.deepEqual(await fetch(`${base}/credentials/lwm2m-server/srv1`, { headers }).then((r) => r.json()), { has_pskKeys: true, has_pskKeyChanges: false, has_privateKey: false, has_stateKey: true, has_redisPassword: false });
       assert.deepEqual(await fetch(`${base}/credentials/lwm2m-bootstrap-server/bs1`, { headers }).then((r) => r.json()), {
-        has_defaultPskKey: false, has_endpointKeys: true, has_endpointKeyChanges: false, has_bootstrapKeys: true, has_bootstrapKeyChanges: false, has_privateKey: false,
+        has_defaultPskKey: false, has_endpointKeys: true, has_endpointKeyChanges: false, has_bootstrapKeys: true, has_bootstrapKeyChanges: false, has_privateKey: false, has_stateKey: true, has_redisPassword: false,
       });
       const flows = await fetch(`${base}/flows`, { headers }).then((r) => r.text());
       for (const key of ALL_KEYS) assert.equal(flows.includes(key), false);

@@ -110,7 +110,7 @@ describe('LwM2M over DTLS', function () {
     const registration = server.registrations.getByEndpoint('meter-1');
     // Another session now holds the address (a NAT that gave it to another device): its Send is not meter-1's.
     const send = { peer: { address: registration.address, port: registration.port }, method: 2, path: '/dp', queries: [], payload: Buffer.from('[{"n":"/3/0/9","v":1}]'), contentFormat: 110, identity: { kind: 'psk', identity: 'meter-2-id' } };
-    assert.throws(() => server['sendInterface'].handle(send), (error) => error.responseCode === 128 + 3 && /another identity/.test(error.message));
+    assert.throws(() => server['sendInterface'].handle(send, 'dtls'), (error) => error.responseCode === 128 + 3 && /another identity/.test(error.message));
     assert.deepEqual(server.refusals, ['a Send from the address of meter-1 under another identity than it registered with']);
   });
 

@@ -421,9 +421,13 @@ describe('LwM2M 1.2 (issue 21)', () => {
         [{ lwm2m: '1.3' }, '4.12', /LwM2M version 1\.3 is not supported \(supported: 1\.0, 1\.1, 1\.2\)/],
         [{ lwm2m: '2.0' }, '4.12', /LwM2M version 2\.0 is not supported/],
       ]) {
+        const rejected = once(server, 'malformed');
         const answer = await register(d, query);
         assert.equal(formatCode(answer.code), code, JSON.stringify(query));
-        assert.match(answer.payload.toString(), pattern);
+        // The reason in full in the event; to the device (an address the server has not heard back from) cut to the size of its request.
+        const [{ reason }] = await rejected;
+        assert.match(reason, pattern);
+        assert.ok(reason.startsWith(`${code} ${answer.payload.toString()}`), `${answer.payload} starts ${reason}`);
       }
     });
   });

@@ -44,7 +44,7 @@ describe('state across restarts', () => {
   it('keeps entries per collection with expiries in one file written atomically, Buffers and Dates included', async () => {
     const file = path.join(dir, 'nested', 'state.json');
     const store = new FileStateStore(file);
-    assert.equal((await store.load()).registrations.size, 0);
+    assert.deepEqual(await store.load(), {}, 'nothing yet: no collection');
     const msg = { payload: Buffer.from([1, 2]), at: new Date(1000), nested: { $buffer: 'x', other: 1 } };
     store.put('parked', 'p1', entryJson({ owner: 'n', endpoint: 'e', deadline: Date.now() + 60_000, msg }, []), Date.now() + 60_000);
     store.put('parked', 'gone-soon', entryJson({ owner: 'n' }, []), Date.now() + 50);
@@ -57,6 +57,10 @@ describe('state across restarts', () => {
     const loaded = await new FileStateStore(file).load();
     assert.deepEqual([...loaded.parked.keys()], ['p1'], 'expired entries are not loaded');
     assert.equal(loaded.registrations.size, 0);
+    // Any collection name is kept, a new kind of entry needs no change in the store.
+    store.put('firmware', 'campaign-1', entryJson({ state: 'running' }, []));
+    await store.flush();
+    assert.deepEqual(parseEntry((await new FileStateStore(file).load()).firmware.get('campaign-1').json), { state: 'running' });
     assert.deepEqual(parseEntry(loaded.parked.get('p1').json).msg, msg);
     fs.writeFileSync(path.join(dir, 'bad.json'), '{"version": 3}');
     await assert.rejects(new FileStateStore(path.join(dir, 'bad.json')).load(), /not an LwM2M server state file/);

@@ -8,6 +8,7 @@
  * them). Commands come on stdin, one a line; each is answered with one JSON line on stdout:
  *   register | update  every device registers (POST /rd, 2.01 expected) or updates (POST to its
  *                      location, 2.04 expected), at most W requests outstanding
+ *   server PORT        the devices talk to 127.0.0.1:PORT from now on (a balancer moving them to another instance)
  *   echo OPS           OPS register datagrams to an echo server, each expecting its own bytes back
  *   burst ROUND con|non  every observed device sends one notification (value ROUND)
  *   pace VALUE con|non RATE SECONDS  notifications at RATE per second in all, spread evenly, round-robin
@@ -546,6 +547,8 @@ int main(int argc, char **argv) {
       else if (!strcmp(command, "blast")) blast(argument);
       else if (!strcmp(command, "fetch") && sscanf(line, "%*s %u %d %d", &argument, &fetch_blocks, &fetch_szx) == 3 && fetch_blocks > 0 && fetch_szx >= 0 && fetch_szx <= 6) run(FETCH, (int)argument);
       else if (!strcmp(command, "stats")) printf("{\"acks\":%llu,\"served\":%llu}\n", (unsigned long long)acks, (unsigned long long)served);
+      /* Another server port from now on, as a load balancer moves devices to another instance (the cluster workload). */
+      else if (!strcmp(command, "server")) server.sin_port = htons((uint16_t)argument), printf("{\"server\":%u}\n", argument);
       else if (!strcmp(command, "quit")) return 0;
       else printf("{\"error\":\"unknown command %s\"}\n", command);
       size_t used = (size_t)(newline - line) + 1;

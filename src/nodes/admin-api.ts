@@ -86,6 +86,8 @@ export function registerAdminApi(RED: NodeAPI): void {
         name: node.name,
         status: node.host.status(),
         devices: node.host.service.registrations.size,
+        // In a cluster the panel lists the devices this instance serves (the others are in Redis, served elsewhere).
+        ...(node.host.service.cluster ? { instance: node.host.service.cluster.instance } : {}),
       })),
     );
   });

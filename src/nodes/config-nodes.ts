@@ -1,4 +1,3 @@
-import type { FlowConfigs } from './flow-configs';
 import type { BootstrapServer } from '../lib/bootstrap/bootstrap-server';
 import type { FirmwareService } from '../lib/firmware/firmware-service';
 import type { Lwm2mServer } from '../lib/lwm2m/server';
@@ -8,7 +7,4 @@ import type { HostNode } from './socket-host';
 export type ServerConfigNode = HostNode<Lwm2mServer> & { firmware: FirmwareService };
 
 /** The lwm2m-bootstrap-server config node as the bootstrap nodes see it. */
-export type BootstrapServerConfigNode = HostNode<BootstrapServer> & {
-  /** What flows set with msgs, kept across redeploys and restarts. */
-  flowConfigs: FlowConfigs;
-};
+export type BootstrapServerConfigNode = HostNode<BootstrapServer>;

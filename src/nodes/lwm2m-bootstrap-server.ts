@@ -6,10 +6,11 @@ import { parseEndpointSecurity } from '../lib/lwm2m/security';
 import type { BootstrapServerConfigNode } from './config-nodes';
 import { SocketHost, refuseSettings } from './socket-host';
 import { settingsOf } from './node-defaults';
-import { FlowConfigs } from './flow-configs';
-import { SealedFile, credentialKey } from './sealed-file';
 import { DtlsCredentialsDef, DtlsNodeDef, ExtraListeners, SettingError, configuredListeners, extraListeners, portOf } from './dtls-settings';
 import { keyIdOf, keysOf } from './key-credentials';
+import { FileStateStore, StateStore } from '../lib/lwm2m/state';
+import { RedisStateStore } from '../lib/lwm2m/redis-store';
+import { StoreNodeDef, openStateStore, stateKeyOf } from './state-store';
 
 /** One server account as the editor holds it; its PSK key lives in the node's credentials. */
 interface EditorAccount {
@@ -29,7 +30,7 @@ interface EndpointEntry extends EditorAccount {
   bootstrapIdentity?: string;
 }
 
-interface BootstrapServerNodeDef extends NodeDef, DtlsNodeDef {
+interface BootstrapServerNodeDef extends NodeDef, DtlsNodeDef, StoreNodeDef {
   defaultAccount?: EditorAccount;
   endpoints?: EndpointEntry[];
 }
@@ -44,6 +45,8 @@ interface BootstrapCredentials extends DtlsCredentialsDef {
   /** {"keyId": "hex key"} for the per-endpoint accounts. */
   endpointKeys?: string;
   endpointKeyChanges?: string;
+  stateKey?: string;
+  redisPassword?: string;
 }
 
 type BootstrapServerThis = BootstrapServerConfigNode & Node<BootstrapCredentials>;
@@ -63,7 +66,15 @@ export = function register(RED: NodeAPI): void {
       refuseSettings(RED, this, 'lwm2m-bootstrap-server', error);
       return;
     }
-    const server = new BootstrapServer({ address, port, ...extra, allowKeysInClear: settings.allowKeysInClear === true });
+    // Configurations given by msg are kept: in a file in the user directory, or in Redis for every instance.
+    let stateStore: StateStore | undefined;
+    try {
+      if (settings.store === 'redis') stateStore = openStateStore(settings, this.credentials?.redisPassword, this.id);
+      else if (RED.settings.userDir) stateStore = new FileStateStore(path.join(RED.settings.userDir, 'lwm2m-state', `${this.id}.json`));
+    } catch (error) {
+      this.error(RED._('lwm2m-bootstrap-server.errors.store', { error: (error as Error).message }));
+    }
+    const server = new BootstrapServer({ address, port, ...extra, stateStore, stateKey: stateStore ? stateKeyOf(RED, this, 'lwm2m-bootstrap-server') : undefined, allowKeysInClear: settings.allowKeysInClear === true });
     const entries = (def.endpoints ?? []).filter((entry) => entry.endpoint);
     const keyIds = entries.map(keyIdOf);
     const keys = keysOf(RED, this, { stored: 'endpointKeys', changes: 'endpointKeyChanges' }, keyIds, 'lwm2m-bootstrap-server');
@@ -91,18 +102,6 @@ export = function register(RED: NodeAPI): void {
       }
     }
     if (settings.allowDefault) server.setDefaultConfig(load(settings.defaultAccount as EditorAccount, this.credentials?.defaultPskKey, '*'));
-    // Configurations flows set with msgs come back after a redeploy or restart, over the editor's.
-    const key = credentialKey(RED);
-    const userDir = RED.settings.userDir;
-    this.flowConfigs = new FlowConfigs(this.id, key && userDir ? new SealedFile(path.join(userDir, 'lwm2m-state', `${this.id}.bootstrap.json`), key) : undefined, (error) => this.warn(error.message));
-    for (const [endpoint, payload] of this.flowConfigs.entries()) {
-      try {
-        server.setConfig(endpoint, parseBootstrapConfig(payload));
-      } catch (error) {
-        this.error(RED._('lwm2m-bootstrap-server.errors.config', { endpoint, reason: (error as Error).message }));
-      }
-    }
-
     this.host = new SocketHost(this, RED, server, {
       messages: 'lwm2m-bootstrap-server',
       listeners: configuredListeners(address, port, extra),
@@ -110,7 +109,8 @@ export = function register(RED: NodeAPI): void {
     });
     server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS or TLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
     this.on('close', (removed: boolean, done: () => void) => {
-      Promise.all([this.host.close(), this.flowConfigs?.close(removed)]).then(() => done(), () => done());
+      const closeLink = () => (stateStore instanceof RedisStateStore ? stateStore.link.close() : undefined);
+      this.host.close({ forget: removed }).then(closeLink, closeLink).then(done, done);
     });
   }
   RED.nodes.registerType<BootstrapServerThis, BootstrapServerNodeDef, object, BootstrapCredentials>('lwm2m-bootstrap-server', Lwm2mBootstrapServerNode, {
@@ -121,6 +121,8 @@ export = function register(RED: NodeAPI): void {
       bootstrapKeys: { type: 'password' },
       bootstrapKeyChanges: { type: 'password' },
       privateKey: { type: 'password' },
+      stateKey: { type: 'password' },
+      redisPassword: { type: 'password' },
     },
   });
 };

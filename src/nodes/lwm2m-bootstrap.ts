@@ -2,7 +2,6 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { BootstrapConfigError, describeConfig, parseBootstrapConfig } from '../lib/bootstrap/bootstrap-config';
 import type { Peer } from '../lib/coap/peer';
 import type { BootstrapServer } from '../lib/bootstrap/bootstrap-server';
-import type { BootstrapServerConfigNode } from './config-nodes';
 import { hostFor } from './socket-host';
 import { InputError, Msg, resolveEndpoint, typedSetting } from './inputs';
 import { settingsOf } from './node-defaults';
@@ -22,28 +21,29 @@ export = function register(RED: NodeAPI): void {
     const settings = settingsOf('lwm2m-bootstrap', def);
     const host = hostFor<BootstrapServer>(RED, this, settings.server, 'lwm2m-bootstrap');
     if (!host) return;
-    const configs = (RED.nodes.getNode(settings.server) as BootstrapServerConfigNode).flowConfigs;
     host.register(this, { followStatus: true });
     const server = host.service;
+    const fail = (error: Error, done: Done) => {
+      this.status(failureStatus(RED, 'lwm2m-bootstrap', error instanceof BootstrapConfigError ? new InputError(error.message) : error));
+      done(error instanceof BootstrapConfigError || error instanceof InputError ? error : new Error(`unexpected failure: ${error.message}`));
+    };
     const apply = (endpointSetting: string, msg: Msg, send: Send, done: Done) => {
+      // Kept (sealed) in the state store before the msg goes on; the echo carries no keys.
+      const finish = (out: Msg) => {
+        host.countChanged();
+        send(out);
+        done();
+      };
       try {
         const endpoint = resolveEndpoint(endpointSetting, msg);
         if (msg.action === 'remove' || msg.payload === null) {
-          const removed = server.removeConfig(endpoint);
-          configs.remove(endpoint);
-          send({ ...msg, endpoint, topic: 'removed', payload: { removed } });
+          server.forgetConfig(endpoint).then((removed) => finish({ ...msg, endpoint, topic: 'removed', payload: { removed } }), (error: Error) => fail(error, done));
         } else {
           const config = parseBootstrapConfig(msg.payload);
-          server.setConfig(endpoint, config);
-          configs.set(endpoint, msg.payload);
-          // The echo carries no keys: they stay in the server's memory and its sealed state only.
-          send({ ...msg, endpoint, topic: 'set', payload: describeConfig(config) });
+          server.keepConfig(endpoint, config).then(() => finish({ ...msg, endpoint, topic: 'set', payload: describeConfig(config) }), (error: Error) => fail(error, done));
         }
-        host.countChanged();
-        done();
       } catch (error) {
-        this.status(failureStatus(RED, 'lwm2m-bootstrap', error instanceof BootstrapConfigError ? new InputError((error as Error).message) : (error as Error)));
-        done(error instanceof BootstrapConfigError || error instanceof InputError ? error : new Error(`unexpected failure: ${(error as Error).message}`));
+        fail(error as Error, done);
       }
     };
     this.on('input', (msg: Msg, send: Send, done: Done) => {
@@ -51,10 +51,7 @@ export = function register(RED: NodeAPI): void {
       if (typeof endpoint === 'string') return apply(endpoint, msg, send, done);
       endpoint.then(
         (value) => apply(value, msg, send, done),
-        (error: Error) => {
-          this.status(failureStatus(RED, 'lwm2m-bootstrap', error));
-          done(error);
-        },
+        (error: Error) => fail(error, done),
       );
     });
     this.on('close', (_removed: boolean, done: () => void) => {

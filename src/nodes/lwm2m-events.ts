@@ -27,6 +27,8 @@ export = function register(RED: NodeAPI): void {
         payload: registrationToJson(registration),
         ...extra,
       };
+      // In a cluster, events come once, from the instance that serves the device.
+      if (server.cluster) msg.instance = server.cluster.instance;
       this.send(msg);
     };
     const listeners = {

@@ -76,6 +76,7 @@ export = function register(RED: NodeAPI): void {
       });
       if (event.sequence !== undefined) msg.sequence = event.sequence;
       if (first) msg.first = true;
+      if (server.cluster) msg.instance = server.cluster.instance;
       send(msg);
     };
 
@@ -97,6 +98,12 @@ export = function register(RED: NodeAPI): void {
           reason,
           payload: null,
         });
+      },
+      // In a cluster: taken over from another instance, or made for this node by its copy there.
+      adopted: (observation) => {
+        if (closing || mine.has(observation)) return;
+        mine.add(observation);
+        showCount();
       },
     };
 
@@ -120,8 +127,9 @@ export = function register(RED: NodeAPI): void {
         for (const path of targets) await server.send(endpoint, new WriteAttributesRequest(path, request.attributes), { timeoutMs });
       }
       const result = await server.observe(endpoint, request, listener, { timeoutMs }, node.id);
-      if (result.established) mine.add(result.observation);
-      else node.warn(RED._('lwm2m-observe.errors.notAccepted', { endpoint, paths: result.observation.paths.join(',') }));
+      if (!result.established) node.warn(RED._('lwm2m-observe.errors.notAccepted', { endpoint, paths: result.observation.paths.join(',') }));
+      // An observation another instance holds (in a cluster) is counted by this node's copy there.
+      else if (server.observations.list(endpoint).includes(result.observation)) mine.add(result.observation);
       showCount();
       return result.first;
     };
@@ -131,7 +139,9 @@ export = function register(RED: NodeAPI): void {
       server.observations.list(endpoint).some((o) => mine.has(o) && o.paths.join(',') === pathsKey(request));
 
     const cancel = async (endpoint: string | undefined, paths: string | undefined) => {
-      const matching = [...mine].filter((o) => (!endpoint || o.endpoint === endpoint) && (!paths || o.paths.join(',') === paths));
+      // A device's observations wherever it is served (another instance, in a cluster).
+      if (endpoint) return server.cancelObservations(node.id, endpoint, paths, CANCEL_TIMEOUT_MS);
+      const matching = [...mine].filter((o) => !paths || o.paths.join(',') === paths);
       await Promise.all(matching.map((o) => server.observations.cancel(o, { timeoutMs: CANCEL_TIMEOUT_MS })));
       return matching.length;
     };

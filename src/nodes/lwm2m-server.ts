@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { Lwm2mServer, UnlistedEndpoints } from '../lib/lwm2m/server';
@@ -6,7 +5,8 @@ import { SecurityRegistry, parseEndpointSecurity } from '../lib/lwm2m/security';
 import { DtlsCredentialsDef, DtlsNodeDef, ExtraListeners, SettingError, configuredListeners, extraListeners, portOf, secondsOf } from './dtls-settings';
 import { keyIdOf, keysOf } from './key-credentials';
 import { settingsOf } from './node-defaults';
-import { FileStateStore } from '../lib/lwm2m/state';
+import { FileStateStore, StateStore } from '../lib/lwm2m/state';
+import { openStateStore, stateKeyOf, StoreNodeDef } from './state-store';
 import { ObjectModel } from '../lib/model/object-model';
 import type { ServerConfigNode } from './config-nodes';
 import { SocketHost, refuseSettings } from './socket-host';
@@ -25,7 +25,7 @@ interface SecurityEntry {
   keyId?: string;
 }
 
-interface ServerNodeDef extends NodeDef, DtlsNodeDef {
+interface ServerNodeDef extends NodeDef, DtlsNodeDef, StoreNodeDef {
   security?: SecurityEntry[];
 }
 
@@ -36,6 +36,8 @@ interface ServerCredentials extends DtlsCredentialsDef {
   pskKeyChanges?: string;
   /** The secret DTLS sessions are sealed under in the state store (made by the editor or at first start). */
   stateKey?: string;
+  /** Password of the Redis store. */
+  redisPassword?: string;
 }
 
 const UNLISTED: readonly string[] = ['nosec', 'dtls', 'listed'];
@@ -58,33 +60,6 @@ function storeFor(id: string, file: string): FileStateStore {
 }
 
 export = function register(RED: NodeAPI): void {
-  /**
-   * The secret the node's DTLS sessions are sealed under: its stateKey
-   * credential (the editor makes one); for a node without one (a flow file
-   * written by hand, a flow deployed through the admin API) one derived from
-   * Node-RED's own credential secret and the node id, so it is the same after
-   * a restart; with credentials kept unencrypted (credentialSecret false), a
-   * new one, saved with the credentials at the next deploy.
-   */
-  function stateKeyOf(node: ServerNodeThis): string {
-    const existing = node.credentials?.stateKey;
-    if (existing) return existing;
-    const secret = settingOf('credentialSecret') ?? settingOf('_credentialSecret');
-    if (typeof secret === 'string' && secret.length > 0) return `${secret}\u0000lwm2m-server ${node.id}`;
-    const stateKey = randomBytes(32).toString('hex');
-    node.credentials = { ...node.credentials, stateKey };
-    void RED.nodes.addCredentials(node.id, node.credentials);
-    return stateKey;
-  }
-
-  function settingOf(name: string): unknown {
-    try {
-      return (RED.settings as unknown as { get(name: string): unknown }).get(name);
-    } catch {
-      return undefined; // a runtime without these settings (a test harness)
-    }
-  }
-
   /** The devices' security from the editor; entries that do not parse are reported by endpoint, never with their key. */
   function securityOf(node: ServerNodeThis, def: ServerNodeDef): SecurityRegistry {
     const security = new SecurityRegistry();
@@ -129,8 +104,15 @@ export = function register(RED: NodeAPI): void {
       model = loaded.model;
       for (const problem of loaded.problems) this.warn(RED._('lwm2m-server.errors.model', { problem }));
     }
-    // In the user directory; a runtime without one (an embedding test harness) keeps no state.
-    const persist = settings.persist !== false && RED.settings.userDir;
+    // In the user directory (a runtime without one, such as an embedding test harness, keeps no state), or in Redis.
+    const redis = settings.store === 'redis';
+    const persist = redis || (settings.persist !== false && RED.settings.userDir);
+    let stateStore: StateStore | undefined;
+    try {
+      stateStore = redis ? openStateStore(settings, this.credentials?.redisPassword, this.id) : persist ? storeFor(this.id, path.join(RED.settings.userDir as string, 'lwm2m-state', `${this.id}.json`)) : undefined;
+    } catch (error) {
+      this.error(RED._('lwm2m-server.errors.store', { error: (error as Error).message }));
+    }
     const server = new Lwm2mServer({
       address,
       port,
@@ -142,8 +124,9 @@ export = function register(RED: NodeAPI): void {
       client: { defaultTtlMs: queueTtlMs },
       maxLifetime: maxLifetimeMs / 1000,
       unlistedEndpoints: (UNLISTED.includes(settings.unlistedEndpoints) ? settings.unlistedEndpoints : 'nosec') as UnlistedEndpoints,
-      stateStore: persist ? storeFor(this.id, path.join(RED.settings.userDir as string, 'lwm2m-state', `${this.id}.json`)) : undefined,
-      stateKey: persist ? stateKeyOf(this) : undefined,
+      stateStore,
+      stateKey: stateStore ? stateKeyOf(RED, this, 'lwm2m-server') : undefined,
+      instance: process.env.LWM2M_INSTANCE?.trim() || undefined,
     });
     // Devices listed with credentials can only register over DTLS (or TLS): without a port for either none of them can.
     const secured = (def.security ?? []).length;
@@ -160,14 +143,17 @@ export = function register(RED: NodeAPI): void {
     this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', listeners, count: () => server.registrations.size, warning });
     server.on('refused', (endpoint, peer, reason) => this.warn(RED._('lwm2m-server.errors.refused', { endpoint, peer: `${peer.address}:${peer.port}`, reason })));
     server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS or TLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
-    for (const event of ['registered', 'deregistered', 'expired'] as const) server.on(event, () => this.host.countChanged());
+    // In a cluster devices also come (taken over, then updated) and go (released to another instance).
+    for (const event of ['registered', 'updated', 'deregistered', 'expired', 'released'] as const) server.on(event, () => this.host.countChanged());
     trackServer(RED, this);
     this.on('close', (removed: boolean, done: () => void) => {
       if (removed) stores.delete(this.id);
       removeFirmwareService(this.firmware);
+      const closeLink = () => server.cluster?.store.link.close();
       this.host
         .close({ forget: removed })
         .then(() => (removed ? this.firmware.destroy() : undefined))
+        .then(closeLink, closeLink)
         .then(done, done);
     });
   }
@@ -177,6 +163,7 @@ export = function register(RED: NodeAPI): void {
       pskKeyChanges: { type: 'password' },
       privateKey: { type: 'password' },
       stateKey: { type: 'password' },
+      redisPassword: { type: 'password' },
     },
   });
   registerAdminApi(RED);

@@ -33,6 +33,10 @@ export const NODE_DEFAULTS = {
     unlistedEndpoints: 'nosec',
     /** Longest registration lifetime kept, in seconds (7 days). */
     maxLifetime: 604800,
+    /** file (in the user directory) or redis (shared by several instances). */
+    store: 'file',
+    redisUrl: 'redis://127.0.0.1:6379',
+    redisPrefix: 'lwm2m:',
   },
   'lwm2m-events': {
     name: '',
@@ -70,6 +74,10 @@ export const NODE_DEFAULTS = {
     allowKeysInClear: false,
     defaultAccount: { uri: '', securityMode: 'nosec', shortServerId: 1, lifetime: 86400, binding: 'U', pskIdentity: '' },
     endpoints: [] as unknown[],
+    /** file (in the user directory) or redis (shared by several instances). */
+    store: 'file',
+    redisUrl: 'redis://127.0.0.1:6379',
+    redisPrefix: 'lwm2m:',
   },
   'lwm2m-bootstrap': { name: '', server: '', endpoint: '', endpointType: 'str' },
   'lwm2m-bootstrap-events': { name: '', server: '', started: true, finished: true, failed: true },

@@ -77,7 +77,8 @@ export function registerOperationNode<T extends OperationType, R>(RED: NodeAPI, 
           done();
         },
         (error: Error) => {
-          if (closed) return done();
+          // Parked: the request goes on after a restart, or at the instance that serves the device now.
+          if (closed || (error instanceof DeviceRequestError && error.kind === 'parked')) return done();
           msg.endpoint = endpoint;
           fail(RED, this, msg, error, done);
         },
@@ -93,14 +94,20 @@ export function registerOperationNode<T extends OperationType, R>(RED: NodeAPI, 
       );
     });
 
-    // Requests this node left waiting for sleeping devices before a redeploy or restart go out again, with the time they have left.
-    void server.ready.then(() => {
+    // Requests this node left waiting for sleeping devices before a redeploy or restart (or its copy at another instance, in a cluster) go out again, with the time they have left.
+    const resend = () => {
       if (closed) return;
       for (const parked of server.takeParked(this.id)) this.receive({ ...(parked.msg as Msg), ttl: (parked.deadline - Date.now()) / 1000 });
-    });
+    };
+    const onParked = (owners: string[]) => {
+      if (owners.includes(this.id)) resend();
+    };
+    server.on('parked', onParked);
+    void server.ready.then(resend);
 
     this.on('close', (removed: boolean, done: () => void) => {
       closed = true;
+      server.off('parked', onParked);
       host.deregister(this);
       if (!removed) server.parkRequests(this.id);
       done();

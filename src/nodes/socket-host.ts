@@ -18,6 +18,8 @@ export interface HostedService {
   stop(options?: { forget?: boolean }): Promise<void>;
   on(event: 'malformed', listener: (detail: MalformedDatagram) => void): unknown;
   on(event: 'warning', listener: (error: Error) => void): unknown;
+  /** Why the state store cannot be used now (Redis unreachable), undefined once it can: every user's status says so. */
+  on(event: 'storeProblem', listener: (problem: string | undefined) => void): unknown;
 }
 
 /** A config node that owns a service, as other nodes see it. */
@@ -61,6 +63,8 @@ export class SocketHost<S extends HostedService> {
   /** Work users finish while closing (cancelling observations), which the socket must outlive. */
   private readonly closingWork = new Set<Promise<unknown>>();
   private statusTimer?: NodeJS.Timeout;
+  /** What keeps the state store from being used, shown in every status. */
+  private storeProblem?: string;
 
   constructor(
     node: Node,
@@ -70,6 +74,13 @@ export class SocketHost<S extends HostedService> {
   ) {
     service.on('malformed', (detail) => node.debug(`rejected ${detail.peer.address}:${detail.peer.port}: ${detail.reason}`));
     service.on('warning', (error) => node.warn(error.message));
+    service.on('storeProblem', (problem) => {
+      // Connecting at start is no news; an outage is.
+      if (problem && problem !== this.storeProblem && !problem.endsWith('connecting')) node.warn(problem);
+      else if (!problem && this.storeProblem) node.log('state store reachable again');
+      this.storeProblem = problem;
+      this.pushStatus();
+    });
     service.start().then(
       (bound) => this.enter({ name: 'listening', bound }),
       (error: NodeJS.ErrnoException) => {
@@ -119,7 +130,9 @@ export class SocketHost<S extends HostedService> {
     switch (this.phase.name) {
       case 'listening': {
         const listeners = describeListeners(this.phase.bound);
-        const text = withCount ? RED._(`${settings.messages}.status.listening`, { listeners, count: settings.count() }) : RED._(`${settings.messages}.status.ready`, { listeners });
+        const text = withCount ? RED._(`${settings.messages}.status.listening`, { listeners, count: String(settings.count()) }) : RED._(`${settings.messages}.status.ready`, { listeners });
+        // Devices served here go on from memory; what needs the store fails until it is back.
+        if (this.storeProblem) return { fill: 'yellow', shape: 'ring', text: `${text} · ${this.storeProblem}` };
         if (settings.warning) return { fill: 'yellow', shape: 'dot', text: `${text} · ${settings.warning}` };
         return { fill: 'green', shape: 'dot', text };
       }

@@ -6,6 +6,8 @@ import { SimulatedFirmware, SimulatedFirmwareOptions } from './firmware-update';
 
 export interface FleetOptions {
   server: Peer;
+  /** Servers to spread the devices over (device i talks to servers[i % n]), as a load balancer would; server alone otherwise. */
+  servers?: Peer[];
   count: number;
   /** Endpoint names are `${prefix}${index}`. */
   prefix: string;
@@ -39,6 +41,8 @@ export type FleetCommand =
   | { command: 'register'; concurrency?: number }
   | { command: 'update' }
   | { command: 'burst'; round: number; confirmable: boolean }
+  /** The devices that talk to `from` talk to `to` from now on (a load balancer re-hashing a dead instance's devices); resolves with how many. */
+  | { command: 'move'; from: Peer; to: Peer }
   | { command: 'firmware' }
   | { command: 'stop' };
 
@@ -63,6 +67,11 @@ export class SimulatedFleet {
         return this.devices.length;
       case 'burst':
         return this.burst(message.round, message.confirmable);
+      case 'move': {
+        const moving = this.devices.filter((device) => device.options.server.address === message.from.address && device.options.server.port === message.from.port);
+        for (const device of moving) device.moveTo(message.to);
+        return moving.length;
+      }
       case 'firmware':
         return this.devices.map((device): FirmwareReport => ({
           endpoint: device.options.endpoint,
@@ -86,7 +95,7 @@ export class SimulatedFleet {
       for (let j = 0; j < sensors; j++) instances[j] = { 5700: 0, 5701: 'Cel' };
       const device = new SimulatedDevice({
         endpoint: `${options.prefix}${i}`,
-        server: options.server,
+        server: options.servers?.[i % options.servers.length] ?? options.server,
         lifetime: options.lifetime ?? 300,
         queueMode: options.queueMode,
         objects: buildObjectTree({ 3: { 0: { 0: 'Node-RED LwM2M', 1: options.models?.[i % options.models.length] ?? 'sim', 3: '1.0.0', 9: 100 } }, 3303: instances }),

@@ -244,6 +244,17 @@ export class SimulatedDevice {
     return this.dtls.rebind((error) => this.endpoint.emit('socketError', error));
   }
 
+  /**
+   * Talks to another server address from now on, as a device behind a load
+   * balancer does when the instance serving it changes: its requests, its
+   * notifications and (over DTLS) its records, in the session it has.
+   */
+  moveTo(server: Peer): void {
+    this.options.server = server;
+    for (const observer of this.observers.values()) observer.peer = server;
+    this.dtls?.moveTo(server);
+  }
+
   async stop(): Promise<void> {
     clearTimeout(this.updateTimer);
     await Promise.all([this.endpoint.close(), this.bootstrapEndpoint.close()]);

@@ -17,6 +17,9 @@ import { BoundListener, ListenerOptions, Listeners } from '../lwm2m/listeners';
 import { EndpointSecurity, SecurityRegistry } from '../lwm2m/security';
 import { parsePublicKey } from '../dtls/credentials';
 import { BootstrapSession } from './bootstrap-session';
+import { KeptConfigs } from './kept-configs';
+import { RedisStateStore } from '../lwm2m/redis-store';
+import { StateStore, deriveStateKey } from '../lwm2m/state';
 
 export interface BootstrapServerOptions extends ListenerOptions {
   /** Per request of a session (default 10 s). */
@@ -30,6 +33,10 @@ export interface BootstrapServerOptions extends ListenerOptions {
   /** Sessions run at once (default 1,000); further Bootstrap-Requests get 5.03. A forged one holds its place until its device fails to answer. */
   maxSessions?: number;
   model?: ObjectModel;
+  /** Keeps the configurations flows give (keepConfig) across restarts, and with Redis for every instance. */
+  stateStore?: StateStore;
+  /** The secret kept configurations are sealed under (they hold keys); without one none are kept. */
+  stateKey?: string | Buffer;
 }
 
 export type BootstrapServerEvents = {
@@ -40,6 +47,8 @@ export type BootstrapServerEvents = {
   handshakeFailed: [peer: Peer, reason: string];
   malformed: [detail: MalformedDatagram];
   warning: [error: Error];
+  /** Why the state store cannot be used now (Redis unreachable), or undefined once it can again. */
+  storeProblem: [problem: string | undefined];
 };
 
 /**
@@ -56,21 +65,61 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
   private defaultConfig?: BootstrapConfig;
   private readonly sessions = new Map<string, BootstrapSession>();
   private readonly model: ObjectModel;
+  private readonly kept?: KeptConfigs;
+  /** Until the kept configurations are back from a file store. */
+  private loading?: Promise<void>;
 
   constructor(private readonly options: BootstrapServerOptions) {
     super();
     this.model = options.model ?? ObjectModel.builtIn();
     this.coap = new Listeners(options, this.security, (request, transport) => this.handle(request, transport), this);
+    const { stateStore, stateKey } = options;
+    if (stateStore && stateKey !== undefined && stateKey.length > 0) {
+      const apply = (endpoint: string, config: BootstrapConfig | undefined) => {
+        if (!config) this.removeConfig(endpoint);
+        else this.setConfig(endpoint, config);
+      };
+      this.kept = new KeptConfigs(stateStore, deriveStateKey(stateKey), apply, (error) => this.emit('warning', error));
+    }
   }
 
+  /**
+   * Binds the sockets at once while the kept configurations come back (with
+   * Redis as soon as it is reached): Bootstrap-Requests wait for them.
+   */
   start(): Promise<BoundListener[]> {
+    const store = this.options.stateStore;
+    if (store instanceof RedisStateStore) {
+      store.link.on('down', (reason) => this.emit('storeProblem', `Redis unreachable: ${reason}`));
+      store.link.on('up', () => this.emit('storeProblem', undefined));
+      this.emit('storeProblem', 'Redis: connecting');
+      store.link.open().catch((error: Error) => this.emit('storeProblem', `Redis unreachable: ${error.message}`));
+    } else if (this.kept) {
+      const loading = this.kept.load().finally(() => (this.loading = undefined));
+      this.loading = loading;
+    }
     return this.coap.start();
   }
 
-  async stop(): Promise<void> {
+  /** With forget, the server node is deleted: its kept configurations go too. */
+  async stop(options: { forget?: boolean } = {}): Promise<void> {
     for (const session of this.sessions.values()) session.cancel();
     this.sessions.clear();
+    if (options.forget) await this.options.stateStore?.destroy();
     await this.coap.stop();
+  }
+
+  /** Sets an endpoint's configuration and keeps it in the state store (see KeptConfigs); resolves once written. */
+  async keepConfig(endpoint: string, config: BootstrapConfig): Promise<void> {
+    this.setConfig(endpoint, config);
+    await this.kept?.keep(endpoint, config);
+  }
+
+  /** Removes an endpoint's configuration here and from the state store. */
+  async forgetConfig(endpoint: string): Promise<boolean> {
+    const removed = this.removeConfig(endpoint);
+    await this.kept?.forget(endpoint);
+    return removed;
   }
 
   /** Sets an endpoint's configuration; its bootstrap account (if secure) says how the device must authenticate here. */
@@ -103,7 +152,8 @@ export class BootstrapServer extends TypedEmitter<BootstrapServerEvents> {
     return [...this.configs.keys()];
   }
 
-  private handle(request: IncomingRequest, transport: Transport): OutgoingResponse {
+  private handle(request: IncomingRequest, transport: Transport): OutgoingResponse | Promise<OutgoingResponse> {
+    if (this.loading) return this.loading.then(() => this.handle(request, transport));
     if (request.path === '/bspack') return this.bootstrapPack(request);
     if (request.path !== '/bs') return diagnostic(ResponseCode.NotFound, `no resource ${request.path}`);
     if (request.method !== Method.POST) throw new CoapRequestError(ResponseCode.MethodNotAllowed, 'only POST is allowed on /bs');

@@ -95,6 +95,12 @@ export interface EndpointOptions {
   retainPeer?: (peer: Peer) => boolean;
   /** What to talk over; plain UDP on address:port unless given. */
   transport?: DatagramTransport;
+  /**
+   * A response or notification whose token matches nothing here: return
+   * true to look it up elsewhere (another server instance's observation, in
+   * a cluster) and call retry() once it may match; false (or no hook) resets it.
+   */
+  unmatched?: (peer: Peer, message: CoapMessage, retry: () => void) => boolean;
 }
 
 /**
@@ -557,7 +563,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
     }
   }
 
-  private receiveResponse(peer: PeerState, message: CoapMessage): void {
+  private receiveResponse(peer: PeerState, message: CoapMessage, retried = false): void {
     const critical = unrecognizedCriticalOption(message.options);
     if (critical !== undefined) {
       this.rejectResponse(peer, message, critical);
@@ -578,6 +584,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
     const exchange = peer.exchangeByToken(tokenKey);
     const observer = exchange ? undefined : peer.observer(tokenKey);
     if (!exchange && !observer) {
+      if (!retried && this.options.unmatched?.(peer, message, () => this.receiveResponse(peer, message, true))) return;
       // Not ours (or an observation we forgot): a Reset cancels it at the peer (RFC 7641 section 3.6).
       this.sendEmpty(MessageType.Reset, message.messageId, peer);
       return;
@@ -699,7 +706,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
     if (!peer.verified && datagram.length > peer.credit - PROBE_RESERVE) {
       // To an address that has not shown it is real, no more than it sent (leaving room for the pings that would verify it).
       if (codeClass(response.code) < 4 || message.payload.length === 0) {
-        this.respondWhenProven(peer, request, message);
+        this.respondWhenProven(peer, request.messageId, datagram);
         return;
       }
       // An error's reason is cut to fit (payload marker included).
@@ -712,23 +719,15 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
 
   /**
    * An answer larger than what an unverified address sent (a Bootstrap-Pack,
-   * a 2.01 to a tiny Register) goes as a separate response (RFC 7252 section
-   * 5.2.2): an empty Acknowledgement now, the answer once the address has
-   * answered a ping, so that a forged request is never answered in bulk to
-   * someone else.
+   * a 2.01 to a tiny Register) waits until the address has answered a ping,
+   * then goes as it is (piggybacked: the client sees it a round trip later),
+   * so that a forged request is never answered in bulk to someone else.
    */
-  private respondWhenProven(peer: PeerState, request: CoapMessage, message: CoapMessage): void {
-    if (request.type === MessageType.Confirmable) {
-      const ack = emptyMessage(MessageType.Acknowledgement, request.messageId);
-      this.remember(peer, request.messageId, ack);
-      this.send(ack, peer);
-    } else this.remember(peer, request.messageId, PENDING);
-    message.type = MessageType.Confirmable;
-    message.messageId = peer.allocateMessageId();
+  private respondWhenProven(peer: PeerState, requestId: number, datagram: Buffer): void {
+    // Duplicates get it too, once the address is verified (send holds it back until then).
+    this.remember(peer, requestId, datagram);
     const state = this.peerState(peer.address, peer.port);
-    const exchange = acknowledgedExchange(state, message.messageId, message.token.toString('hex'), encode(message), IGNORED, IGNORED);
-    state.track(exchange, false);
-    this.dispatch(exchange);
+    this.dispatch(deferredAnswer(state, datagram, Date.now() + this.transmission.exchangeLifetimeMs));
   }
 
   /** Remembers an answer for duplicates, within the peer's and the endpoint's byte budgets. */
@@ -887,9 +886,18 @@ function utf8Prefix(text: Buffer, bytes: number): Buffer {
   return text.subarray(0, end);
 }
 
+/** An answer held back until its address is verified: sent once then (the client retransmits its request if it is lost), dropped at the deadline. */
+function deferredAnswer(peer: PeerState, datagram: Buffer, deadline: number): Exchange {
+  const exchange = acknowledgedExchange(peer, -1, '', datagram, IGNORED, IGNORED);
+  exchange.confirmable = false;
+  exchange.acknowledged = true;
+  exchange.deadline = deadline;
+  return exchange;
+}
+
 /** The resolve and reject of a ping's exchange: its outcome is handled by the endpoint (settleProbe), without a closure per ping. */
 const PROBE = (): void => undefined;
-/** Those of a separate response we send: nobody waits for its acknowledgement. */
+/** Those of an answer held back until its address is verified: nobody waits for them. */
 const IGNORED = (): void => undefined;
 
 /** A confirmable message that is done when acknowledged, with no response to wait for: a notification we send, a ping. */

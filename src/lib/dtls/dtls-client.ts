@@ -92,6 +92,12 @@ export class DtlsClient implements DatagramTransport {
     return boundAddress(this.socket);
   }
 
+  /** Sends to another server address in the same session (a load balancer moved the device to another server instance). */
+  moveTo(server: Peer): void {
+    this.options.address = server.address;
+    this.options.port = server.port;
+  }
+
   send(datagram: Buffer): void {
     if (this.established) this.transmit(this.record(ContentType.ApplicationData, datagram, 1));
   }

@@ -38,7 +38,19 @@ export interface DtlsServerOptions {
   /** Refuse clients without the extended_master_secret extension (RFC 7627; default false, as many devices lack it). */
   requireExtendedMasterSecret?: boolean;
   receiveBufferBytes?: number;
+  /**
+   * Asked for a connection this server does not have when a protected record
+   * arrives from an unknown address or with an unknown connection id (one
+   * another server instance made, in a cluster): it may restore() it, and
+   * the datagrams that waited are handled when the promise settles.
+   */
+  lookup?: (peer: Peer, cid: Buffer | undefined) => Promise<void>;
 }
+
+/** Datagrams held for a lookup per address, lookups in flight at most, and how long an address found nothing for stays unasked. */
+const LOOKUP_HELD_DATAGRAMS = 4;
+const MAX_LOOKUPS = 1000;
+const LOOKUP_MISS_MS = 5000;
 
 export interface DtlsSessionInfo {
   peer: Peer;
@@ -104,6 +116,10 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
   readonly idleTimeoutMs: number;
   private readonly evictIdleAfterMs: number;
   private readonly cidLength: number;
+  /** Datagrams waiting for a lookup, by the address (or connection id) looked up. */
+  private readonly lookingUp = new Map<string, { peer: Peer; datagrams: Buffer[] }>();
+  /** Addresses (and connection ids) a lookup found nothing for, until when they are not asked about again. */
+  private readonly notFound = new Map<string, number>();
 
   constructor(private readonly options: DtlsServerOptions) {
     super();
@@ -164,6 +180,25 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
     for (const connection of this.connections.values()) connection.abandon();
     this.connections.clear();
     this.byCid.clear();
+  }
+
+  /**
+   * Lets go of a connection without a word to its client and without
+   * reporting it ended: another server instance carries it on.
+   */
+  release(peer: Peer): void {
+    const key = peerKey(peer.address, peer.port);
+    const connection = this.connections.get(key);
+    if (!connection) return;
+    connection.abandon();
+    this.connections.delete(key);
+    if (connection.cid && this.byCid.get(connection.cid.toString('hex')) === connection) this.byCid.delete(connection.cid.toString('hex'));
+  }
+
+  /** Everything is to be saved again at the next takeChanges (the store lost it). */
+  markUnsaved(): void {
+    for (const connection of this.connections.values()) connection.forgetSaved();
+    this.sessions.markAllChanged();
   }
 
   /** Encrypts and sends application data over the peer's established connection; false when there is none. */
@@ -293,10 +328,14 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
     this.emit('moved', from, connection.peer, connection.identity as PeerIdentity);
   }
 
-  private receive(datagram: Buffer, peer: Peer): void {
+  private receive(datagram: Buffer, peer: Peer, lookedUp = false): void {
     const { records, error } = parseRecords(datagram, this.cidLength);
     if (error) this.emit('dropped', peer, error);
     const key = peerKey(peer.address, peer.port);
+    if (this.options.lookup && !lookedUp && this.needsLookup(records, key)) {
+      this.lookUp(datagram, peer, key, records);
+      return;
+    }
     let sawHello = false;
     for (const record of records) {
       if (record.type === ContentType.Tls12Cid) {
@@ -324,6 +363,52 @@ export class DtlsServer extends TypedEmitter<DtlsServerEvents> implements Connec
         if (!connection?.handleRecord(record, peer)) handshake.handleRecord(record, peer);
       } else (connection ?? handshake)?.handleRecord(record, peer);
     }
+  }
+
+  /** True when the datagram's protected records belong to a connection this server does not have (see DtlsServerOptions.lookup). */
+  private needsLookup(records: DtlsRecord[], key: PeerKey): boolean {
+    for (const record of records) {
+      if (record.type === ContentType.Tls12Cid) {
+        if (!this.byCid.has((record.cid as Buffer).toString('hex'))) return true;
+      } else if (record.epoch > 0 && !this.connections.has(key) && !this.handshakes.has(key)) return true;
+    }
+    return false;
+  }
+
+  /** Holds the datagram while the lookup for its address (or connection id) runs, then handles what waited. */
+  private lookUp(datagram: Buffer, peer: Peer, key: PeerKey, records: DtlsRecord[]): void {
+    const cid = records.find((record) => record.type === ContentType.Tls12Cid)?.cid;
+    const name = cid ? `cid ${cid.toString('hex')}` : `peer ${key}`;
+    const now = Date.now();
+    const missedUntil = this.notFound.get(name);
+    if (missedUntil !== undefined && missedUntil > now) {
+      this.emit('dropped', peer, cid ? 'unknown connection id' : 'protected record without a connection');
+      return;
+    }
+    const waiting = this.lookingUp.get(name);
+    if (waiting) {
+      if (waiting.datagrams.length < LOOKUP_HELD_DATAGRAMS) waiting.datagrams.push(datagram);
+      return;
+    }
+    if (this.lookingUp.size >= MAX_LOOKUPS) {
+      this.emit('dropped', peer, 'too many connection lookups in progress');
+      return;
+    }
+    const held = { peer, datagrams: [datagram] };
+    this.lookingUp.set(name, held);
+    const lookup = this.options.lookup as NonNullable<DtlsServerOptions['lookup']>;
+    lookup(peer, cid)
+      .catch(() => undefined)
+      .then(() => {
+        this.lookingUp.delete(name);
+        if (!this.socket) return;
+        const found = cid ? this.byCid.has(cid.toString('hex')) : this.connections.has(key);
+        if (!found) {
+          if (this.notFound.size >= MAX_LOOKUPS) this.notFound.clear();
+          this.notFound.set(name, Date.now() + LOOKUP_MISS_MS);
+        }
+        for (const each of held.datagrams) this.receive(each, held.peer, true);
+      });
   }
 
   /** RFC 6347 4.2.1: no state until the client proves its address with our cookie. */

@@ -329,6 +329,13 @@ export class ServerConnection {
     );
   }
 
+  /** Makes the connection due for saving again (the store lost what it had). */
+  forgetSaved(): void {
+    this.savedReservation = -1;
+    this.savedHighest = -2;
+    this.savedPeer = undefined;
+  }
+
   /** What a restart needs to carry on the connection, reserving sequence numbers ahead (see SEQUENCE_RESERVE). */
   save(): ConnectionRecord | undefined {
     if (this.phase !== 'established' || !this.session) return undefined;

@@ -182,6 +182,11 @@ export class SessionCache {
     for (const [key, entry] of this.sessions) if (now - entry.createdAt >= this.lifetimeMs) this.remove(key);
   }
 
+  /** Every session is to be saved again (the store lost them). */
+  markAllChanged(): void {
+    for (const key of this.sessions.keys()) this.changed.add(key);
+  }
+
   /** What changed since the last call: sessions to save and ids (hex) to delete. */
   takeChanges(): { saved: DtlsSession[]; removed: string[] } {
     const saved: DtlsSession[] = [];

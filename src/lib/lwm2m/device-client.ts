@@ -20,6 +20,7 @@ import type { Registration } from './registration';
 import type { RegistrationStore } from './registration-store';
 import type { CoapRequestSpec, DeviceRequest, RequestContext, ResponseBase } from './requests/device-request';
 import { contentFormatOf } from './requests/response-content';
+import { randomText } from '../random-text';
 import { describeErrorCode, toCoapRequest } from './requests/coap-request';
 
 /** Why a request to a device failed. */
@@ -35,7 +36,9 @@ export type FailureKind =
   | 'no-session'
   | 'no-connection'
   | 'unverified'
-  | 'closed';
+  | 'closed'
+  /** A shared state store (Redis) that a request to a device of another instance needs cannot be reached. */
+  | 'unavailable';
 
 /** A waiting request was taken back to be handed to its node again. */
 class ParkedError extends Error {
@@ -88,6 +91,8 @@ export interface SendOptions {
 
 /** A request waiting for a sleeping device, which detach() can turn back into its msg. */
 interface Waiting {
+  /** Its id as a parked request in the state store. */
+  id: string;
   owner: string;
   endpoint: string;
   msg: unknown;
@@ -103,6 +108,9 @@ export interface DeviceClientOptions {
   /** Default time to live of requests to sleeping queue-mode devices. */
   defaultTtlMs?: number;
 }
+
+/** A request that waits for a sleeping device (request) or no longer does (undefined): a shared store keeps it meanwhile. */
+export type WaitingListener = (id: string, request: ParkedRequest | undefined) => void;
 
 
 /**
@@ -120,8 +128,14 @@ export class DeviceClient {
     private readonly model: (registration: Registration) => ObjectModel,
     private readonly presence: PresenceTracker,
     private readonly options: DeviceClientOptions = {},
+    private readonly waitingChanged?: WaitingListener,
   ) {
     this.queue = new DeviceQueue(options.maxWaitingPerDevice);
+  }
+
+  /** How long a request may wait for a sleeping device unless it says otherwise. */
+  get defaultTtlMs(): number {
+    return this.options.defaultTtlMs ?? 300_000;
   }
 
   /**
@@ -153,24 +167,47 @@ export class DeviceClient {
     );
   }
 
+  /**
+   * Sends a request another server instance prepared (see ServerCluster) as
+   * send() would, and resolves with the device's answer as it came.
+   */
+  sendSpec(endpointName: string, operation: string, spec: CoapRequestSpec, options: SendOptions = {}): Promise<CoapMessage> {
+    const describe = () => `${operation} ${spec.path} on ${endpointName}`;
+    const registration = this.registrations.getByEndpoint(endpointName);
+    if (!registration) return Promise.reject(new DeviceRequestError(`${describe()}: device "${endpointName}" is not registered`, 'unknown-endpoint'));
+    const sent = registration.queueMode ? this.whenAwake(registration, spec, options) : this.queue.run(endpointName, () => this.exchangeNow(endpointName, spec, options));
+    return sent.catch((error: unknown) => {
+      throw translate(error, describe());
+    });
+  }
+
   /** For a device in queue mode: waits in its lane until it is awake (or the request's time to live runs out), where it can be parked. */
   private async whenAwake(registration: Registration, spec: CoapRequestSpec, options: SendOptions): Promise<CoapMessage> {
     const endpointName = registration.endpoint;
-    const ttlMs = options.ttlMs ?? this.options.defaultTtlMs ?? 300_000;
+    const ttlMs = options.ttlMs ?? this.defaultTtlMs;
     const deadline = Date.now() + ttlMs;
-    const waiting: Waiting | undefined = options.park ? { ...options.park, endpoint: endpointName, deadline, controller: new AbortController() } : undefined;
-    if (waiting) this.waiting.add(waiting);
+    const waiting: Waiting | undefined = options.park
+      ? { id: randomText(12, 'base64url'), ...options.park, endpoint: endpointName, deadline, controller: new AbortController() }
+      : undefined;
+    if (waiting) {
+      this.waiting.add(waiting);
+      this.waitingChanged?.(waiting.id, { owner: waiting.owner, endpoint: endpointName, deadline, msg: waiting.msg });
+    }
     const signal = waiting?.controller.signal;
     const task = async () => {
       await this.presence.waitAwake(endpointName, deadline, ttlMs, signal);
-      if (waiting) this.waiting.delete(waiting);
+      if (waiting) this.stopWaiting(waiting);
       return this.exchangeNow(endpointName, spec, options);
     };
     try {
       return await this.queue.run(endpointName, task, { at: deadline, error: () => new SleepTimeoutError(endpointName, ttlMs) }, signal);
     } finally {
-      if (waiting) this.waiting.delete(waiting);
+      if (waiting) this.stopWaiting(waiting);
     }
+  }
+
+  private stopWaiting(waiting: Waiting): void {
+    if (this.waiting.delete(waiting)) this.waitingChanged?.(waiting.id, undefined);
   }
 
   /** Sends to where the device is now: an update or re-registration may have moved it while the request waited. */
@@ -192,13 +229,17 @@ export class DeviceClient {
     return this.queue.pending(endpointName);
   }
 
-  /** Takes back the requests still waiting for sleeping devices (of one owner, or all): they fail with kind "parked" and come back as msgs. */
-  detach(owner?: string): ParkedRequest[] {
-    const parked: ParkedRequest[] = [];
+  /**
+   * Takes back the requests still waiting for sleeping devices (of one
+   * owner, or of one device, or all), by their id: they fail with kind
+   * "parked" and come back as msgs.
+   */
+  detach(which: { owner?: string; endpoint?: string } = {}): [string, ParkedRequest][] {
+    const parked: [string, ParkedRequest][] = [];
     for (const waiting of [...this.waiting]) {
-      if (owner !== undefined && waiting.owner !== owner) continue;
+      if ((which.owner !== undefined && waiting.owner !== which.owner) || (which.endpoint !== undefined && waiting.endpoint !== which.endpoint)) continue;
       this.waiting.delete(waiting);
-      parked.push({ owner: waiting.owner, endpoint: waiting.endpoint, deadline: waiting.deadline, msg: waiting.msg });
+      parked.push([waiting.id, { owner: waiting.owner, endpoint: waiting.endpoint, deadline: waiting.deadline, msg: waiting.msg }]);
       waiting.controller.abort(new ParkedError(waiting.endpoint));
     }
     return parked;
@@ -258,7 +299,7 @@ export class DeviceClient {
 }
 
 /** The decoded answer, or the device's error code and reason as a DeviceRequestError. */
-function answer<R>(request: DeviceRequest<R>, context: RequestContext, response: CoapMessage, describe: () => string): R & ResponseBase {
+export function answer<R>(request: DeviceRequest<R>, context: RequestContext, response: CoapMessage, describe: () => string): R & ResponseBase {
   const code = formatCode(response.code);
   if (codeClass(response.code) !== 2) {
     throw new DeviceRequestError(`${describe()}: device answered ${describeErrorCode(code, response.payload)}`, 'device-error', code);

@@ -36,12 +36,14 @@ export interface StreamListenerOptions extends Omit<StreamEndpointOptions, 'tran
 /** A CoAP over TLS listener (coaps+tcp): PSKs from the security registry, like DTLS, and the server's certificate. */
 export interface TlsListenerOptions extends StreamListenerOptions, ServerCredentials {}
 
-export interface ListenerOptions extends Omit<EndpointOptions, 'port' | 'transport'> {
+export interface ListenerOptions extends Omit<EndpointOptions, 'port' | 'transport' | 'unmatched'> {
   /** Plain UDP (NoSec) port; no plain listener when absent. */
   port?: number;
   secure?: SecureListenerOptions;
   tcp?: StreamListenerOptions;
   tls?: TlsListenerOptions;
+  /** A response or notification that matches nothing on the endpoint of a datagram transport (see EndpointOptions.unmatched). */
+  unmatchedOn?: (transport: Transport, ...args: Parameters<NonNullable<EndpointOptions['unmatched']>>) => boolean;
 }
 
 export interface BoundListener extends Peer {
@@ -76,7 +78,9 @@ export class Listeners {
     const over = (transport: Transport) => (request: IncomingRequest) => handler(request, transport);
     // A server sends nothing to an address that has not shown it is real beyond what that address sent it.
     const serverRole = (transport: Transport) => ({ verifyPeers: options.verifyPeers ?? true, retainPeer: retain && ((peer: Peer) => retain(transport, peer)) });
-    if (options.port !== undefined) this.plain = new CoapEndpoint({ ...options, ...serverRole('udp'), port: options.port }, over('udp'));
+    const unmatched = (transport: Transport): EndpointOptions['unmatched'] =>
+      options.unmatchedOn && ((peer, message, retry) => (options.unmatchedOn as NonNullable<ListenerOptions['unmatchedOn']>)(transport, peer, message, retry));
+    if (options.port !== undefined) this.plain = new CoapEndpoint({ ...options, ...serverRole('udp'), port: options.port, unmatched: unmatched('udp') }, over('udp'));
     const secure = options.secure;
     if (secure) {
       const address = secure.address ?? options.address;
@@ -92,7 +96,7 @@ export class Listeners {
           certificateAuthorities: secure.certificateAuthorities,
         },
       });
-      this.secure = new CoapEndpoint({ ...options, ...serverRole('dtls'), address, port: secure.port, transport: this.dtls }, over('dtls'));
+      this.secure = new CoapEndpoint({ ...options, ...serverRole('dtls'), address, port: secure.port, transport: this.dtls, unmatched: unmatched('dtls') }, over('dtls'));
       this.dtls.on('handshakeFailed', (peer, reason) => events.emit('handshakeFailed', peer, reason));
     }
     if (options.tcp) {

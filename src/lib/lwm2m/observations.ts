@@ -38,7 +38,10 @@ export interface ObservationListener {
   error(error: Error, observation: Observation): void;
   /** The observation is over: cancelled, refused by the device, or the device is gone. */
   ended(observation: Observation, reason: string): void;
+  /** An observation of this listener's owner handed to it later than adopt(): taken over from another instance, or made for it there. */
+  adopted?(observation: Observation): void;
 }
+
 
 type Sender = <R>(endpoint: string, request: DeviceRequest<R>, options?: SendOptions) => Promise<R & ResponseBase>;
 /** Fetches the remaining blocks of a notification that came block-wise. */
@@ -90,8 +93,7 @@ interface Sink {
  * device): the token as hex only, no closure, the request shared.
  */
 export class Observation implements NotificationHandler {
-  /** What msg.observation carries; kept across restarts with the observation. */
-  id: string = randomText(6, 'base64url');
+  readonly id: string;
   /** The token in hex, as the CoAP endpoint takes it. */
   tokenKey: string = newTokenKey();
   // Initialised even when empty: the fields then live inside the object, not in a property array added later.
@@ -116,7 +118,11 @@ export class Observation implements NotificationHandler {
     /** The node (id) that started it, which takes it back after a redeploy or restart. */
     readonly owner: string | undefined,
     private readonly sink: Sink,
-  ) {}
+    /** Given for the view of an observation another instance holds. */
+    id?: string,
+  ) {
+    this.id = id ?? randomText(6, 'base64url');
+  }
 
   notified(message: CoapMessage): void {
     this.sink.notified(this, message);
@@ -169,6 +175,8 @@ export class Observation implements NotificationHandler {
 export class ObservationService {
   /** Per device the observation itself, or an array when it has several: most have one, and a fleet has many devices. */
   private readonly byEndpoint = new Map<string, Observation | Observation[]>();
+  /** The listener of each owner (node) that adopted its observations: observations that come later go straight to it. */
+  private readonly listeners = new Map<string, ObservationListener>();
   private readonly sink: Sink = {
     notified: (observation, message) => this.onNotification(observation, message),
     refused: (observation, reason) => this.end(observation, `the server refused a notification: ${reason}`),
@@ -356,11 +364,35 @@ export class ObservationService {
 
   /** Holds an owner's observations while its node restarts; their notifications wait for adopt(). */
   park(owner: string): void {
+    this.listeners.delete(owner);
     for (const observation of this.list()) if (observation.owner === owner) observation.listener = new ParkedListener();
+  }
+
+  /** The listener an observation of this owner gets when it arrives later (see ObservationListener.adopted). */
+  listenerOf(owner: string | undefined): ObservationListener {
+    return (owner !== undefined && this.listeners.get(owner)) || new ParkedListener();
+  }
+
+  /** Hands an observation that came later to its owner's listener. */
+  handOver(observation: Observation): void {
+    if (!(observation.listener instanceof ParkedListener)) observation.listener.adopted?.(observation);
+  }
+
+  /**
+   * Lets go of a device's observations without a word to the device, which
+   * another instance now serves: tokens forgotten here, listeners told.
+   */
+  release(endpoint: string, reason: string): void {
+    for (const observation of this.list(endpoint)) {
+      this.forgetToken(observation);
+      this.remove(observation);
+      observation.listener.ended(observation, reason);
+    }
   }
 
   /** Hands an owner its observations back (parked, or restored from a saved state), with what arrived meanwhile. */
   adopt(owner: string, listener: ObservationListener): Observation[] {
+    this.listeners.set(owner, listener);
     const adopted: Observation[] = [];
     for (const observation of this.list()) {
       if (observation.owner !== owner) continue;
@@ -372,8 +404,8 @@ export class ObservationService {
     return adopted;
   }
 
-  persisted(): PersistedObservation[] {
-    return this.list().map((observation) => ({
+  persisted(endpoint?: string): PersistedObservation[] {
+    return this.list(endpoint).map((observation) => ({
       id: observation.id,
       endpoint: observation.endpoint,
       owner: observation.owner,
@@ -389,7 +421,8 @@ export class ObservationService {
 
   /**
    * Brings back saved observations: their notifications are accepted at once
-   * and parked until the owner adopts them. Those over TCP or TLS ended with
+   * and go to their owner's listener when it adopted already (see
+   * listenerOf), else parked until it does. Those over TCP or TLS ended with
    * their connection: they wait to be made again when the device reconnects
    * (with Re-observe; without, they are not brought back). Returns why
    * entries that cannot be used (paths, formats or attributes no longer
@@ -409,14 +442,14 @@ export class ObservationService {
         problems.push(`observation ${entry.token} of ${entry.endpoint}: ${(error as Error).message}`);
         continue;
       }
-      const observation = new Observation(entry.endpoint, request, new ParkedListener(), entry.owner, this.sink);
-      if (entry.id) observation.id = entry.id;
+      const observation = new Observation(entry.endpoint, request, this.listenerOf(entry.owner), entry.owner, this.sink, entry.id);
       observation.tokenKey = entry.token;
       observation.peer = entry.peer;
       observation.transport = entry.transport ?? 'udp';
       if (stream) observation.live = false;
       else this.endpointFor(observation.transport)?.adoptObservation(entry.peer, observation.tokenKey, observation);
       this.add(observation);
+      this.handOver(observation);
     }
     return problems;
   }

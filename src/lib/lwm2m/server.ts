@@ -14,11 +14,13 @@ import { EndpointBindings } from './endpoint-bindings';
 import { RegistrationStore } from './registration-store';
 import type { DeviceRequest, ResponseBase } from './requests/device-request';
 import { SendInterface } from './send-interface';
-import { CollectionName, ParkedRequest, PersistedObservation, ServiceCollection, StateStore, StoredState, deriveStateKey, entryJson, openText, parseEntry, sealText } from './state';
+import { CollectionName, EntryLinks, ParkedRequest, PersistedObservation, ServiceCollection, StateStore, StoredState, deriveStateKey, entriesOf, entryJson, openText, parseEntry, sealText } from './state';
 import { ConnectionJson, ConnectionRecord, DtlsSession, SessionJson, connectionFromJson, connectionToJson, sessionFromJson, sessionToJson } from '../dtls/session';
-import { randomText } from '../random-text';
+import { hostname } from 'node:os';
 import { SecurityRegistry, identityKey } from './security';
 import { BoundListener, ListenerOptions, Listeners, TransportHandler } from './listeners';
+import { RedisStateStore } from './redis-store';
+import { ClusterHost, Handover, ServerCluster, peerAlias } from '../cluster/server-cluster';
 
 export interface Lwm2mServerOptions extends ListenerOptions {
   /** Which endpoint must use which credentials; empty (every NoSec device may register) by default. */
@@ -44,7 +46,12 @@ export interface Lwm2mServerOptions extends ListenerOptions {
   stateStore?: StateStore;
   /** The secret DTLS sessions are sealed under in the store (AES-256-GCM); without one they are not stored. */
   stateKey?: string | Buffer;
+  /** With a Redis store: this instance's name in the cluster of servers that share it. */
+  instance?: string;
 }
+
+/** A registration as saved: a plain-UDP device's address may be saved as verified (it answered the server). */
+type SavedRegistration = Registration & { verified?: boolean };
 
 export type UnlistedEndpoints = 'nosec' | 'dtls' | 'listed';
 
@@ -74,6 +81,12 @@ export type Lwm2mServerEvents = {
   malformed: [detail: MalformedDatagram];
   /** A fault inside the server (a handler bug, a socket error, a state file that cannot be written); never thrown. */
   warning: [error: Error];
+  /** Requests that waited for a device at another instance (or before a restart) are here for their nodes: takeParked(owner). */
+  parked: [owners: string[]];
+  /** Why the state store cannot be used now (Redis unreachable), or undefined once it can again. */
+  storeProblem: [problem: string | undefined];
+  /** Another instance serves this device now (in a cluster): it is no longer here. */
+  released: [registration: Registration];
   /** The saved state is back (restoredEntries), the sockets not bound yet: services beside the server pick up their entries. */
   restored: [];
   /** stop() began: services beside the server keep their last entries (keepEntry) before the final save. */
@@ -113,6 +126,12 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   private readonly client: DeviceClient;
   private readonly stateStore?: StateStore;
   private readonly stateKey?: Buffer;
+  /** With a Redis store: this server's part in the cluster of instances sharing it. */
+  readonly cluster?: ServerCluster;
+  /** What keeps the store from being used now (see the storeProblem event). */
+  storeProblem: string | undefined = undefined;
+  /** Registrations gone since the last save: their aliases go from a shared store. */
+  private readonly goneRegistrations = new Map<string, Registration>();
   /** Requests taken back from sleeping devices, until their nodes adopt them, by id in the store. */
   private parked = new Map<string, ParkedRequest>();
   /** Endpoints whose registration changed since the last save. */
@@ -121,6 +140,12 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   private readonly changedBindings = new Set<string>();
   /** The JSON last stored per observation (token) and parked request: only what changed is written again. */
   private readonly stored: Record<'observations' | 'parked', Map<string, string>> = { observations: new Map(), parked: new Map() };
+  /** With a shared store: the device each stored observation and parked request belongs to, to delete it from its group. */
+  private readonly storedLinks: Record<'observations' | 'parked', Map<string, EntryLinks>> = { observations: new Map(), parked: new Map() };
+  /** Endpoints registered since the last save, which this instance claims in a shared store. */
+  private readonly claimed = new Set<string>();
+  private flushing?: Promise<void>;
+  private dtlsSoon = false;
   /** The entries of services' collections found at start, and their changes since the last save. */
   private restoredServiceState?: StoredState;
   private readonly serviceChanges = new Map<string, ServiceEntryChange>();
@@ -151,7 +176,14 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     this.unlisted = options.unlistedEndpoints ?? 'nosec';
     this.maxLifetime = options.maxLifetime ?? DEFAULT_MAX_LIFETIME;
     this.bindings = new EndpointBindings(options.maxRegistrations ?? 500_000, (endpoint) => this.registrations.getByEndpoint(endpoint) !== undefined);
-    this.coap = new Listeners(options, this.security, (request, transport) => this.handle(request, transport), this, (transport, peer) => this.registrations.getByPeer(transport, peer.address, peer.port) !== undefined);
+    const shared = options.stateStore instanceof RedisStateStore ? options.stateStore : undefined;
+    this.coap = new Listeners(
+      shared ? this.clusterListeners(options) : options,
+      this.security,
+      (request, transport) => this.handle(request, transport),
+      this,
+      (transport, peer) => this.registrations.getByPeer(transport, peer.address, peer.port) !== undefined,
+    );
     // A plain-UDP device whose address is now verified is saved so, and needs no ping after a restart.
     if (this.stateStore) {
       this.coap.plain?.on('verified', (peer: Peer) => {
@@ -167,8 +199,16 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       endpoint.on('disconnected', (peer: Peer) => this.streamDisconnected(transport, peer));
     }
     const endpointFor = (transport: Transport) => this.coap.for(transport);
+    // With a shared store, a request that waits for a sleeping device is kept there at once: the instance may die before it is sent.
+    const waitingChanged = shared
+      ? (id: string, request: ParkedRequest | undefined) => {
+          if (request) this.putEntry(shared, 'parked', id, request, request.deadline, { group: request.endpoint });
+          else shared.delete('parked', id);
+          this.flushSoon();
+        }
+      : undefined;
     const modelFor = (registration: Registration | undefined) => this.modelFor(registration);
-    this.client = new DeviceClient(endpointFor, this.registrations, modelFor, this.presence, options.client);
+    this.client = new DeviceClient(endpointFor, this.registrations, modelFor, this.presence, options.client, waitingChanged);
     this.observations = new ObservationService(
       endpointFor,
       this.registrations,
@@ -211,13 +251,18 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       for (const event of ['registered', 'updated', 'deregistered', 'expired'] as const) {
         this.on(event, (...[registration]: [Registration, ...unknown[]]) => {
           this.changedRegistrations.add(registration.endpoint);
+          if (shared && (event === 'deregistered' || event === 'expired')) this.goneRegistrations.set(registration.endpoint, registration);
+          if (shared && event === 'registered') this.claimed.add(registration.endpoint);
           this.scheduleSave();
         });
       }
     }
+    if (shared) this.cluster = new ServerCluster(this.clusterHost(), shared, options.instance ?? `${hostname()}-${process.pid}`);
     const dtls = this.coap.dtls;
     if (dtls && this.stateStore && this.stateKey) {
       for (const event of ['established', 'closed', 'moved'] as const) dtls.on(event, () => this.scheduleSave());
+      // Another instance may have to carry a new session on at once: it is written right away.
+      if (shared) dtls.on('established', () => this.saveDtlsSoon());
       // Traffic alone (sequence numbers, replay windows) changes only the DTLS entries: saved without looking at the rest.
       this.dtlsSaveCheck = setInterval(() => {
         const store = this.stateStore as StateStore;
@@ -229,13 +274,20 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     }
   }
 
-  /** Restores the saved state, then binds the sockets; rejects with the first bind error (having closed the others). */
+  /**
+   * Restores the saved state, then binds the sockets; rejects with the first
+   * bind error (having closed the others). With a shared store nothing is
+   * read now: devices are taken over from it as they talk or are asked for.
+   */
   async start(): Promise<BoundListener[]> {
-    try {
-      const state = await this.stateStore?.load();
-      if (state) this.restore(state);
-    } catch (error) {
-      this.emit('warning', new Error(`saved state not restored: ${(error as Error).message}`));
+    if (this.cluster) this.cluster.start();
+    else {
+      try {
+        const state = await this.stateStore?.load();
+        if (state) this.restore(state);
+      } catch (error) {
+        this.emit('warning', new Error(`saved state not restored: ${(error as Error).message}`));
+      }
     }
     this.emit('restored');
     // Requests from flows wait for ready: by then the sockets are bound (or failed to bind).
@@ -284,7 +336,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
 
   /** Takes back an owner's requests that wait for sleeping devices, to hand them to its next instance. */
   parkRequests(owner: string): void {
-    this.park(this.client.detach(owner));
+    this.park(this.client.detach({ owner }));
     this.scheduleSave();
   }
 
@@ -301,8 +353,8 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     return mine;
   }
 
-  private park(requests: ParkedRequest[]): void {
-    for (const request of requests) this.parked.set(randomText(12, 'base64url'), request);
+  private park(requests: [string, ParkedRequest][]): void {
+    for (const [id, request] of requests) this.parked.set(id, request);
   }
 
   /**
@@ -361,36 +413,82 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   private save(): Promise<void> {
     const store = this.stateStore;
     if (!store) return Promise.resolve();
-    for (const endpoint of this.changedRegistrations) {
-      const registration = this.registrations.getByEndpoint(endpoint);
-      // A plain-UDP device whose address answered the server is saved with "verified": it needs no ping after a restart.
-      const saved = registration?.transport === 'udp' && this.coap.plain?.isVerified(registration) ? { ...registration, verified: true } : registration;
-      const json = registration && this.entryText(saved, () => `the registration of ${endpoint}`);
-      if (registration && json !== undefined) store.put('registrations', endpoint, json, expiresAt(registration));
-      else store.delete('registrations', endpoint);
-    }
-    this.changedRegistrations.clear();
+    this.putRegistrations(store);
     for (const endpoint of this.changedBindings) {
       const identity = this.bindings.get(endpoint);
       if (identity) store.put('bindings', endpoint, JSON.stringify(identity));
       else store.delete('bindings', endpoint);
     }
     this.changedBindings.clear();
-    this.syncCollection(store, 'observations', new Map(this.observations.persisted().map((observation) => [observation.token, observation])), (token) => `the observation ${token}`);
-    this.syncCollection(store, 'parked', this.parked, (id, request) => `the request ${id} waiting for ${request.endpoint}`, (request) => request.deadline);
+    const shared = this.cluster !== undefined;
+    this.syncCollection(
+      store,
+      'observations',
+      new Map(this.observations.persisted().map((observation) => [observation.token, observation])),
+      (token) => `the observation ${token}`,
+      // In a shared store an observation lasts as long as its device's registration (see putRegistrations).
+      shared ? (observation) => this.expiryOf(observation.endpoint) : undefined,
+      shared ? (observation) => ({ group: observation.endpoint }) : undefined,
+    );
+    this.syncCollection(store, 'parked', this.parked, (id, request) => `the request ${id} waiting for ${request.endpoint}`, (request) => request.deadline, shared ? (request) => ({ group: request.endpoint }) : undefined);
     for (const { collection, id, json, expiresAt } of this.serviceChanges.values()) {
       if (json === undefined) store.delete(collection, id);
       else store.put(collection, id, json, expiresAt);
     }
     this.serviceChanges.clear();
     this.saveDtls(store);
-    // Saves run one after the other, so an older state never lands after a newer one.
+    return this.flush(store);
+  }
+
+  /** Saves run one after the other, so an older state never lands after a newer one. */
+  private flush(store: StateStore): Promise<void> {
     this.saving = this.saving
       .then(() => store.flush())
       .catch((error: Error) => {
         this.emit('warning', new Error(`state not saved: ${error.message}`));
       });
     return this.saving;
+  }
+
+  /**
+   * The registrations that changed. In a shared store each comes with its
+   * aliases (registration id, address) and its device's group, and its
+   * observations' expiry moves with it; this instance claims new ones and
+   * lets go of those gone.
+   */
+  private putRegistrations(store: StateStore): void {
+    const cluster = this.cluster;
+    for (const endpoint of this.changedRegistrations) {
+      const registration = this.registrations.getByEndpoint(endpoint);
+      // A plain-UDP device whose address answered the server is saved with "verified": it needs no ping after a restart.
+      const saved = registration?.transport === 'udp' && this.coap.plain?.isVerified(registration) ? { ...registration, verified: true } : registration;
+      const json = registration && this.entryText(saved, () => `the registration of ${endpoint}`);
+      if (registration && json !== undefined) {
+        const expiry = expiresAt(registration);
+        store.put('registrations', endpoint, json, expiry, cluster && linksOf(registration));
+        if (!cluster) continue;
+        cluster.store.expireGroup(endpoint, expiry);
+        if (this.claimed.delete(endpoint)) cluster.bus.claim(endpoint, expiry).catch(() => undefined);
+        else cluster.bus.touch(endpoint, expiry);
+        for (const observation of this.observations.list(endpoint)) {
+          const saved = this.stored.observations.get(observation.tokenKey);
+          if (saved !== undefined) store.put('observations', observation.tokenKey, saved, expiry, { group: endpoint });
+        }
+        continue;
+      }
+      const gone = this.goneRegistrations.get(endpoint);
+      store.delete('registrations', endpoint, gone && cluster && linksOf(gone));
+      if (gone && cluster) cluster.bus.release(endpoint);
+    }
+    this.changedRegistrations.clear();
+    this.goneRegistrations.clear();
+    this.claimed.clear();
+  }
+
+  /** When a device's registration (and so its state in a shared store) runs out; now when it has none. */
+  private expiryOf(endpoint: string): number {
+    const registration = this.registrations.getByEndpoint(endpoint);
+    return registration ? expiresAt(registration) : Date.now();
   }
 
   /** Puts the entries that are new or changed since the last save and deletes those gone. */
@@ -400,8 +498,10 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     entries: Map<string, T>,
     describe: (id: string, value: T) => string,
     expiry?: (value: T) => number,
+    links?: (value: T) => EntryLinks,
   ): void {
     const stored = this.stored[collection];
+    const storedLinks = this.storedLinks[collection];
     for (const [id, value] of entries) {
       const dropped: string[] = [];
       let json: string;
@@ -413,13 +513,16 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       }
       if (json === stored.get(id)) continue;
       if (dropped.length > 0) this.emit('warning', new Error(`${describe(id, value)}: ${dropped.join(', ')} cannot be kept across a restart and is left out`));
-      store.put(collection, id, json, expiry?.(value));
+      const entryLinks = links?.(value);
+      store.put(collection, id, json, expiry?.(value), entryLinks);
       stored.set(id, json);
+      if (entryLinks) storedLinks.set(id, entryLinks);
     }
     for (const id of stored.keys()) {
       if (entries.has(id)) continue;
       stored.delete(id);
-      store.delete(collection, id);
+      store.delete(collection, id, storedLinks.get(id));
+      storedLinks.delete(id);
     }
   }
 
@@ -436,27 +539,62 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     }
   }
 
+  /** Puts one entry now (a shared store's write-through), with a warning if it cannot be written. */
+  private putEntry(store: StateStore, collection: CollectionName, id: string, value: unknown, expiry: number | undefined, links: EntryLinks): string | undefined {
+    const json = this.entryText(value, () => `${collection} ${id}`);
+    if (json !== undefined) store.put(collection, id, json, expiry, links);
+    return json;
+  }
+
   /** DTLS sessions and connections that changed, sealed under the state key. */
   private saveDtls(store: StateStore): void {
     const dtls = this.coap.dtls;
     const key = this.stateKey;
     if (!dtls || !key) return;
     const changes = dtls.takeChanges();
-    const seal = (collection: 'dtlsSessions' | 'dtlsConnections', id: string, value: SessionJson | ConnectionJson, expiresAt: number) =>
-      store.put(collection, id, sealText(key, collection, id, JSON.stringify(value)), expiresAt);
+    const shared = this.cluster !== undefined;
+    const seal = (collection: 'dtlsSessions' | 'dtlsConnections', id: string, value: SessionJson | ConnectionJson, expiresAt: number, links?: EntryLinks) =>
+      store.put(collection, id, sealText(key, collection, id, JSON.stringify(value)), expiresAt, links);
     for (const session of changes.sessions) {
       seal('dtlsSessions', session.id.toString('hex'), sessionToJson(session), session.createdAt + dtls.sessionLifetimeMs);
     }
     for (const id of changes.removedSessions) store.delete('dtlsSessions', id);
-    for (const { id, record } of changes.connections) seal('dtlsConnections', id, connectionToJson(record), record.lastActivity + dtls.idleTimeoutMs);
+    for (const { id, record } of changes.connections) {
+      // Another instance finds a connection by its client's address or its connection id.
+      const aliases = shared ? [`dtlsPeer:${record.peer.address}:${record.peer.port}`, ...(record.cid ? [`dtlsCid:${record.cid.toString('hex')}`] : [])] : undefined;
+      seal('dtlsConnections', id, connectionToJson(record), record.lastActivity + dtls.idleTimeoutMs, aliases && { aliases });
+    }
     for (const id of changes.removedConnections) store.delete('dtlsConnections', id);
+  }
+
+  /** Writes what a shared store's batch holds, once for what happened in this turn of the event loop. */
+  private flushSoon(): Promise<void> {
+    const store = this.stateStore;
+    if (!store) return Promise.resolve();
+    return (this.flushing ??= new Promise<void>((resolve) => {
+      setImmediate(() => {
+        this.flushing = undefined;
+        this.flush(store).then(resolve);
+      });
+    }));
+  }
+
+  /** New DTLS sessions, written at once (with a shared store). */
+  private saveDtlsSoon(): void {
+    if (this.dtlsSoon) return;
+    this.dtlsSoon = true;
+    setImmediate(() => {
+      this.dtlsSoon = false;
+      if (this.stateStore) this.saveDtls(this.stateStore);
+      void this.flushSoon();
+    });
   }
 
   private restore(state: StoredState): void {
     const now = Date.now();
     const entries = <T>(collection: CollectionName): [string, T][] => {
       const list: [string, T][] = [];
-      for (const [id, entry] of state[collection]) {
+      for (const [id, entry] of entriesOf(state, collection)) {
         try {
           list.push([id, parseEntry<T>(entry.json)]);
         } catch (error) {
@@ -465,8 +603,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       }
       return list;
     };
-    for (const [, saved] of entries<Registration & { verified?: boolean }>('registrations')) {
-      const { verified, ...registration } = saved;
+    for (const [, registration] of entries<SavedRegistration>('registrations')) {
       // Lifetimes kept counting while the server was down.
       if (expiresAt(registration) <= now && registration.lifetime <= this.maxLifetime) continue;
       if (registration.lifetime > this.maxLifetime) {
@@ -475,22 +612,30 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
         this.changedRegistrations.add(registration.endpoint);
         if (expiresAt(registration) <= now) continue;
       }
-      // State saved before the field existed.
-      registration.lastSeen ??= registration.lastUpdate;
-      this.registrations.add(registration);
-      this.presence.asleep(registration);
-      if (verified && registration.transport === 'udp') this.coap.plain?.markVerified(registration);
+      this.addSaved(registration);
     }
     this.bindings.restore(entries<PeerIdentity>('bindings').map(([endpoint, identity]) => ({ endpoint, identity })));
     const observations = entries<PersistedObservation>('observations');
     for (const problem of this.observations.restore(observations.map(([, observation]) => observation))) this.emit('warning', new Error(`not restored: ${problem}`));
-    for (const [token, entry] of state.observations) this.stored.observations.set(token, entry.json);
+    for (const [token, entry] of entriesOf(state, 'observations')) this.stored.observations.set(token, entry.json);
     for (const [id, request] of entries<ParkedRequest>('parked')) {
-      this.stored.parked.set(id, state.parked.get(id)?.json as string);
+      this.stored.parked.set(id, entriesOf(state, 'parked').get(id)?.json as string);
       if (request.deadline > now && this.registrations.getByEndpoint(request.endpoint)) this.parked.set(id, request);
     }
     this.restoreDtls(state);
     this.restoredServiceState = state;
+  }
+
+  /** A saved registration back in memory, asleep until the device talks, with its verified address and its name's binding. */
+  private addSaved(saved: SavedRegistration): Registration {
+    const { verified, ...registration } = saved;
+    // State saved before the field existed.
+    registration.lastSeen ??= registration.lastUpdate;
+    this.registrations.add(registration);
+    this.presence.asleep(registration);
+    if (verified && registration.transport === 'udp') this.coap.plain?.markVerified(registration);
+    if (registration.identity) this.bindings.bind(registration.endpoint, registration.identity);
+    return registration;
   }
 
   /** Opens the sealed DTLS sessions and connections and hands them to the DTLS server; ones sealed under another key are dropped. */
@@ -501,7 +646,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     let unreadable = 0;
     const open = <T>(collection: 'dtlsSessions' | 'dtlsConnections', parse: (json: T) => unknown): [string, ReturnType<typeof parse>][] => {
       const list: [string, unknown][] = [];
-      for (const [id, entry] of state[collection]) {
+      for (const [id, entry] of entriesOf(state, collection)) {
         try {
           list.push([id, parse(JSON.parse(openText(key, collection, id, entry.json)) as T)]);
         } catch {
@@ -517,10 +662,15 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     if (unreadable > 0) this.emit('warning', new Error(`${unreadable} saved DTLS sessions could not be opened (the state key changed): their devices handshake again`));
   }
 
-  /** Sends an operation to a registered device; rejects with DeviceRequestError. */
-  send<R>(endpoint: string, request: DeviceRequest<R>, options?: SendOptions): Promise<R & ResponseBase> {
+  /**
+   * Sends an operation to a registered device; rejects with
+   * DeviceRequestError. In a cluster, a device another instance serves is
+   * reached through it.
+   */
+  send<R>(endpoint: string, request: DeviceRequest<R>, options: SendOptions = {}): Promise<R & ResponseBase> {
     // Until the saved state is back, the device may just not be known yet.
-    if (!this.isReady) return this.ready.then(() => this.client.send(endpoint, request, options));
+    if (!this.isReady) return this.ready.then(() => this.send(endpoint, request, options));
+    if (this.cluster && !this.registrations.getByEndpoint(endpoint)) return this.cluster.send(endpoint, request, options);
     return this.client.send(endpoint, request, options);
   }
 
@@ -540,7 +690,12 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     return registration ? this.model.forDevice(registration) : this.model;
   }
 
-  /** Starts an observation; see ObservationService.observe. */
+  /**
+   * Starts an observation; see ObservationService.observe. In a cluster, the
+   * observation of a device another instance serves is made there, for the
+   * same node, whose copy there delivers the notifications; it is in the
+   * store before this resolves.
+   */
   observe(
     endpoint: string,
     request: ObserveKind,
@@ -548,9 +703,51 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     options?: SendOptions,
     owner?: string,
   ): Promise<{ observation: Observation; first: NotificationEvent; established: boolean }> {
+    if (this.cluster) {
+      if (!this.registrations.getByEndpoint(endpoint)) return this.cluster.observe(endpoint, request, options ?? {}, owner);
+      return this.observeHere(endpoint, request, listener, options ?? {}, owner);
+    }
     const result = this.observations.observe(endpoint, request, listener, options, owner);
     result.then(() => this.scheduleSave(), () => undefined);
     return result;
+  }
+
+  private async observeHere(
+    endpoint: string,
+    request: ObserveKind,
+    listener: ObservationListener,
+    options: SendOptions,
+    owner: string | undefined,
+  ): Promise<{ observation: Observation; first: NotificationEvent; established: boolean }> {
+    const result = await this.observations.observe(endpoint, request, listener, options, owner);
+    const store = this.stateStore;
+    if (result.established && store) {
+      const [persisted] = this.observations.persisted(endpoint).filter((entry) => entry.token === result.observation.tokenKey);
+      const json = persisted && this.putEntry(store, 'observations', persisted.token, persisted, this.expiryOf(endpoint), { group: endpoint });
+      if (json !== undefined) {
+        this.stored.observations.set(persisted.token, json);
+        this.storedLinks.observations.set(persisted.token, { group: endpoint });
+      }
+      await this.flushSoon();
+    }
+    return result;
+  }
+
+  /**
+   * Ends a node's observations of a device (of the paths, "a,b", or all),
+   * actively at the device; in a cluster wherever the device is served.
+   * Resolves with how many there were.
+   */
+  cancelObservations(owner: string, endpoint: string, paths: string | undefined, timeoutMs: number): Promise<number> {
+    if (this.cluster && !this.registrations.getByEndpoint(endpoint)) return this.cluster.cancel(owner, endpoint, paths, timeoutMs);
+    return this.cancelHere(owner, endpoint, paths, timeoutMs);
+  }
+
+  private async cancelHere(owner: string, endpoint: string, paths: string | undefined, timeoutMs: number): Promise<number> {
+    const matching = this.observations.list(endpoint).filter((observation) => observation.owner === owner && (paths === undefined || observation.paths.join(',') === paths));
+    await Promise.all(matching.map((observation) => this.observations.cancel(observation, { timeoutMs })));
+    if (matching.length > 0) this.scheduleSave();
+    return matching.length;
   }
 
   /**
@@ -564,6 +761,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     clearTimeout(this.saveTimer);
     clearInterval(this.dtlsSaveCheck);
     this.saveTimer = undefined;
+    this.cluster?.stop();
     this.park(this.client.detach());
     if (options.forget) await this.stateStore?.destroy();
     else await this.save();
@@ -620,6 +818,15 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   }
 
   private handle(request: IncomingRequest, transport: Transport): ReturnType<TransportHandler> {
+    const cluster = this.cluster;
+    if (!cluster) return this.handleHere(request, transport);
+    // A device this instance does not know is taken over first; a registration change is in the store before it is answered.
+    const before = cluster.beforeRequest(request, transport);
+    if (before) return before.then(() => this.handleWrittenThrough(request, transport));
+    return this.handleWrittenThrough(request, transport);
+  }
+
+  private handleHere(request: IncomingRequest, transport: Transport): ReturnType<TransportHandler> {
     const response = this.registrationInterface.handle(request, transport) ?? this.sendInterface.handle(request, transport);
     if (response) return response;
     for (const resource of this.resources) {
@@ -628,4 +835,118 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     }
     return diagnostic(ResponseCode.NotFound, `no resource ${request.path}`);
   }
+
+  private handleWrittenThrough(request: IncomingRequest, transport: Transport): ReturnType<TransportHandler> {
+    const response = this.handleHere(request, transport);
+    if (this.changedRegistrations.size === 0 || !this.stateStore) return response;
+    const store = this.stateStore;
+    this.putRegistrations(store);
+    return this.flushSoon().then(() => response);
+  }
+
+  /** The listeners of a server with a shared store: what matches nothing here is looked up there (see ServerCluster). */
+  private clusterListeners(options: Lwm2mServerOptions): ListenerOptions {
+    const secure = options.secure;
+    return {
+      ...options,
+      unmatchedOn: (transport, peer, message, retry) => this.cluster?.unmatched(transport, peer, message, retry) ?? false,
+      secure: secure && { ...secure, dtls: { ...secure.dtls, lookup: (peer, cid) => this.cluster?.lookupDtls(peer, cid) ?? Promise.resolve() } },
+    };
+  }
+
+  /** What the cluster sees of this server. */
+  private clusterHost(): ClusterHost {
+    const server = this;
+    return {
+      registrations: this.registrations,
+      observations: this.observations,
+      presence: this.presence,
+      client: this.client,
+      dtls: this.coap.dtls,
+      stateKey: this.stateKey,
+      model: (registration) => this.modelFor(registration),
+      adoptRegistration: (saved) => this.addSaved(saved),
+      bindingFound: (endpoint, identity) => this.bindings.bind(endpoint, identity),
+      adoptParked: (requests) => {
+        if (requests.length === 0) return;
+        for (const [id, request] of requests) {
+          this.parked.set(id, request);
+          this.stored.parked.set(id, entryJson(request, []));
+          this.storedLinks.parked.set(id, { group: request.endpoint });
+        }
+        this.emit('parked', [...new Set(requests.map(([, request]) => request.owner))]);
+      },
+      handOver: (endpoint, to) => this.handOver(endpoint, to),
+      moved: (registration, to) => {
+        const from = { address: registration.address, port: registration.port };
+        this.registrations.move(registration, to.address, to.port);
+        this.observations.onMoved(registration, from);
+        this.emit('updated', registration, ['address']);
+      },
+      saveDtlsNow: () => {
+        if (!this.stateStore) return Promise.resolve();
+        this.saveDtls(this.stateStore);
+        return this.flushSoon();
+      },
+      observeHere: async (endpoint, request, owner, options) => {
+        const result = await this.observeHere(endpoint, request, this.observations.listenerOf(owner), options, owner);
+        if (result.established) this.observations.handOver(result.observation);
+        return result;
+      },
+      cancelHere: (owner, endpoint, paths, timeoutMs) => this.cancelHere(owner, endpoint, paths, timeoutMs),
+      resync: () => {
+        for (const registration of this.registrations.all()) {
+          this.changedRegistrations.add(registration.endpoint);
+          this.claimed.add(registration.endpoint);
+        }
+        this.stored.observations.clear();
+        this.stored.parked.clear();
+        this.coap.dtls?.markUnsaved();
+        void this.save();
+      },
+      warn: (error) => this.emit('warning', error),
+      storeProblem: (problem) => {
+        if (problem === server.storeProblem) return;
+        server.storeProblem = problem;
+        this.emit('storeProblem', problem);
+      },
+    };
+  }
+
+  /**
+   * Lets go of a device another instance takes over, without a word to the
+   * device: its registration, observations and waiting requests go to that
+   * instance (and stay in the store, which this instance no longer writes
+   * for it); its DTLS connection is released there.
+   */
+  private handOver(endpoint: string, to: string): Handover | undefined {
+    const registration = this.registrations.getByEndpoint(endpoint);
+    if (!registration) return undefined;
+    const parked = this.client.detach({ endpoint });
+    for (const [id, request] of this.parked) {
+      if (request.endpoint !== endpoint) continue;
+      parked.push([id, request]);
+      this.parked.delete(id);
+      this.stored.parked.delete(id);
+      this.storedLinks.parked.delete(id);
+    }
+    const observations = this.observations.persisted(endpoint);
+    for (const observation of observations) {
+      this.stored.observations.delete(observation.token);
+      this.storedLinks.observations.delete(observation.token);
+    }
+    this.observations.release(endpoint, `served by ${to} now`);
+    this.changedRegistrations.delete(endpoint);
+    this.claimed.delete(endpoint);
+    this.registrations.remove(registration);
+    this.presence.forget(endpoint);
+    if (registration.transport === 'dtls') this.coap.dtls?.release(registration);
+    this.emit('released', registration);
+    return { registration, observations, parked };
+  }
+}
+
+/** How a shared store finds a registration: by its id and its device's address; with its device's other entries. */
+function linksOf(registration: Registration): EntryLinks {
+  return { group: registration.endpoint, aliases: [`rid:${registration.id}`, peerAlias(registration.transport, registration.address, registration.port)] };
 }

@@ -36,13 +36,12 @@ export interface ParkedRequest {
  * What a server keeps, one collection per kind, each entry under its own id
  * with an optional expiry: registrations (by endpoint), observations (by
  * token), parked requests, DTLS sessions and connections (sealed: see
- * sealText), the DTLS identity each endpoint name is bound to (by
- * endpoint), and the collections of services beside the server (firmware
- * campaigns, by campaign and device). Later kinds (bootstrap configurations)
- * are further collections.
+ * sealText), the DTLS identity each endpoint name is bound to (bindings,
+ * by endpoint), and whatever further kinds servers and services beside
+ * them keep (bootstrap configurations, firmware campaigns). A store takes any
+ * collection name: a new kind of entry needs no change here.
  */
-export const COLLECTIONS = ['registrations', 'observations', 'parked', 'dtlsSessions', 'dtlsConnections', 'bindings', 'firmware'] as const;
-export type CollectionName = (typeof COLLECTIONS)[number];
+export type CollectionName = string;
 
 /** The collections a service beside the server writes through it (Lwm2mServer.keepEntry). */
 export type ServiceCollection = 'firmware';
@@ -53,7 +52,21 @@ export interface StoredEntry {
   expiresAt?: number;
 }
 
+/** Per collection, the entries by id. */
 export type StoredState = Record<CollectionName, Map<string, StoredEntry>>;
+
+/** The entries of one collection of a loaded state (none when it had none). */
+export function entriesOf(state: StoredState, collection: CollectionName): Map<string, StoredEntry> {
+  return state[collection] ?? new Map();
+}
+
+/** What a shared store needs to find an entry by other ways than its id; a file store ignores it. */
+export interface EntryLinks {
+  /** The device (endpoint) the entry belongs to: an instance that takes the device over reads them together. */
+  group?: string;
+  /** Other names the entry is found by (a registration id, a device address); given again to delete, so the store keeps no list. */
+  aliases?: string[];
+}
 
 /**
  * Where a server keeps its state, entry by entry: a file by default, or a
@@ -64,16 +77,44 @@ export type StoredState = Record<CollectionName, Map<string, StoredEntry>>;
 export interface StateStore {
   /** Every entry not yet expired, per collection. */
   load(): Promise<StoredState>;
-  put(collection: CollectionName, id: string, json: string, expiresAt?: number): void;
-  delete(collection: CollectionName, id: string): void;
+  put(collection: CollectionName, id: string, json: string, expiresAt?: number, links?: EntryLinks): void;
+  delete(collection: CollectionName, id: string, links?: EntryLinks): void;
   /** Makes the puts and deletes so far durable. */
   flush(): Promise<void>;
   /** Removes everything the store holds (its server was deleted). */
   destroy(): Promise<void>;
 }
 
-function emptyState(): StoredState {
-  return Object.fromEntries(COLLECTIONS.map((name) => [name, new Map<string, StoredEntry>()])) as StoredState;
+/** An entry read back from a shared store. */
+export interface FoundEntry {
+  collection: CollectionName;
+  id: string;
+  json: string;
+}
+
+/**
+ * A store several server instances share (Redis), read entry by entry: an
+ * instance loads a device's state when it takes the device over, never the
+ * whole fleet. Its flush never fails for an outage: what could not be
+ * written is written again when the store is back (see RedisStateStore).
+ */
+export interface SharedStateStore extends StateStore {
+  readonly shared: true;
+  /** The group's entries (its device's) go with its registration, at this time. */
+  expireGroup(group: string, expiresAt: number): void;
+  get(collection: CollectionName, id: string): Promise<string | undefined>;
+  /** The entry an alias names, if both are still there. */
+  resolve(alias: string): Promise<FoundEntry | undefined>;
+  /** The entries of a group that are still there. */
+  group(group: string): Promise<FoundEntry[]>;
+}
+
+export function isShared(store: StateStore | undefined): store is SharedStateStore {
+  return (store as SharedStateStore | undefined)?.shared === true;
+}
+
+function collectionIn(state: StoredState, collection: CollectionName): Map<string, StoredEntry> {
+  return (state[collection] ??= new Map());
 }
 
 /** JSON with Buffers as {"$buffer": base64} and Dates as {"$date": iso}, so msgs and opaque values survive. */
@@ -184,7 +225,7 @@ interface StateFileV1 {
 interface StateFileV2 {
   version: 2;
   savedAt: number;
-  collections: Partial<Record<CollectionName, Record<string, { expiresAt?: number; value: unknown }>>>;
+  collections: Record<CollectionName, Record<string, { expiresAt?: number; value: unknown }> | undefined>;
 }
 
 /**
@@ -195,7 +236,7 @@ interface StateFileV2 {
  * a write that failed (a full disk) at once.
  */
 export class FileStateStore implements StateStore {
-  private state = emptyState();
+  private state: StoredState = {};
   private loaded = false;
   private dirty = false;
   private writing: Promise<void> = Promise.resolve();
@@ -212,21 +253,22 @@ export class FileStateStore implements StateStore {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       this.loaded = true;
-      return (this.state = emptyState());
+      return (this.state = {});
     }
     const file = JSON.parse(text) as StateFileV1 | StateFileV2;
-    const state = emptyState();
+    const state: StoredState = {};
     const now = Date.now();
     if (file?.version === 1 && Array.isArray(file.registrations)) {
-      for (const registration of file.registrations) state.registrations.set(registration.endpoint, { json: JSON.stringify(registration) });
-      for (const observation of file.observations ?? []) state.observations.set(observation.token, { json: JSON.stringify(observation) });
-      (file.parked ?? []).forEach((request, i) => state.parked.set(`v1-${i}`, { json: JSON.stringify(request), expiresAt: request.deadline }));
+      for (const registration of file.registrations) collectionIn(state, 'registrations').set(registration.endpoint, { json: JSON.stringify(registration) });
+      for (const observation of file.observations ?? []) collectionIn(state, 'observations').set(observation.token, { json: JSON.stringify(observation) });
+      (file.parked ?? []).forEach((request, i) => collectionIn(state, 'parked').set(`v1-${i}`, { json: JSON.stringify(request), expiresAt: request.deadline }));
       this.dirty = true;
     } else if (file?.version === 2 && file.collections && typeof file.collections === 'object') {
-      for (const name of COLLECTIONS) {
-        for (const [id, entry] of Object.entries(file.collections[name] ?? {})) {
+      for (const [name, entries] of Object.entries(file.collections)) {
+        const collection = collectionIn(state, name);
+        for (const [id, entry] of Object.entries(entries ?? {})) {
           if (entry.expiresAt !== undefined && entry.expiresAt <= now) continue;
-          state[name].set(id, { json: JSON.stringify(entry.value), expiresAt: entry.expiresAt });
+          collection.set(id, { json: JSON.stringify(entry.value), expiresAt: entry.expiresAt });
         }
       }
     } else throw new Error(`${this.file} is not an LwM2M server state file`);
@@ -236,12 +278,12 @@ export class FileStateStore implements StateStore {
   }
 
   put(collection: CollectionName, id: string, json: string, expiresAt?: number): void {
-    this.state[collection].set(id, { json, expiresAt });
+    collectionIn(this.state, collection).set(id, { json, expiresAt });
     this.dirty = true;
   }
 
   delete(collection: CollectionName, id: string): void {
-    if (this.state[collection].delete(id)) this.dirty = true;
+    if (this.state[collection]?.delete(id)) this.dirty = true;
   }
 
   /** Writes the file if anything changed; writes run one after the other, so an older state never lands after a newer one. */
@@ -254,7 +296,7 @@ export class FileStateStore implements StateStore {
   }
 
   async destroy(): Promise<void> {
-    this.state = emptyState();
+    this.state = {};
     this.dirty = false;
     await this.writing.catch(() => undefined);
     await fs.promises.rm(this.file, { force: true });
@@ -264,17 +306,17 @@ export class FileStateStore implements StateStore {
   private render(): string {
     const now = Date.now();
     const parts: string[] = [];
-    for (const name of COLLECTIONS) {
+    for (const [name, collection] of Object.entries(this.state)) {
       const entries: string[] = [];
-      for (const [id, entry] of this.state[name]) {
+      for (const [id, entry] of collection) {
         if (entry.expiresAt !== undefined && entry.expiresAt <= now) {
-          this.state[name].delete(id);
+          collection.delete(id);
           continue;
         }
         const expiry = entry.expiresAt !== undefined ? `"expiresAt":${entry.expiresAt},` : '';
         entries.push(`${JSON.stringify(id)}:{${expiry}"value":${entry.json}}`);
       }
-      parts.push(`"${name}":{${entries.join(',')}}`);
+      parts.push(`${JSON.stringify(name)}:{${entries.join(',')}}`);
     }
     return `{"version":2,"savedAt":${now},"collections":{${parts.join(',')}}}`;
   }
