@@ -11,6 +11,7 @@ const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { buildObjectTree } = require('../dist/sim/object-tree');
 const { NODE_DEFAULTS, settingsOf } = require('../dist/nodes/node-defaults');
 const { freePort } = require('./support/udp');
+const { until } = require('./support/wait');
 
 const FAST = { ackTimeoutMs: 100, maxRetransmit: 2 };
 
@@ -189,7 +190,7 @@ describe('node settings', function () {
       assert.deepEqual([after.payload, after.observation], [30, first.observation]);
     });
 
-    it('keeps bootstrap configurations set by msgs across redeploys and restarts, sealed with the credential key', async () => {
+    it('keeps bootstrap configurations set by msgs across redeploys and restarts, sealed under the node\'s state key', async () => {
       helper.settings({ userDir, credentialSecret: 'a secret of this installation' });
       const bsPort = await freePort();
       const KEY = '0f0e0d0c0b0a09080706050403020100';
@@ -200,20 +201,26 @@ describe('node settings', function () {
         { id: 'provision', z: 'tab', type: 'lwm2m-bootstrap', server: 'bs', wires: [['provisioned']] },
         { id: 'provisioned', z: 'tab', type: 'helper' },
       ];
+      // The state key the editor makes for the node; without one a key derived from credentialSecret is used, which this test harness does not give nodes.
+      const credentials = { bs: { stateKey: 'a2'.repeat(32) } };
       const configured = () => helper.getNode('bs').host.service.getConfig('from-db');
-      await load(flow('before'));
+      // The kept configurations come back while the sockets bind.
+      const restored = () => until(() => configured() !== undefined, 5000, 'the configuration kept before');
+      await load(flow('before'), credentials);
       helper.getNode('provision').receive({ endpoint: 'from-db', payload: { uri: 'coaps://127.0.0.1:5684', shortServerId: 5, securityMode: 'psk', pskIdentity: 'db-id', pskKey: KEY } });
       await nextMessage(helper.getNode('provisioned'));
 
-      await helper.setFlows(flow('redeployed'), 'full');
+      await helper.setFlows(flow('redeployed'), 'full', credentials);
+      await restored();
       assert.deepEqual(configured().servers[0].secretKey, Buffer.from(KEY, 'hex'), 'kept across a full redeploy');
 
       await helper.unload();
-      const file = path.join(userDir, 'lwm2m-state', 'bs.bootstrap.json');
+      const file = path.join(userDir, 'lwm2m-state', 'bs.json');
       const stored = fs.readFileSync(file, 'utf8');
       for (const secret of [KEY, Buffer.from(KEY, 'hex').toString('base64'), 'db-id']) assert.equal(stored.includes(secret), false, 'nothing readable in the file');
 
-      await load(flow('restarted'));
+      await load(flow('restarted'), credentials);
+      await restored();
       assert.deepEqual(configured().servers[0].secretKey, Buffer.from(KEY, 'hex'), 'kept across a restart');
       await statusMatching(helper.getNode('provision'), (s) => /listening/.test(s.text));
       const d = new SimulatedDevice({
@@ -232,7 +239,9 @@ describe('node settings', function () {
       helper.getNode('provision').receive({ endpoint: 'from-db', payload: null });
       await nextMessage(helper.getNode('provisioned'));
       await helper.unload();
-      await load(flow('restarted again'));
+      await load(flow('restarted again'), credentials);
+      await statusMatching(helper.getNode('provision'), (s) => /listening/.test(s.text));
+      await new Promise((resolve) => setTimeout(resolve, 200));
       assert.equal(configured(), undefined);
     });
   });

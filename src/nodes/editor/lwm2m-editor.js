@@ -144,9 +144,14 @@ if (!RED.lwm2m) {
     /** One field per notification attribute the runtime accepts, into a container of the dialog. */
     function attributeFields(node, container) {
       ATTRIBUTES.forEach(function (name) {
+        var validate = validators.attribute(name);
         $('<input/>', { type: 'text', id: 'node-input-' + name, placeholder: name, title: t('attribute.' + name, { defaultValue: name }), style: 'width: 60px; margin: 0 4px 4px 0' })
           .val(node[name] === undefined ? '' : node[name])
-          .appendTo(container);
+          .appendTo(container)
+          // Node-RED watches the fields of the dialog's template only, and these are made after it: they are checked as they are typed here.
+          .on('change keyup paste', function () {
+            $(this).toggleClass('input-error', validate.call(node, $(this).val(), {}) !== true);
+          });
       });
     }
 
