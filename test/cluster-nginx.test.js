@@ -58,8 +58,8 @@ describe('a cluster behind nginx (UDP stream proxy)', function () {
     assert.ok(serving, 'one instance serves both');
     const other = instances.find((instance) => instance !== serving);
 
-    // Longer than the short listener's proxy_timeout: nginx has forgotten that device's session, not the other's.
-    await new Promise((resolve) => setTimeout(resolve, 3500));
+    // Well past the short listener's proxy_timeout (nginx expires sessions on its timer; a loaded machine delays it): nginx has forgotten that device's session, not the other's.
+    await new Promise((resolve) => setTimeout(resolve, 5000));
     await request(other, 'POST', '/read', { endpoints: ['through-long', 'through-short'], timeout: 4 });
     await until(async () => (((await stats(other)).read ?? 0) + ((await stats(other))['read failed'] ?? 0)) === 2, 20_000, 'both reads to end');
     const counts = await stats(other);
