@@ -195,6 +195,8 @@ function receivedByClient(output) {
       if (!hex) break;
       bytes.push(...hex[1].trim().split(/ +/).map((byte) => parseInt(byte, 16)));
     }
+    // The client's output may end in the middle of a dump: that message is not complete yet.
+    if (bytes.length < Number(header[1])) continue;
     messages.push(decode(Buffer.from(bytes.slice(0, Number(header[1])))));
   }
   return messages;

@@ -83,7 +83,7 @@ export class RegistrationStore {
   renew(registration: Registration, lifetime = registration.lifetime): void {
     this.unschedule(registration);
     registration.lifetime = lifetime;
-    registration.lastUpdate = Date.now();
+    registration.lastUpdate = registration.lastSeen = Date.now();
     this.schedule(registration);
   }
 
