@@ -37,9 +37,23 @@ if (!fs.existsSync(flowFile)) {
   fs.writeFileSync(flowFile, JSON.stringify([{ id: tabId, type: 'tab', label: 'LwM2M' }, ...example], null, 2));
 }
 
-const redJs = require.resolve('node-red/red.js');
+// NODE_RED_DIR runs another Node-RED installation (the tests' second run uses Node-RED 5).
+const redJs = process.env.NODE_RED_DIR ? path.join(path.resolve(process.env.NODE_RED_DIR), 'red.js') : require.resolve('node-red/red.js');
 const child = spawn(process.execPath, [redJs, '--userDir', userDir, '--settings', settingsFile, ...process.argv.slice(2)], {
   stdio: 'inherit',
 });
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+
+// `npm start` runs this under a shell; a service manager's SIGTERM to npm may end npm and the
+// shell but not this process: when the parent goes, Node-RED goes too, leaving no orphan.
+const parent = process.ppid;
+const orphanWatch = setInterval(() => {
+  if (process.ppid !== parent) stop('SIGTERM');
+}, 500);
+
+/** Node-RED stops as on Ctrl-C (nodes close and save their state), then this process ends with it. */
+function stop(signal) {
+  clearInterval(orphanWatch);
+  if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+}
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => stop(signal));
 child.on('exit', (code) => process.exit(code ?? 0));

@@ -58,13 +58,18 @@ describe('a cluster behind nginx (UDP stream proxy)', function () {
     assert.ok(serving, 'one instance serves both');
     const other = instances.find((instance) => instance !== serving);
 
-    // Well past the short listener's proxy_timeout (nginx expires sessions on its timer; a loaded machine delays it): nginx has forgotten that device's session, not the other's.
-    await new Promise((resolve) => setTimeout(resolve, 5000));
+    // Until nginx says the short listener's session timed out (its proxy_timeout after the device's last exchange): nginx has forgotten that device's session, not the other's.
+    const sessionOf = (port) => new RegExp(`\\*(\\d+) udp client \\S+ connected to 127\\.0\\.0\\.1:${port}\\b`).exec(nginx.log())?.[1];
+    await until(() => {
+      const id = sessionOf(short.port);
+      return id !== undefined && nginx.log().includes(`*${id} udp timed out`);
+    }, 20_000, 'nginx to time the short session out');
+    assert.ok(!nginx.log().includes(`*${sessionOf(long.port)} udp timed out`), 'the long session is kept');
     await request(other, 'POST', '/read', { endpoints: ['through-long', 'through-short'], timeout: 4 });
     await until(async () => (((await stats(other)).read ?? 0) + ((await stats(other))['read failed'] ?? 0)) === 2, 20_000, 'both reads to end');
     const counts = await stats(other);
     assert.equal(counts['read through-long'], 1, 'the read through the long session reaches the device (routed through the instance serving it)');
-    assert.equal(counts['read failed'], 1, 'the read through the short one is lost: nginx closed the session');
+    assert.equal(counts['read failed'], 1, `the read through the short one is lost: nginx closed the session\n${nginx.log().slice(-3000)}`);
     assert.match(Object.keys(counts).find((key) => key.startsWith('read failed: ')), /no response|timeout/);
 
     // The instance serving the device dies: nginx sends its next datagram (a retransmission) to the other.

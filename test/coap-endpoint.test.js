@@ -263,3 +263,17 @@ describe('CoAP endpoint as a server', () => {
     }
   });
 });
+
+describe('CoAP endpoint lifecycle', () => {
+  it('releases its port when closed while still binding (a redeploy right after a deploy)', async () => {
+    const { freePort } = require('./support/udp');
+    const port = await freePort();
+    const first = new CoapEndpoint({ address: '127.0.0.1', port }, () => ({ code: ResponseCode.NotFound }));
+    const binding = first.listen();
+    await first.close();
+    await binding;
+    const second = new CoapEndpoint({ address: '127.0.0.1', port }, () => ({ code: ResponseCode.NotFound }));
+    await second.listen();
+    await second.close();
+  });
+});

@@ -27,7 +27,7 @@ describe('editor: the lwm2m firmware dialog in Chromium', function () {
     if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
   });
 
-  it('offers the actions of the object chosen, shows the /9 fields only for /9, and saves what was chosen', async () => {
+  it('offers the actions of the object chosen, shows the /9 fields only for /9, marks the counts the runtime refuses, and saves what was chosen', async () => {
     userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-editor-fw-'));
     const [httpPort, lwm2mPort] = [await freeTcpPort(), await freePort()];
     fs.writeFileSync(
@@ -65,15 +65,26 @@ describe('editor: the lwm2m firmware dialog in Chromium', function () {
     assert.equal((await options()).at(-1)[1], 'msg.action');
     assert.equal(await page.locator('.lwm2m-firmware-software').first().isVisible(), true);
     await page.locator('#node-input-action').selectOption('activate');
-    await page.locator('#node-input-instanceId').fill('2');
+    // What the runtime refuses is marked in the dialog; the endpoint is a typed input like the operation nodes'.
+    assert.equal(await page.locator('#node-input-endpoint').evaluate((input) => $(input).next('.red-ui-typedInput-container').length), 1);
+    const marked = (id) => page.locator(`#node-input-${id}`).evaluate((input) => $(input).hasClass('input-error'));
+    for (const [id, bad, good] of [['instanceId', '65535', '2'], ['concurrency', '0', '5'], ['retries', '101', '3'], ['pollInterval', '-1', '0.5']]) {
+      await page.locator(`#node-input-${id}`).fill(bad);
+      await page.locator(`#node-input-${id}`).dispatchEvent('change');
+      await page.waitForFunction((name) => $(`#node-input-${name}`).hasClass('input-error'), id, { timeout: 5000 });
+      await page.locator(`#node-input-${id}`).fill(good);
+      await page.locator(`#node-input-${id}`).dispatchEvent('change');
+      await page.waitForFunction((name) => !$(`#node-input-${name}`).hasClass('input-error'), id, { timeout: 5000 });
+      assert.equal(await marked(id), false);
+    }
     fs.mkdirSync(artifacts, { recursive: true });
     await page.screenshot({ path: path.join(artifacts, 'lwm2m-firmware-dialog.png') });
     await page.locator('#node-dialog-ok').click();
     const saved = await page.evaluate(() => {
       const node = RED.nodes.node('fw1');
-      return [node.object, node.action, node.instanceId, node.outputs];
+      return [node.object, node.action, node.instanceId, node.concurrency, node.retries, node.endpointType, node.outputs];
     });
-    assert.deepEqual(saved, ['9', 'activate', '2', 3]);
+    assert.deepEqual(saved, ['9', 'activate', '2', '5', '3', 'str', 3]);
     assert.equal(await page.evaluate(() => RED.nodes.node('fw1')._def.outputLabels.call(RED.nodes.node('fw1'), 1)), 'progress');
     assert.deepEqual(errors, []);
   });

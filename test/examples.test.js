@@ -2,7 +2,8 @@
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const helper = require('node-red-node-test-helper');
+const { helper } = require('./support/flow');
+const { nodeRedModule } = require('./support/node-red');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
 const { freePort } = require('./support/udp');
 const { load, nextMessage } = require('./support/flow');
@@ -20,10 +21,10 @@ const NODES = [
   require('../dist/nodes/lwm2m-bootstrap.js'),
   require('../dist/nodes/lwm2m-onem2m.js'),
   require('../dist/nodes/lwm2m-firmware.js'),
-  require('@node-red/nodes/core/storage/10-file.js'),
-  require('@node-red/nodes/core/common/25-catch.js'),
-  require('@node-red/nodes/core/common/20-inject.js'),
-  require('@node-red/nodes/core/common/90-comment.js'),
+  nodeRedModule('@node-red/nodes/core/storage/10-file.js'),
+  nodeRedModule('@node-red/nodes/core/common/25-catch.js'),
+  nodeRedModule('@node-red/nodes/core/common/20-inject.js'),
+  nodeRedModule('@node-red/nodes/core/common/90-comment.js'),
 ];
 
 const examplesDir = path.join(__dirname, '..', 'examples');
@@ -33,7 +34,7 @@ async function loadExample(file, port, bsPort, cseUrl, files = {}) {
   const flow = JSON.parse(fs.readFileSync(path.join(examplesDir, file), 'utf8'));
   const tab = flow.find((n) => n.z).z;
   const nodes = flow.map((node) => {
-    if (node.type === 'lwm2m-server') return { ...node, port: String(port) };
+    if (node.type === 'lwm2m-server') return { ...node, port: String(port), dtlsPort: '' };
     if (node.type === 'lwm2m-bootstrap-server') {
       const endpoints = node.endpoints.map((entry) => ({ ...entry, uri: entry.uri.replace(':5683', `:${port}`) }));
       return { ...node, port: String(bsPort), endpoints };

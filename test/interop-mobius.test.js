@@ -198,7 +198,7 @@ describe('interop: the IPE in Node-RED against IoTKETI Mobius (a real oneM2M CSE
     await meter.register();
     await rig.mirrored(IMEI);
     await rig.mirrored(IMEI, 'notification');
-    await rig.status((s) => s.text === '1 devices mirrored · 0 waiting' && s.fill === 'green', 'a green status');
+    await rig.status((s) => s.text === '1 device mirrored · 0 waiting' && s.fill === 'green', 'a green status');
 
     const ae = (await cse.request('GET', `/Mobius/${IMEI_NAME}`)).body['m2m:ae'];
     assert.equal(ae.aei, `C${IMEI_NAME}`);
@@ -430,7 +430,7 @@ describe('interop: the IPE in Node-RED against IoTKETI Mobius (a real oneM2M CSE
     await sensor.register();
     await rig.mirrored('outage-sensor');
     await until(async () => (await cse.request('GET', '/Mobius/outage-sensor/3303/0/la')).rsc === 2000, 10_000, 'the first value');
-    await rig.status((s) => s.text === '1 devices mirrored · 0 waiting', 'the start done');
+    await rig.status((s) => s.text === '1 device mirrored · 0 waiting', 'the start done');
     await cse.stopCse();
     const values = [];
     for (let i = 1; i <= 12; i++) {
@@ -444,7 +444,7 @@ describe('interop: the IPE in Node-RED against IoTKETI Mobius (a real oneM2M CSE
     const shown = rig.statuses.length;
     await cse.startCse();
     await rig.event((m) => m.topic === 'reachability' && m.payload.reachable === true, 'Mobius back', 40_000);
-    await rig.status((s) => s.text === '1 devices mirrored · 0 waiting', 'nothing waiting', 20_000, shown);
+    await rig.status((s) => s.text === '1 device mirrored · 0 waiting', 'nothing waiting', 20_000, shown);
     const contents = (await instances(cse, '/Mobius/outage-sensor/3303/0')).map((r) => Number(r.con));
     assert.deepEqual(contents.slice(-12), values, 'every value, in order');
   });

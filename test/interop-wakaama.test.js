@@ -334,8 +334,12 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
         assert.equal(await observe('/31024/12/1', { pmax: 1 }), 22);
         assert.equal(await next(4000), 22, 'pmax: without a change');
         assert.ok(Date.now() - observed >= 500);
+        received(out).length = 0;
         helper.getNode('observe').receive({ endpoint, path: '/31024/12/1', cancel: true });
         await until(() => server().observations.list(endpoint).length === 3, 3000, 'the cancel of /31024/12/1');
+        // The cancel is a msg of its own.
+        const cancelled = await nextMessage(out);
+        assert.deepEqual([cancelled.topic, cancelled.path], ['cancelled', '/31024/12/1']);
         received(out).length = 0;
 
         await observe('/31024/12/3', { pmin: 2 });
@@ -665,7 +669,8 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
       await until(async () => (await fetch(`http://127.0.0.1:${httpPort}/lwm2m-red/servers`).then((r) => r.json())).length === 1, 5000, 'the server node');
     }
 
-    const devices = () => fetch(`http://127.0.0.1:${httpPort}/lwm2m-red/servers/srv1/devices`).then((r) => r.json());
+    const devices = () => fetch(`http://127.0.0.1:${httpPort}/lwm2m-red/servers/srv1/devices`).then((r) => r.json()).then((page) => page.items);
+    const details = (endpoint) => fetch(`http://127.0.0.1:${httpPort}/lwm2m-red/servers/srv1/devices/${endpoint}`).then((r) => r.json());
     const read = (endpoint, readPath) => fetch(`http://127.0.0.1:${httpPort}/lwm2m-red/servers/srv1/devices/${endpoint}/read?path=${readPath}`).then((r) => r.json());
 
     /** The debug sidebar's messages, as the editor receives them. */
@@ -690,7 +695,7 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
           ? lwm2mClient({ endpoint, port: ports.udp })
           : lwm2mClient({ endpoint, port: ports.dtls, psk: { identity: DTLS_IDENTITY, key: DTLS_KEY } });
         await until(async () => (await devices()).some((d) => d.endpoint === endpoint), 8000, 'the registration');
-        const { location } = (await devices()).find((d) => d.endpoint === endpoint);
+        const { location } = await details(endpoint);
         let debug = await debugMessages();
         await client.command('change /3/0/9 51');
         await until(() => debug.messages.some((m) => m.payload === 51), 5000, 'a notification before the restart');
@@ -702,7 +707,7 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
         child = await startNodeRed(userDir, httpPort);
         client.mark();
 
-        assert.equal((await devices()).find((d) => d.endpoint === endpoint).location, location, 'the same registration, at once');
+        assert.equal((await details(endpoint)).location, location, 'the same registration, at once');
         const value = await read(endpoint, '/3/0/0');
         assert.equal(value.payload, MANUFACTURER, JSON.stringify(value));
         debug = await debugMessages();

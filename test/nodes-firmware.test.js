@@ -55,6 +55,8 @@ describe('Node-RED: lwm2m firmware', function () {
   });
 
   const node = (id) => helper.getNode(id);
+  // The test runtime has no message catalogues: the status names its entries ("2/2 updated · 0 failed" in English).
+  const words = (text) => text.replace(/[a-z]+/g, (word) => `lwm2m-firmware.status.${word}`);
 
   it('updates the devices of msg.endpoints: progress, one result each, a summary, and the status "2/2 updated · 0 failed"', async () => {
     await load(flow());
@@ -71,7 +73,7 @@ describe('Node-RED: lwm2m firmware', function () {
     const progress = received(node('progress')).splice(0);
     assert.ok(progress.some((msg) => msg.endpoint === 'a' && msg.payload.phase === 'downloading' && msg.payload.percent === 100));
     assert.ok(progress.every((msg) => msg.topic === 'progress' && msg.campaign === summary.campaign));
-    await statusMatching(node('fw'), (status) => status.text === '2/2 updated · 0 failed' && status.fill === 'green');
+    await statusMatching(node('fw'), (status) => status.text === words('2/2 updated · 0 failed') && status.fill === 'green');
   });
 
   it('updates every registered device that has /5 when the msg names none, and sends each failure to Catch with the device and the reason', async () => {
@@ -89,17 +91,35 @@ describe('Node-RED: lwm2m firmware', function () {
     assert.equal(caught.endpoint, 'full');
     assert.equal(caught.payload.code, 'not-enough-flash');
     assert.match(caught.error.message, /^full: not enough flash memory for the new firmware package \(Update Result 2\)$/);
-    await statusMatching(node('fw'), (status) => status.text === '1/2 updated · 1 failed');
+    await statusMatching(node('fw'), (status) => status.text === words('1/2 updated · 1 failed'));
   });
 
-  it('sends a msg that cannot start a campaign to Catch with the reason', async () => {
+  it('takes its device from a msg property when its endpoint is set so, and fails the msg when that property is not set', async () => {
+    await load(flow({ endpoint: 'target', endpointType: 'msg' }));
+    await device('a');
+    await device('b');
+    node('fw').receive({ payload: firmwarePackage('2.0.0', 2000), target: 'b', version: '2.0.0' });
+    const summary = await nextMessage(node('summary'), 10_000);
+    assert.deepEqual([summary.payload.total, summary.payload.success], [1, 1]);
+    assert.deepEqual(received(node('results')).splice(0).map((msg) => msg.endpoint), ['b']);
+    node('fw').receive({ payload: firmwarePackage('3.0.0', 2000) });
+    assert.match((await nextMessage(node('caught'))).error.message, /msg\.target is not set/);
+  });
+
+  it('sends a msg that cannot start a campaign to Catch with the reason, and says "invalid input" in the status', async () => {
     await load(flow());
+    // The server's own status comes once it listens: the failure's must come after it.
+    await statusMatching(node('fw'), (status) => status.text === 'lwm2m-server.status.ready');
     node('fw').receive({ payload: 'not a buffer', endpoint: 'x' });
     assert.match((await nextMessage(node('caught'))).error.message, /msg\.payload must be a Buffer/);
+    await statusMatching(node('fw'), (status) => status.text === 'lwm2m-firmware.failure.invalid-input' && status.fill === 'red');
     node('fw').receive({ payload: Buffer.from('x'), endpoints: 'x' });
     assert.match((await nextMessage(node('caught'))).error.message, /msg\.endpoints must be an array/);
+    // Refused by the firmware service, not the node: still the msg's fault.
+    node('fw').status.resetHistory();
     node('fw').receive({ url: 'http://u:p@example.org/f', endpoint: 'x' });
     assert.match((await nextMessage(node('caught'))).error.message, /user name or password/);
+    await statusMatching(node('fw'), (status) => status.text === 'lwm2m-firmware.failure.invalid-input');
     node('fw').receive({ payload: Buffer.from('x'), concurrency: 'many' });
     assert.match((await nextMessage(node('caught'))).error.message, /concurrency/);
   });
@@ -113,7 +133,7 @@ describe('Node-RED: lwm2m firmware', function () {
     const result = await nextMessage(node('results'), 5000);
     assert.deepEqual([result.endpoint, result.payload.status], ['slow', 'cancelled']);
     assert.equal(slow.firmware.state, 0);
-    await statusMatching(node('fw'), (status) => status.text === '0/1 updated · 0 failed · 1 cancelled');
+    await statusMatching(node('fw'), (status) => status.text === words('0/1 updated · 0 failed · 1 cancelled'));
   });
 
   for (const type of ['nodes', 'full']) {
@@ -176,7 +196,7 @@ describe('Node-RED: lwm2m firmware', function () {
       assert.ok(reports.every((report) => report.version === '2.0.0' && report.state === 0 && report.result === 1 && report.registrations === 2), JSON.stringify(reports.find((r) => r.version !== '2.0.0')));
       const deliveries = received(node('results')).map((msg) => msg.payload.delivery);
       assert.deepEqual([deliveries.filter((d) => d === 'push').length, deliveries.filter((d) => d === 'pull').length], [100, 100]);
-      await statusMatching(node('fw'), (status) => status.text === '200/200 updated · 0 failed');
+      await statusMatching(node('fw'), (status) => status.text === words('200/200 updated · 0 failed'));
       // eslint-disable-next-line no-console
       console.log(`      200 devices in ${seconds.toFixed(1)} s, at most ${most} at once`);
     } finally {

@@ -90,7 +90,8 @@ describe('Node-RED: LwM2M 1.2 in flows (issue 21)', () => {
     });
 
     it('offers every attribute the runtime accepts in the observe node\'s editor', () => {
-      const html = fs.readFileSync(path.join(__dirname, '..', 'src', 'nodes', 'lwm2m-observe.html'), 'utf8');
+      // The build writes the runtime's list into the editor code (test/editor-dialogs.test.js opens the dialog).
+      const html = fs.readFileSync(path.join(__dirname, '..', 'dist', 'nodes', 'lwm2m-observe.html'), 'utf8');
       const listed = JSON.parse(/var ATTRIBUTES = (\[[^\]]*\]);/.exec(html)[1].replace(/'/g, '"'));
       assert.deepEqual(listed, [...ATTRIBUTE_NAMES]);
     });
@@ -127,15 +128,17 @@ describe('Node-RED: LwM2M 1.2 in flows (issue 21)', () => {
       const objects = buildObjectTree({ 1: { 0: { 0: 1, 1: 60 } }, 3: { 0: { 0: 'Acme' } }, 3416: { 0: { 15: 100, 39: 'warm' } } });
       const d = await device('lamp', { lwm2mVersion: '1.1', objectVersions: { 3416: '1.0' }, objects });
       await d.update({ pid: 'lamp-profile' });
-      const response = await helper.request().get('/lwm2m-red/servers/srv/devices').expect(200);
-      const [listed] = response.body;
-      assert.equal(listed.profileId, 'lamp-profile');
-      const byId = Object.fromEntries(listed.objects.map((object) => [object.id, object]));
+      // The list pages summaries; the device's details list its objects, each definition comes once per id and version.
+      const page = await helper.request().get('/lwm2m-red/servers/srv/devices').expect(200);
+      assert.deepEqual(page.body.items.map((item) => item.endpoint), ['lamp']);
+      const details = (await helper.request().get('/lwm2m-red/servers/srv/devices/lamp').expect(200)).body;
+      assert.equal(details.profileId, 'lamp-profile');
+      const byId = Object.fromEntries(details.objects.map((object) => [object.id, object]));
       assert.deepEqual([byId[3416].version, byId[3416].modelVersion], ['1.0', '1.0']);
       assert.deepEqual([byId[1].version, byId[1].modelVersion, byId[3].modelVersion], [undefined, '1.1', '1.1']);
-      assert.equal(byId[3416].resources.find((r) => r.id === 39).type, 'string');
-      const objectsApi = await helper.request().get('/lwm2m-red/model/objects').expect(200);
-      assert.deepEqual(objectsApi.body.find((o) => o.id === 3416).versions, ['1.0', '2.0']);
+      const lampObject = (await helper.request().get('/lwm2m-red/servers/srv/objects/3416').query({ version: byId[3416].modelVersion }).expect(200)).body;
+      assert.equal(lampObject.resources.find((r) => r.id === 39).type, 'string');
+      assert.deepEqual(lampObject.versions, ['1.0', '2.0']);
       const read = await run({ path: '/3416/0/39' });
       assert.deepEqual([read.payload, read.resources[0].name, read.resources[0].type], ['warm', 'Light color temperature command', 'string']);
     });

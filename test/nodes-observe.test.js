@@ -51,6 +51,9 @@ describe('Node-RED: lwm2m observe and the information-reporting events', () => {
     assert.equal(notification.observation, first.observation);
     assert.equal(helper.getNode('obs').status.lastCall.args[0].text, 'lwm2m-observe.status.observing');
     helper.getNode('obs').receive({ cancel: true });
+    // The cancel is a msg too, naming the observation that ended.
+    const cancelled = await nextMessage(out);
+    assert.deepEqual([cancelled.topic, cancelled.endpoint, cancelled.path, cancelled.observation, cancelled.reason], ['cancelled', 'thermo', '/3303/0/5700', first.observation, 'cancelled']);
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.deepEqual(d.observations, [], 'cancelled at the device');
     await d.setResource('/3303/0/5700', 26);

@@ -117,7 +117,8 @@ describe('Node-RED: operation nodes', () => {
       ['a bad timeout', { endpoint: 'lamp-1', path: '/3/0/0', timeout: -1 }, /timeout must be/],
     ]) {
       it(`reports ${name} to Catch nodes with the msg`, async () => {
-        await loadWithDevice({ type: 'lwm2m-read' });
+        // No timeout in the node, so msg.timeout applies.
+        await loadWithDevice({ type: 'lwm2m-read', timeout: '' });
         const caught = await run({}, { ...msg, marker: 42 }, { expectError: true });
         assert.equal(caught.marker, 42);
         assert.match(caught.error.message, pattern);
@@ -138,12 +139,15 @@ describe('Node-RED: operation nodes', () => {
       await device.stop();
       const caught = await run({}, { endpoint: 'lamp-1', path: '/3/0/0' }, { expectError: true });
       assert.match(caught.error.message, /no (response|acknowledgement)/);
-      assert.equal(helper.getNode('op').status.lastCall.args[0].text, 'timeout');
+      // The test runtime has no message catalogues: the status names its catalogue entry.
+      assert.equal(helper.getNode('op').status.lastCall.args[0].text, 'lwm2m-operations.failure.timeout');
+      assert.equal(require('../src/nodes/locales/en-US/lwm2m-operations.json')['lwm2m-operations'].failure.timeout, 'timeout');
     });
   });
 
   it('lwm2m read: msg.timeout bounds a read that comes in Block2 blocks, every block included', async () => {
-    await load(flow({ type: 'lwm2m-read', timeout: 10 }));
+    // The node leaves the timeout empty, so msg.timeout applies.
+    await load(flow({ type: 'lwm2m-read', timeout: '' }));
     const raw = await RawDevice.register(port, 'slow-blocks');
     try {
       const startedAt = Date.now();
@@ -157,7 +161,7 @@ describe('Node-RED: operation nodes', () => {
       }
       const msg = await caught;
       assert.match(msg.error.message, /within 800 ms/);
-      assert.equal(helper.getNode('op').status.lastCall.args[0].text, 'timeout');
+      assert.equal(helper.getNode('op').status.lastCall.args[0].text, 'lwm2m-operations.failure.timeout');
       assert.ok(Date.now() - startedAt < 2000);
     } finally {
       await raw.close();

@@ -113,7 +113,7 @@ describe('Node-RED: TCP and TLS ports on the server and bootstrap server nodes',
     const caught = await nextMessage(helper.getNode('caught'));
     assert.equal(caught.marker, 'gone');
     assert.match(caught.error.message, /no connection with 127\.0\.0\.1:\d+ \(the device must connect again/);
-    assert.equal(helper.getNode('read').status.lastCall.args[0].text, 'no-connection');
+    assert.equal(helper.getNode('read').status.lastCall.args[0].text, 'lwm2m-operations.failure.no-connection');
     assert.ok(helper.getNode('srv').host.service.registrations.getByEndpoint('plain-2'));
   });
 

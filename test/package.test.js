@@ -8,6 +8,9 @@ const os = require('node:os');
 const root = path.resolve(__dirname, '..');
 const pkg = require('../package.json');
 
+/** Every HTTP(S) request through a proxy that is not there: a look-up on the network fails the check. */
+const UNREACHABLE_NETWORK = { https_proxy: 'http://127.0.0.1:9', HTTPS_PROXY: 'http://127.0.0.1:9', http_proxy: 'http://127.0.0.1:9', HTTP_PROXY: 'http://127.0.0.1:9' };
+
 describe('package', () => {
   const nodeFiles = Object.entries(pkg['node-red'].nodes);
 
@@ -24,7 +27,7 @@ describe('package', () => {
       const dir = path.dirname(path.join(root, file));
       assert.ok(fs.existsSync(path.join(root, file)), file);
       const html = fs.readFileSync(path.join(dir, `${name}.html`), 'utf8');
-      assert.match(html, /^<script type="text\/javascript">\s*\(function \(\) \{[\s\S]*?RED\.nodes\.registerType\('[\w-]+', \{[\s\S]*\}\)\(\);\s*<\/script>/);
+      assert.match(html, /^<script type="text\/javascript">\s*\(function \(\) \{[\s\S]*?RED\.nodes\.registerType\('[\w-]+', [\s\S]*\}\)\(\);\s*<\/script>/);
       const messages = JSON.parse(fs.readFileSync(path.join(dir, 'locales', 'en-US', `${name}.json`), 'utf8'));
       assert.ok(messages[name], `messages under "${name}"`);
       const help = fs.readFileSync(path.join(dir, 'locales', 'en-US', `${name}.html`), 'utf8');
@@ -51,18 +54,35 @@ describe('package', () => {
     }
     for (const [name] of nodeFiles) {
       const html = fs.readFileSync(path.join(root, 'dist', 'nodes', `${name}.html`), 'utf8');
-      for (const [, type, body] of html.matchAll(/RED\.nodes\.registerType\('([\w-]+)', \{([\s\S]*?)\n  \}\);/g)) {
+      for (const [, type, body] of html.matchAll(/RED\.nodes\.registerType\('([\w-]+)', ([\s\S]*?)(?=RED\.nodes\.registerType|$)/g)) {
         if (!/category: 'config'/.test(body)) assert.ok(used.has(type), `an example uses ${type}`);
       }
     }
   });
 
-  it('passes node-red-dev validate (catalogue look-ups answered offline)', async function () {
+  it('publishes JavaScript, editor files and examples: no source maps or declarations without their sources', async function () {
+    this.timeout(60000);
+    const output = await new Promise((resolve, reject) =>
+      execFile('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, timeout: 55000 }, (error, stdout) => (error ? reject(error) : resolve(stdout))),
+    );
+    const files = JSON.parse(output)[0].files.map((file) => file.path);
+    assert.deepEqual(files.filter((file) => /\.(map|d\.ts)$/.test(file)), []);
+    assert.deepEqual(files.filter((file) => /^(src|test|bench|scripts|\.peers)\//.test(file)), []);
+    for (const [name, file] of nodeFiles) {
+      assert.ok(files.includes(file), file);
+      assert.ok(files.includes(`dist/nodes/${name}.html`), `${name}.html`);
+      assert.ok(files.includes(`dist/nodes/locales/en-US/${name}.json`), `${name} messages`);
+    }
+    assert.ok(files.includes('dist/nodes/icons/lwm2m-observe.svg'));
+    assert.ok(files.includes('examples/log-registrations.json'));
+  });
+
+  it('passes node-red-dev validate offline, as npm run validate runs it', async function () {
     this.timeout(120000);
     const scorecard = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nrdev-')), 'scorecard.json');
     const run = require.resolve('node-red-dev/bin/run');
     const output = await new Promise((resolve, reject) =>
-      execFile(process.execPath, ['-r', path.join(__dirname, 'support', 'offline-catalogue.js'), run, 'validate', '-o', scorecard], { cwd: root, timeout: 110000 }, (error, stdout, stderr) =>
+      execFile(process.execPath, ['-r', path.join(root, 'scripts', 'node-red-dev-offline.js'), run, 'validate', '-o', scorecard], { cwd: root, timeout: 110000, env: { ...process.env, ...UNREACHABLE_NETWORK } }, (error, stdout, stderr) =>
         error ? reject(new Error(`${error.message}\n${stdout}${stderr}`)) : resolve(stdout + stderr),
       ),
     );

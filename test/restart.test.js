@@ -50,8 +50,8 @@ describe('Node-RED restart', function () {
     // Addressable at once, without a new registration.
     const read = await fetch(`http://127.0.0.1:${httpPort}/lwm2m-red/servers/srv1/devices/survivor/read?path=/3/0/9`).then((r) => r.json());
     assert.equal(read.payload, 100, JSON.stringify(read));
-    const devices = await fetch(`http://127.0.0.1:${httpPort}/lwm2m-red/servers/srv1/devices`).then((r) => r.json());
-    assert.equal(devices[0].location, location);
+    const details = await fetch(`http://127.0.0.1:${httpPort}/lwm2m-red/servers/srv1/devices/survivor`).then((r) => r.json());
+    assert.equal(details.location, location);
 
     // Notifications of the old observation reach the observe node, which did not observe twice.
     const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/comms`);

@@ -22,11 +22,27 @@ export interface DtlsCredentialsDef {
   privateKey?: string;
 }
 
-/** A port from the editor: undefined when left empty, the fallback when not a valid port. */
-export function portOf(value: string | number | undefined, fallback: number): number | undefined {
+/** A setting a config node cannot start with (its users fail every msg with the reason). */
+export class SettingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SettingError';
+  }
+}
+
+/** A port from the editor: undefined when left empty; anything but a whole number 0..65535 is refused, never replaced. */
+export function portOf(value: string | number | undefined, field: string): number | undefined {
   if (value === undefined || value === null || String(value).trim() === '') return undefined;
   const number = Number(value);
-  return Number.isInteger(number) && number >= 0 && number <= 65535 ? number : fallback;
+  if (!Number.isInteger(number) || number < 0 || number > 65535) throw new SettingError(`${field} ${JSON.stringify(value)} is not a port (0..65535)`);
+  return number;
+}
+
+/** A positive number of seconds from the editor, in milliseconds; anything else is refused. */
+export function secondsOf(value: string | number, field: string): number {
+  const number = Number(value);
+  if (String(value).trim() === '' || !Number.isFinite(number) || number <= 0) throw new SettingError(`${field} ${JSON.stringify(value)} is not a positive number of seconds`);
+  return number * 1000;
 }
 
 /** The DTLS, TCP and TLS listeners a node asks for. */
@@ -39,12 +55,13 @@ export interface ExtraListeners {
 /**
  * The DTLS, TCP and TLS listeners a node asks for (each undefined when its
  * port is empty), the DTLS and TLS ones with the server's key and
- * certificates; an unusable key or certificate is reported (never shown) and left out.
+ * certificates; an unusable key or certificate is reported (never shown) and
+ * left out; a port that is not one throws SettingError.
  */
-export function extraListeners(RED: NodeAPI, node: Node<DtlsCredentialsDef>, def: DtlsNodeDef, address: string, dtlsDefaultPort: number, messages: string): ExtraListeners {
-  const dtlsPort = portOf(def.dtlsPort, dtlsDefaultPort);
-  const tcpPort = portOf(def.tcpPort, 5683);
-  const tlsPort = portOf(def.tlsPort, 5684);
+export function extraListeners(RED: NodeAPI, node: Node<DtlsCredentialsDef>, def: DtlsNodeDef, address: string, messages: string): ExtraListeners {
+  const dtlsPort = portOf(def.dtlsPort, 'DTLS port');
+  const tcpPort = portOf(def.tcpPort, 'TCP port');
+  const tlsPort = portOf(def.tlsPort, 'TLS port');
   const credentials: ServerCredentials = {};
   if (dtlsPort !== undefined || tlsPort !== undefined) {
     try {

@@ -4,8 +4,9 @@ import { BootstrapConfigError, parseBootstrapConfig } from '../lib/bootstrap/boo
 import { BootstrapServer } from '../lib/bootstrap/bootstrap-server';
 import { parseEndpointSecurity } from '../lib/lwm2m/security';
 import type { BootstrapServerConfigNode } from './config-nodes';
-import { SocketHost } from './socket-host';
-import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, extraListeners, portOf } from './dtls-settings';
+import { SocketHost, refuseSettings } from './socket-host';
+import { settingsOf } from './node-defaults';
+import { DtlsCredentialsDef, DtlsNodeDef, ExtraListeners, SettingError, configuredListeners, extraListeners, portOf } from './dtls-settings';
 import { keyIdOf, keysOf } from './key-credentials';
 import { FileStateStore, StateStore } from '../lib/lwm2m/state';
 import { RedisStateStore } from '../lib/lwm2m/redis-store';
@@ -30,12 +31,6 @@ interface EndpointEntry extends EditorAccount {
 }
 
 interface BootstrapServerNodeDef extends NodeDef, DtlsNodeDef, StoreNodeDef {
-  bindAddress: string;
-  /** Plain UDP port; empty for none. */
-  port: string | number;
-  allowDefault?: boolean;
-  /** Lets configurations with keys go to devices that did not authenticate over DTLS (off by default). */
-  allowKeysInClear?: boolean;
   defaultAccount?: EditorAccount;
   endpoints?: EndpointEntry[];
 }
@@ -59,18 +54,27 @@ type BootstrapServerThis = BootstrapServerConfigNode & Node<BootstrapCredentials
 export = function register(RED: NodeAPI): void {
   function Lwm2mBootstrapServerNode(this: BootstrapServerThis, def: BootstrapServerNodeDef) {
     RED.nodes.createNode(this, def);
-    const address = (def.bindAddress || '0.0.0.0').trim();
-    const extra = extraListeners(RED, this, def, address, 5686, 'lwm2m-bootstrap-server');
-    const port = portOf(def.port, 5685) ?? (extra.secure || extra.tcp || extra.tls ? undefined : 5685);
+    const settings = settingsOf('lwm2m-bootstrap-server', def);
+    const address = settings.bindAddress.trim() || '0.0.0.0';
+    let extra: ExtraListeners;
+    let port: number | undefined;
+    try {
+      extra = extraListeners(RED, this, settings, address, 'lwm2m-bootstrap-server');
+      port = portOf(settings.port, 'UDP port') ?? (extra.secure || extra.tcp || extra.tls ? undefined : 5685);
+    } catch (error) {
+      if (!(error instanceof SettingError)) throw error;
+      refuseSettings(RED, this, 'lwm2m-bootstrap-server', error);
+      return;
+    }
     // Configurations given by msg are kept: in a file in the user directory, or in Redis for every instance.
     let stateStore: StateStore | undefined;
     try {
-      if (def.store === 'redis') stateStore = openStateStore(def, this.credentials?.redisPassword, this.id);
+      if (settings.store === 'redis') stateStore = openStateStore(settings, this.credentials?.redisPassword, this.id);
       else if (RED.settings.userDir) stateStore = new FileStateStore(path.join(RED.settings.userDir, 'lwm2m-state', `${this.id}.json`));
     } catch (error) {
       this.error(RED._('lwm2m-bootstrap-server.errors.store', { error: (error as Error).message }));
     }
-    const server = new BootstrapServer({ address, port, ...extra, stateStore, stateKey: stateStore ? stateKeyOf(RED, this, 'lwm2m-bootstrap-server') : undefined, allowKeysInClear: def.allowKeysInClear === true });
+    const server = new BootstrapServer({ address, port, ...extra, stateStore, stateKey: stateStore ? stateKeyOf(RED, this, 'lwm2m-bootstrap-server') : undefined, allowKeysInClear: settings.allowKeysInClear === true });
     const entries = (def.endpoints ?? []).filter((entry) => entry.endpoint);
     const keyIds = entries.map(keyIdOf);
     const keys = keysOf(RED, this, { stored: 'endpointKeys', changes: 'endpointKeyChanges' }, keyIds, 'lwm2m-bootstrap-server');
@@ -97,8 +101,7 @@ export = function register(RED: NodeAPI): void {
         this.error(RED._('lwm2m-bootstrap-server.errors.config', { endpoint: entry.endpoint, reason: (error as Error).message }));
       }
     }
-    if (def.allowDefault && def.defaultAccount) server.setDefaultConfig(load(def.defaultAccount, this.credentials?.defaultPskKey, '*'));
-
+    if (settings.allowDefault) server.setDefaultConfig(load(settings.defaultAccount as EditorAccount, this.credentials?.defaultPskKey, '*'));
     this.host = new SocketHost(this, RED, server, {
       messages: 'lwm2m-bootstrap-server',
       listeners: configuredListeners(address, port, extra),

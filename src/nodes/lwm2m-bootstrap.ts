@@ -3,32 +3,31 @@ import { BootstrapConfigError, describeConfig, parseBootstrapConfig } from '../l
 import type { Peer } from '../lib/coap/peer';
 import type { BootstrapServer } from '../lib/bootstrap/bootstrap-server';
 import { hostFor } from './socket-host';
-import { InputError, Msg, resolveEndpoint } from './inputs';
-
-interface BootstrapNodeDef extends NodeDef {
-  server: string;
-  endpoint?: string;
-  started?: boolean;
-  finished?: boolean;
-  failed?: boolean;
-}
+import { InputError, Msg, resolveEndpoint, typedSetting } from './inputs';
+import { settingsOf } from './node-defaults';
+import { failureStatus } from './operation-node';
 
 type Send = (msg: Msg) => void;
 type Done = (error?: Error) => void;
 
 export = function register(RED: NodeAPI): void {
-  /** lwm2m bootstrap: sets (msg.payload) or removes (msg.payload null, msg.action "remove") an endpoint's configuration. */
-  function Lwm2mBootstrapNode(this: Node, def: BootstrapNodeDef) {
+  /**
+   * lwm2m bootstrap: sets (msg.payload) or removes (msg.payload null, msg.action
+   * "remove") an endpoint's configuration, which the bootstrap server keeps
+   * across redeploys and restarts.
+   */
+  function Lwm2mBootstrapNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
-    const host = hostFor<BootstrapServer>(RED, this, def.server, 'lwm2m-bootstrap');
+    const settings = settingsOf('lwm2m-bootstrap', def);
+    const host = hostFor<BootstrapServer>(RED, this, settings.server, 'lwm2m-bootstrap');
     if (!host) return;
     host.register(this, { followStatus: true });
     const server = host.service;
-    this.on('input', (msg: Msg, send: Send, done: Done) => {
-      const fail = (error: Error) => {
-        this.status({ fill: 'red', shape: 'ring', text: 'invalid input' });
-        done(error instanceof BootstrapConfigError || error instanceof InputError ? error : new Error(`unexpected failure: ${error.message}`));
-      };
+    const fail = (error: Error, done: Done) => {
+      this.status(failureStatus(RED, 'lwm2m-bootstrap', error instanceof BootstrapConfigError ? new InputError(error.message) : error));
+      done(error instanceof BootstrapConfigError || error instanceof InputError ? error : new Error(`unexpected failure: ${error.message}`));
+    };
+    const apply = (endpointSetting: string, msg: Msg, send: Send, done: Done) => {
       // Kept (sealed) in the state store before the msg goes on; the echo carries no keys.
       const finish = (out: Msg) => {
         host.countChanged();
@@ -36,16 +35,24 @@ export = function register(RED: NodeAPI): void {
         done();
       };
       try {
-        const endpoint = resolveEndpoint(def.endpoint, msg);
+        const endpoint = resolveEndpoint(endpointSetting, msg);
         if (msg.action === 'remove' || msg.payload === null) {
-          server.forgetConfig(endpoint).then((removed) => finish({ ...msg, endpoint, topic: 'removed', payload: { removed } }), fail);
+          server.forgetConfig(endpoint).then((removed) => finish({ ...msg, endpoint, topic: 'removed', payload: { removed } }), (error: Error) => fail(error, done));
         } else {
           const config = parseBootstrapConfig(msg.payload);
-          server.keepConfig(endpoint, config).then(() => finish({ ...msg, endpoint, topic: 'set', payload: describeConfig(config) }), fail);
+          server.keepConfig(endpoint, config).then(() => finish({ ...msg, endpoint, topic: 'set', payload: describeConfig(config) }), (error: Error) => fail(error, done));
         }
       } catch (error) {
-        fail(error as Error);
+        fail(error as Error, done);
       }
+    };
+    this.on('input', (msg: Msg, send: Send, done: Done) => {
+      const endpoint = typedSetting(RED, this, settings.endpoint, settings.endpointType, msg);
+      if (typeof endpoint === 'string') return apply(endpoint, msg, send, done);
+      endpoint.then(
+        (value) => apply(value, msg, send, done),
+        (error: Error) => fail(error, done),
+      );
     });
     this.on('close', (_removed: boolean, done: () => void) => {
       host.deregister(this);
@@ -55,9 +62,10 @@ export = function register(RED: NodeAPI): void {
   RED.nodes.registerType('lwm2m-bootstrap', Lwm2mBootstrapNode);
 
   /** lwm2m bootstrap events: a msg when a bootstrap starts, finishes or fails (with the reason). */
-  function Lwm2mBootstrapEventsNode(this: Node, def: BootstrapNodeDef) {
+  function Lwm2mBootstrapEventsNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
-    const host = hostFor<BootstrapServer>(RED, this, def.server, 'lwm2m-bootstrap');
+    const settings = settingsOf('lwm2m-bootstrap-events', def);
+    const host = hostFor<BootstrapServer>(RED, this, settings.server, 'lwm2m-bootstrap');
     if (!host) return;
     host.register(this, { followStatus: true });
     const server = host.service;
@@ -67,7 +75,7 @@ export = function register(RED: NodeAPI): void {
       failed: (endpoint: string, reason: string, peer: Peer) =>
         this.send({ topic: 'failed', event: 'failed', endpoint, payload: { reason, address: peer.address, port: peer.port } }),
     };
-    const enabled: Record<string, boolean> = { started: def.started !== false, finished: def.finished !== false, failed: def.failed !== false };
+    const enabled: Record<string, boolean> = { started: settings.started, finished: settings.finished, failed: settings.failed };
     const detach = server.subscribe(listeners, (event) => enabled[event]);
     this.on('close', (_removed: boolean, done: () => void) => {
       detach();

@@ -7,28 +7,16 @@ import type { ContentRecord } from '../lib/content/values';
 import { Lwm2mPath } from '../lib/model/path';
 import type { Lwm2mServer } from '../lib/lwm2m/server';
 import { hostFor } from './socket-host';
+import { settingsOf } from './node-defaults';
 import { InputError, Msg, resolveEndpoint } from './inputs';
-
-interface EventsNodeDef extends NodeDef {
-  server: string;
-  registered?: boolean;
-  updated?: boolean;
-  deregistered?: boolean;
-  expired?: boolean;
-  awake?: boolean;
-  sleeping?: boolean;
-  send?: boolean;
-  rejected?: boolean;
-  /** Security refusals (4.03) and failed DTLS handshakes. */
-  security?: boolean;
-}
 
 type EventName = 'registered' | 'updated' | 'deregistered' | 'expired' | 'awake' | 'sleeping' | 'send';
 
 export = function register(RED: NodeAPI): void {
-  function Lwm2mEventsNode(this: Node, def: EventsNodeDef) {
+  function Lwm2mEventsNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
-    const host = hostFor<Lwm2mServer>(RED, this, def.server, 'lwm2m-events');
+    const settings = settingsOf('lwm2m-events', def);
+    const host = hostFor<Lwm2mServer>(RED, this, settings.server, 'lwm2m-events');
     if (!host) return;
     const server = host.service;
     const emit = (event: EventName, registration: Registration, extra: Record<string, unknown> = {}) => {
@@ -65,18 +53,17 @@ export = function register(RED: NodeAPI): void {
       handshakeFailed: (peer: Peer, reason: string) =>
         this.send({ topic: 'handshakeFailed', event: 'handshakeFailed', payload: { ...peer, reason } } as NodeMessage),
     };
-    // Events default to on, so flows saved before an option existed keep their behaviour.
     const enabled: Record<string, boolean> = {
-      registered: def.registered !== false,
-      updated: def.updated !== false,
-      deregistered: def.deregistered !== false,
-      expired: def.expired !== false,
-      awake: def.awake === true,
-      sleeping: def.sleeping === true,
-      send: def.send !== false,
-      malformed: def.rejected === true,
-      refused: def.security === true,
-      handshakeFailed: def.security === true,
+      registered: settings.registered,
+      updated: settings.updated,
+      deregistered: settings.deregistered,
+      expired: settings.expired,
+      awake: settings.awake,
+      sleeping: settings.sleeping,
+      send: settings.send,
+      malformed: settings.rejected,
+      refused: settings.security,
+      handshakeFailed: settings.security,
     };
     const detach = server.subscribe(listeners, (event) => enabled[event]);
     host.register(this, { followStatus: true });

@@ -5,36 +5,14 @@ import { PublicUris, externalAddress } from '../lib/firmware/file-service';
 import type { Delivery, DeviceResult, FirmwareAction, JobSettings, ProgressEvent } from '../lib/firmware/job';
 import type { ServerConfigNode } from './config-nodes';
 import { routeFirmwareFiles } from './firmware-http';
-import { InputError, Msg, numberFrom } from './inputs';
+import { InputError, Msg, numberFrom, typedSetting } from './inputs';
+import { Settings, settingsOf } from './node-defaults';
+import { failureStatus } from './operation-node';
 import { hostFor } from './socket-host';
 import type { Lwm2mServer } from '../lib/lwm2m/server';
 
-interface FirmwareNodeDef extends NodeDef {
-  server: string;
-  /** "5" (Firmware Update) or "9" (Software Management). */
-  object?: string;
-  /** update (5); install, activate, deactivate, uninstall (9); empty: msg.action. */
-  action?: string;
-  endpoint?: string;
-  model?: string;
-  version?: string;
-  instanceId?: string;
-  activate?: boolean;
-  /** auto, push or pull; empty: msg.delivery, else auto. */
-  delivery?: string;
-  concurrency?: string | number;
-  retries?: string | number;
-  /** Seconds. */
-  timeout?: string | number;
-  downloadTimeout?: string | number;
-  updateTimeout?: string | number;
-  pollInterval?: string | number;
-  coapUri?: string;
-  coapsUri?: string;
-  coapTcpUri?: string;
-  coapsTcpUri?: string;
-  httpUri?: string;
-}
+/** The node's settings: every property of NODE_DEFAULTS['lwm2m-firmware'], a missing one its default. */
+type FirmwareSettings = Settings<'lwm2m-firmware'>;
 
 type Send = (msgs: (NodeMessage | null)[]) => void;
 type Done = (error?: Error) => void;
@@ -58,12 +36,13 @@ export = function register(RED: NodeAPI): void {
     return `${scheme}://${host}:${settings.uiPort ?? 1880}${root.startsWith('/') ? root : `/${root}`}`;
   }
 
-  function Lwm2mFirmwareNode(this: Node, def: FirmwareNodeDef) {
+  function Lwm2mFirmwareNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const host = hostFor<Lwm2mServer>(RED, this, def.server, 'lwm2m-firmware');
+    const settings = settingsOf('lwm2m-firmware', def);
+    const host = hostFor<Lwm2mServer>(RED, this, settings.server, 'lwm2m-firmware');
     if (!host) return;
-    const firmware = (RED.nodes.getNode(def.server) as ServerConfigNode).firmware;
+    const firmware = (RED.nodes.getNode(settings.server) as ServerConfigNode).firmware;
     const mine = new Set<Campaign>();
     let closed = false;
     host.register(this);
@@ -103,19 +82,21 @@ export = function register(RED: NodeAPI): void {
       },
     };
 
-    this.on('input', (msg: Msg, _send: Send, done: Done) => {
+    const showFailure = (error: Error) => node.status(failureStatus(RED, 'lwm2m-firmware', error instanceof CampaignError ? new InputError(error.message) : error));
+    const run = (endpoint: string, msg: Msg, done: Done) => {
+      const given = { ...settings, endpoint };
       let request: CampaignRequest;
       try {
         if (msg.cancel === true) {
-          const { cancelled, refusals } = firmware.cancel(node.id, { campaign: typeof msg.campaign === 'string' ? msg.campaign : undefined, endpoints: endpointsOf(def, msg) });
+          const { cancelled, refusals } = firmware.cancel(node.id, { campaign: typeof msg.campaign === 'string' ? msg.campaign : undefined, endpoints: endpointsOf(given, msg) });
           for (const refusal of refusals) node.warn(refusal);
-          if (cancelled === 0 && refusals.length === 0) node.warn('nothing of this node\'s campaigns to cancel');
+          if (cancelled === 0 && refusals.length === 0) node.warn(RED._('lwm2m-firmware.errors.nothingToCancel'));
           done();
           return;
         }
-        request = requestOf(def, msg);
+        request = requestOf(given, msg);
       } catch (error) {
-        node.status({ fill: 'red', shape: 'ring', text: 'invalid input' });
+        showFailure(error as Error);
         done(error as Error);
         return;
       }
@@ -129,8 +110,21 @@ export = function register(RED: NodeAPI): void {
           done();
         },
         (error: Error) => {
-          node.status({ fill: 'red', shape: 'ring', text: 'invalid input' });
+          showFailure(error);
           done(error instanceof CampaignError ? error : new Error(`unexpected failure: ${error.message}`));
+        },
+      );
+    };
+
+    this.on('input', (msg: Msg, _send: Send, done: Done) => {
+      // The node's endpoint: a text, or a msg, flow, global or env property read now.
+      const endpoint = typedSetting(RED, node, settings.endpoint, settings.endpointType, msg);
+      if (typeof endpoint === 'string') return run(endpoint, msg, done);
+      endpoint.then(
+        (value) => run(value, msg, done),
+        (error: Error) => {
+          showFailure(error);
+          done(error);
         },
       );
     });
@@ -153,7 +147,7 @@ export = function register(RED: NodeAPI): void {
   }
 
   /** The campaign the msg asks for; throws InputError for one that cannot be. */
-  function requestOf(def: FirmwareNodeDef, msg: Msg): CampaignRequest {
+  function requestOf(def: FirmwareSettings, msg: Msg): CampaignRequest {
     const object = Number(def.object || 5) as 5 | 9;
     const action = (def.action || msg.action || (object === 5 ? 'update' : 'install')) as FirmwareAction;
     const delivery = (def.delivery || msg.delivery || 'auto') as Delivery;
@@ -205,7 +199,7 @@ export = function register(RED: NodeAPI): void {
   }
 
   /** The node's endpoint, else msg.endpoints or msg.endpoint; undefined: every device with the object. */
-  function endpointsOf(def: FirmwareNodeDef, msg: Msg): string[] | undefined {
+  function endpointsOf(def: FirmwareSettings, msg: Msg): string[] | undefined {
     if (text(def.endpoint)) return [text(def.endpoint) as string];
     if (Array.isArray(msg.endpoints)) {
       if (!msg.endpoints.every((endpoint) => typeof endpoint === 'string' && endpoint.trim() !== '')) throw new InputError('msg.endpoints must be an array of endpoint names');
@@ -236,12 +230,14 @@ export = function register(RED: NodeAPI): void {
       running += counts.running;
       verbs.add(VERBS[campaign.record.settings.action]);
     }
-    const verb = verbs.size === 1 ? [...verbs][0] : 'done';
-    const parts = [`${success}/${total} ${verb}`, `${failed} failed`];
-    if (skipped > 0) parts.push(`${skipped} skipped`);
-    if (cancelled > 0) parts.push(`${cancelled} cancelled`);
+    // Counts first, each word from the catalogue: "2/2 updated · 0 failed".
+    const word = (key: string) => RED._(`lwm2m-firmware.status.${key}`);
+    const parts = [`${success}/${total} ${word(verbs.size === 1 ? [...verbs][0] : 'done')}`, `${failed} ${word('failed')}`];
+    if (skipped > 0) parts.push(`${skipped} ${word('skipped')}`);
+    if (cancelled > 0) parts.push(`${cancelled} ${word('cancelled')}`);
+    if (running > 0) parts.push(`${running} ${word('running')}`);
     const active = campaigns.some((campaign) => !campaign.done);
-    return { fill: failed > 0 ? 'yellow' : active ? 'blue' : 'green', shape: active ? 'ring' : 'dot', text: `${parts.join(' · ')}${running > 0 ? ` · ${running} running` : ''}` };
+    return { fill: failed > 0 ? 'yellow' : active ? 'blue' : 'green', shape: active ? 'ring' : 'dot', text: parts.join(' · ') };
   }
 
   RED.nodes.registerType('lwm2m-firmware', Lwm2mFirmwareNode);

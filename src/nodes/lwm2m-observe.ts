@@ -5,24 +5,13 @@ import { DeviceRequestError } from '../lib/lwm2m/device-client';
 import type { NotificationEvent, Observation, ObservationListener, ObserveKind } from '../lib/lwm2m/observations';
 import type { Registration } from '../lib/lwm2m/registration';
 import { ObserveCompositeRequest, ObserveRequest } from '../lib/lwm2m/requests/observe';
-import { ATTRIBUTE_NAMES, WriteAttributesRequest, attributesInObserve } from '../lib/lwm2m/requests/write-attributes';
+import { WriteAttributesRequest, attributesInObserve } from '../lib/lwm2m/requests/write-attributes';
 import type { Lwm2mServer } from '../lib/lwm2m/server';
 import type { Lwm2mPath } from '../lib/model/path';
-import { InputError, Msg, checkCompositeFormat, parsePath, resolveEndpoint, resolveFormat, resolvePath, resolveTimeoutMs } from './inputs';
+import { InputError, Msg, attributesOf, checkCompositeFormat, compositePaths, resolveEndpoint, resolveFormat, resolvePath, resolveTimeoutMs, typedSetting } from './inputs';
+import { Settings, settingsOf } from './node-defaults';
+import { failureStatus, settingsFor } from './operation-node';
 import { hostFor } from './socket-host';
-
-interface ObserveNodeDef extends NodeDef {
-  server: string;
-  endpoint?: string;
-  path?: string;
-  composite?: boolean;
-  format?: string;
-  /** "msg": observe when a msg arrives; "register": observe every matching device as it registers. */
-  start?: 'msg' | 'register';
-  timeout?: string | number;
-  /** One setting per notification attribute (ATTRIBUTE_NAMES): pmin, pmax, gt, lt, st, epmin, epmax, edge, con, hqmax. */
-  [attribute: string]: unknown;
-}
 
 type Send = (msg: Msg) => void;
 type Done = (error?: Error) => void;
@@ -34,18 +23,17 @@ function pathsKey(request: ObserveKind): string {
 }
 
 export = function register(RED: NodeAPI): void {
-  function Lwm2mObserveNode(this: Node, def: ObserveNodeDef) {
+  function Lwm2mObserveNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const host = hostFor<Lwm2mServer>(RED, this, def.server, 'lwm2m-observe');
+    const settings = settingsOf('lwm2m-observe', def);
+    const host = hostFor<Lwm2mServer>(RED, this, settings.server, 'lwm2m-observe');
     if (!host) return;
     const server: Lwm2mServer = host.service;
     const mine = new Set<Observation>();
     let closing = false;
-    const nodeAttributes = Object.fromEntries(
-      ATTRIBUTE_NAMES.map((name) => [name, def[name]]).filter(([, value]) => typeof value === 'string' && value.trim() !== ''),
-    );
-    /** The node's attributes, over msg.attributes where both name one; undefined for none. */
+    const nodeAttributes = attributesOf(settings);
+    /** The node's attributes, over msg.attributes where both name one (the node wins where set); undefined for none. */
     const attributesFor = (msg: Msg): Record<string, unknown> | undefined => {
       const fromMsg = msg.attributes;
       if (fromMsg !== undefined && (fromMsg === null || typeof fromMsg !== 'object' || Array.isArray(fromMsg))) throw new InputError('msg.attributes must be an object such as {"pmin": 5, "gt": 30}');
@@ -62,7 +50,7 @@ export = function register(RED: NodeAPI): void {
         statusStale = true;
         return;
       }
-      node.status({ fill: 'green', shape: 'dot', text: RED._('lwm2m-observe.status.observing', { count: String(mine.size) }) });
+      node.status({ fill: 'green', shape: 'dot', text: RED._('lwm2m-observe.status.observing', { count: mine.size }) });
       statusTimer = setTimeout(() => {
         statusTimer = undefined;
         if (statusStale && !closing) {
@@ -95,10 +83,21 @@ export = function register(RED: NodeAPI): void {
     const listener: ObservationListener = {
       notify: (event) => emit(event, false),
       error: (error, observation) => node.error(error, { endpoint: observation.endpoint, path: [...observation.paths], observation: observation.id, payload: error.message }),
+      // A msg for every observation that ends (cancelled by a msg, refused or ended by the device, the device gone), except when this node closes.
       ended: (observation, reason) => {
         if (!mine.delete(observation)) return;
         node.log(RED._('lwm2m-observe.log.ended', { endpoint: observation.endpoint, paths: observation.paths.join(','), reason }));
         showCount();
+        if (closing) return;
+        const paths = observation.paths;
+        node.send({
+          topic: reason === 'cancelled' ? 'cancelled' : 'ended',
+          endpoint: observation.endpoint,
+          path: paths.length === 1 ? paths[0] : [...paths],
+          observation: observation.id,
+          reason,
+          payload: null,
+        });
       },
       // In a cluster: taken over from another instance, or made for this node by its copy there.
       adopted: (observation) => {
@@ -108,13 +107,11 @@ export = function register(RED: NodeAPI): void {
       },
     };
 
-    const requestFor = (msg: Msg): ObserveKind => {
-      const format = resolveFormat(def.format, msg);
+    const requestFor = (resolved: Settings<'lwm2m-observe'>, msg: Msg): ObserveKind => {
+      const format = resolveFormat(resolved.format, msg);
       const attributes = attributesFor(msg);
-      if (!def.composite) return new ObserveRequest(resolvePath(def.path, msg), format, attributes);
-      const listed: unknown = def.path?.trim() ? def.path.split(',') : msg.paths;
-      if (!Array.isArray(listed) || listed.length === 0) throw new InputError('Observe-Composite needs paths: in the node (comma-separated) or in msg.paths (an array)');
-      return new ObserveCompositeRequest(listed.map((path: unknown) => parsePath(typeof path === 'string' ? path.trim() : path)), format, attributes);
+      if (!resolved.composite) return new ObserveRequest(resolvePath(resolved.path, msg), format, attributes);
+      return new ObserveCompositeRequest(compositePaths(resolved.path, msg, 'Observe-Composite'), format, attributes);
     };
 
     /**
@@ -150,44 +147,54 @@ export = function register(RED: NodeAPI): void {
     };
 
     // A msg starts an observation, or with msg.cancel (or msg.action "cancel") ends the device's observations of the path (all, without a path).
-    this.on('input', (msg: Msg, send: Send, done: Done) => {
+    const onInput = (resolved: Settings<'lwm2m-observe'>, msg: Msg, send: Send, done: Done) => {
       try {
-        const endpoint = resolveEndpoint(def.endpoint, msg);
+        const endpoint = resolveEndpoint(resolved.endpoint, msg);
         if (msg.cancel === true || msg.action === 'cancel') {
-          const named = Boolean(def.path?.trim()) || msg.path !== undefined || msg.paths !== undefined;
-          cancel(endpoint, named ? pathsKey(requestFor(msg)) : undefined).then((count) => {
+          const named = Boolean(resolved.path?.trim()) || msg.path !== undefined || msg.paths !== undefined;
+          cancel(endpoint, named ? pathsKey(requestFor(resolved, msg)) : undefined).then((count) => {
             if (count === 0) node.warn(RED._('lwm2m-observe.errors.nothingToCancel', { endpoint }));
             showCount();
             done();
           }, done);
           return;
         }
-        const request = requestFor(msg);
-        start(endpoint, request, resolveTimeoutMs(def.timeout, msg)).then(
+        const request = requestFor(resolved, msg);
+        start(endpoint, request, resolveTimeoutMs(resolved.timeout, msg)).then(
           (first) => {
             emit(first, true, msg, send);
             done();
           },
           (error: Error) => {
             if (error instanceof DeviceRequestError && error.code) msg.code = error.code;
-            node.status({ fill: 'red', shape: 'ring', text: error instanceof DeviceRequestError ? (error.code ?? error.kind) : 'error' });
+            node.status(failureStatus(RED, 'lwm2m-observe', error));
             done(error instanceof DeviceRequestError || error instanceof ContentError ? error : new Error(`unexpected failure: ${error.message}`));
           },
         );
       } catch (error) {
-        node.status({ fill: 'red', shape: 'ring', text: 'invalid input' });
+        node.status(failureStatus(RED, 'lwm2m-observe', error as Error));
         done(error as Error);
       }
+    };
+    this.on('input', (msg: Msg, send: Send, done: Done) => {
+      const resolved = settingsFor(RED, node, settings, msg);
+      if (!(resolved instanceof Promise)) return onInput(resolved, msg, send, done);
+      resolved.then(
+        (values) => onInput(values, msg, send, done),
+        (error: Error) => {
+          node.status(failureStatus(RED, 'lwm2m-observe', error));
+          done(error);
+        },
+      );
     });
 
     // Start on registration: every device (or the configured one) that registers gets observed.
     // One request for every device: it depends on the node's settings only, and a fleet shares it.
     let registerRequest: ObserveKind | undefined;
-    const onRegistered = (registration: Registration) => {
-      if (def.endpoint?.trim() && def.endpoint.trim() !== registration.endpoint) return;
+    const observeRegistered = (registration: Registration) => {
       let request: ObserveKind;
       try {
-        request = registerRequest ??= requestFor({});
+        request = registerRequest ??= requestFor(settings, {});
       } catch (error) {
         node.error(error as Error);
         return;
@@ -195,17 +202,34 @@ export = function register(RED: NodeAPI): void {
       const objectId = request instanceof ObserveRequest ? request.path.objectId : undefined;
       if (objectId !== undefined && !registration.objects.some((object) => object.id === objectId)) return;
       if (isObserved(registration.endpoint, request)) return; // re-observed by the server after a re-registration
-      start(registration.endpoint, request, resolveTimeoutMs(def.timeout, {})).then(
+      start(registration.endpoint, request, resolveTimeoutMs(settings.timeout, {})).then(
         (first) => emit(first, true),
-        (error: Error) => node.error(error, { endpoint: registration.endpoint, path: def.path }),
+        (error: Error) => node.error(error, { endpoint: registration.endpoint, path: settings.path }),
       );
     };
+    // The device this node is limited to: a text (empty: every device), or an env, flow or global property read at each registration.
+    const fixed = (settings.endpointType || 'str') === 'str' ? settings.endpoint.trim() : undefined;
+    const onRegistered = (registration: Registration) => {
+      if (fixed !== undefined) {
+        if (!fixed || fixed === registration.endpoint) observeRegistered(registration);
+        return;
+      }
+      Promise.resolve(typedSetting(RED, node, settings.endpoint, settings.endpointType, {})).then(
+        (endpoint) => endpoint.trim() === registration.endpoint && observeRegistered(registration),
+        (error: Error) => node.error(error),
+      );
+    };
+
     // Observations this node held before a redeploy or restart come back first, so none is made twice.
     void server.ready.then(() => {
       if (closing) return;
       for (const observation of server.observations.adopt(node.id, listener)) mine.add(observation);
       if (mine.size > 0) showCount();
-      if (def.start === 'register') {
+      if (settings.start === 'register') {
+        if (settings.endpointType === 'msg') {
+          node.error(RED._('lwm2m-observe.errors.msgDeviceOnRegister'));
+          return;
+        }
         server.on('registered', onRegistered);
         for (const registration of server.registrations.all()) onRegistered(registration);
       }

@@ -130,7 +130,7 @@ export = function register(RED: NodeAPI): void {
       if (problem) return { fill: 'red', shape: 'ring', text: RED._('lwm2m-onem2m.status.invalid') };
       const health = ipe.health();
       if (!health.reachable) return { fill: 'red', shape: 'ring', text: RED._('lwm2m-onem2m.status.unreachable', { queued: String(health.queued) }) };
-      const counts = { count: String(health.mirrored), queued: String(health.queued) };
+      const counts = { count: health.mirrored, queued: String(health.queued) };
       if (health.refused > 0) return { fill: 'red', shape: 'dot', text: RED._('lwm2m-onem2m.status.refused', { ...counts, refused: String(health.refused), reason: health.reason ?? '' }) };
       return { fill: 'green', shape: 'dot', text: RED._('lwm2m-onem2m.status.mirroring', counts) };
     }

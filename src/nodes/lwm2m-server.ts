@@ -2,13 +2,14 @@ import path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { Lwm2mServer, UnlistedEndpoints } from '../lib/lwm2m/server';
 import { SecurityRegistry, parseEndpointSecurity } from '../lib/lwm2m/security';
-import { DtlsCredentialsDef, DtlsNodeDef, configuredListeners, extraListeners, portOf } from './dtls-settings';
+import { DtlsCredentialsDef, DtlsNodeDef, ExtraListeners, SettingError, configuredListeners, extraListeners, portOf, secondsOf } from './dtls-settings';
 import { keyIdOf, keysOf } from './key-credentials';
+import { settingsOf } from './node-defaults';
 import { FileStateStore, StateStore } from '../lib/lwm2m/state';
 import { openStateStore, stateKeyOf, StoreNodeDef } from './state-store';
 import { ObjectModel } from '../lib/model/object-model';
 import type { ServerConfigNode } from './config-nodes';
-import { SocketHost } from './socket-host';
+import { SocketHost, refuseSettings } from './socket-host';
 import { registerAdminApi, trackServer } from './admin-api';
 import { FirmwareService } from '../lib/firmware/firmware-service';
 import { FilePackageStore } from '../lib/firmware/packages';
@@ -25,22 +26,7 @@ interface SecurityEntry {
 }
 
 interface ServerNodeDef extends NodeDef, DtlsNodeDef, StoreNodeDef {
-  bindAddress: string;
-  /** Plain UDP (NoSec) port; empty for none. */
-  port: string | number;
   security?: SecurityEntry[];
-  modelFolder?: string;
-  /** Seconds a queue-mode device counts as awake after it last talked. */
-  awakeTime?: string | number;
-  /** Seconds a request may wait for a sleeping device. */
-  queueTtl?: string | number;
-  reobserve?: boolean;
-  /** Keep registrations, observations and waiting requests in the user directory across restarts (default on). */
-  persist?: boolean;
-  /** Who may register under a name that is not in the security list: "nosec" (default), "dtls" or "listed". */
-  unlistedEndpoints?: string;
-  /** Longest registration lifetime kept, in seconds (default 7 days). */
-  maxLifetime?: string | number;
 }
 
 interface ServerCredentials extends DtlsCredentialsDef {
@@ -57,12 +43,6 @@ interface ServerCredentials extends DtlsCredentialsDef {
 const UNLISTED: readonly string[] = ['nosec', 'dtls', 'listed'];
 
 type ServerNodeThis = ServerConfigNode & Node<ServerCredentials>;
-
-/** A positive number of seconds from the editor, in milliseconds, or the default. */
-function seconds(value: string | number | undefined, fallback: number): number {
-  const number = Number(value);
-  return Number.isFinite(number) && number > 0 ? number * 1000 : fallback * 1000;
-}
 
 /**
  * The state store of each server node, by node id: it outlives the node, so
@@ -97,12 +77,27 @@ export = function register(RED: NodeAPI): void {
 
   function Lwm2mServerNode(this: ServerNodeThis, def: ServerNodeDef) {
     RED.nodes.createNode(this, def);
-    const address = (def.bindAddress || '0.0.0.0').trim();
+    const settings = settingsOf('lwm2m-server', def);
+    const address = settings.bindAddress.trim() || '0.0.0.0';
+    let extra: ExtraListeners;
+    let port: number | undefined;
+    let awakeTimeMs: number;
+    let queueTtlMs: number;
+    let maxLifetimeMs: number;
+    try {
+      extra = extraListeners(RED, this, settings, address, 'lwm2m-server');
+      // A node with no port at all keeps the plain default rather than listening on nothing.
+      port = portOf(settings.port, 'UDP port') ?? (extra.secure || extra.tcp || extra.tls ? undefined : 5683);
+      awakeTimeMs = secondsOf(settings.awakeTime, 'awake time');
+      queueTtlMs = secondsOf(settings.queueTtl, 'queue time to live');
+      maxLifetimeMs = secondsOf(settings.maxLifetime, 'longest lifetime');
+    } catch (error) {
+      if (!(error instanceof SettingError)) throw error;
+      refuseSettings(RED, this, 'lwm2m-server', error);
+      return;
+    }
     const security = securityOf(this, def);
-    const extra = extraListeners(RED, this, def, address, 5684, 'lwm2m-server');
-    // A node with no port at all keeps the plain default rather than listening on nothing.
-    const port = portOf(def.port, 5683) ?? (extra.secure || extra.tcp || extra.tls ? undefined : 5683);
-    const modelFolder = def.modelFolder?.trim();
+    const modelFolder = settings.modelFolder.trim();
     let model: ObjectModel | undefined;
     if (modelFolder) {
       const loaded = ObjectModel.fromFolder(path.resolve(RED.settings.userDir ?? process.cwd(), modelFolder));
@@ -110,10 +105,11 @@ export = function register(RED: NodeAPI): void {
       for (const problem of loaded.problems) this.warn(RED._('lwm2m-server.errors.model', { problem }));
     }
     // In the user directory (a runtime without one, such as an embedding test harness, keeps no state), or in Redis.
-    const persist = def.store === 'redis' || (def.persist !== false && RED.settings.userDir);
+    const redis = settings.store === 'redis';
+    const persist = redis || (settings.persist !== false && RED.settings.userDir);
     let stateStore: StateStore | undefined;
     try {
-      stateStore = def.store === 'redis' ? openStateStore(def, this.credentials?.redisPassword, this.id) : persist ? storeFor(this.id, path.join(RED.settings.userDir as string, 'lwm2m-state', `${this.id}.json`)) : undefined;
+      stateStore = redis ? openStateStore(settings, this.credentials?.redisPassword, this.id) : persist ? storeFor(this.id, path.join(RED.settings.userDir as string, 'lwm2m-state', `${this.id}.json`)) : undefined;
     } catch (error) {
       this.error(RED._('lwm2m-server.errors.store', { error: (error as Error).message }));
     }
@@ -123,21 +119,28 @@ export = function register(RED: NodeAPI): void {
       ...extra,
       security,
       model,
-      awakeTimeMs: seconds(def.awakeTime, 93),
-      reobserve: def.reobserve !== false,
-      client: { defaultTtlMs: seconds(def.queueTtl, 300) },
-      maxLifetime: seconds(def.maxLifetime, 7 * 24 * 3600) / 1000,
-      unlistedEndpoints: (UNLISTED.includes(def.unlistedEndpoints ?? '') ? def.unlistedEndpoints : 'nosec') as UnlistedEndpoints,
+      awakeTimeMs,
+      reobserve: settings.reobserve !== false,
+      client: { defaultTtlMs: queueTtlMs },
+      maxLifetime: maxLifetimeMs / 1000,
+      unlistedEndpoints: (UNLISTED.includes(settings.unlistedEndpoints) ? settings.unlistedEndpoints : 'nosec') as UnlistedEndpoints,
       stateStore,
       stateKey: stateStore ? stateKeyOf(RED, this, 'lwm2m-server') : undefined,
       instance: process.env.LWM2M_INSTANCE?.trim() || undefined,
     });
+    // Devices listed with credentials can only register over DTLS (or TLS): without a port for either none of them can.
+    const secured = (def.security ?? []).length;
+    let warning: string | undefined;
+    if (secured > 0 && !extra.secure && !extra.tls) {
+      warning = RED._('lwm2m-server.status.noDtlsPort');
+      this.warn(RED._('lwm2m-server.errors.noDtlsPort', { count: secured }));
+    }
     const listeners = configuredListeners(address, port, extra);
     // Before the server starts: campaigns saved before a restart and their files are back when the sockets open.
     const packages = persist ? new FilePackageStore(path.join(RED.settings.userDir as string, 'lwm2m-state', `${this.id}.packages`)) : undefined;
     this.firmware = new FirmwareService(server, { packages });
     addFirmwareService(this.firmware);
-    this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', listeners, count: () => server.registrations.size });
+    this.host = new SocketHost(this, RED, server, { messages: 'lwm2m-server', listeners, count: () => server.registrations.size, warning });
     server.on('refused', (endpoint, peer, reason) => this.warn(RED._('lwm2m-server.errors.refused', { endpoint, peer: `${peer.address}:${peer.port}`, reason })));
     server.on('handshakeFailed', (peer, reason) => this.debug(`DTLS or TLS handshake with ${peer.address}:${peer.port} failed: ${reason}`));
     // In a cluster devices also come (taken over, then updated) and go (released to another instance).

@@ -40,6 +40,8 @@ export interface HostSettings {
   listeners: { scheme: Scheme; address: string; port: number }[];
   /** What the status counts (registered devices, configured endpoints). */
   count(): number;
+  /** A short warning (localized) the status shows while listening, such as a missing DTLS port. */
+  warning?: string;
 }
 
 type Phase = { name: 'starting' } | { name: 'listening'; bound: BoundListener[] } | { name: 'failed'; error: string } | { name: 'closed' };
@@ -131,6 +133,7 @@ export class SocketHost<S extends HostedService> {
         const text = withCount ? RED._(`${settings.messages}.status.listening`, { listeners, count: String(settings.count()) }) : RED._(`${settings.messages}.status.ready`, { listeners });
         // Devices served here go on from memory; what needs the store fails until it is back.
         if (this.storeProblem) return { fill: 'yellow', shape: 'ring', text: `${text} · ${this.storeProblem}` };
+        if (settings.warning) return { fill: 'yellow', shape: 'dot', text: `${text} · ${settings.warning}` };
         return { fill: 'green', shape: 'dot', text };
       }
       case 'failed':
@@ -156,16 +159,25 @@ export class SocketHost<S extends HostedService> {
   }
 }
 
+/** A config node whose settings cannot work (a port of 70000): it reports why once and starts nothing; its users fail every msg with the reason. */
+export function refuseSettings(RED: NodeAPI, node: Node & { refused?: string }, messages: string, error: Error): void {
+  node.error(RED._(`${messages}.errors.settings`, { reason: error.message }));
+  node.refused = error.message;
+}
+
 /**
  * The host of the config node a node names, or undefined after reporting its
- * absence: a red status, node.error, and every msg failed with the reason.
- * `messages` is the node's catalogue prefix ("<prefix>.status.noServer").
+ * absence (or its refused settings): a red status, node.error, and every msg
+ * failed with the reason. `messages` is the node's catalogue prefix
+ * ("<prefix>.status.noServer").
  */
 export function hostFor<S extends HostedService>(RED: NodeAPI, node: Node, configId: string, messages: string): SocketHost<S> | undefined {
-  const configNode = RED.nodes.getNode(configId) as HostNode<S> | null;
+  const configNode = RED.nodes.getNode(configId) as (HostNode<S> & { refused?: string }) | null;
   if (configNode?.host) return configNode.host;
-  node.status({ fill: 'red', shape: 'ring', text: RED._(`${messages}.status.noServer`) });
-  node.error(RED._(`${messages}.errors.noServer`));
-  node.on('input', (_msg: unknown, _send: unknown, done: (error?: Error) => void) => done(new InputError(RED._(`${messages}.errors.noServer`))));
+  const refused = configNode?.refused;
+  const reason = refused ? RED._(`${messages}.errors.serverSettings`, { reason: refused }) : RED._(`${messages}.errors.noServer`);
+  node.status({ fill: 'red', shape: 'ring', text: RED._(`${messages}.status.${refused ? 'serverSettings' : 'noServer'}`) });
+  node.error(reason);
+  node.on('input', (_msg: unknown, _send: unknown, done: (error?: Error) => void) => done(new InputError(reason)));
   return undefined;
 }

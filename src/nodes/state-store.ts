@@ -6,7 +6,7 @@ import { RedisStateStore } from '../lib/lwm2m/redis-store';
 /** The state store settings of the server and bootstrap-server nodes. */
 export interface StoreNodeDef {
   /** "file" (default, in the user directory) or "redis" (shared by several instances). */
-  store?: 'file' | 'redis';
+  store?: string;
   /** redis://host:6379 (rediss:// for TLS); the password is a credential. */
   redisUrl?: string;
   /** Prefix of every key (default "lwm2m:"); the node id follows it, so one Redis serves several servers and flows. */

@@ -1,6 +1,7 @@
 'use strict';
 const helper = require('node-red-node-test-helper');
-helper.init(require.resolve('node-red'));
+const { nodeRedMain, nodeRedModule } = require('./node-red');
+helper.init(nodeRedMain);
 
 const serverNode = require('../../dist/nodes/lwm2m-server.js');
 const eventsNode = require('../../dist/nodes/lwm2m-events.js');
@@ -10,7 +11,7 @@ const bootstrapServerNode = require('../../dist/nodes/lwm2m-bootstrap-server.js'
 const bootstrapNodes = require('../../dist/nodes/lwm2m-bootstrap.js');
 const onem2mNodes = require('../../dist/nodes/lwm2m-onem2m.js');
 const firmwareNode = require('../../dist/nodes/lwm2m-firmware.js');
-const catchNode = require('@node-red/nodes/core/common/25-catch.js');
+const catchNode = nodeRedModule('@node-red/nodes/core/common/25-catch.js');
 
 const NODES = [serverNode, eventsNode, operationNodes, observeNode, bootstrapServerNode, bootstrapNodes, onem2mNodes, firmwareNode, catchNode];
 

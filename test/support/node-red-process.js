@@ -4,6 +4,8 @@ const { spawn } = require('node:child_process');
 const net = require('node:net');
 const path = require('node:path');
 
+const { nodeRedDir } = require('./node-red');
+
 const root = path.resolve(__dirname, '..', '..');
 
 /** A TCP port that was free a moment ago on loopback. */
@@ -19,7 +21,7 @@ function freeTcpPort() {
 /** Runs scripts/start.js on a user directory and resolves once the flows are started. */
 async function startNodeRed(userDir, httpPort) {
   const child = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
-    env: { ...process.env, NODE_RED_USER_DIR: userDir, PORT: String(httpPort) },
+    env: { ...process.env, NODE_RED_USER_DIR: userDir, PORT: String(httpPort), NODE_RED_DIR: nodeRedDir },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.log = '';

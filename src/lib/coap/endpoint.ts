@@ -103,6 +103,15 @@ export interface EndpointOptions {
   unmatched?: (peer: Peer, message: CoapMessage, retry: () => void) => boolean;
 }
 
+/**
+ * Sees the messages exchanged with chosen peers (the editor's message log of
+ * a device). While none is set the endpoint pays one check per datagram.
+ */
+export interface MessageTap {
+  received(message: CoapMessage, address: string, port: number): void;
+  sent(datagram: Buffer, address: string, port: number): void;
+}
+
 /** Emitted as 'malformed' for every datagram that is dropped or rejected. */
 export interface MalformedDatagram {
   peer: Peer;
@@ -167,6 +176,10 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
    */
   ticks = Date.now() & TICK_MASK;
   private closed = false;
+  /** Settles when a bind in progress has finished, so close() releases a socket that was still being bound. */
+  private binding: Promise<void> = Promise.resolve();
+  /** Set only while someone watches a device's messages. */
+  tap: MessageTap | undefined = undefined;
 
   constructor(
     private readonly options: EndpointOptions,
@@ -186,10 +199,17 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
 
   /** Binds the transport; rejects with the bind error (EADDRINUSE, EADDRNOTAVAIL...) instead of throwing later. */
   async listen(): Promise<Peer> {
-    const bound = await this.transport.listen(
+    const listening = this.transport.listen(
       (datagram, peer, session) => this.receive(datagram, peer.address, peer.port, session),
       (error) => this.emit('socketError', error),
     );
+    this.binding = listening.then(
+      () => undefined,
+      () => undefined,
+    );
+    const bound = await listening;
+    // Closed while binding (a redeploy right after a deploy): close() releases the socket once bound.
+    if (this.closed) return bound;
     this.listening = true;
     this.ticks = Date.now() & TICK_MASK;
     this.sweepTimer = setInterval(() => this.sweep(), this.transmission.exchangeLifetimeMs).unref();
@@ -250,7 +270,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
     this.dedupBytes = 0;
     this.block1.used = 0;
     this.listening = false;
-    return this.transport.close();
+    return this.binding.then(() => this.transport.close());
   }
 
   /** Stops taking an observation's notifications (token in hex); the next one is answered with a Reset. */
@@ -505,6 +525,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
       this.rejectMalformed(datagram, address, port, (error as CoapFormatError).message);
       return;
     }
+    if (this.tap !== undefined) this.tap.received(message, address, port);
     const peer = this.knownPeer(address, port);
     if (!peer.verified) peer.credit += datagram.length;
     if (peer.session !== session) this.enterSession(peer, session);
@@ -752,6 +773,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
       if (datagram.length > peer.credit) return;
       peer.credit -= datagram.length;
     }
+    if (this.tap !== undefined) this.tap.sent(datagram, peer.address, peer.port);
     this.transport.send(datagram, peer);
   }
 

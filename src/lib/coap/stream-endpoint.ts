@@ -8,7 +8,7 @@ import { handleRequest, incomingRequest } from './incoming';
 import { NotificationHandler, Peer, PeerKey, peerKey } from './peer';
 import { Block1Budget, assembleBlock1 } from './block1-assembly';
 import { StreamConnection, StreamExchange, limitsOf } from './stream-connection';
-import { MalformedDatagram, OutgoingRequest, OutgoingResponse, RequestHandler, RequestOptions, TICK_MASK, diagnostic } from './endpoint';
+import { MalformedDatagram, MessageTap, OutgoingRequest, OutgoingResponse, RequestHandler, RequestOptions, TICK_MASK, diagnostic } from './endpoint';
 import type { MessageLayer, StreamBlockLimits } from './message-layer';
 import { FrameError, FrameReader, StreamMessage, decodeFrame, encodeFrame } from './tcp-framing';
 import { Signal, SignalError, abortSignal, checkSignalOptions, csmSignal, pingSignal, pongSignal, readCsm, releaseSignal } from './signals';
@@ -90,6 +90,8 @@ export class StreamEndpoint extends EventEmitter implements MessageLayer, Stream
   private sinceSweep = 0;
   private listening = false;
   private closed = false;
+  /** Sees every frame in and out while set (the console's message log); one check per frame otherwise. */
+  tap: MessageTap | undefined = undefined;
   private readonly maxMessageSize: number;
   /** Bodies through Block1 (or BERT), each at most maxRequestBodyBytes; what they hold together is in the connections' held bytes. */
   private readonly block1: Block1Budget;
@@ -349,6 +351,7 @@ export class StreamEndpoint extends EventEmitter implements MessageLayer, Stream
       this.rejectMalformed(connection, frame, (error as Error).message);
       return;
     }
+    if (this.tap !== undefined) this.tap.received(message, connection.peer.address, connection.peer.port);
     const cls = codeClass(message.code);
     if (!connection.established && message.code !== Signal.Csm) {
       this.abort(connection, `a CSM must come first, not ${formatCode(message.code)} (RFC 8323 section 5.3)`);
@@ -489,6 +492,7 @@ export class StreamEndpoint extends EventEmitter implements MessageLayer, Stream
   private send(connection: StreamConnection, frame: Buffer): void {
     if (connection.closed) return;
     connection.socket.write(frame);
+    if (this.tap !== undefined) this.tap.sent(frame, connection.peer.address, connection.peer.port);
     if (connection.socket.writableLength > this.maxWriteBacklog) {
       this.drop(connection, `${connection.socket.writableLength} bytes wait to be written: the peer does not read`);
       connection.socket.destroy();

@@ -3,6 +3,7 @@ import { BlockwiseOptions, completeBlock2, requestBlockwise } from '../coap/bloc
 import type { MessageLayer } from '../coap/message-layer';
 import type { Transport } from './registration';
 import { identityKey } from './security';
+import { touch } from '../coarse-clock';
 
 /** The endpoint that reaches devices over a transport; undefined when the server does not listen on it. */
 export type EndpointFor = (transport: Transport) => MessageLayer | undefined;
@@ -156,7 +157,10 @@ export class DeviceClient {
     }
     const sent = registration.queueMode ? this.whenAwake(registration, spec, options) : this.queue.run(endpointName, () => this.exchangeNow(endpointName, spec, options));
     return sent.then(
-      (response) => answer(request, context, response, describe),
+      (response) => {
+        touch(registration);
+        return answer(request, context, response, describe);
+      },
       (error: unknown) => {
         throw translate(error, describe());
       },
@@ -218,6 +222,11 @@ export class DeviceClient {
       this.presence.seen(current);
       return response;
     });
+  }
+
+  /** Requests for a device that are running or waiting in its line. */
+  pending(endpointName: string): number {
+    return this.queue.pending(endpointName);
   }
 
   /**

@@ -15,6 +15,7 @@ import { CancelObservationRequest, ObserveCompositeRequest, ObserveRequest } fro
 import { Lwm2mPath } from '../model/path';
 import type { PersistedObservation } from './state';
 import { contentFormatOf } from './requests/response-content';
+import { touch } from '../coarse-clock';
 
 export type ObserveKind = ObserveRequest | ObserveCompositeRequest;
 
@@ -405,6 +406,7 @@ export class ObservationService {
 
   persisted(endpoint?: string): PersistedObservation[] {
     return this.list(endpoint).map((observation) => ({
+      id: observation.id,
       endpoint: observation.endpoint,
       owner: observation.owner,
       paths: [...observation.paths],
@@ -440,7 +442,7 @@ export class ObservationService {
         problems.push(`observation ${entry.token} of ${entry.endpoint}: ${(error as Error).message}`);
         continue;
       }
-      const observation = new Observation(entry.endpoint, request, this.listenerOf(entry.owner), entry.owner, this.sink);
+      const observation = new Observation(entry.endpoint, request, this.listenerOf(entry.owner), entry.owner, this.sink, entry.id);
       observation.tokenKey = entry.token;
       observation.peer = entry.peer;
       observation.transport = entry.transport ?? 'udp';
@@ -459,7 +461,10 @@ export class ObservationService {
 
   private onNotification(observation: Observation, message: CoapMessage): void {
     const registration = this.registrations.getByEndpoint(observation.endpoint);
-    if (registration) this.presence.seen(registration);
+    if (registration) {
+      touch(registration);
+      this.presence.seen(registration);
+    }
     const code = formatCode(message.code);
     const observe = findOption(message.options, OptionNumber.Observe);
     if (codeClass(message.code) !== 2) {

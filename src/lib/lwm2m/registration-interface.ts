@@ -100,6 +100,7 @@ export class RegistrationInterface {
       identity: request.identity,
       registeredAt: now,
       lastUpdate: now,
+      lastSeen: now,
     };
     const replaced = this.store.add(registration);
     this.listener.registered(registration, replaced);

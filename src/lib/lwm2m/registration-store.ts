@@ -83,7 +83,7 @@ export class RegistrationStore {
   renew(registration: Registration, apply: () => void): void {
     this.unschedule(registration);
     apply();
-    registration.lastUpdate = Date.now();
+    registration.lastUpdate = registration.lastSeen = Date.now();
     this.schedule(registration);
   }
 

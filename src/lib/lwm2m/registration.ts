@@ -45,6 +45,8 @@ export interface Registration extends ClientDescription {
   identity?: PeerIdentity;
   registeredAt: number;
   lastUpdate: number;
+  /** When the device last sent anything: a registration message, a response, a notification, a Send. */
+  lastSeen: number;
 }
 
 export function expiresAt(registration: Registration): number {
@@ -73,6 +75,7 @@ export interface RegistrationJson {
   objects: ObjectInfo[];
   contentFormats: number[];
   registeredAt: string;
+  lastUpdate: string;
   lastSeen: string;
   expiresAt: string;
 }
@@ -96,7 +99,8 @@ export function registrationToJson(registration: Registration): RegistrationJson
     objects: registration.objects.map((object) => ({ ...object, instances: [...object.instances] })),
     contentFormats: [...registration.contentFormats],
     registeredAt: new Date(registration.registeredAt).toISOString(),
-    lastSeen: new Date(registration.lastUpdate).toISOString(),
+    lastUpdate: new Date(registration.lastUpdate).toISOString(),
+    lastSeen: new Date(registration.lastSeen).toISOString(),
     expiresAt: new Date(expiresAt(registration)).toISOString(),
   };
 }

@@ -8,6 +8,7 @@ import { Lwm2mPath } from '../model/path';
 import type { Registration, Transport } from './registration';
 import type { RegistrationStore } from './registration-store';
 import { identityKey } from './security';
+import { touch } from '../coarse-clock';
 
 const SEND_FORMATS: number[] = [ContentFormat.SenmlJson, ContentFormat.SenmlCbor, ContentFormat.Lwm2mCbor];
 
@@ -32,6 +33,7 @@ export class SendInterface {
       this.refused(registration.endpoint, request.peer, reason);
       throw new CoapRequestError(ResponseCode.Forbidden, reason);
     }
+    touch(registration);
     const format = request.contentFormat;
     if (format === undefined || !SEND_FORMATS.includes(format)) {
       throw new CoapRequestError(ResponseCode.UnsupportedContentFormat, 'Send takes SenML JSON (110), SenML CBOR (112) or LwM2M CBOR (11544)');

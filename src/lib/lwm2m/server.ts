@@ -636,6 +636,8 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   /** A saved registration back in memory, asleep until the device talks, with its verified address and its name's binding. */
   private addSaved(saved: SavedRegistration): Registration {
     const { verified, ...registration } = saved;
+    // State saved before the field existed.
+    registration.lastSeen ??= registration.lastUpdate;
     this.registrations.add(registration);
     this.presence.asleep(registration);
     if (verified && registration.transport === 'udp') this.coap.plain?.markVerified(registration);
@@ -677,6 +679,11 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     if (!this.isReady) return this.ready.then(() => this.send(endpoint, request, options));
     if (this.cluster && !this.registrations.getByEndpoint(endpoint)) return this.cluster.send(endpoint, request, options);
     return this.client.send(endpoint, request, options);
+  }
+
+  /** Requests for a device that are running or waiting (for its turn, or for a sleeping device to wake up). */
+  pendingRequests(endpoint: string): number {
+    return this.client.pending(endpoint);
   }
 
   /**

@@ -7,6 +7,8 @@ import type { NotificationAttributes } from './requests/write-attributes';
 
 /** An observation as kept across restarts: enough to match its notifications and hand it to its node again. */
 export interface PersistedObservation {
+  /** The id flows know it by (absent in state saved before ids were kept: a new one is drawn). */
+  id?: string;
   endpoint: string;
   /** The node that started it (a Node-RED node id), which adopts it again. */
   owner?: string;

@@ -1,16 +1,12 @@
 import type { NodeAPI } from 'node-red';
 import { DeleteRequest } from '../../lib/lwm2m/requests/delete';
 import { resolvePath } from '../inputs';
-import { OperationNodeDef, registerOperationNode } from '../operation-node';
-
-interface DeleteNodeDef extends OperationNodeDef {
-  path?: string;
-}
+import { registerOperationNode } from '../operation-node';
 
 /** lwm2m delete: removes an object instance such as /3303/1. */
 export function registerDelete(RED: NodeAPI): void {
-  registerOperationNode<DeleteNodeDef, Record<string, never>>(RED, 'lwm2m-delete', {
-    request: (def, msg) => new DeleteRequest(resolvePath(def.path, msg)),
+  registerOperationNode<'lwm2m-delete', Record<string, never>>(RED, 'lwm2m-delete', {
+    request: (settings, msg) => new DeleteRequest(resolvePath(settings.path, msg)),
     output(_response, msg, { request }) {
       msg.path = request.path.toString();
     },

@@ -1,25 +1,20 @@
 import type { NodeAPI } from 'node-red';
 import { DiscoverRequest, DiscoverResult } from '../../lib/lwm2m/requests/discover';
 import { Lwm2mPath } from '../../lib/model/path';
-import { InputError, numberFrom, resolvePath } from '../inputs';
-import { OperationNodeDef, registerOperationNode } from '../operation-node';
-
-interface DiscoverNodeDef extends OperationNodeDef {
-  path?: string;
-  depth?: string;
-}
+import { InputError, isEmpty, numberFrom, resolvePath } from '../inputs';
+import { registerOperationNode } from '../operation-node';
 
 /** lwm2m discover: the links under a path, named from the object model, with their attributes. */
 export function registerDiscover(RED: NodeAPI): void {
-  registerOperationNode<DiscoverNodeDef, DiscoverResult>(RED, 'lwm2m-discover', {
-    request(def, msg) {
-      const depthSetting = def.depth?.trim() ? def.depth : msg.depth;
+  registerOperationNode<'lwm2m-discover', DiscoverResult>(RED, 'lwm2m-discover', {
+    request(settings, msg) {
+      const depthSetting = isEmpty(settings.depth) ? msg.depth : settings.depth;
       let depth: number | undefined;
       if (depthSetting !== undefined && depthSetting !== '') {
         depth = numberFrom(depthSetting);
         if (!Number.isInteger(depth)) throw new InputError(`depth must be 0..3, not ${JSON.stringify(depthSetting)}`);
       }
-      return new DiscoverRequest(resolvePath(def.path, msg), depth);
+      return new DiscoverRequest(resolvePath(settings.path, msg), depth);
     },
     output(response, msg, { request, server }) {
       msg.path = request.path.toString();

@@ -1,23 +1,14 @@
 import type { NodeAPI } from 'node-red';
-import { ATTRIBUTE_NAMES, WriteAttributesRequest } from '../../lib/lwm2m/requests/write-attributes';
-import { resolvePath } from '../inputs';
-import { OperationNodeDef, registerOperationNode } from '../operation-node';
+import { WriteAttributesRequest } from '../../lib/lwm2m/requests/write-attributes';
+import { attributesOf, resolvePath } from '../inputs';
+import { registerOperationNode } from '../operation-node';
 
-type AttributeSettings = Partial<Record<'pmin' | 'pmax' | 'gt' | 'lt' | 'st' | 'epmin' | 'epmax', string>>;
-
-interface WriteAttributesNodeDef extends OperationNodeDef, AttributeSettings {
-  path?: string;
-}
-
-/** lwm2m write-attributes: pmin, pmax, gt, lt, st, epmin, epmax from the node, or msg.payload as an object (null removes one). */
+/** lwm2m write-attributes: the node's attributes, or msg.payload as an object (null removes one) when the node sets none. */
 export function registerWriteAttributes(RED: NodeAPI): void {
-  registerOperationNode<WriteAttributesNodeDef, Record<string, never>>(RED, 'lwm2m-write-attributes', {
-    request(def, msg) {
-      const fromNode = Object.fromEntries(
-        ATTRIBUTE_NAMES.map((name) => [name, def[name as keyof AttributeSettings]]).filter(([, value]) => typeof value === 'string' && value.trim() !== ''),
-      );
-      const attributes = Object.keys(fromNode).length > 0 ? fromNode : msg.payload;
-      return new WriteAttributesRequest(resolvePath(def.path, msg), attributes);
+  registerOperationNode<'lwm2m-write-attributes', Record<string, never>>(RED, 'lwm2m-write-attributes', {
+    request(settings, msg) {
+      const fromNode = attributesOf(settings);
+      return new WriteAttributesRequest(resolvePath(settings.path, msg), Object.keys(fromNode).length > 0 ? fromNode : msg.payload);
     },
     output(_response, msg, { request }) {
       msg.path = request.path.toString();

@@ -33,7 +33,8 @@ const FLAG_ATTRIBUTES: readonly AttributeName[] = ['edge', 'con'];
 /** Thresholds of numeric resources. */
 const THRESHOLD_ATTRIBUTES: readonly AttributeName[] = ['gt', 'lt', 'st'];
 /** The LwM2M version that defined each attribute after 1.0. */
-const SINCE: Partial<Record<AttributeName, string>> = { epmin: '1.1', epmax: '1.1', edge: '1.2', con: '1.2', hqmax: '1.2' };
+/** The LwM2M version that defined each attribute newer than 1.0 (editors read it too). */
+export const ATTRIBUTE_SINCE: Readonly<Partial<Record<AttributeName, string>>> = { epmin: '1.1', epmax: '1.1', edge: '1.2', con: '1.2', hqmax: '1.2' };
 
 /** Every attribute the server accepts, in the order editors show them. */
 export const ATTRIBUTE_NAMES: readonly string[] = ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax', 'edge', 'con', 'hqmax'];
@@ -99,9 +100,9 @@ export function checkAttributeTargets(attributes: NotificationAttributes, paths:
 
 /** Refuses attributes the device's LwM2M version does not define (epmin and epmax since 1.1; edge, con and hqmax since 1.2). */
 export function checkAttributeVersion(attributes: NotificationAttributes, registration: Pick<Registration, 'endpoint' | 'lwm2mVersion'>): void {
-  const newer = (Object.keys(attributes) as AttributeName[]).filter((name) => SINCE[name] !== undefined && compareVersions(SINCE[name]!, registration.lwm2mVersion) > 0);
+  const newer = (Object.keys(attributes) as AttributeName[]).filter((name) => ATTRIBUTE_SINCE[name] !== undefined && compareVersions(ATTRIBUTE_SINCE[name]!, registration.lwm2mVersion) > 0);
   if (newer.length > 0) {
-    throw new ContentError(`${newer.join(', ')} ${newer.length === 1 ? 'is an attribute' : 'are attributes'} of LwM2M ${SINCE[newer[newer.length - 1]]}; ${registration.endpoint} registered with LwM2M ${registration.lwm2mVersion}`);
+    throw new ContentError(`${newer.join(', ')} ${newer.length === 1 ? 'is an attribute' : 'are attributes'} of LwM2M ${ATTRIBUTE_SINCE[newer[newer.length - 1]]}; ${registration.endpoint} registered with LwM2M ${registration.lwm2mVersion}`);
   }
 }
 
