@@ -45,14 +45,15 @@ const add = (key) => (stats[key] = (stats[key] || 0) + 1);
       id: 'fan-out',
       type: 'function',
       z: 'tab',
-      func: `for (const endpoint of msg.payload.endpoints) node.send({ endpoint, ...(msg.payload.ttl ? { ttl: msg.payload.ttl } : {}), ...(msg.payload.timeout ? { timeout: msg.payload.timeout } : {}) });
+      func: `for (const endpoint of msg.payload.endpoints) node.send({ endpoint, ...(msg.payload.ttl ? { ttl: msg.payload.ttl } : {}), timeout: msg.payload.timeout || 20 });
 msg.payload = 'ok';
 node.send([null, msg]);`,
       outputs: 2,
       wires: [['read'], ['read-out']],
     },
     { id: 'read-out', type: 'http response', z: 'tab', statusCode: '202', wires: [] },
-    { id: 'read', type: 'lwm2m-read', z: 'tab', server: 'srv', path: '/3/0/0', timeout: '20', wires: [['count-reads']] },
+    // Its timeout left empty: each msg gives one (a node setting would win over the msg's).
+    { id: 'read', type: 'lwm2m-read', z: 'tab', server: 'srv', path: '/3/0/0', timeout: '', wires: [['count-reads']] },
     count('count-reads', `${bump}add('read'); add('read ' + msg.endpoint); global.set('stats', stats);`),
     { id: 'read-errors', type: 'catch', z: 'tab', scope: ['read'], uncaught: false, wires: [['count-read-errors']] },
     count('count-read-errors', `${bump}add('read failed'); add('read failed: ' + String(msg.error && msg.error.message).slice(0, 160)); global.set('stats', stats);`),
