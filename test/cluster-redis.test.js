@@ -3,6 +3,9 @@
 // over from instance to instance, requests routed to the instance serving a device, a crashed instance's devices
 // served again without registering, and Redis going away and coming back empty.
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
 const { RedisLink } = require('../dist/lib/cluster/redis-link');
 const { RedisStateStore } = require('../dist/lib/lwm2m/redis-store');
@@ -12,6 +15,10 @@ const { ReadRequest } = require('../dist/lib/lwm2m/requests/read');
 const { ObserveRequest } = require('../dist/lib/lwm2m/requests/observe');
 const { Lwm2mPath } = require('../dist/lib/model/path');
 const { SimulatedDevice } = require('../dist/sim/simulated-device');
+const { SimulatedFirmware } = require('../dist/sim/firmware-update');
+const { FirmwareService } = require('../dist/lib/firmware/firmware-service');
+const { FilePackageStore } = require('../dist/lib/firmware/packages');
+const { firmwarePackage, settings, recorder } = require('./support/firmware');
 const { startRedis } = require('./support/redis');
 const { until } = require('./support/wait');
 
@@ -26,13 +33,16 @@ describe('servers sharing a Redis store', function () {
   const servers = [];
   const devices = [];
   const links = [];
+  let packageFolder;
 
   before(async () => {
     redis = await startRedis();
+    packageFolder = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-cluster-packages-'));
   });
 
   after(async () => {
     await redis?.close();
+    fs.rmSync(packageFolder, { recursive: true, force: true });
   });
 
   afterEach(async () => {
@@ -50,8 +60,11 @@ describe('servers sharing a Redis store', function () {
     return link;
   };
 
-  /** An instance of the same server node (same key prefix), named, with a plain and a DTLS port. */
-  const instance = async (name, options = {}) => {
+  /**
+   * An instance of the same server node (same key prefix), named, with a plain and a DTLS port; with `firmware`, its
+   * firmware service, whose package folder all instances share (as a shared volume would).
+   */
+  const instance = async (name, { firmware, ...options } = {}) => {
     const security = new SecurityRegistry();
     security.set('meter-7', { mode: 'psk', identity: 'meter-7-id', key: KEY });
     const store = new RedisStateStore(new RedisLink({ url: redis.url }), `test${run}:node:`);
@@ -74,6 +87,7 @@ describe('servers sharing a Redis store', function () {
     server.on('warning', (error) => server.warnings.push(error.message));
     server.handshakes = 0;
     server.coap.dtls.on('established', () => server.handshakes++);
+    if (firmware) server.firmware = new FirmwareService(server, { packages: new FilePackageStore(packageFolder) });
     await server.start();
     await until(() => server.storeProblem === undefined, 5000, `${name} connected to Redis`);
     servers.push(server);
@@ -90,9 +104,11 @@ describe('servers sharing a Redis store', function () {
     return d;
   };
 
-  /** What kill -9 leaves: sockets and the Redis connection gone, nothing saved, no close_notify. */
+  /** What kill -9 leaves: sockets and the Redis connection gone, nothing saved, no close_notify, no campaign going on. */
   const crash = async (server) => {
     server.crashed = true;
+    // The firmware service's jobs die with the process (they stop as at a stop, writing nothing: the link is closed).
+    if (server.firmware) server.emit('stopping');
     server.cluster.store.link.close();
     server.coap.dtls?.keepSessions();
     await server.coap.stop();
@@ -212,6 +228,80 @@ describe('servers sharing a Redis store', function () {
     const [parked] = b.takeParked('read-node');
     assert.deepEqual(parked.msg, { payload: 'x', _msgid: 'm1' });
     assert.equal(parked.endpoint, 'dev-q');
+  });
+
+  it('goes on with a crashed instance\'s firmware campaign where its devices are served now: the update finished and reported once, there', async () => {
+    const a = await instance('a', { firmware: true });
+    const b = await instance('b', { firmware: true });
+    const fwDevice = async (endpoint, fw) => {
+      const d = await device(endpoint, plainPort(a), { maxRequestBodyBytes: 1 << 20 });
+      d.firmware = new SimulatedFirmware(d, fw);
+      await d.register();
+      return d;
+    };
+    // Each step (checking the package, installing it, rebooting) long enough for the crash to find the pushed device
+    // installing (Update executed by a) and the pulling one checking the package it fetched from a (Update not yet).
+    const pushed = await fwDevice('fw-push', { deliveryMethod: 1, stepMs: 2500 });
+    const pulling = await fwDevice('fw-pull', { deliveryMethod: 0, protocols: [0], stepMs: 3000 });
+    // The same firmware node (same id) on both instances, as identical flows make it.
+    const atA = recorder();
+    const atB = recorder();
+    await a.firmware.adopt('fw-node', atA.listener);
+    await b.firmware.adopt('fw-node', atB.listener);
+    const campaign = await a.firmware.start({ concurrency: 2, package: firmwarePackage('2.0.0', 8000), settings: settings({ version: '2.0.0', updateTimeoutMs: 15_000, downloadTimeoutMs: 15_000 }) }, 'fw-node', atA.listener);
+
+    // When a dies their places are in Redis, beside their registrations (the pushed one's perhaps a save behind).
+    await until(() => pushed.firmware.state === 3 && pulling.firmware.received, 10_000, 'one installing, one checking');
+    assert.match(pulling.firmware.uris[0], new RegExp(`^coap://127\\.0\\.0\\.1:${a.coap.plain.address.port}/fw/`));
+    const places = async (endpoint) => (await b.cluster.store.group(endpoint)).filter((entry) => entry.collection === 'firmware').map((entry) => parseEntry(entry.json));
+    await until(async () => (await places('fw-push')).length === 1 && (await places('fw-pull'))[0]?.phase === 'downloading', 5000, 'the devices\' places in Redis');
+    assert.equal(pulling.firmware.state, 1, 'the pulling device still checks its package');
+    await crash(a);
+    assert.deepEqual(atA.results, []);
+
+    // The balancer sends their next datagrams to b, which takes them over and goes on: Update executed when Downloaded.
+    for (const d of [pushed, pulling]) {
+      d.moveTo(plainPort(b));
+      await d.update();
+    }
+    await until(() => atB.results.length === 2, 20_000, 'both results at b');
+    assert.deepEqual(
+      atB.results.map((r) => [r.campaign, r.endpoint, r.status, r.delivery, r.previousVersion, r.version]).sort(),
+      [[campaign.id, 'fw-pull', 'success', 'pull', '1.0.0', '2.0.0'], [campaign.id, 'fw-push', 'success', 'push', '1.0.0', '2.0.0']],
+    );
+    for (const d of [pushed, pulling]) assert.equal(d.getResource('/3/0/3'), '2.0.0');
+    assert.ok(atB.progress.some((event) => event.phase === 'updating'), 'progress from b');
+    // The devices registered again after their reboot, at b; nothing is left of them in the campaign (with b's next save).
+    assert.equal(b.registrations.size, 2);
+    await until(async () => (await places('fw-push')).length + (await places('fw-pull')).length === 0, 3000, 'the places gone from Redis');
+    for (const endpoint of ['fw-push', 'fw-pull']) assert.equal(await b.cluster.store.get('firmware', `${campaign.id}/${endpoint}`), undefined);
+    assert.equal(atB.results.length, 2, 'reported once');
+    assert.deepEqual(atA.results, [], 'nothing from the dead instance');
+  });
+
+  it('hands a device\'s firmware update over with the device: a live instance stops driving it, the one serving it now goes on and reports', async () => {
+    const a = await instance('a', { firmware: true });
+    const b = await instance('b', { firmware: true });
+    const d = await device('fw-moving', plainPort(a), { maxRequestBodyBytes: 1 << 20 });
+    d.firmware = new SimulatedFirmware(d, { deliveryMethod: 0, protocols: [0], stepMs: 2000 });
+    await d.register();
+    const atA = recorder();
+    const atB = recorder();
+    await a.firmware.adopt('fw-node', atA.listener);
+    await b.firmware.adopt('fw-node', atB.listener);
+    const campaign = await a.firmware.start({ concurrency: 1, package: firmwarePackage('3.0.0', 8000), settings: settings({ version: '3.0.0', updateTimeoutMs: 15_000, downloadTimeoutMs: 15_000 }) }, 'fw-node', atA.listener);
+    await until(() => d.firmware.received, 10_000, 'the package fetched from a');
+
+    // The balancer moves the device while a lives: a hands it over, with its place in the campaign, and lets go of it.
+    d.moveTo(plainPort(b));
+    await d.update();
+    assert.deepEqual(a.events.slice(-1), ['released fw-moving']);
+    assert.equal(a.firmware.list('fw-node')[0]?.endpoints.length ?? 0, 0, 'a no longer drives it');
+    await until(() => atB.results.length === 1, 20_000, 'the result at b');
+    assert.deepEqual(atB.results.map((r) => [r.campaign, r.status, r.version]), [[campaign.id, 'success', '3.0.0']]);
+    assert.ok(atB.progress.some((event) => event.phase === 'updating'), 'b executed Update');
+    assert.deepEqual(atA.results, [], 'a reports no outcome for a device it let go');
+    assert.equal(atA.summary?.success ?? 0, 0);
   });
 
   it('keeps a name bound to the DTLS identity it registered with on every instance: a NoSec Register of it elsewhere is refused', async () => {

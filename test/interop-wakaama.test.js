@@ -99,8 +99,8 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
     await server().ready;
   }
 
-  /** The next registration event of an endpoint (others are skipped). */
-  async function event(topic, endpoint, timeoutMs = 5000) {
+  /** The next registration event of an endpoint (others are skipped); a client process starting on a loaded machine may take seconds. */
+  async function event(topic, endpoint, timeoutMs = 10_000) {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const msg = await nextMessage(helper.getNode('evt'), Math.max(1, deadline - Date.now()));

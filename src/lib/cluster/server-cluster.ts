@@ -14,6 +14,7 @@ import { DeviceClient, DeviceRequestError, SendOptions, answer } from '../lwm2m/
 import { NotificationEvent, Observation, ObservationListener, ObservationService, ObserveKind } from '../lwm2m/observations';
 import type { PresenceTracker } from '../lwm2m/presence';
 import type { RedisStateStore } from '../lwm2m/redis-store';
+import type { FoundEntry } from '../lwm2m/state';
 import { Registration, Transport, expiresAt } from '../lwm2m/registration';
 import type { RegistrationStore } from '../lwm2m/registration-store';
 import type { CoapRequestSpec, DeviceRequest, ResponseBase } from '../lwm2m/requests/device-request';
@@ -39,8 +40,10 @@ export interface ClusterHost {
   bindingFound(endpoint: string, identity: PeerIdentity): void;
   /** Requests that waited for a device at its previous instance, handed to their nodes here. */
   adoptParked(requests: [string, ParkedRequest][]): void;
-  /** Lets go of a device another instance takes over: what it held of it, for that instance. */
-  handOver(endpoint: string, to: string): Handover | undefined;
+  /** The services' entries kept beside a device taken over (a firmware campaign's place for it), for the services here. */
+  adoptEntries(registration: Registration, entries: FoundEntry[]): void;
+  /** Lets go of a device another instance takes over: what it held of it, for that instance, once the store has the services' entries of it. */
+  handOver(endpoint: string, to: string): Promise<Handover | undefined>;
   /** The device now talks from another address: its registration and observations follow. */
   moved(registration: Registration, from: Peer): void;
   /** Writes the DTLS changes now and resolves once they are written (a connection taken over reserves its sequence numbers first). */
@@ -97,6 +100,8 @@ const UNKNOWN_TOKENS = 10_000;
 const UNKNOWN_TOKEN_MS = 30_000;
 /** Look-ups in Redis for datagrams of unknown devices at once, at most: a flood of forged ones costs Redis no more. */
 const MAX_LOOKUPS = 500;
+/** A device's own entries in its group; the others are services' (firmware campaigns). */
+const DEVICE_COLLECTIONS = new Set(['registrations', 'observations', 'parked']);
 
 /**
  * One server's part in a cluster of Node-RED instances that share a Redis
@@ -303,6 +308,9 @@ export class ServerCluster {
     if (previous !== undefined && previous !== this.instance) {
       handover = (await this.bus.call(previous, { op: 'drop', endpoint } satisfies Call, HANDOVER_TIMEOUT_MS).catch(() => undefined)) as Handover | undefined;
     }
+    // Read after the hand-over: the previous instance has written the services' entries of the device by then.
+    const group = await this.store.group(endpoint);
+    const services = group.filter((entry) => !DEVICE_COLLECTIONS.has(entry.collection));
     let registration = handover?.registration;
     let observations = handover?.observations ?? [];
     let parked = handover?.parked ?? [];
@@ -310,7 +318,7 @@ export class ServerCluster {
       registration = stored;
       observations = [];
       parked = [];
-      for (const entry of await this.store.group(endpoint)) {
+      for (const entry of group) {
         if (entry.collection === 'registrations') registration = parseEntry<Registration>(entry.json);
         else if (entry.collection === 'observations') observations.push(parseEntry<PersistedObservation>(entry.json));
         else if (entry.collection === 'parked') parked.push([entry.id, parseEntry<ParkedRequest>(entry.json)]);
@@ -326,6 +334,7 @@ export class ServerCluster {
     if (registration.transport === 'dtls' && host.dtls && !host.dtls.identityOf(registration)) {
       await this.lookupDtls({ address: registration.address, port: registration.port }, undefined).catch(() => undefined);
     }
+    host.adoptEntries(registration, services);
     return registration;
   }
 
@@ -455,7 +464,7 @@ export class ServerCluster {
     const here = host.registrations.getByEndpoint(call.endpoint);
     switch (call.op) {
       case 'drop':
-        return host.handOver(call.endpoint, from) ?? null;
+        return (await host.handOver(call.endpoint, from)) ?? null;
       case 'send': {
         const spec: CoapRequestSpec = { ...call.spec, path: Lwm2mPath.parse(call.spec.path) };
         const options = { timeoutMs: call.timeoutMs, ttlMs: call.ttlMs };

@@ -49,8 +49,8 @@ export interface CampaignRecord {
 export interface CampaignHost {
   server: Lwm2mServer;
   files: FileService;
-  /** Keeps (or with undefined, removes) an entry of the firmware collection. */
-  keep(id: string, value: unknown, expiresAt?: number): void;
+  /** Keeps (or with undefined, removes) an entry of the firmware collection; one of a device (endpoint) goes with the device to another instance. */
+  keep(id: string, value: unknown, expiresAt?: number, endpoint?: string): void;
   /** Whether another campaign has the device now; takes it for this one if not. */
   claim(endpoint: string, campaign: Campaign): boolean;
   release(endpoint: string, campaign: Campaign): void;
@@ -69,7 +69,10 @@ const SLEEP_CHECK_MS = 1000;
  * no place while it sleeps: it goes first when it wakes, and fails when it
  * has not woken within the server's queue time to live. Every device's
  * place is kept in the server's state store, so the campaign goes on after
- * a redeploy or a restart.
+ * a redeploy or a restart. In a cluster a device goes on at the instance
+ * serving it: a campaign hands a device over to the instance taking it, and
+ * a campaign of devices taken over (takenOver) runs their part only: the
+ * campaign's own entry and summary stay with the instance that started it.
  */
 export class Campaign {
   private readonly pending: DeviceRecord[] = [];
@@ -79,6 +82,8 @@ export class Campaign {
   private sleepTimer?: NodeJS.Timeout;
   private stopped = false;
   private finished = false;
+  /** Some devices went on at other instances. */
+  private handedOver = false;
   private readonly started = Date.now();
 
   constructor(
@@ -87,6 +92,7 @@ export class Campaign {
     private readonly pkg: FirmwarePackage | undefined,
     devices: DeviceRecord[],
     public listener: CampaignListener,
+    readonly takenOver = false,
   ) {
     // Devices that were under way before a restart go first.
     for (const device of devices) if (device.phase !== 'pending') this.pending.push(device);
@@ -107,6 +113,11 @@ export class Campaign {
 
   get done(): boolean {
     return this.finished;
+  }
+
+  /** Devices of the campaign run at other instances too: its entry and package stay for them (until the entry expires). */
+  get spread(): boolean {
+    return this.takenOver || this.handedOver;
   }
 
   /** Every device of the campaign that has no outcome yet. */
@@ -157,13 +168,38 @@ export class Campaign {
   abandon(): void {
     this.stop();
     for (const endpoint of this.endpoints) {
-      this.host.keep(`${this.id}/${endpoint}`, undefined);
+      this.forgetDevice(endpoint);
       this.host.release(endpoint, this);
     }
     for (const job of this.running.values()) if (job.record.token !== undefined) this.host.files.revoke(job.record.token);
     this.host.keep(this.id, undefined);
     this.finished = true;
     this.host.ended(this);
+  }
+
+  /** A device taken over from another instance joins where it was (unless the campaign has it already). */
+  add(device: DeviceRecord): void {
+    if (this.endpoints.includes(device.endpoint)) return this.woke(device.endpoint);
+    this.pending.unshift(device);
+    this.pump();
+  }
+
+  /** Another instance serves the device now and goes on with it from its entry (kept here now): no outcome here. */
+  handOver(endpoint: string): void {
+    const job = this.running.get(endpoint);
+    const waiting = this.pending.findIndex((device) => device.endpoint === endpoint);
+    const record = job?.record ?? (waiting >= 0 ? this.pending[waiting] : undefined) ?? this.sleeping.get(endpoint)?.record;
+    if (!record) return;
+    this.handedOver = true;
+    if (waiting >= 0) this.pending.splice(waiting, 1);
+    this.sleeping.delete(endpoint);
+    if (job) {
+      // Its run ends with JobStopped, which leaves the record as it is; the device fetches from the other instance now.
+      job.stop();
+      if (record.token !== undefined) this.host.files.revoke(record.token);
+    }
+    this.keepDevice(record);
+    if (!job) this.pump();
   }
 
   /** A device talked after sleeping, or registered: one waiting for it goes first. */
@@ -230,7 +266,8 @@ export class Campaign {
       (error: Error) => {
         this.running.delete(device.endpoint);
         this.host.release(device.endpoint, this);
-        if (error instanceof JobStopped) return;
+        // Stopped with the server (nothing more starts), or handed over to another instance (the others go on).
+        if (error instanceof JobStopped) return this.pump();
         this.conclude(device, { status: 'failed', code: 'error', reason: `unexpected failure: ${error.message}` });
         this.pump();
       },
@@ -247,7 +284,7 @@ export class Campaign {
     const counts = this.record.counts;
     counts[result.status]++;
     if (result.status === 'failed' && this.record.failures.length < MAX_FAILURES_KEPT) this.record.failures.push({ endpoint: result.endpoint, code: result.code, reason: result.reason });
-    this.host.keep(`${this.id}/${device.endpoint}`, undefined);
+    this.forgetDevice(device.endpoint);
     this.keepHeader();
     this.listener.result(result);
   }
@@ -256,7 +293,8 @@ export class Campaign {
     if (this.finished || this.stopped || this.running.size > 0 || this.pending.length > 0 || this.sleeping.size > 0) return;
     this.finished = true;
     clearInterval(this.sleepTimer);
-    this.host.keep(this.id, undefined);
+    if (this.takenOver) return this.host.ended(this);
+    if (!this.spread) this.host.keep(this.id, undefined);
     const { settings } = this.record;
     this.listener.finished({ campaign: this.id, object: settings.object, action: settings.action, ...this.record.counts, durationMs: Date.now() - this.started, failures: this.record.failures });
     this.host.ended(this);
@@ -282,10 +320,14 @@ export class Campaign {
   }
 
   private keepHeader(): void {
-    this.host.keep(this.id, this.record, this.record.expiresAt);
+    if (!this.takenOver) this.host.keep(this.id, this.record, this.record.expiresAt);
   }
 
   private keepDevice(device: DeviceRecord): void {
-    this.host.keep(`${this.id}/${device.endpoint}`, device, this.record.expiresAt);
+    this.host.keep(`${this.id}/${device.endpoint}`, device, this.record.expiresAt, device.endpoint);
+  }
+
+  private forgetDevice(endpoint: string): void {
+    this.host.keep(`${this.id}/${endpoint}`, undefined, undefined, endpoint);
   }
 }

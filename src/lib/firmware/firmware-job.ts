@@ -181,6 +181,11 @@ export class FirmwareJob extends Job {
   private async goOnDownloading(watch: ResourceWatch): Promise<void> {
     const state = this.state(watch);
     if (state === FirmwareState.Downloaded) return;
+    // Update went out after the record was last saved (a kill -9 loses up to a save): it goes on as executed.
+    if (state === FirmwareState.Updating) {
+      this.record.phase = 'downloaded';
+      return;
+    }
     const grant = this.record.token !== undefined ? this.env.files.find(this.record.token) : undefined;
     if (state === FirmwareState.Downloading && (this.record.written || (this.record.delivery === 'pull' && (grant || this.env.url !== undefined)))) {
       if (grant) this.attach(grant);

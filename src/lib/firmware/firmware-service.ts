@@ -1,4 +1,5 @@
 import type { Lwm2mServer } from '../lwm2m/server';
+import { parseEntry } from '../lwm2m/state';
 import { randomText } from '../random-text';
 import { Campaign, CampaignHost, CampaignListener, CampaignRecord, CampaignSummary } from './campaign';
 import { PROTOCOL_OF_SCHEME } from './codes';
@@ -65,8 +66,10 @@ export class FirmwareService {
   readonly files: FileService;
   private readonly campaigns = new Map<string, Campaign>();
   private readonly busy = new Map<string, Campaign>();
-  /** Campaigns found in the saved state, until their node takes them back (adopt). */
-  private readonly dormant = new Map<string, { record: CampaignRecord; devices: DeviceRecord[] }>();
+  /** Campaigns found in the saved state (or devices of one taken over from another instance), until their node takes them back (adopt). */
+  private readonly dormant = new Map<string, { record: CampaignRecord; devices: DeviceRecord[]; takenOver: boolean }>();
+  /** The nodes that adopted their campaigns, until they park or abandon them: devices taken over later go on with them at once. */
+  private readonly listeners = new Map<string, CampaignListener>();
   private readonly packages: PackageStore;
   private readonly loaded = new Map<string, FirmwarePackage>();
   private restoring: Promise<void> = Promise.resolve();
@@ -83,7 +86,7 @@ export class FirmwareService {
     this.host = {
       server,
       files: this.files,
-      keep: (id, value, expiresAt) => server.keepEntry('firmware', id, value, expiresAt),
+      keep: (id, value, expiresAt, endpoint) => server.keepEntry('firmware', id, value, expiresAt, endpoint),
       claim: (endpoint, campaign) => {
         const holder = this.busy.get(endpoint);
         if (holder && holder !== campaign) return false;
@@ -95,7 +98,7 @@ export class FirmwareService {
       },
       ended: (campaign) => {
         this.campaigns.delete(campaign.id);
-        void this.dropPackage(campaign.record.sha256);
+        if (!campaign.spread) void this.dropPackage(campaign.record.sha256);
       },
       onRegistered: (endpoint, callback) => {
         this.registrationWatchers.set(endpoint, callback);
@@ -121,6 +124,19 @@ export class FirmwareService {
       this.files.hold(this.restoring);
     });
     server.on('stopping', () => this.stop());
+    // In a cluster a device's update follows the device: let go here, taken up by the instance that serves it now.
+    server.on('released', (registration) => {
+      for (const campaign of this.campaigns.values()) campaign.handOver(registration.endpoint);
+    });
+    server.on('adopted', (registration, entries) => {
+      const devices = entries.filter(([collection]) => collection === 'firmware').map(([, id, value]): [string, DeviceRecord] => [id, value as DeviceRecord]);
+      if (devices.length === 0) return;
+      this.restoring = this.restoring
+        .then(() => this.takeOver(devices))
+        .catch((error: Error) => {
+          server.emit('warning', new Error(`the firmware update of ${registration.endpoint} not taken over: ${error.message}`));
+        });
+    });
   }
 
   /** Starts a campaign; rejects with CampaignError for a request that cannot be one. */
@@ -162,6 +178,7 @@ export class FirmwareService {
    */
   async adopt(owner: string, listener: CampaignListener): Promise<Campaign[]> {
     await this.restoring;
+    this.listeners.set(owner, listener);
     const adopted: Campaign[] = [];
     for (const campaign of this.campaigns.values()) {
       if (campaign.owner !== owner) continue;
@@ -170,30 +187,39 @@ export class FirmwareService {
       if (parked instanceof ParkedListener) parked.flushTo(listener);
       adopted.push(campaign);
     }
-    for (const [id, { record, devices }] of this.dormant) {
+    adopted.push(...this.wake(owner, listener));
+    return adopted;
+  }
+
+  /** Starts an owner's dormant campaigns, going on from where each device was. */
+  private wake(owner: string, listener: CampaignListener): Campaign[] {
+    const woken: Campaign[] = [];
+    for (const [id, { record, devices, takenOver }] of this.dormant) {
       if (record.owner !== owner) continue;
       this.dormant.delete(id);
-      const campaign = new Campaign(this.host, record, record.sha256 === undefined ? undefined : this.loaded.get(record.sha256), devices, listener);
+      const campaign = new Campaign(this.host, record, record.sha256 === undefined ? undefined : this.loaded.get(record.sha256), devices, listener, takenOver);
       this.campaigns.set(id, campaign);
       campaign.start(false);
-      adopted.push(campaign);
+      woken.push(campaign);
     }
-    return adopted;
+    return woken;
   }
 
   /** The owner's node restarts: its campaigns go on, their results wait for adopt(). */
   park(owner: string): void {
+    this.listeners.delete(owner);
     for (const campaign of this.campaigns.values()) if (campaign.owner === owner) campaign.listener = new ParkedListener();
   }
 
   /** The owner's node was removed: its campaigns stop and are forgotten (devices in the middle are left as they are). */
   abandon(owner: string): void {
+    this.listeners.delete(owner);
     for (const campaign of [...this.campaigns.values()]) if (campaign.owner === owner) campaign.abandon();
     for (const [id, { record, devices }] of [...this.dormant]) {
       if (record.owner !== owner) continue;
       this.dormant.delete(id);
       for (const device of devices) {
-        this.server.keepEntry('firmware', `${id}/${device.endpoint}`, undefined);
+        this.server.keepEntry('firmware', `${id}/${device.endpoint}`, undefined, undefined, device.endpoint);
         if (device.token !== undefined) this.files.revoke(device.token);
       }
       this.server.keepEntry('firmware', id, undefined);
@@ -247,18 +273,52 @@ export class FirmwareService {
     // Devices of a campaign whose own entry is gone (expired, or a crash between two writes) have nothing to go on with.
     for (const [id, list] of devices) {
       if (headers.has(id)) continue;
-      for (const device of list) this.server.keepEntry('firmware', `${id}/${device.endpoint}`, undefined);
+      for (const device of list) this.server.keepEntry('firmware', `${id}/${device.endpoint}`, undefined, undefined, device.endpoint);
     }
-    for (const [id, record] of headers) {
-      if (record.sha256 !== undefined && !this.loaded.has(record.sha256)) {
-        const pkg = await this.packages.load(record.sha256).catch(() => undefined);
-        if (pkg) this.loaded.set(pkg.sha256, pkg);
+    for (const [id, record] of headers) await this.revive(record, devices.get(id) ?? [], false);
+  }
+
+  /**
+   * Devices another instance was updating when this one took them over (it
+   * died, or let them go): each campaign's own entry read from the store,
+   * then the devices go on as after a restart, here.
+   */
+  private async takeOver(entries: [string, DeviceRecord][]): Promise<void> {
+    const byCampaign = new Map<string, DeviceRecord[]>();
+    for (const [id, device] of entries) {
+      const campaign = id.slice(0, id.indexOf('/'));
+      byCampaign.set(campaign, [...(byCampaign.get(campaign) ?? []), device]);
+    }
+    for (const [id, devices] of byCampaign) {
+      let record = this.campaigns.get(id)?.record ?? this.dormant.get(id)?.record;
+      if (!record) {
+        const json = await this.server.cluster?.store.get('firmware', id);
+        record = json === undefined ? undefined : parseEntry<CampaignRecord>(json);
       }
-      const pkg = record.sha256 === undefined ? undefined : this.loaded.get(record.sha256);
-      const list = devices.get(id) ?? [];
-      for (const device of list) if (device.token !== undefined && pkg) this.files.grant(device.endpoint, pkg, device.token);
-      this.dormant.set(id, { record, devices: list });
+      if (record) await this.revive(record, devices, true);
+      // The campaign's own entry is gone (expired): its devices have nothing to go on with.
+      else for (const device of devices) this.server.keepEntry('firmware', `${id}/${device.endpoint}`, undefined, undefined, device.endpoint);
     }
+  }
+
+  /** A saved campaign's devices go on: its package back, their URIs valid again; at once when its node has adopted its campaigns, else when it does. */
+  private async revive(record: CampaignRecord, devices: DeviceRecord[], takenOver: boolean): Promise<void> {
+    if (record.sha256 !== undefined && !this.loaded.has(record.sha256)) {
+      const pkg = await this.packages.load(record.sha256).catch(() => undefined);
+      if (pkg) this.loaded.set(pkg.sha256, pkg);
+    }
+    const pkg = record.sha256 === undefined ? undefined : this.loaded.get(record.sha256);
+    for (const device of devices) if (device.token !== undefined && pkg) this.files.grant(device.endpoint, pkg, device.token);
+    const running = this.campaigns.get(record.id);
+    if (running) {
+      for (const device of devices) running.add(device);
+      return;
+    }
+    const dormant = this.dormant.get(record.id);
+    if (dormant) dormant.devices.push(...devices);
+    else this.dormant.set(record.id, { record, devices, takenOver });
+    const listener = this.listeners.get(record.owner);
+    if (listener) this.wake(record.owner, listener);
   }
 
   private async dropPackage(sha256: string | undefined): Promise<void> {

@@ -85,8 +85,10 @@ export type Lwm2mServerEvents = {
   parked: [owners: string[]];
   /** Why the state store cannot be used now (Redis unreachable), or undefined once it can again. */
   storeProblem: [problem: string | undefined];
-  /** Another instance serves this device now (in a cluster): it is no longer here. */
+  /** Another instance serves this device now (in a cluster): it is no longer here. Services keep what they hold of it (keepEntry) before the other instance reads it. */
   released: [registration: Registration];
+  /** A device taken over from another instance (in a cluster), with the services' entries kept beside it (keepEntry with its endpoint). */
+  adopted: [registration: Registration, entries: [collection: ServiceCollection, id: string, value: unknown][]];
   /** The saved state is back (restoredEntries), the sockets not bound yet: services beside the server pick up their entries. */
   restored: [];
   /** stop() began: services beside the server keep their last entries (keepEntry) before the final save. */
@@ -102,6 +104,8 @@ interface ServiceEntryChange {
   id: string;
   json: string | undefined;
   expiresAt?: number;
+  /** The device it belongs to: in a shared store it is read with the device's other entries when another instance takes the device over. */
+  endpoint?: string;
 }
 
 /**
@@ -324,13 +328,15 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
   /**
    * Keeps an entry of a service's collection in the state store with the
    * next save (value undefined: removes it), until expiresAt (ms since the
-   * epoch). Values are written as JSON with Buffers and Dates kept.
+   * epoch). Values are written as JSON with Buffers and Dates kept. An
+   * entry of one device (endpoint) goes with the device when another instance
+   * takes it over (the adopted event).
    */
-  keepEntry(collection: ServiceCollection, id: string, value: unknown, expiresAt?: number): void {
+  keepEntry(collection: ServiceCollection, id: string, value: unknown, expiresAt?: number, endpoint?: string): void {
     if (!this.stateStore) return;
     const json = value === undefined ? undefined : this.entryText(value, () => `${collection} ${id}`);
     if (value !== undefined && json === undefined) return;
-    this.serviceChanges.set(`${collection}/${id}`, { collection, id, json, expiresAt });
+    this.serviceChanges.set(`${collection}/${id}`, { collection, id, json, expiresAt, endpoint });
     this.scheduleSave();
   }
 
@@ -431,9 +437,10 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       shared ? (observation) => ({ group: observation.endpoint }) : undefined,
     );
     this.syncCollection(store, 'parked', this.parked, (id, request) => `the request ${id} waiting for ${request.endpoint}`, (request) => request.deadline, shared ? (request) => ({ group: request.endpoint }) : undefined);
-    for (const { collection, id, json, expiresAt } of this.serviceChanges.values()) {
-      if (json === undefined) store.delete(collection, id);
-      else store.put(collection, id, json, expiresAt);
+    for (const { collection, id, json, expiresAt, endpoint } of this.serviceChanges.values()) {
+      const links = shared && endpoint !== undefined ? { group: endpoint } : undefined;
+      if (json === undefined) store.delete(collection, id, links);
+      else store.put(collection, id, json, expiresAt, links);
     }
     this.serviceChanges.clear();
     this.saveDtls(store);
@@ -867,6 +874,17 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
       model: (registration) => this.modelFor(registration),
       adoptRegistration: (saved) => this.addSaved(saved),
       bindingFound: (endpoint, identity) => this.bindings.bind(endpoint, identity),
+      adoptEntries: (registration, entries) => {
+        const services: [ServiceCollection, string, unknown][] = [];
+        for (const { collection, id, json } of entries) {
+          try {
+            services.push([collection as ServiceCollection, id, parseEntry(json)]);
+          } catch (error) {
+            this.emit('warning', new Error(`${collection} ${id} of ${registration.endpoint} not taken over: ${(error as Error).message}`));
+          }
+        }
+        if (services.length > 0) this.emit('adopted', registration, services);
+      },
       adoptParked: (requests) => {
         if (requests.length === 0) return;
         for (const [id, request] of requests) {
@@ -917,9 +935,10 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
    * Lets go of a device another instance takes over, without a word to the
    * device: its registration, observations and waiting requests go to that
    * instance (and stay in the store, which this instance no longer writes
-   * for it); its DTLS connection is released there.
+   * for it); its DTLS connection is released there. Resolves once what the
+   * services kept of it on the released event is in the store.
    */
-  private handOver(endpoint: string, to: string): Handover | undefined {
+  private async handOver(endpoint: string, to: string): Promise<Handover | undefined> {
     const registration = this.registrations.getByEndpoint(endpoint);
     if (!registration) return undefined;
     const parked = this.client.detach({ endpoint });
@@ -942,6 +961,7 @@ export class Lwm2mServer extends TypedEmitter<Lwm2mServerEvents> {
     this.presence.forget(endpoint);
     if (registration.transport === 'dtls') this.coap.dtls?.release(registration);
     this.emit('released', registration);
+    await this.save();
     return { registration, observations, parked };
   }
 }
