@@ -31,7 +31,7 @@ async function forkServer(file, args, first, execArgv = []) {
 }
 
 /** BENCH_PROFILE=DIR writes a V8 CPU profile of each pack process into DIR (node --cpu-prof). */
-const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-interval', process.env.BENCH_PROFILE_INTERVAL ?? '1000', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
 const pack = (options) => forkServer('pack.js', [], { command: 'start', options }, profile);
 // Its dependencies warn of circular requires on start: not the bench's output.
 const lwm2mNodeLib = () => forkServer('lwm2m-node-lib.js', [], undefined, ['--no-warnings']);

@@ -11,7 +11,8 @@ import {
 } from './codes';
 import { CoapClosedError, CoapRequestError, CoapResetError, CoapResponseError, CoapTimeoutError, CoapUnverifiedPeerError } from './errors';
 import { CoapMessage, CoapOption, CoapFormatError, decode, encode, peekConfirmableMessageId } from './message';
-import { findOption, stringOptions, uintOptionOf, unrecognizedCriticalOption, uriPath } from './options';
+import { findOption, unrecognizedCriticalOption, uriPath } from './options';
+import { handleRequest, incomingRequest } from './incoming';
 import { Exchange, NotificationHandler, PENDING, Peer, PeerKey, PeerState, PeerTable, peerKey } from './peer';
 import { Block1Budget, assembleBlock1 } from './block1-assembly';
 import { DEFAULT_RECEIVE_BUFFER, DatagramTransport, UdpTransport } from './transport';
@@ -653,32 +654,8 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
       answer(assembly.response);
       return;
     }
-    const contentFormat = findOption(message.options, OptionNumber.ContentFormat);
-    const request: IncomingRequest = {
-      peer: { address: peer.address, port: peer.port },
-      message,
-      method: message.code,
-      path: uriPath(message.options),
-      queries: stringOptions(message.options, OptionNumber.UriQuery),
-      payload: assembly.payload,
-      contentFormat: contentFormat === undefined ? undefined : contentFormat.value.reduce((acc, byte) => acc * 256 + byte, 0),
-      identity: this.transport.identityOf(peer),
-    };
-    const withBlock1 = (response: OutgoingResponse): OutgoingResponse =>
-      assembly.block1Option === undefined
-        ? response
-        : { ...response, options: [...(response.options ?? []), uintOptionOf(OptionNumber.Block1, assembly.block1Option)] };
-    try {
-      const result = this.handler(request);
-      if (result instanceof Promise) {
-        result.then(
-          (response) => answer(withBlock1(response)),
-          (error) => answer(this.errorResponse(error, peer)),
-        );
-      } else answer(withBlock1(result));
-    } catch (error) {
-      answer(this.errorResponse(error, peer));
-    }
+    const request = incomingRequest(peer, message, assembly.payload, this.transport.identityOf(peer));
+    handleRequest(this.handler, request, assembly.block1Option, answer, (error) => this.errorResponse(error, peer));
   }
 
   private errorResponse(error: unknown, peer: Peer): OutgoingResponse {

@@ -1,7 +1,7 @@
 import { OptionNumber } from './codes';
 import type { IncomingRequest, OutgoingResponse, RequestHandler } from './endpoint';
 import type { CoapMessage } from './message';
-import { findOption, stringOptions, uintOptionOf, uriPath } from './options';
+import { stringOptions, uintOption, uintOptionOf, uriPath } from './options';
 import type { Peer } from './peer';
 import type { PeerIdentity } from '../dtls/credentials';
 
@@ -10,7 +10,6 @@ import type { PeerIdentity } from '../dtls/credentials';
  * content format read from the message, the body whole (after Block1).
  */
 export function incomingRequest(peer: Peer, message: CoapMessage, payload: Buffer, identity: PeerIdentity | undefined): IncomingRequest {
-  const contentFormat = findOption(message.options, OptionNumber.ContentFormat);
   return {
     peer: { address: peer.address, port: peer.port },
     message,
@@ -18,7 +17,7 @@ export function incomingRequest(peer: Peer, message: CoapMessage, payload: Buffe
     path: uriPath(message.options),
     queries: stringOptions(message.options, OptionNumber.UriQuery),
     payload,
-    contentFormat: contentFormat === undefined ? undefined : contentFormat.value.reduce((acc, byte) => acc * 256 + byte, 0),
+    contentFormat: uintOption(message.options, OptionNumber.ContentFormat),
     identity,
   };
 }
@@ -35,17 +34,18 @@ export function handleRequest(
   answer: (response: OutgoingResponse) => void,
   failed: (error: unknown) => OutgoingResponse,
 ): void {
-  const withBlock1 = (response: OutgoingResponse): OutgoingResponse =>
-    block1Option === undefined ? response : { ...response, options: [...(response.options ?? []), uintOptionOf(OptionNumber.Block1, block1Option)] };
+  // No closure for the common request (no Block1, answered at once): this runs for every Register and Update.
+  const answered = block1Option === undefined ? answer : (response: OutgoingResponse) => answer(withBlock1(response, block1Option));
   try {
     const result = handler(request);
-    if (result instanceof Promise) {
-      result.then(
-        (response) => answer(withBlock1(response)),
-        (error) => answer(failed(error)),
-      );
-    } else answer(withBlock1(result));
+    if (result instanceof Promise) result.then(answered, (error) => answer(failed(error)));
+    else answered(result);
   } catch (error) {
     answer(failed(error));
   }
+}
+
+/** The response with the request's final Block1 option echoed. */
+function withBlock1(response: OutgoingResponse, block1Option: number): OutgoingResponse {
+  return { ...response, options: [...(response.options ?? []), uintOptionOf(OptionNumber.Block1, block1Option)] };
 }

@@ -10,7 +10,7 @@ export function encodeUint(value: number): Buffer {
 
 export function decodeUint(value: Buffer): number {
   let result = 0;
-  for (const byte of value) result = result * 256 + byte;
+  for (let i = 0; i < value.length; i++) result = result * 256 + value[i];
   return result;
 }
 
@@ -30,9 +30,11 @@ export function stringOptions(options: CoapOption[], number: number): string[] {
   return values;
 }
 
-/** The Uri-Path options joined as "/rd/abc" ("/" for none). */
+/** The Uri-Path options joined as "/rd/abc" ("/" for none); built in place, with no array of segments, for every request. */
 export function uriPath(options: CoapOption[]): string {
-  return '/' + stringOptions(options, OptionNumber.UriPath).join('/');
+  let path = '';
+  for (let i = 0; i < options.length; i++) if (options[i].number === OptionNumber.UriPath) path += '/' + options[i].value.toString('utf8');
+  return path || '/';
 }
 
 export function pathOptions(number: number, path: string): CoapOption[] {

@@ -101,28 +101,31 @@ const DEDUP_ENTRY_OVERHEAD = 48;
 
 /**
  * The message ids of one deduplication generation with their answers. Most
- * peers send one request at a time, so the first id is kept inline and a map
- * only comes with a second one.
+ * peers send one or two requests in a generation (a Register and its first
+ * Update, an Update and a Send), so two ids are kept inline and a map only
+ * comes with a third.
  */
 class DedupGeneration {
   private firstId = -1;
   // Answers are kept as latin1 text: a short string costs less than a Buffer object, and is only turned back into bytes for a duplicate.
   private firstAnswer: string | null = null;
+  private secondId = -1;
+  private secondAnswer: string | null = null;
   private more: Map<number, string | null> | undefined = undefined;
   /** What its answers cost, roughly: their bytes and a fixed overhead per entry. */
   bytes = 0;
 
   get size(): number {
-    return (this.firstId >= 0 ? 1 : 0) + (this.more?.size ?? 0);
+    return (this.firstId >= 0 ? 1 : 0) + (this.secondId >= 0 ? 1 : 0) + (this.more?.size ?? 0);
   }
 
   get(messageId: number): Buffer | null | undefined {
-    const answer = messageId === this.firstId ? this.firstAnswer : this.more?.get(messageId);
+    const answer = messageId === this.firstId ? this.firstAnswer : messageId === this.secondId ? this.secondAnswer : this.more?.get(messageId);
     return typeof answer === 'string' ? Buffer.from(answer, 'latin1') : answer;
   }
 
   has(messageId: number): boolean {
-    return messageId === this.firstId || (this.more?.has(messageId) ?? false);
+    return messageId === this.firstId || messageId === this.secondId || (this.more?.has(messageId) ?? false);
   }
 
   /**
@@ -135,6 +138,9 @@ class DedupGeneration {
     if (this.firstId < 0 || messageId === this.firstId) {
       this.firstId = messageId;
       this.firstAnswer = text;
+    } else if (this.secondId < 0 || messageId === this.secondId) {
+      this.secondId = messageId;
+      this.secondAnswer = text;
     } else {
       (this.more ??= new Map()).set(messageId, text);
     }

@@ -76,13 +76,13 @@ export class RegistrationStore {
   }
 
   /**
-   * Applies an update (which may change the lifetime) and restarts the
-   * lifetime from now. The store keeps no expiry per registration: it finds
-   * its bucket from the expiry before the update, which only this method changes.
+   * Restarts the lifetime from now, a new one if given. The store keeps no
+   * expiry per registration: it finds its bucket from the expiry before,
+   * which only this method changes.
    */
-  renew(registration: Registration, apply: () => void): void {
+  renew(registration: Registration, lifetime = registration.lifetime): void {
     this.unschedule(registration);
-    apply();
+    registration.lifetime = lifetime;
     registration.lastUpdate = registration.lastSeen = Date.now();
     this.schedule(registration);
   }
