@@ -19,6 +19,7 @@ import { DEFAULT_RECEIVE_BUFFER, DatagramTransport, UdpTransport } from './trans
 import type { MessageLayer } from './message-layer';
 import type { PeerIdentity } from '../dtls/credentials';
 import { randomText } from '../random-text';
+import { DueList } from './due-list';
 
 export interface IncomingRequest {
   peer: Peer;
@@ -167,7 +168,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
    * at finished exchanges, which the young-generation collector then keeps
    * (with their messages and promises) until a full collection.
    */
-  private dueHead: Exchange | undefined = undefined;
+  private readonly due = new DueList<Exchange>();
   private clock?: NodeJS.Timeout;
   private readonly clockMs: number;
   /**
@@ -264,7 +265,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
       for (const exchange of peer.exchanges()) this.finish(exchange, new CoapClosedError());
     }
     clearInterval(this.clock);
-    while (this.dueHead) this.unlinkDue(this.dueHead);
+    while (this.due.head) this.due.remove(this.due.head);
     this.unproven.clear();
     this.peers.clear();
     this.newcomers.clear();
@@ -436,27 +437,8 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
   /** Schedules the exchange's next retransmission or its deadline, whichever is sooner, on the endpoint's clock. */
   private arm(exchange: Exchange, untilRetransmissionMs: number): void {
     exchange.dueAt = Math.min(Date.now() + untilRetransmissionMs, exchange.deadline);
-    if (exchange.dueAt === Infinity) {
-      this.unlinkDue(exchange);
-      return;
-    }
-    if (this.isDue(exchange)) return;
-    exchange.dueNext = this.dueHead;
-    if (this.dueHead) this.dueHead.duePrev = exchange;
-    this.dueHead = exchange;
-  }
-
-  private isDue(exchange: Exchange): boolean {
-    return exchange.duePrev !== undefined || this.dueHead === exchange;
-  }
-
-  private unlinkDue(exchange: Exchange): void {
-    if (!this.isDue(exchange)) return;
-    if (exchange.duePrev) exchange.duePrev.dueNext = exchange.dueNext;
-    else this.dueHead = exchange.dueNext;
-    if (exchange.dueNext) exchange.dueNext.duePrev = exchange.duePrev;
-    exchange.dueNext = undefined;
-    exchange.duePrev = undefined;
+    if (exchange.dueAt === Infinity) this.due.remove(exchange);
+    else this.due.add(exchange);
   }
 
   /**
@@ -468,12 +450,12 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
   private tick(): void {
     const now = Date.now();
     this.ticks = now & TICK_MASK;
-    let exchange = this.dueHead;
+    let exchange = this.due.head;
     while (exchange) {
       const next: Exchange | undefined = exchange.dueNext;
       if (exchange.dueAt <= now) {
         // Re-armed exchanges go to the head of the list, behind this walk.
-        this.unlinkDue(exchange);
+        this.due.remove(exchange);
         this.onDue(exchange);
       }
       exchange = next;
@@ -501,7 +483,7 @@ export class CoapEndpoint extends EventEmitter implements MessageLayer {
   private finish(exchange: Exchange, outcome: CoapMessage | Error): void {
     if (exchange.finished) return;
     exchange.finished = true;
-    this.unlinkDue(exchange);
+    this.due.remove(exchange);
     const peer = exchange.peer;
     peer.untrack(exchange);
     if (exchange.resolve === PROBE) {

@@ -15,6 +15,7 @@ import { Signal, SignalError, abortSignal, checkSignalOptions, csmSignal, pingSi
 import type { StreamHost, StreamTransport } from './stream-transport';
 import type { PeerIdentity } from '../dtls/credentials';
 import { randomText } from '../random-text';
+import { DueList } from './due-list';
 
 export interface StreamEndpointOptions {
   transport: StreamTransport;
@@ -85,7 +86,7 @@ export class StreamEndpoint extends EventEmitter implements MessageLayer, Stream
   /** Sockets admitted and not closed, connections or handshakes. */
   private open = 0;
   private held = 0;
-  private dueHead: StreamExchange | undefined = undefined;
+  private readonly due = new DueList<StreamExchange>();
   private clock?: NodeJS.Timeout;
   private sinceSweep = 0;
   private listening = false;
@@ -268,7 +269,7 @@ export class StreamEndpoint extends EventEmitter implements MessageLayer, Stream
         onNotification: options.onNotification,
       };
       connection.track(exchange);
-      this.link(exchange);
+      this.due.add(exchange);
       this.send(connection, frame);
     });
   }
@@ -540,7 +541,7 @@ export class StreamEndpoint extends EventEmitter implements MessageLayer, Stream
   private finish(exchange: StreamExchange, outcome: CoapMessage | Error): void {
     if (exchange.finished) return;
     exchange.finished = true;
-    this.unlink(exchange);
+    this.due.remove(exchange);
     const connection = exchange.connection;
     connection.untrack(exchange);
     if (outcome instanceof Error) {
@@ -572,24 +573,10 @@ export class StreamEndpoint extends EventEmitter implements MessageLayer, Stream
 
   // The clock: deadlines of exchanges, and the connections' time limits.
 
-  private link(exchange: StreamExchange): void {
-    exchange.dueNext = this.dueHead;
-    if (this.dueHead) this.dueHead.duePrev = exchange;
-    this.dueHead = exchange;
-  }
-
-  private unlink(exchange: StreamExchange): void {
-    if (exchange.duePrev) exchange.duePrev.dueNext = exchange.dueNext;
-    else if (this.dueHead === exchange) this.dueHead = exchange.dueNext;
-    if (exchange.dueNext) exchange.dueNext.duePrev = exchange.duePrev;
-    exchange.dueNext = undefined;
-    exchange.duePrev = undefined;
-  }
-
   private tick(): void {
     const now = Date.now();
     this.ticks = now & TICK_MASK;
-    let exchange = this.dueHead;
+    let exchange = this.due.head;
     while (exchange) {
       const next: StreamExchange | undefined = exchange.dueNext;
       if (exchange.deadline <= now) this.finish(exchange, new CoapTimeoutError(`no response from ${exchange.connection.label} within ${exchange.timeoutMs} ms`));
