@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { LookupOneOptions, lookup as dnsLookup } from 'node:dns';
+import { isIP, isIPv6 } from 'node:net';
 import type { PeerIdentity } from '../dtls/credentials';
 import type { Peer } from './peer';
 
@@ -24,9 +25,20 @@ export interface DatagramTransport {
   identityOf(peer: Peer): PeerIdentity | undefined;
 }
 
+/**
+ * A socket's name look-up: an address literal (every peer a server answers)
+ * is passed on at once; dns.lookup, Node's default, defers even those to the
+ * next tick, a cost on every datagram sent.
+ */
+function literalFirst(host: string, options: LookupOneOptions, callback: (error: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  const literal = isIP(host);
+  if (literal) callback(null, host, literal);
+  else dnsLookup(host, options, callback);
+}
+
 /** Binds a UDP socket; rejects with the bind error (EADDRINUSE, EADDRNOTAVAIL...) instead of throwing later. */
 export function bindUdp(address: string, port: number, receiveBufferBytes: number): Promise<dgram.Socket> {
-  const socket = dgram.createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4' });
+  const socket = dgram.createSocket({ type: isIPv6(address) ? 'udp6' : 'udp4', lookup: literalFirst });
   return new Promise((resolve, reject) => {
     const onBindError = (error: Error) => {
       socket.close();

@@ -37,117 +37,229 @@ function scratchOf(length: number): Buffer {
   return scratch;
 }
 
+/** Records of keystream a busy cipher makes ahead in one call, and the blocks of each: A0 and four of payload (64 bytes). */
+const AHEAD_RECORDS = 8;
+const AHEAD_BLOCKS = 5;
+/** A cipher that had to make keystream this recently is busy: it makes the next records' too. */
+const BUSY_MS = 1000;
+const TWO_32 = 0x100000000;
+
 /**
  * AES-128-CCM with 8-byte tags (RFC 3610, RFC 6655) on two AES objects made
  * once per key: CBC-MAC on a CBC cipher whose chaining carries over between
  * records (each message's first block is XORed with the last output block,
  * which restarts the chain from a zero IV), and the counter blocks on ECB.
  * Node's aes-128-ccm needs a new cipher object, a nonce, an AAD call and a
- * tag call per record: about twice the time of this on DTLS-sized records.
+ * tag call per record: several times the time of this on DTLS-sized records,
+ * where each call into OpenSSL costs more than the AES it does. So a busy
+ * cipher encrypts the counter blocks of its next 8 records in one call
+ * (nonces are the epoch and sequence number, which count up), and bytes are
+ * moved by loops rather than by Buffer methods.
  */
 class Ccm8 {
   private readonly mac: Cipher;
   private readonly ctr: Cipher;
-  private chain = Buffer.alloc(BLOCK);
+  /** The CBC chain's last output block (at chainAt), where the next MAC restarts from; its first 8 bytes are the last tag. */
+  private chain: Buffer = Buffer.alloc(BLOCK);
+  private chainAt = 0;
+  /** Keystream of consecutive nonces (AHEAD_BLOCKS blocks each) from aheadSequence in aheadEpoch. */
+  private ahead?: Buffer;
+  private aheadEpoch = -1;
+  private aheadSequence = 0;
+  private lastMade = -Infinity;
+  /** Where keystream() put the asked-for keystream. */
+  private stream: Buffer = this.chain;
 
-  constructor(key: Buffer) {
+  constructor(
+    key: Buffer,
+    private readonly fixedIv: Buffer,
+  ) {
     this.mac = createCipheriv('aes-128-cbc', key, Buffer.alloc(BLOCK)).setAutoPadding(false);
     this.ctr = createCipheriv('aes-128-ecb', key, null).setAutoPadding(false);
   }
 
-  /** Encrypts `plaintext` into out at `at`, followed by the 8-byte tag. */
-  seal(nonce: Buffer, aad: Buffer, aadLength: number, plaintext: Buffer, out: Buffer, at: number): void {
-    const keystream = this.keystream(nonce, plaintext.length);
-    const tag = this.tag(nonce, aad, aadLength, plaintext);
-    const length = plaintext.length;
-    for (let i = 0; i < length; i++) out[at + i] = plaintext[i] ^ keystream[BLOCK + i];
-    for (let i = 0; i < CCM_TAG; i++) out[at + length + i] = tag[i] ^ keystream[i];
+  /**
+   * Encrypts content into out at `at`: the explicit nonce (epoch and
+   * sequence number, RFC 6655 3), the ciphertext, the 8-byte tag. The record
+   * header fields are authenticated as additional data (RFC 5246 6.2.3.3).
+   */
+  seal(out: Buffer, at: number, type: number, epoch: number, sequence: number, content: Buffer, cid: Buffer | undefined): void {
+    const length = content.length;
+    writeEpochAndSequence(out, at, epoch, sequence);
+    const streamAt = this.keystream(epoch, sequence, 1 + Math.ceil(length / BLOCK));
+    const stream = this.stream;
+    const input = scratchOf(4 * BLOCK + 2 * length);
+    const payloadAt = this.macHeader(input, epoch, sequence, length, type, epoch, sequence, cid);
+    for (let i = 0; i < length; i++) input[payloadAt + i] = content[i];
+    this.authenticate(input, payloadAt, length);
+    const textAt = at + CCM_EXPLICIT_NONCE;
+    for (let i = 0; i < length; i++) out[textAt + i] = content[i] ^ stream[streamAt + BLOCK + i];
+    const chain = this.chain;
+    const tagAt = this.chainAt;
+    for (let i = 0; i < CCM_TAG; i++) out[textAt + length + i] = chain[tagAt + i] ^ stream[streamAt + i];
   }
 
-  /** Decrypts and authenticates; undefined when the tag does not match. */
-  open(nonce: Buffer, aad: Buffer, aadLength: number, ciphertext: Buffer, receivedTag: Buffer): Buffer | undefined {
-    const length = ciphertext.length;
-    const keystream = this.keystream(nonce, length);
-    const plaintext = Buffer.allocUnsafe(length);
-    for (let i = 0; i < length; i++) plaintext[i] = ciphertext[i] ^ keystream[BLOCK + i];
-    const tag = this.tag(nonce, aad, aadLength, plaintext);
+  /** The plaintext of a fragment (explicit nonce, ciphertext, tag); undefined when it does not authenticate. */
+  open(fragment: Buffer, type: number, epoch: number, sequence: number, cid: Buffer | undefined): Buffer | undefined {
+    const length = fragment.length - CCM_EXPLICIT_NONCE - CCM_TAG;
+    if (length < 0) return undefined;
+    // The sender's explicit nonce, read as the epoch and sequence number it normally is.
+    const nonceEpoch = (fragment[0] << 8) | fragment[1];
+    const nonceSequence = ((fragment[2] << 8) | fragment[3]) * TWO_32 + (((fragment[4] << 24) | (fragment[5] << 16) | (fragment[6] << 8) | fragment[7]) >>> 0);
+    const streamAt = this.keystream(nonceEpoch, nonceSequence, 1 + Math.ceil(length / BLOCK));
+    const stream = this.stream;
+    const input = scratchOf(4 * BLOCK + 2 * length);
+    const payloadAt = this.macHeader(input, nonceEpoch, nonceSequence, length, type, epoch, sequence, cid);
+    for (let i = 0; i < length; i++) input[payloadAt + i] = fragment[CCM_EXPLICIT_NONCE + i] ^ stream[streamAt + BLOCK + i];
+    this.authenticate(input, payloadAt, length);
+    const chain = this.chain;
+    const tagAt = this.chainAt;
+    const receivedAt = CCM_EXPLICIT_NONCE + length;
     let difference = 0;
-    for (let i = 0; i < CCM_TAG; i++) difference |= (tag[i] ^ keystream[i]) ^ receivedTag[i];
-    return difference === 0 ? plaintext : undefined;
+    for (let i = 0; i < CCM_TAG; i++) difference |= chain[tagAt + i] ^ stream[streamAt + i] ^ fragment[receivedAt + i];
+    if (difference !== 0) return undefined;
+    const plaintext = Buffer.allocUnsafe(length);
+    for (let i = 0; i < length; i++) plaintext[i] = input[payloadAt + i];
+    return plaintext;
   }
 
-  /** A0 (for the tag) then A1.. (for the payload), encrypted. */
-  private keystream(nonce: Buffer, length: number): Buffer {
-    const blocks = 1 + Math.ceil(length / BLOCK);
-    const counters = scratchOf(blocks * BLOCK);
-    for (let i = 0; i < blocks; i++) {
-      const at = i * BLOCK;
-      counters[at] = 2; // L - 1, with L = 3 bytes of counter (15 - 12-byte nonce)
-      nonce.copy(counters, at + 1);
-      counters[at + 13] = 0;
-      counters[at + 14] = i >> 8;
-      counters[at + 15] = i & 0xff;
+  /**
+   * The encrypted counter blocks A0, A1.. of a nonce into this.stream,
+   * returning where they start: from the keystream made ahead when it has
+   * them, else made now (and for the next records too while busy).
+   */
+  private keystream(epoch: number, sequence: number, blocks: number): number {
+    if (this.ahead !== undefined && blocks <= AHEAD_BLOCKS && epoch === this.aheadEpoch) {
+      const index = sequence - this.aheadSequence;
+      if (index >= 0 && index < AHEAD_RECORDS) {
+        this.stream = this.ahead;
+        return index * AHEAD_BLOCKS * BLOCK;
+      }
     }
-    return this.ctr.update(counters.subarray(0, blocks * BLOCK));
+    const now = Date.now();
+    const busy = now - this.lastMade < BUSY_MS;
+    this.lastMade = now;
+    if (busy && blocks <= AHEAD_BLOCKS) {
+      this.ahead = this.stream = this.encryptCounters(epoch, sequence, AHEAD_RECORDS, AHEAD_BLOCKS);
+      this.aheadEpoch = epoch;
+      this.aheadSequence = sequence;
+    } else {
+      // An idle cipher holds no keystream: a fleet of quiet connections costs no memory for it.
+      if (!busy) this.ahead = undefined;
+      this.stream = this.encryptCounters(epoch, sequence, 1, blocks);
+    }
+    return 0;
   }
 
-  /** The CBC-MAC of B0, the AAD and the payload (RFC 3610 2.2), before its encryption with A0. */
-  private tag(nonce: Buffer, aad: Buffer, aadLength: number, plaintext: Buffer): Buffer {
-    const length = plaintext.length;
-    const aadBlocks = Math.ceil((2 + aadLength) / BLOCK);
-    const total = BLOCK + aadBlocks * BLOCK + Math.ceil(length / BLOCK) * BLOCK;
-    const input = scratchOf(total);
-    input.fill(0, 0, total);
+  private encryptCounters(epoch: number, sequence: number, records: number, blocks: number): Buffer {
+    const length = records * blocks * BLOCK;
+    const counters = scratchOf(length);
+    const iv = this.fixedIv;
+    for (let record = 0; record < records; record++) {
+      const nonceSequence = sequence + record;
+      const high = Math.floor(nonceSequence / TWO_32);
+      const low = nonceSequence >>> 0;
+      for (let block = 0; block < blocks; block++) {
+        const at = (record * blocks + block) * BLOCK;
+        counters[at] = 2; // L - 1, with L = 3 bytes of counter (15 - 12-byte nonce)
+        counters[at + 1] = iv[0];
+        counters[at + 2] = iv[1];
+        counters[at + 3] = iv[2];
+        counters[at + 4] = iv[3];
+        counters[at + 5] = epoch >> 8;
+        counters[at + 6] = epoch & 0xff;
+        counters[at + 7] = (high >> 8) & 0xff;
+        counters[at + 8] = high & 0xff;
+        counters[at + 9] = low >>> 24;
+        counters[at + 10] = (low >> 16) & 0xff;
+        counters[at + 11] = (low >> 8) & 0xff;
+        counters[at + 12] = low & 0xff;
+        counters[at + 13] = 0;
+        counters[at + 14] = block >> 8;
+        counters[at + 15] = block & 0xff;
+      }
+    }
+    return this.ctr.update(counters.subarray(0, length));
+  }
+
+  /** B0 and the additional data blocks of the CBC-MAC (RFC 3610 2.2); returns where the payload goes. */
+  private macHeader(input: Buffer, nonceEpoch: number, nonceSequence: number, length: number, type: number, epoch: number, sequence: number, cid: Buffer | undefined): number {
     input[0] = 0x40 | (((CCM_TAG - 2) / 2) << 3) | 2; // Adata, M' and L' (RFC 3610 2.2)
-    nonce.copy(input, 1);
+    const iv = this.fixedIv;
+    input[1] = iv[0];
+    input[2] = iv[1];
+    input[3] = iv[2];
+    input[4] = iv[3];
+    writeEpochAndSequence(input, 5, nonceEpoch, nonceSequence);
+    input[13] = 0;
     input[14] = length >> 8;
     input[15] = length & 0xff;
-    input[16] = aadLength >> 8;
-    input[17] = aadLength & 0xff;
-    aad.copy(input, 18, 0, aadLength);
-    plaintext.copy(input, BLOCK + aadBlocks * BLOCK);
+    const aadLength = writeAdditionalData(input, BLOCK + 2, type, epoch, sequence, length, cid);
+    input[BLOCK] = aadLength >> 8;
+    input[BLOCK + 1] = aadLength & 0xff;
+    const payloadAt = BLOCK + Math.ceil((2 + aadLength) / BLOCK) * BLOCK;
+    for (let i = BLOCK + 2 + aadLength; i < payloadAt; i++) input[i] = 0;
+    return payloadAt;
+  }
+
+  /** Runs the CBC-MAC over the input (the payload padded here); the tag is then at this.chain[this.chainAt]. */
+  private authenticate(input: Buffer, payloadAt: number, length: number): void {
+    const total = payloadAt + Math.ceil(length / BLOCK) * BLOCK;
+    for (let i = payloadAt + length; i < total; i++) input[i] = 0;
     const chain = this.chain;
-    for (let i = 0; i < BLOCK; i++) input[i] ^= chain[i];
-    const output = this.mac.update(input.subarray(0, total));
-    this.chain = output.subarray(total - BLOCK);
-    return this.chain;
+    const chainAt = this.chainAt;
+    for (let i = 0; i < BLOCK; i++) input[i] ^= chain[chainAt + i];
+    this.chain = this.mac.update(input.subarray(0, total));
+    this.chainAt = total - BLOCK;
   }
 }
 
-/** Header fields the record MAC or AEAD covers; one buffer reused, filled per record. */
-const additional = Buffer.alloc(8 + 3 + 2 + 8 + 255 + 2);
+function writeEpochAndSequence(out: Buffer, at: number, epoch: number, sequence: number): void {
+  const high = Math.floor(sequence / TWO_32);
+  const low = sequence >>> 0;
+  out[at] = epoch >> 8;
+  out[at + 1] = epoch & 0xff;
+  out[at + 2] = (high >> 8) & 0xff;
+  out[at + 3] = high & 0xff;
+  out[at + 4] = low >>> 24;
+  out[at + 5] = (low >> 16) & 0xff;
+  out[at + 6] = (low >> 8) & 0xff;
+  out[at + 7] = low & 0xff;
+}
 
 /**
- * The authenticated header fields: seq_num + type + version + length, or for
- * tls12_cid records the RFC 9146 section 5 layout (placeholder, type, cid
- * length, type, version, epoch, seq, cid, length). Returns its length.
+ * Writes the authenticated header fields at `at`: seq_num + type + version +
+ * length, or for tls12_cid records the RFC 9146 section 5 layout
+ * (placeholder, type, cid length, type, version, epoch, seq, cid, length).
+ * Returns their length.
  */
-function fillAdditionalData(type: number, epoch: number, sequence: number, length: number, cid?: Buffer): number {
-  const aad = additional;
+function writeAdditionalData(out: Buffer, at: number, type: number, epoch: number, sequence: number, length: number, cid: Buffer | undefined): number {
   if (!cid) {
-    aad.writeUInt16BE(epoch, 0);
-    aad.writeUIntBE(sequence, 2, 6);
-    aad[8] = type;
-    aad.writeUInt16BE(DTLS_1_2, 9);
-    aad.writeUInt16BE(length, 11);
+    writeEpochAndSequence(out, at, epoch, sequence);
+    out[at + 8] = type;
+    out[at + 9] = DTLS_1_2 >> 8;
+    out[at + 10] = DTLS_1_2 & 0xff;
+    out[at + 11] = length >> 8;
+    out[at + 12] = length & 0xff;
     return 13;
   }
-  aad.fill(0xff, 0, 8);
-  aad[8] = ContentType.Tls12Cid;
-  aad[9] = cid.length;
-  aad[10] = ContentType.Tls12Cid;
-  aad.writeUInt16BE(DTLS_1_2, 11);
-  aad.writeUInt16BE(epoch, 13);
-  aad.writeUIntBE(sequence, 15, 6);
-  cid.copy(aad, 21);
-  aad.writeUInt16BE(length, 21 + cid.length);
+  out.fill(0xff, at, at + 8);
+  out[at + 8] = ContentType.Tls12Cid;
+  out[at + 9] = cid.length;
+  out[at + 10] = ContentType.Tls12Cid;
+  out.writeUInt16BE(DTLS_1_2, at + 11);
+  writeEpochAndSequence(out, at + 13, epoch, sequence);
+  cid.copy(out, at + 21);
+  out.writeUInt16BE(length, at + 21 + cid.length);
   return 23 + cid.length;
 }
+
+/** The CBC suite's MAC input (its header fields); one buffer reused, filled per record. */
+const additional = Buffer.alloc(8 + 3 + 2 + 8 + 255 + 2);
 
 /** Protection of the records one side writes in one epoch. */
 export class RecordCipher {
   private readonly ccm?: Ccm8;
-  private readonly nonce = Buffer.alloc(CCM_FIXED_IV + CCM_EXPLICIT_NONCE);
 
   private constructor(
     suite: CipherSuite,
@@ -155,8 +267,7 @@ export class RecordCipher {
     fixedIv: Buffer,
     private readonly macKey: Buffer,
   ) {
-    if (suite.cipher === 'ccm8') this.ccm = new Ccm8(key);
-    fixedIv.copy(this.nonce);
+    if (suite.cipher === 'ccm8') this.ccm = new Ccm8(key, Buffer.from(fixedIv));
   }
 
   /** Splits a key block (RFC 5246 6.3) into the client's and the server's write ciphers. */
@@ -192,11 +303,7 @@ export class RecordCipher {
     const fragmentLength = CCM_EXPLICIT_NONCE + inner.length + CCM_TAG;
     const record = Buffer.allocUnsafe(headerLength + fragmentLength);
     writeHeader(record, outerType, epoch, sequence, fragmentLength, cid);
-    // The explicit nonce is the epoch and sequence number (RFC 6655 3), as in the header.
-    record.copy(record, headerLength, 3, 11);
-    record.copy(this.nonce, CCM_FIXED_IV, 3, 11);
-    const aadLength = fillAdditionalData(outerType, epoch, sequence, inner.length, cid);
-    this.ccm.seal(this.nonce, additional, aadLength, inner, record, headerLength + CCM_EXPLICIT_NONCE);
+    this.ccm.seal(record, headerLength, outerType, epoch, sequence, inner, cid);
     return record;
   }
 
@@ -212,23 +319,12 @@ export class RecordCipher {
   }
 
   private openCcm(record: DtlsRecord): Buffer | undefined {
-    const fragment = record.fragment;
-    if (fragment.length < CCM_EXPLICIT_NONCE + CCM_TAG) return undefined;
-    const plaintextLength = fragment.length - CCM_EXPLICIT_NONCE - CCM_TAG;
-    fragment.copy(this.nonce, CCM_FIXED_IV, 0, CCM_EXPLICIT_NONCE);
-    const aadLength = fillAdditionalData(record.type, record.epoch, record.sequence, plaintextLength, record.cid);
-    return (this.ccm as Ccm8).open(
-      this.nonce,
-      additional,
-      aadLength,
-      fragment.subarray(CCM_EXPLICIT_NONCE, fragment.length - CCM_TAG),
-      fragment.subarray(fragment.length - CCM_TAG),
-    );
+    return (this.ccm as Ccm8).open(record.fragment, record.type, record.epoch, record.sequence, record.cid);
   }
 
   /** MAC-then-encrypt with an explicit random IV (RFC 5246 6.2.3.2). */
   private sealCbc(type: number, epoch: number, sequence: number, plaintext: Buffer, cid?: Buffer): Buffer {
-    const aadLength = fillAdditionalData(type, epoch, sequence, plaintext.length, cid);
+    const aadLength = writeAdditionalData(additional, 0, type, epoch, sequence, plaintext.length, cid);
     const mac = createHmac('sha256', this.macKey).update(additional.subarray(0, aadLength)).update(plaintext).digest();
     const unpadded = plaintext.length + MAC_LENGTH;
     const padLength = BLOCK - 1 - (unpadded % BLOCK);
@@ -255,7 +351,7 @@ export class RecordCipher {
     const contentLength = decrypted.length - MAC_LENGTH - (paddingGood ? padLength + 1 : 0);
     const content = decrypted.subarray(0, contentLength);
     const received = decrypted.subarray(contentLength, contentLength + MAC_LENGTH);
-    const aadLength = fillAdditionalData(record.type, record.epoch, record.sequence, contentLength, record.cid);
+    const aadLength = writeAdditionalData(additional, 0, record.type, record.epoch, record.sequence, contentLength, record.cid);
     const expected = createHmac('sha256', this.macKey).update(additional.subarray(0, aadLength)).update(content).digest();
     return timingSafeEqual(expected, received) && paddingGood ? content : undefined;
   }
@@ -264,10 +360,11 @@ export class RecordCipher {
 /** The record header (RFC 6347 4.1, RFC 9146 for the cid) written into the start of `out`. */
 function writeHeader(out: Buffer, type: number, epoch: number, sequence: number, length: number, cid?: Buffer): void {
   out[0] = type;
-  out.writeUInt16BE(DTLS_1_2, 1);
-  out.writeUInt16BE(epoch, 3);
-  out.writeUIntBE(sequence, 5, 6);
+  out[1] = DTLS_1_2 >> 8;
+  out[2] = DTLS_1_2 & 0xff;
+  writeEpochAndSequence(out, 3, epoch, sequence);
   const cidLength = cid ? cid.length : 0;
   if (cid) cid.copy(out, 11);
-  out.writeUInt16BE(length, 11 + cidLength);
+  out[11 + cidLength] = length >> 8;
+  out[12 + cidLength] = length & 0xff;
 }
