@@ -15,7 +15,7 @@ const { Lwm2mServer } = require('../dist/lib/lwm2m/server');
 const { SecurityRegistry } = require('../dist/lib/lwm2m/security');
 const { RawPeer } = require('./support/udp');
 const { requireTool } = require('./support/tools');
-const { UnreliableRelay } = require('./support/dtls');
+const { UnreliableRelay, runPeer } = require('./support/dtls');
 const { holdsWithin } = require('./support/wait');
 
 const PSK = { dev1: Buffer.from('secret-key-of-dev1'), dev2: Buffer.from('0123456789abcdef') };
@@ -314,6 +314,36 @@ describe('DTLS: every real client answered, attacks harmless', function () {
     assert.equal(raw.inbox.length, 1);
     assert.ok(raw.inbox[0].length <= hellos[0].length, 'no larger than the ClientHello it answers');
     await raw.close();
+  });
+
+  it('resumes a cached session without the cookie exchange only within bounds: 3 bytes per byte to an address that never answers, then cookies again', async function () {
+    requireTool(this, 'openssl', 'openssl');
+    server = await echoServer({ cookielessResumptions: 2 });
+    const first = await runPeer('openssl', ['s_client', '-dtls1_2', '-connect', `127.0.0.1:${server.port}`, '-psk_identity', 'dev1', '-psk', PSK.dev1.toString('hex'), '-cipher', 'PSK-AES128-CCM8'], { input: 'x\n' });
+    assert.match(first.output, /New, /);
+    const [session] = server.takeChanges().sessions;
+    // A ClientHello naming that session (as an on-path observer could copy it), with the extended master secret openssl used.
+    const resumption = () => {
+      const body = Buffer.concat([u16(0xfefd), crypto.randomBytes(32), Buffer.from([session.id.length]), session.id, Buffer.from([0]), u16(2), u16(0xc0a8), Buffer.from([1, 0]), u16(4), extension(0x0017, Buffer.alloc(0))]);
+      return record(22, 0xfefd, 0, 0, handshakeFragment(1, body.length, 0, 0, body));
+    };
+    const forged = await Promise.all([RawPeer.open(), RawPeer.open(), RawPeer.open()]);
+    try {
+      const hello = resumption();
+      await forged[0].send(hello, server.port);
+      const answer = await forged[0].next(1000);
+      assert.equal(answer?.[13], 2, 'a ServerHello at once, no HelloVerifyRequest');
+      // The flight is retransmitted after 1 s and 3 s unless it would exceed three times the ClientHello's bytes.
+      await new Promise((resolve) => setTimeout(resolve, 3500));
+      const received = [answer, ...forged[0].inbox].reduce((sum, datagram) => sum + datagram.length, 0);
+      assert.ok(received <= 3 * hello.length, `${received} bytes back for a ${hello.length}-byte ClientHello`);
+      assert.equal(forged[0].inbox.length, 0, 'no retransmission the budget does not cover');
+      assert.equal((await forged[1].exchange(resumption(), server.port, '127.0.0.1', 1000))?.[13], 2);
+      // Two such handshakes in progress: the next resumption has to prove its address first.
+      assert.equal((await forged[2].exchange(resumption(), server.port, '127.0.0.1', 1000))?.[13], 3, 'a HelloVerifyRequest beyond cookielessResumptions');
+    } finally {
+      await Promise.all(forged.map((peer) => peer.close()));
+    }
   });
 
   it('keeps deduplication per session: a new session on the same address and port never gets another session\'s cached answer (RFC 7252 9.1.1)', async () => {

@@ -135,6 +135,26 @@ describe('DTLS sessions across restarts and resumption', function () {
     assert.deepEqual(server.events, ['resumed']);
   });
 
+  it('resumes without the cookie exchange, one round trip less (openssl -msg: one ClientHello), where a full handshake starts with it', async function () {
+    requireTool(this, 'openssl', 'openssl');
+    server = await echoServer();
+    const sessionFile = path.join(dir, 'session.pem');
+    const args = (extra) => ['s_client', '-dtls1_2', '-msg', '-connect', `127.0.0.1:${server.port}`, '-psk_identity', 'dev1', '-psk', PSK.dev1.toString('hex'), '-cipher', 'PSK-AES128-CCM8', ...extra];
+    // openssl -msg prints a line per record it sends: its handshake records tell how many ClientHellos it needed.
+    const handshakeRecordsSent = (output) => (output.match(/^>>> (DTLS 1\.2, Handshake|.*content_type=22\))/gm) ?? []).length;
+    const full = await runPeer('openssl', args(['-sess_out', sessionFile]), { input: 'full\n' });
+    assert.equal(handshakeRecordsSent(full.output), 4, 'ClientHello, ClientHello with the cookie, ClientKeyExchange, Finished');
+    const resumed = await runPeer('openssl', args(['-sess_in', sessionFile]), { input: 'resumed\n' });
+    assert.match(resumed.output, /Reused, /);
+    assert.match(resumed.output, /echo:resumed/);
+    assert.equal(handshakeRecordsSent(resumed.output), 2, 'ClientHello and Finished: no cookie round trip');
+    // The same sessions on a server that takes no resumption without a cookie.
+    server = await restart(server, { cookielessResumptions: 0 });
+    const withCookie = await runPeer('openssl', args(['-sess_in', sessionFile]), { input: 'x\n' });
+    assert.match(withCookie.output, /Reused, /);
+    assert.equal(handshakeRecordsSent(withCookie.output), 3, 'cookielessResumptions 0: the cookie exchange first');
+  });
+
   it('pion/dtls completes full and resumed handshakes and exchanges data', async function () {
     const pion = requirePion(this);
     server = await echoServer();

@@ -11,6 +11,7 @@ import {
   EMPTY_RENEGOTIATION_SCSV,
   ExtensionType,
   HandshakeType,
+  RECORD_HEADER_LENGTH,
   SECP256R1,
   alertName,
 } from './constants';
@@ -60,6 +61,16 @@ const MIN_RETRANSMIT_INTERVAL_MS = 250;
  */
 const SEQUENCE_RESERVE = 1_000_000;
 
+/** A handshake's start: the connection id offered, a new session's id, or the session it resumes; unprovenBytes when no cookie proved the address (the bytes of its ClientHello). */
+interface AcceptOptions {
+  offeredCid?: Buffer;
+  sessionId?: Buffer;
+  resume?: DtlsSession;
+  unprovenBytes?: number;
+}
+
+const UNPROVEN_BYTES_FACTOR = 3;
+
 type Awaiting = 'certificate' | 'keyExchange' | 'certificateVerify' | 'changeCipherSpec' | 'finished' | 'nothing';
 type FlightItem = { epoch: number; type: number; content: Buffer };
 
@@ -68,7 +79,8 @@ const PROGRESS: Record<Awaiting, number> = { certificate: 1, keyExchange: 1, cer
 
 /**
  * The server side of one DTLS 1.2 connection: the handshake after a
- * cookie-verified ClientHello (RFC 6347), full or resumed (RFC 5246 7.3),
+ * cookie-verified ClientHello (RFC 6347), full or resumed (RFC 5246 7.3; a
+ * resumption may start without the cookie, see unprovenBudget),
  * then the protected records. Once established, nothing that fails to parse,
  * authenticate or fit ends it (RFC 6347 4.1.2.7): only authenticated alerts.
  */
@@ -80,6 +92,8 @@ export class ServerConnection {
   readonly startedAt = Date.now();
   /** True for an abbreviated handshake from a cached session. */
   resumed = false;
+  /** True when the handshake started without the cookie exchange (a resumption, see DtlsServerOptions.cookielessResumptions). */
+  cookieless = false;
   /** The session this connection belongs to, once established: what a client resumes. */
   session?: DtlsSession;
   private peerCid?: Buffer;
@@ -111,6 +125,12 @@ export class ServerConnection {
   /** Until the handshake ends: the session keeps only a check of it. */
   private pskKey?: Buffer;
   private sessionId: Buffer = Buffer.alloc(0);
+  /**
+   * For a resumption started without the cookie exchange, until the client's
+   * Finished proves its address: the bytes we may still send it (3 for each
+   * byte received, as QUIC bounds an unvalidated address, RFC 9000 8.1).
+   */
+  private unprovenBudget?: number;
   /** The write sequence number and replay state last saved (see needsSaving). */
   private savedReservation = -1;
   private savedHighest = -2;
@@ -122,7 +142,7 @@ export class ServerConnection {
   ) {}
 
   /**
-   * Starts the handshake of a cookie-verified ClientHello: resumes `session`
+   * Starts the handshake of a ClientHello (cookie-verified, or resuming without it): resumes `session`
    * when given (the server checked it may be), else a full handshake.
    */
   static accept(
@@ -131,7 +151,7 @@ export class ServerConnection {
     hello: ClientHello,
     helloMessage: HandshakeMessage,
     helloRecordSequence: number,
-    options: { offeredCid?: Buffer; sessionId?: Buffer; resume?: DtlsSession },
+    options: AcceptOptions,
   ): ServerConnection {
     const connection = new ServerConnection(host, peer);
     connection.start(hello, helloMessage, helloRecordSequence, options);
@@ -166,9 +186,13 @@ export class ServerConnection {
     hello: ClientHello,
     helloMessage: HandshakeMessage,
     helloRecordSequence: number,
-    options: { offeredCid?: Buffer; sessionId?: Buffer; resume?: DtlsSession },
+    options: AcceptOptions,
   ): void {
     const host = this.host;
+    if (options.unprovenBytes !== undefined) {
+      this.cookieless = true;
+      this.unprovenBudget = UNPROVEN_BYTES_FACTOR * options.unprovenBytes;
+    }
     // Copies: a half-open handshake keeps nothing of the datagram it came in.
     this.clientRandom = Buffer.from(hello.random);
     // RFC 6347 4.2.1: after a stateless HelloVerifyRequest the server continues the client's numbering.
@@ -270,6 +294,7 @@ export class ServerConnection {
    */
   handleRecord(record: DtlsRecord, from: Peer): boolean {
     if (this.phase === 'closed') return false;
+    if (this.unprovenBudget !== undefined) this.unprovenBudget += UNPROVEN_BYTES_FACTOR * (RECORD_HEADER_LENGTH + record.fragment.length);
     try {
       if (record.epoch === 0) this.handlePlaintext(record);
       else if (record.epoch === 1) return this.handleProtected(record, from);
@@ -538,6 +563,7 @@ export class ServerConnection {
     this.pending = undefined;
     this.awaiting = 'nothing';
     this.phase = 'established';
+    this.unprovenBudget = undefined;
     this.writeEpoch = 1;
     if (this.flight.length > 0) this.transmitFlight(false);
     this.transcript.length = 0;
@@ -616,19 +642,27 @@ export class ServerConnection {
   /** Sends the current flight, records re-numbered each time (RFC 6347 4.2.4), packed into datagrams. */
   private transmitFlight(timed: boolean): void {
     this.flightTransmissions++;
+    const datagrams: Buffer[] = [];
     let datagram: Buffer[] = [];
     let size = 0;
+    let total = 0;
     for (const item of this.flight) {
       const record = this.record(item.type, item.content, item.epoch);
       if (size + record.length > MAX_DATAGRAM && datagram.length > 0) {
-        this.host.transmit(Buffer.concat(datagram), this.peer);
+        datagrams.push(Buffer.concat(datagram));
         datagram = [];
         size = 0;
       }
       datagram.push(record);
       size += record.length;
+      total += record.length;
     }
-    if (datagram.length > 0) this.host.transmit(datagram.length === 1 ? datagram[0] : Buffer.concat(datagram), this.peer);
+    if (datagram.length > 0) datagrams.push(datagram.length === 1 ? datagram[0] : Buffer.concat(datagram));
+    // To an address no cookie proved, only what its own datagrams pay for: the rest waits for it to ask again (or the handshake times out).
+    if (this.unprovenBudget === undefined || total <= this.unprovenBudget) {
+      if (this.unprovenBudget !== undefined) this.unprovenBudget -= total;
+      for (const each of datagrams) this.host.transmit(each, this.peer);
+    }
     if (!timed) return;
     clearTimeout(this.flightTimer);
     this.flightTimer = setTimeout(() => {
