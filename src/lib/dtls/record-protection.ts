@@ -52,9 +52,9 @@ const TWO_32 = 0x100000000;
  * Node's aes-128-ccm needs a new cipher object, a nonce, an AAD call and a
  * tag call per record: several times the time of this on DTLS-sized records,
  * where each call into OpenSSL costs more than the AES it does. So a busy
- * cipher encrypts the counter blocks of its next 8 records in one call
- * (nonces are the epoch and sequence number, which count up), and bytes are
- * moved by loops rather than by Buffer methods.
+ * cipher whose nonces count up (the epoch and sequence number, as RFC 6655
+ * has them) encrypts the counter blocks of its next 8 records in one call,
+ * and bytes are moved by loops rather than by Buffer methods.
  */
 class Ccm8 {
   private readonly mac: Cipher;
@@ -67,6 +67,9 @@ class Ccm8 {
   private aheadEpoch = -1;
   private aheadSequence = 0;
   private lastMade = -Infinity;
+  /** The nonce asked for last, as an epoch and sequence number. */
+  private lastEpoch = -1;
+  private lastSequence = -1;
   /** Where keystream() put the asked-for keystream. */
   private stream: Buffer = this.chain;
 
@@ -129,6 +132,10 @@ class Ccm8 {
    * them, else made now (and for the next records too while busy).
    */
   private keystream(epoch: number, sequence: number, blocks: number): number {
+    // Nonces that count up (ours, and most peers'; pion picks random ones, which gain nothing from keystream made ahead).
+    const follows = epoch === this.lastEpoch && sequence === this.lastSequence + 1;
+    this.lastEpoch = epoch;
+    this.lastSequence = sequence;
     if (this.ahead !== undefined && blocks <= AHEAD_BLOCKS && epoch === this.aheadEpoch) {
       const index = sequence - this.aheadSequence;
       if (index >= 0 && index < AHEAD_RECORDS) {
@@ -139,7 +146,7 @@ class Ccm8 {
     const now = Date.now();
     const busy = now - this.lastMade < BUSY_MS;
     this.lastMade = now;
-    if (busy && blocks <= AHEAD_BLOCKS) {
+    if (busy && follows && blocks <= AHEAD_BLOCKS) {
       this.ahead = this.stream = this.encryptCounters(epoch, sequence, AHEAD_RECORDS, AHEAD_BLOCKS);
       this.aheadEpoch = epoch;
       this.aheadSequence = sequence;
