@@ -3,7 +3,7 @@
 // DEVICES_PER_PROCESS sockets (the file-descriptor limit is per process) on a loopback address of its own
 // (one address has about 28k ephemeral ports); the window of 64 outstanding requests is shared among them.
 const { cTool } = require('./tools');
-const { LineProcess } = require('./processes');
+const { LineProcess, onLoadCpu } = require('./processes');
 
 const DEVICES_PER_PROCESS = 16000;
 const WINDOW = 64;
@@ -11,8 +11,11 @@ const WINDOW = 64;
 const share = (total, parts, p) => Math.floor(total / parts) + (p < total % parts ? 1 : 0);
 
 class Fleet {
-  /** count devices named prefix-0 .. prefix-(count-1), sending to port on 127.0.0.1, from 127.0.NETWORK.1, .2, ... */
-  static async open(port, count, { prefix = 'd', distinct = false, window = WINDOW, network = 1 } = {}) {
+  /**
+   * count devices named prefix-0 .. prefix-(count-1), sending to port on 127.0.0.1, from 127.0.NETWORK.1, .2, ...;
+   * on the load generator's CPU unless pinned is false (see processes.js).
+   */
+  static async open(port, count, { prefix = 'd', distinct = false, window = WINDOW, network = 1, pinned = true } = {}) {
     const binary = cTool('fleet');
     const processes = Math.max(Math.ceil(count / DEVICES_PER_PROCESS), 1);
     const fleet = new Fleet();
@@ -21,7 +24,7 @@ class Fleet {
       const devices = share(count, processes, p);
       const args = ['--server', `127.0.0.1:${port}`, '--bind', `127.0.${network}.${p + 1}`, '--first', String(first), '--count', String(devices), '--prefix', prefix, '--window', String(Math.max(share(window, processes, p), 1))];
       if (distinct) args.push('--distinct');
-      fleet.parts.push(new LineProcess(binary, args));
+      fleet.parts.push(pinned ? new LineProcess(...onLoadCpu(binary, args)) : new LineProcess(binary, args));
       first += devices;
     }
     await Promise.all(fleet.parts.map((part) => part.next()));

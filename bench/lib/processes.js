@@ -1,7 +1,7 @@
 'use strict';
 // Processes of the bench, measured from outside the same way whatever they are written in:
 // CPU time of all their threads (/proc/PID/task/*/schedstat, in ns), RSS (/proc/PID/status).
-const { spawn } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 const dgram = require('node:dgram');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -35,6 +35,25 @@ async function freePort() {
   const { port } = socket.address();
   await new Promise((resolve) => socket.close(resolve));
   return port;
+}
+
+/**
+ * The server under test runs on CPU 0, the load generator on CPU 1
+ * (taskset), for every server alike: left to the scheduler they share both
+ * cores, and what a server costs per datagram moves with where each lands
+ * (a real fleet is not on the server's machine at all). Nothing is pinned
+ * on a single-CPU machine.
+ */
+const PINNED = os.availableParallelism() >= 2;
+const SERVER_CPU = 0;
+const LOAD_CPU = 1;
+
+/** The command and arguments that run file on the load generator's CPU. */
+const onLoadCpu = (file, args) => (PINNED ? ['taskset', ['-c', String(LOAD_CPU), file, ...args]] : [file, args]);
+
+/** Moves every thread of process pid (and those it starts later) to the server's CPU. */
+function pinServer(pid) {
+  if (PINNED) execFileSync('taskset', ['-a', '-pc', String(SERVER_CPU), String(pid)], { stdio: 'ignore' });
 }
 
 /** A child that takes one command a line on stdin and answers each with one JSON line on stdout. */
@@ -91,4 +110,4 @@ const ask = (child, message) =>
     child.send(message);
   });
 
-module.exports = { cpuNs, rssBytes, loadAverage, freePort, LineProcess, ask };
+module.exports = { cpuNs, rssBytes, loadAverage, freePort, LineProcess, ask, onLoadCpu, pinServer };

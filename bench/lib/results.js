@@ -2,7 +2,7 @@
 // What a run of the bench measured: one sample per subject per round, grouped by workload. The
 // report compares each sample with its workload's baseline measured in the same round (pairs,
 // then their median), and shows every run's loss and the machine's load beside the medians.
-const { cpuNs, loadAverage } = require('./processes');
+const { cpuNs, loadAverage, pinServer } = require('./processes');
 const { median } = require('./stats');
 
 const now = () => performance.now();
@@ -12,6 +12,7 @@ const now = () => performance.now();
  * threads, the load average before. body resolves with {ok, bad?, lost?, retransmissions?, ms?, ...extras}.
  */
 async function measure(pid, body) {
+  pinServer(pid);
   const load = loadAverage();
   const cpuBefore = cpuNs(pid);
   const started = now();

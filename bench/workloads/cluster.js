@@ -48,7 +48,7 @@ async function measureConfiguration(results, names, round, { subject, store, cou
       const { port } = await ask(child, { command: 'start', store, url: redis.url, prefix, file, instance: `i${i + 1}` });
       instances.push({ child, port });
     }
-    for (let i = 0; i < count; i++) fleets.push(await Fleet.open(instances[i].port, share(DEVICES, count, i), { prefix: `c${run}i${i}`, network: 20 + i }));
+    for (let i = 0; i < count; i++) fleets.push(await Fleet.open(instances[i].port, share(DEVICES, count, i), { prefix: `c${run}i${i}`, network: 20 + i, pinned: false }));
     const commands = async () => (store === 'redis' ? Number(/total_commands_processed:(\d+)/.exec(await redisLink.command(['INFO', 'stats']))[1]) : 0);
     const phase = async (body) => {
       const load = loadAverage();

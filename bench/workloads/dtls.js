@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const { freePort } = require('../lib/processes');
+const { freePort, onLoadCpu } = require('../lib/processes');
 const { measure } = require('../lib/results');
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -30,17 +30,8 @@ function makePki(dir) {
   return { ca: file('ca.pem'), serverCert: file('server.pem'), serverKey: file('server.key'), clientCert: file('client.pem'), clientKey: file('client.key') };
 }
 
-/**
- * The server under test on CPU 0, the client on CPU 1 (taskset), the same for
- * both servers: left to the scheduler, the Go client and the server's threads
- * share both cores and rates move 2x from run to run; a real client is not on
- * the server's machine at all. Nothing is pinned on a single-CPU machine.
- */
-const PINNED = os.availableParallelism() >= 2;
-const pinned = (cpu, command, args) => (PINNED ? ['taskset', ['-c', String(cpu), command, ...args]] : [command, args]);
-
 function pion(binary, port, args, seconds) {
-  const output = execFileSync(...pinned(1, binary, ['-addr', `127.0.0.1:${port}`, '-identity', IDENTITY, '-key', KEY, '-duration', `${seconds}s`, ...args]), { timeout: (seconds + 60) * 1000 });
+  const output = execFileSync(...onLoadCpu(binary, ['-addr', `127.0.0.1:${port}`, '-identity', IDENTITY, '-key', KEY, '-duration', `${seconds}s`, ...args]), { timeout: (seconds + 60) * 1000 });
   return JSON.parse(output.toString());
 }
 
@@ -63,11 +54,9 @@ async function run({ runs, results }) {
   const pki = makePki(dir);
   const ours = fork(path.join(__dirname, '..', 'servers', 'dtls-pack.js'), [], { env: { ...process.env, BENCH_DTLS: JSON.stringify({ identity: IDENTITY, key: KEY, pki }) } });
   const { port: ourPort } = await new Promise((resolve) => ours.once('message', resolve));
-  // Its threads now and (inheriting it) later.
-  if (PINNED) execFileSync('taskset', ['-a', '-pc', '0', String(ours.pid)], { stdio: 'ignore' });
   const libcoapPort = await freePort();
   // coap-server listens for DTLS on the port after its CoAP port.
-  const libcoap = spawn(...pinned(0, 'coap-server-openssl', ['-A', '127.0.0.1', '-p', String(libcoapPort - 1), '-k', Buffer.from(KEY, 'hex').toString(), '-c', pki.serverCert, '-j', pki.serverKey, '-C', pki.ca, '-v', '0']), { stdio: 'ignore' });
+  const libcoap = spawn('coap-server-openssl', ['-A', '127.0.0.1', '-p', String(libcoapPort - 1), '-k', Buffer.from(KEY, 'hex').toString(), '-c', pki.serverCert, '-j', pki.serverKey, '-C', pki.ca, '-v', '0'], { stdio: 'ignore' });
   await new Promise((resolve) => setTimeout(resolve, 500));
   const workloads = [
     ['handshakes, full PSK (CCM_8)', ['-mode', 'handshake', '-suite', 'psk', '-workers', '1']],

@@ -5,7 +5,7 @@
 // pack's process (bench/servers/pack.js). Closed loop (one read in flight per device), then paced at 10,000/s.
 // The baseline of each round is the pack over UDP with the UDP fleet (bench/c/fleet.c).
 const { Fleet } = require('../lib/fleet');
-const { LineProcess, ask } = require('../lib/processes');
+const { LineProcess, ask, onLoadCpu } = require('../lib/processes');
 const { measure } = require('../lib/results');
 const { pooled } = require('../lib/stats');
 const { cTool } = require('../lib/tools');
@@ -26,7 +26,7 @@ function describe(_subject, samples) {
 
 /** DEVICES devices over TCP, connected and registered to the pack on port. */
 async function tcpFleet(port) {
-  const fleet = new LineProcess(cTool('tcp-fleet'), ['--server', `127.0.0.1:${port}`, '--bind', '127.0.4.1', '--count', String(DEVICES), '--prefix', 'tr']);
+  const fleet = new LineProcess(...onLoadCpu(cTool('tcp-fleet'), ['--server', `127.0.0.1:${port}`, '--bind', '127.0.4.1', '--count', String(DEVICES), '--prefix', 'tr']));
   await fleet.next();
   const registered = await fleet.command('register');
   if (registered.ok !== DEVICES) throw new Error(`TCP reads: ${registered.ok} of ${DEVICES} registered`);
