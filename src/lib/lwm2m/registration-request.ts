@@ -236,22 +236,24 @@ function sharedObject(id: number, version: string | undefined, resourceType: str
 
 /** Turns the object links into the root path, content formats and object list (of shared entries). */
 function describeObjects(links: Link[]): ObjectDescription {
-  const rootLink = links.find(isRootLink) ?? links.find((link) => link.path === '/');
+  const rootLink = rootLinkOf(links);
   const rootPath = rootLink ? normalizeRoot(rootLink.path) : '/';
   const prefix = rootPath === '/' ? '' : rootPath;
-  const objects = new Map<number, { version?: string; resourceType?: string; instances: number[] }>();
+  const base = prefix + '/';
+  // Each entry carries its id, so that the map is read by values() without an [id, entry] array per object.
+  const objects = new Map<number, { id: number; version?: string; resourceType?: string; instances: number[] }>();
 
   for (const link of links) {
     if (link === rootLink) continue;
-    if (!link.path.startsWith(prefix + '/')) throw badRequest(`link <${link.path}> is outside the root path ${rootPath}`);
+    if (!link.path.startsWith(base)) throw badRequest(`link <${link.path}> is outside the root path ${rootPath}`);
     // "/{object}" or "/{object}/{instance}" after the root, read in place (this runs for every link of every Register).
-    const start = prefix.length + 1;
+    const start = base.length;
     const slash = link.path.indexOf('/', start);
     if (slash >= 0 && link.path.indexOf('/', slash + 1) >= 0) throw badRequest(`link <${link.path}> names a resource; only objects and instances are allowed`);
     const objectId = parseId(link.path, start, slash < 0 ? link.path.length : slash, MAX_OBJECT_ID);
     let object = objects.get(objectId);
     if (!object) {
-      object = { version: undefined, resourceType: undefined, instances: [] };
+      object = { id: objectId, version: undefined, resourceType: undefined, instances: [] };
       objects.set(objectId, object);
     }
     const version = link.attributes.ver;
@@ -268,12 +270,25 @@ function describeObjects(links: Link[]): ObjectDescription {
   // Sized once: a device keeps this array for as long as it is registered, without the slack pushes leave.
   const described = new Array<ObjectInfo>(objects.size);
   let at = 0;
-  for (const [id, object] of objects) described[at++] = sharedObject(id, object.version, object.resourceType, object.instances.sort((a, b) => a - b));
+  for (const object of objects.values()) described[at++] = sharedObject(object.id, object.version, object.resourceType, object.instances.sort(byNumber));
   return {
     rootPath,
-    objects: Object.freeze(described.sort((a, b) => a.id - b.id)),
+    objects: Object.freeze(described.sort(byId)),
     contentFormats: rootLink ? sharedContentFormats(rootLink) : NO_CONTENT_FORMATS,
   };
+}
+
+const byNumber = (a: number, b: number): number => a - b;
+const byId = (a: ObjectInfo, b: ObjectInfo): number => a.id - b.id;
+
+/** The link of the LwM2M objects' root: the first with rt="oma.lwm2m", else the first "/"; read by a loop, not find() with a closure per Register. */
+function rootLinkOf(links: Link[]): Link | undefined {
+  let bare: Link | undefined;
+  for (const link of links) {
+    if (isRootLink(link)) return link;
+    if (bare === undefined && link.path === '/') bare = link;
+  }
+  return bare;
 }
 
 function normalizeRoot(path: string): string {
