@@ -290,6 +290,9 @@ describe('LwM2M registration interface', () => {
       ['object id out of range', { ep: 'x' }, '</70000/0>', '4.00', /invalid object link/],
       ['link outside the root path', { ep: 'x' }, '</lwm2m>;rt="oma.lwm2m",</3/0>', '4.00', /outside the root path/],
       ['duplicate parameter', { ep: 'x' }, '</1/0>', '4.00', /given twice/, ['ep=y']],
+      ['an unknown parameter given twice', { ep: 'x' }, '</1/0>', '4.00', /"vendor" given twice/, ['vendor=a', 'vendor=b']],
+      ['a flag given twice', { ep: 'x', Q: true }, '</1/0>', '4.00', /"Q" given twice/, ['Q=1']],
+      ['a query without a name', { ep: 'x' }, '</1/0>', '4.00', /invalid query parameter "=1"/, ['=1']],
     ];
     for (const [name, query, payload, code, reason, extraQueries] of cases) {
       it(`answers ${code} for ${name}`, async () => {
