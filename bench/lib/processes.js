@@ -51,9 +51,9 @@ const LOAD_CPU = 1;
 /** The command and arguments that run file on the load generator's CPU. */
 const onLoadCpu = (file, args) => (PINNED ? ['taskset', ['-c', String(LOAD_CPU), file, ...args]] : [file, args]);
 
-/** Moves every thread of process pid (and those it starts later) to the server's CPU. */
+/** Moves every thread of process pid (and those it starts later) to the server's CPU; BENCH_PIN_SERVER=0 leaves the server to the scheduler. */
 function pinServer(pid) {
-  if (PINNED) execFileSync('taskset', ['-a', '-pc', String(SERVER_CPU), String(pid)], { stdio: 'ignore' });
+  if (PINNED && process.env.BENCH_PIN_SERVER !== '0') execFileSync('taskset', ['-a', '-pc', String(SERVER_CPU), String(pid)], { stdio: 'ignore' });
 }
 
 /** A child that takes one command a line on stdin and answers each with one JSON line on stdout. */
