@@ -176,12 +176,15 @@ describe('npm start: stopping and the README steps', function () {
     try {
       const deadline = Date.now() + 30000;
       let found;
+      let last;
       while (!found && Date.now() < deadline) {
-        const page = await fetch(`http://127.0.0.1:${httpPort}/lwm2m-red/servers/${server.id}/devices?search=${endpoint}`).then((r) => r.json());
-        found = page.items.find((item) => item.endpoint === endpoint);
+        // Right after a deploy the server node may still be starting (Node-RED 5 answers the deploy first): the API says so until it runs.
+        const response = await fetch(`http://127.0.0.1:${httpPort}/lwm2m-red/servers/${server.id}/devices?search=${endpoint}`);
+        last = `${response.status} ${await response.clone().text()}`;
+        found = response.ok ? (await response.json()).items.find((item) => item.endpoint === endpoint) : undefined;
         if (!found) await new Promise((resolve) => setTimeout(resolve, 300));
       }
-      assert.ok(found, `${endpoint} registered over DTLS; device output:\n${output}`);
+      assert.ok(found, `${endpoint} registered over DTLS; last answer ${last}; device output:\n${output}`);
       assert.deepEqual([found.transport, found.security], ['dtls', 'PSK']);
     } finally {
       process.kill(-device.pid, 'SIGINT');
