@@ -163,9 +163,6 @@ class Ccm8 {
     const counters = scratchOf(length);
     const iv = this.fixedIv;
     for (let record = 0; record < records; record++) {
-      const nonceSequence = sequence + record;
-      const high = Math.floor(nonceSequence / TWO_32);
-      const low = nonceSequence >>> 0;
       for (let block = 0; block < blocks; block++) {
         const at = (record * blocks + block) * BLOCK;
         counters[at] = 2; // L - 1, with L = 3 bytes of counter (15 - 12-byte nonce)
@@ -173,14 +170,7 @@ class Ccm8 {
         counters[at + 2] = iv[1];
         counters[at + 3] = iv[2];
         counters[at + 4] = iv[3];
-        counters[at + 5] = epoch >> 8;
-        counters[at + 6] = epoch & 0xff;
-        counters[at + 7] = (high >> 8) & 0xff;
-        counters[at + 8] = high & 0xff;
-        counters[at + 9] = low >>> 24;
-        counters[at + 10] = (low >> 16) & 0xff;
-        counters[at + 11] = (low >> 8) & 0xff;
-        counters[at + 12] = low & 0xff;
+        writeEpochAndSequence(counters, at + 5, epoch, sequence + record);
         counters[at + 13] = 0;
         counters[at + 14] = block >> 8;
         counters[at + 15] = block & 0xff;
