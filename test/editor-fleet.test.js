@@ -21,7 +21,7 @@ const median = (values) => values.sort((a, b) => a - b)[Math.floor(values.length
  * (its Server-Timing header), which other work on a shared machine inflates
  * far less.
  */
-async function measure(url, runs = 9) {
+async function measure(url, runs = 25) {
   const wall = [];
   const cpu = [];
   let bytes = 0;
@@ -36,7 +36,8 @@ async function measure(url, runs = 9) {
     wall.push(elapsed);
     cpu.push(Number(/cpu;dur=([\d.]+)/.exec(response.headers.get('server-timing') ?? '')?.[1] ?? NaN));
   }
-  // The least CPU time a run took is what the request costs; contention on a shared machine only adds to it.
+  // The least CPU time a run took is what the request costs: process.cpuUsage counts every thread, so the collector's
+  // background work after 100,000 registrations, and contention on a shared machine, only add to it.
   return { ms: median(wall), cpuMs: Math.min(...cpu), bytes };
 }
 
@@ -87,7 +88,7 @@ describe('editor: the devices panel with 100,000 devices', function () {
     const quiet = load < os.cpus().length * 1.5;
     const slack = quiet ? 1 : 3;
     console.log(`      load average ${load.toFixed(1)} on ${os.cpus().length} cores: ${quiet ? 'CPU time held to the targets' : 'CPU time held to 3x the targets (machine oversubscribed)'}`);
-    for (const [name, { ms, cpuMs, bytes }] of Object.entries(figures)) console.log(`      ${name}: ${bytes} bytes, ${ms.toFixed(1)} ms at the client (median), ${cpuMs.toFixed(1)} ms CPU in Node-RED (least)`);
+    for (const [name, { ms, cpuMs, bytes }] of Object.entries(figures)) console.log(`      ${name}: ${bytes} bytes, ${ms.toFixed(1)} ms at the client (median), ${cpuMs.toFixed(1)} ms CPU in Node-RED (least of 25)`);
     for (const [name, { cpuMs, bytes }] of Object.entries(figures)) {
       assert.ok(bytes < PAGE_BYTES, `${name}: ${bytes} bytes`);
       const limit = name.includes('completion') ? COMPLETION_MS : PAGE_MS;
