@@ -43,6 +43,8 @@ const AHEAD_BLOCKS = 5;
 /** A cipher that had to make keystream this recently is busy: it makes the next records' too. */
 const BUSY_MS = 1000;
 const TWO_32 = 0x100000000;
+/** B0 and the longest additional data with its length (a tls12_cid record's, with a 255-byte cid: 2 + 23 + 255 bytes), in blocks. */
+const MAC_HEADER_MAX = BLOCK + Math.ceil((2 + 23 + 255) / BLOCK) * BLOCK;
 
 /**
  * AES-128-CCM with 8-byte tags (RFC 3610, RFC 6655) on two AES objects made
@@ -91,7 +93,7 @@ class Ccm8 {
     writeEpochAndSequence(out, at, epoch, sequence);
     const streamAt = this.keystream(epoch, sequence, 1 + Math.ceil(length / BLOCK));
     const stream = this.stream;
-    const input = scratchOf(4 * BLOCK + 2 * length);
+    const input = scratchOf(MAC_HEADER_MAX + Math.ceil(length / BLOCK) * BLOCK);
     const payloadAt = this.macHeader(input, epoch, sequence, length, type, epoch, sequence, cid);
     for (let i = 0; i < length; i++) input[payloadAt + i] = content[i];
     this.authenticate(input, payloadAt, length);
@@ -111,7 +113,7 @@ class Ccm8 {
     const nonceSequence = ((fragment[2] << 8) | fragment[3]) * TWO_32 + (((fragment[4] << 24) | (fragment[5] << 16) | (fragment[6] << 8) | fragment[7]) >>> 0);
     const streamAt = this.keystream(nonceEpoch, nonceSequence, 1 + Math.ceil(length / BLOCK));
     const stream = this.stream;
-    const input = scratchOf(4 * BLOCK + 2 * length);
+    const input = scratchOf(MAC_HEADER_MAX + Math.ceil(length / BLOCK) * BLOCK);
     const payloadAt = this.macHeader(input, nonceEpoch, nonceSequence, length, type, epoch, sequence, cid);
     for (let i = 0; i < length; i++) input[payloadAt + i] = fragment[CCM_EXPLICIT_NONCE + i] ^ stream[streamAt + BLOCK + i];
     this.authenticate(input, payloadAt, length);
