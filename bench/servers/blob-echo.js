@@ -2,7 +2,7 @@
 // Child process: the baseline of the firmware pull, a Node.js UDP socket on 127.0.0.1 (port 0, the 4 MiB
 // receive buffer the pack asks for) that answers every request with a 2.05 of 1,024 bytes: the request's
 // message id and token copied into a datagram prepared once per token length. No lookup, no slicing.
-const dgram = require('node:dgram');
+const { udpSocket } = require('../lib/udp-socket');
 const { randomBytes } = require('node:crypto');
 
 const BLOCK = randomBytes(1024);
@@ -18,7 +18,7 @@ function answerFor(tokenLength) {
   return answer;
 }
 
-const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
+const socket = udpSocket();
 socket.on('message', (datagram, remote) => {
   const tokenLength = datagram[0] & 0x0f;
   if (datagram.length < 4 + tokenLength || tokenLength > 8) return;

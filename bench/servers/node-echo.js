@@ -1,10 +1,10 @@
 'use strict';
 // Child process: the Node.js ceiling, a UDP echo (or with --sink a one-way sink that counts) on
 // 127.0.0.1, port 0, with the receive buffer the LwM2M server asks for. IPC: {command:'count'} -> {received}.
-const dgram = require('node:dgram');
+const { udpSocket } = require('../lib/udp-socket');
 
 const sink = process.argv.includes('--sink');
-const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
+const socket = udpSocket();
 let received = 0;
 socket.on('message', (datagram, remote) => {
   received++;
