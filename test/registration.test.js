@@ -202,6 +202,30 @@ describe('LwM2M registration interface', () => {
     assert.equal(server.registrations.size, 1);
   });
 
+  it('an update that shortens the lifetime expires the registration at the shorter one', async () => {
+    const d = await device('shortened', { lifetime: 60 });
+    await d.register();
+    await d.update({ lt: 1 });
+    const started = Date.now();
+    const [registration] = await once(server, 'expired', 3000);
+    assert.equal(registration.endpoint, 'shortened');
+    assert.ok(Date.now() - started >= 850, 'not before the new lifetime');
+  });
+
+  it('an update that lengthens the lifetime keeps the registration past its first expiry, until the longer one runs out', async () => {
+    const d = await device('lengthened', { lifetime: 1 });
+    await d.register();
+    let expiredAt;
+    server.on('expired', (registration) => registration.endpoint === 'lengthened' && (expiredAt = Date.now()));
+    await d.update({ lt: 2 });
+    const updatedAt = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(expiredAt, undefined, 'alive after the first lifetime');
+    assert.ok(server.registrations.getByEndpoint('lengthened'));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.ok(expiredAt !== undefined && expiredAt - updatedAt >= 1900 && expiredAt - updatedAt < 2500, `expired ${expiredAt - updatedAt} ms after the update`);
+  });
+
   it('shortens lifetimes beyond the maximum (7 days by default), in the event and in the saved state', async () => {
     const d = await device('forever', { lifetime: 4294967295 });
     const registered = once(server, 'registered');

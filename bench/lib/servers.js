@@ -32,9 +32,11 @@ async function forkServer(file, args, first, execArgv = []) {
 
 /** BENCH_PROFILE=DIR writes a V8 CPU profile of each pack process into DIR (node --cpu-prof). */
 const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-interval', process.env.BENCH_PROFILE_INTERVAL ?? '1000', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-const pack = (options) => forkServer('pack.js', [], { command: 'start', options }, profile);
+/** A Node.js LwM2M server that promotes what its young generation holds when asked (bench/lib/promote.js). */
+const promoting = (server) => Object.assign(server, { promote: () => ask(server.child, { command: 'promote' }) });
+const pack = async (options) => promoting(await forkServer('pack.js', [], { command: 'start', options }, profile));
 // Its dependencies warn of circular requires on start: not the bench's output.
-const lwm2mNodeLib = () => forkServer('lwm2m-node-lib.js', [], undefined, ['--no-warnings']);
+const lwm2mNodeLib = async () => promoting(await forkServer('lwm2m-node-lib.js', [], undefined, ['--no-warnings']));
 
 /** The Node.js echo, or with sink a one-way sink ({received} on count()). */
 async function nodeEcho({ sink = false } = {}) {

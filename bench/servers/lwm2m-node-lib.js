@@ -32,10 +32,15 @@ lib.start(config, (error, info) => {
   }
   process.send({ port: info.server._sock.address().port });
 });
+const { promote } = require('../lib/promote');
 process.on('message', (message) => {
   if (message.command === 'settle') {
     global.gc?.();
     process.send({ settled: true });
+  }
+  if (message.command === 'promote') {
+    promote();
+    process.send({});
   }
   if (message.command === 'exit') process.exit(0);
 });

@@ -6,6 +6,7 @@ const { Lwm2mServer } = require('../../dist/lib/lwm2m/server');
 const { ObserveRequest } = require('../../dist/lib/lwm2m/requests/observe');
 const { ReadRequest } = require('../../dist/lib/lwm2m/requests/read');
 const { Lwm2mPath } = require('../../dist/lib/model/path');
+const { promote } = require('../lib/promote');
 
 let server;
 const now = () => performance.now();
@@ -75,6 +76,9 @@ process.on('message', async (message) => {
     } else if (message.command === 'settle') {
       await settle();
       process.send({ registrations: server.registrations.size, observations: server.observations.size });
+    } else if (message.command === 'promote') {
+      promote();
+      process.send({});
     } else if (message.command === 'observeAll') {
       // One observation per device whose name starts with the prefix (not the warm-up's), a few hundred at a time.
       const endpoints = [...server.registrations.all()].map((registration) => registration.endpoint).filter((endpoint) => endpoint.startsWith(message.prefix));

@@ -3,7 +3,7 @@ import { CoapRequestError } from '../coap/errors';
 import type { IncomingRequest, OutgoingResponse } from '../coap/endpoint';
 import type { Peer } from '../coap/peer';
 import type { CoapOption } from '../coap/message';
-import { Registration, Transport } from './registration';
+import { EXPIRY_TICK, Registration, Transport } from './registration';
 import { parseRegisterRequest, parseUpdateRequest, UpdateRequest } from './registration-request';
 import type { RegistrationStore } from './registration-store';
 import type { PeerIdentity } from '../dtls/credentials';
@@ -101,6 +101,7 @@ export class RegistrationInterface {
       registeredAt: now,
       lastUpdate: now,
       lastSeen: now,
+      [EXPIRY_TICK]: undefined,
     };
     const replaced = this.store.add(registration);
     this.listener.registered(registration, replaced);

@@ -1,6 +1,6 @@
 import { PeerKey, peerKey } from '../coap/peer';
 import { randomText } from '../random-text';
-import { Registration, Transport, expiresAt } from './registration';
+import { EXPIRY_TICK, Registration, Transport, expiresAt } from './registration';
 
 const ID_BYTES = 6;
 
@@ -76,14 +76,15 @@ export class RegistrationStore {
   }
 
   /**
-   * Restarts the lifetime from now, a new one if given. The store keeps no
-   * expiry per registration: it finds its bucket from the expiry before,
-   * which only this method changes.
+   * Restarts the lifetime from now, a new one if given. A later expiry
+   * leaves the registration in its group (the sweep finds it alive there and
+   * moves it on): an Update touches no group unless it shortens the lifetime.
    */
   renew(registration: Registration, lifetime = registration.lifetime): void {
-    this.unschedule(registration);
     registration.lifetime = lifetime;
     registration.lastUpdate = registration.lastSeen = Date.now();
+    if (this.tickOf(registration) >= (registration[EXPIRY_TICK] ?? Infinity)) return;
+    this.unschedule(registration);
     this.schedule(registration);
   }
 
@@ -120,10 +121,12 @@ export class RegistrationStore {
       this.expiring.set(tick, group);
     }
     group.add(registration);
+    registration[EXPIRY_TICK] = tick;
   }
 
   private unschedule(registration: Registration): void {
-    const tick = this.tickOf(registration);
+    const tick = registration[EXPIRY_TICK];
+    if (tick === undefined) return;
     const group = this.expiring.get(tick);
     if (!group?.delete(registration)) return;
     if (group.size === 0) this.expiring.delete(tick);
@@ -146,7 +149,7 @@ export class RegistrationStore {
       if (!group) continue;
       this.expiring.delete(tick);
       for (const registration of group) {
-        // Re-checked: an entry whose bucket could not be found again (put in a later tick when restored as already due) may have been renewed since.
+        // Renewed since it was grouped here: on to the tick of its expiry now.
         if (expiresAt(registration) > nowMs) {
           if (this.byId.get(registration.id) === registration) this.schedule(registration);
           continue;

@@ -35,6 +35,13 @@ export interface ClientDescription {
   contentFormats: readonly number[];
 }
 
+/**
+ * The store's group for a registration's expiry: the tick of its expiry, or
+ * an earlier one (an Update that lengthened the lifetime leaves it there; the
+ * sweep moves it on when that tick comes). A symbol, so never saved or shown.
+ */
+export const EXPIRY_TICK: unique symbol = Symbol('expiryTick');
+
 export interface Registration extends ClientDescription {
   id: string;
   endpoint: string;
@@ -47,6 +54,7 @@ export interface Registration extends ClientDescription {
   lastUpdate: number;
   /** When the device last sent anything: a registration message, a response, a notification, a Send. */
   lastSeen: number;
+  [EXPIRY_TICK]?: number;
 }
 
 export function expiresAt(registration: Registration): number {
