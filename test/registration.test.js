@@ -78,6 +78,24 @@ describe('LwM2M registration interface', () => {
     assert.equal(registration.binding, 'U', 'default binding');
   });
 
+  it('lists objects and their instances in order whatever order the client links them in, each instance once', async () => {
+    const d = await device('shuffled');
+    const registered = once(server, 'registered');
+    const response = await d.send(Method.POST, '/rd', {
+      query: { ep: 'shuffled', lwm2m: '1.1' },
+      payload: Buffer.from('</3303/2>,</3/0>,</3303/0>,</1/1>,</3303/1>,</1/0>,</3303/0>,</5>'),
+      contentFormat: 40,
+    });
+    assert.equal(formatCode(response.code), '2.01');
+    const [registration] = await registered;
+    assert.deepEqual(registration.objects, [
+      { id: 1, instances: [0, 1] },
+      { id: 3, instances: [0] },
+      { id: 5, instances: [] },
+      { id: 3303, instances: [0, 1, 2] },
+    ]);
+  });
+
   it('updates lifetime, binding and objects, with and without payload', async () => {
     const d = await device('updater', { lifetime: 60, lwm2mVersion: '1.0' });
     await d.register();

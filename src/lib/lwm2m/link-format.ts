@@ -27,14 +27,16 @@ function isNameCharacter(c: number): boolean {
   );
 }
 
+/** The index of the first character at or after i that is not white space. */
+function skipSpace(text: string, i: number): number {
+  while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\r' || text[i] === '\n')) i++;
+  return i;
+}
+
 /** Parses a link-value-list; quoted strings may hold "," and ";". Links without attributes share one frozen, empty attributes object. */
 export function parseLinkFormat(text: string): Link[] {
   const links: Link[] = [];
-  let i = 0;
-  const skipSpace = () => {
-    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\r' || text[i] === '\n')) i++;
-  };
-  skipSpace();
+  let i = skipSpace(text, 0);
   if (i === text.length) return links;
   for (;;) {
     if (links.length === MAX_LINKS) throw new LinkFormatError(`more than ${MAX_LINKS} links`, i);
@@ -76,11 +78,10 @@ export function parseLinkFormat(text: string): Link[] {
       }
     }
     links.push({ path, attributes });
-    skipSpace();
+    i = skipSpace(text, i);
     if (i === text.length) return links;
     if (text[i] !== ',') throw new LinkFormatError(`expected "," or ";"`, i);
-    i++;
-    skipSpace();
+    i = skipSpace(text, i + 1);
   }
 }
 

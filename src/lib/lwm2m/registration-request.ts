@@ -214,7 +214,7 @@ function sameInstances(a: readonly number[], b: readonly number[]): boolean {
   return true;
 }
 
-function sharedObject(id: number, version: string | undefined, resourceType: string | undefined, instances: number[]): ObjectInfo {
+function sharedObject(id: number, version: string | undefined, resourceType: string | undefined, instances: readonly number[]): ObjectInfo {
   let variants = sharedObjects.get(id);
   if (variants) {
     for (const known of variants) {
@@ -241,7 +241,8 @@ function describeObjects(links: Link[]): ObjectDescription {
   const prefix = rootPath === '/' ? '' : rootPath;
   const base = prefix + '/';
   // Each entry carries its id, so that the map is read by values() without an [id, entry] array per object.
-  const objects = new Map<number, { id: number; version?: string; resourceType?: string; instances: number[] }>();
+  // Instances start as one-element arrays: an empty array's first push reserves room for 17.
+  const objects = new Map<number, { id: number; version?: string; resourceType?: string; instances: number[] | undefined }>();
 
   for (const link of links) {
     if (link === rootLink) continue;
@@ -253,7 +254,7 @@ function describeObjects(links: Link[]): ObjectDescription {
     const objectId = parseId(link.path, start, slash < 0 ? link.path.length : slash, MAX_OBJECT_ID);
     let object = objects.get(objectId);
     if (!object) {
-      object = { id: objectId, version: undefined, resourceType: undefined, instances: [] };
+      object = { id: objectId, version: undefined, resourceType: undefined, instances: undefined };
       objects.set(objectId, object);
     }
     const version = link.attributes.ver;
@@ -264,22 +265,29 @@ function describeObjects(links: Link[]): ObjectDescription {
     if (typeof link.attributes.rt === 'string') object.resourceType = link.attributes.rt;
     if (slash >= 0) {
       const instanceId = parseId(link.path, slash + 1, link.path.length, MAX_INSTANCE_ID);
-      if (!object.instances.includes(instanceId)) object.instances.push(instanceId);
+      if (object.instances === undefined) object.instances = [instanceId];
+      else if (!object.instances.includes(instanceId)) object.instances.push(instanceId);
     }
   }
   // Sized once: a device keeps this array for as long as it is registered, without the slack pushes leave.
   const described = new Array<ObjectInfo>(objects.size);
   let at = 0;
-  for (const object of objects.values()) described[at++] = sharedObject(object.id, object.version, object.resourceType, object.instances.sort(byNumber));
+  for (const object of objects.values()) described[at++] = sharedObject(object.id, object.version, object.resourceType, object.instances ? inOrder(object.instances, byNumber) : NO_INSTANCES);
   return {
     rootPath,
-    objects: Object.freeze(described.sort(byId)),
+    objects: Object.freeze(inOrder(described, byId)),
     contentFormats: rootLink ? sharedContentFormats(rootLink) : NO_CONTENT_FORMATS,
   };
 }
 
 const byNumber = (a: number, b: number): number => a - b;
 const byId = (a: ObjectInfo, b: ObjectInfo): number => a.id - b.id;
+
+/** Sorted in place, unless already in order as clients mostly list their objects (sort() copies the array to work on). */
+function inOrder<T>(items: T[], compare: (a: T, b: T) => number): T[] {
+  for (let i = 1; i < items.length; i++) if (compare(items[i - 1], items[i]) > 0) return items.sort(compare);
+  return items;
+}
 
 /** The link of the LwM2M objects' root: the first with rt="oma.lwm2m", else the first "/"; read by a loop, not find() with a closure per Register. */
 function rootLinkOf(links: Link[]): Link | undefined {
