@@ -110,6 +110,29 @@ describe('benchmark harness', function () {
     }
   });
 
+  it('the Node.js echo returns every datagram, its look-up answers address literals at once; the pack\'s server promotes its young generation when asked', async () => {
+    const echo = await servers.nodeEcho();
+    const fleet = await Fleet.open(echo.port, 100, { prefix: 'e' });
+    try {
+      const outcome = await fleet.echo(3000);
+      assert.deepEqual([outcome.ok, outcome.bad, outcome.lost], [3000, 0, 0]);
+    } finally {
+      await fleet.close();
+      await echo.stop();
+    }
+    // The baselines' look-up answers an address literal at once (dns.lookup answers in the next tick).
+    const { literalFirst } = require('../bench/lib/udp-socket');
+    let answered;
+    literalFirst('127.0.0.1', { family: 4 }, (error, address, family) => (answered = [error, address, family]));
+    assert.deepEqual(answered, [null, '127.0.0.1', 4]);
+    const pack = await servers.pack();
+    try {
+      await pack.promote();
+    } finally {
+      await pack.stop();
+    }
+  });
+
   it('pairs every run with its baseline of the same round, and shows the loss of every run and the worst', () => {
     const results = new Results({});
     results.workload('w', { baseline: 'echo' });

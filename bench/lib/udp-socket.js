@@ -15,4 +15,4 @@ function literalFirst(host, options, callback) {
 
 const udpSocket = () => dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024, lookup: literalFirst });
 
-module.exports = { udpSocket };
+module.exports = { literalFirst, udpSocket };
