@@ -12,6 +12,18 @@ const { ReadRequest } = require('../dist/lib/lwm2m/requests/read');
 const { Lwm2mPath } = require('../dist/lib/model/path');
 const { decode, encode } = require('../dist/lib/coap/message');
 
+/** 3,000 datagrams from 100 devices to an echo server: every one back, byte for byte; the server stopped after. */
+async function assertEchoes(echo) {
+  const fleet = await Fleet.open(echo.port, 100, { prefix: 'e' });
+  try {
+    const outcome = await fleet.echo(3000);
+    assert.deepEqual([outcome.ok, outcome.bad, outcome.lost], [3000, 0, 0]);
+  } finally {
+    await fleet.close();
+    await echo.stop();
+  }
+}
+
 describe('benchmark harness', function () {
   this.timeout(60000);
 
@@ -85,15 +97,7 @@ describe('benchmark harness', function () {
   });
 
   it('the C echo returns every datagram, checked byte for byte, and counts as a sink', async () => {
-    const echo = await servers.cEcho();
-    const fleet = await Fleet.open(echo.port, 100, { prefix: 'e' });
-    try {
-      const outcome = await fleet.echo(3000);
-      assert.deepEqual([outcome.ok, outcome.bad, outcome.lost], [3000, 0, 0]);
-    } finally {
-      await fleet.close();
-      await echo.stop();
-    }
+    await assertEchoes(await servers.cEcho());
     const sink = await servers.cEcho({ sink: true });
     const blaster = await Fleet.open(sink.port, 100, { prefix: 's' });
     try {
@@ -111,15 +115,7 @@ describe('benchmark harness', function () {
   });
 
   it('the Node.js echo returns every datagram, its look-up answers address literals at once; the pack\'s server promotes its young generation when asked', async () => {
-    const echo = await servers.nodeEcho();
-    const fleet = await Fleet.open(echo.port, 100, { prefix: 'e' });
-    try {
-      const outcome = await fleet.echo(3000);
-      assert.deepEqual([outcome.ok, outcome.bad, outcome.lost], [3000, 0, 0]);
-    } finally {
-      await fleet.close();
-      await echo.stop();
-    }
+    await assertEchoes(await servers.nodeEcho());
     // The baselines' look-up answers an address literal at once (dns.lookup answers in the next tick).
     const { literalFirst } = require('../bench/lib/udp-socket');
     let answered;

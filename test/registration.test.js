@@ -57,16 +57,18 @@ describe('LwM2M registration interface', () => {
     assert.equal(server.registrations.getByEndpoint('sensor-1'), registration);
   });
 
-  it('understands an alternate root path and object versions', async () => {
-    const d = await device('alt-root');
+  /** Registers endpoint (LwM2M 1.1) announcing links, answered 2.01; the registration the server made. */
+  async function registerWithLinks(endpoint, links) {
+    const d = await device(endpoint);
     const registered = once(server, 'registered');
-    const response = await d.send(Method.POST, '/rd', {
-      query: { ep: 'alt-root', lwm2m: '1.1' },
-      payload: Buffer.from('</lwm2m>;rt="oma.lwm2m";ct=11543,</lwm2m/1/0>,</lwm2m/3>;ver=1.1,</lwm2m/3/0>,</lwm2m/3442>'),
-      contentFormat: 40,
-    });
+    const response = await d.send(Method.POST, '/rd', { query: { ep: endpoint, lwm2m: '1.1' }, payload: Buffer.from(links), contentFormat: 40 });
     assert.equal(formatCode(response.code), '2.01');
     const [registration] = await registered;
+    return registration;
+  }
+
+  it('understands an alternate root path and object versions', async () => {
+    const registration = await registerWithLinks('alt-root', '</lwm2m>;rt="oma.lwm2m";ct=11543,</lwm2m/1/0>,</lwm2m/3>;ver=1.1,</lwm2m/3/0>,</lwm2m/3442>');
     assert.equal(registration.rootPath, '/lwm2m');
     assert.deepEqual(registration.contentFormats, [11543]);
     assert.deepEqual(registration.objects, [
@@ -79,15 +81,7 @@ describe('LwM2M registration interface', () => {
   });
 
   it('lists objects and their instances in order whatever order the client links them in, each instance once', async () => {
-    const d = await device('shuffled');
-    const registered = once(server, 'registered');
-    const response = await d.send(Method.POST, '/rd', {
-      query: { ep: 'shuffled', lwm2m: '1.1' },
-      payload: Buffer.from('</3303/2>,</3/0>,</3303/0>,</1/1>,</3303/1>,</1/0>,</3303/0>,</5>'),
-      contentFormat: 40,
-    });
-    assert.equal(formatCode(response.code), '2.01');
-    const [registration] = await registered;
+    const registration = await registerWithLinks('shuffled', '</3303/2>,</3/0>,</3303/0>,</1/1>,</3303/1>,</1/0>,</3303/0>,</5>');
     assert.deepEqual(registration.objects, [
       { id: 1, instances: [0, 1] },
       { id: 3, instances: [0] },
