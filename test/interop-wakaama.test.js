@@ -376,6 +376,18 @@ describe('interop: Eclipse Wakaama clients against the pack in Node-RED', functi
         const expired = await event('expired', endpoint, 6000);
         assert.equal(expired.endpoint, endpoint);
       });
+
+      // Its Updates renew a 2 s lifetime about every second: the store moves the registration on at each expiry it passes.
+      it('stays registered over several lifetimes while its Updates come, as the same registration', async () => {
+        const registered = await start({ lifetime: 2 });
+        await pause(5000);
+        const registration = server().registrations.getByEndpoint(endpoint);
+        assert.ok(registration, 'still registered after 2.5 lifetimes');
+        assert.equal(registration.id, registered.payload.registrationId, 'not registered again');
+        assert.ok(registration.lastUpdate - registration.registeredAt >= 3000, `updated ${registration.lastUpdate - registration.registeredAt} ms after registering`);
+        await client.kill();
+        assert.equal((await event('expired', endpoint, 6000)).endpoint, endpoint);
+      });
     });
   }
 
